@@ -1,0 +1,5 @@
+"""Entry point for ``python -m qmpd``."""
+
+from qmpd.cli import main
+
+raise SystemExit(main())

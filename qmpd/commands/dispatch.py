@@ -1,0 +1,90 @@
+"""Dispatch: one QMP command from name and arguments to its result.
+
+The order of checks is QEMU's: command lookup, then the out-of-band check,
+then argument validation against ``schema/``, then the handler.  Engine and
+schema errors are turned into :class:`QMPError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from qmpd.commands.errors import CommandNotFound, QMPError
+from qmpd.commands.registry import COMMANDS, CommandInfo
+
+EventSink = Callable[[str, "dict | None", tuple[int, int]], None]
+
+
+def _load_families() -> None:
+    # Importing the family modules registers their handlers.
+    from qmpd.commands import (  # noqa: F401
+        block,
+        control,
+        objects,
+        query,
+        reopen,
+    )
+
+
+class Daemon:
+    """Everything a command acts on: the block graph, objects, run state.
+
+    It knows nothing of sockets: events go to ``event_sink``, which the
+    server points at its broadcast.
+    """
+
+    def __init__(self, *, qemu_version: tuple[int, int, int] = (7, 2, 22),
+                 package: str | None = None, extensions: bool = False) -> None:
+        from qmpd import __version__
+        from qmpd.engine.graph import BlockGraph
+
+        self.qemu_version = qemu_version
+        self.package = package if package is not None else f"qmpd {__version__}"
+        self.extensions = extensions
+        self.graph = BlockGraph()
+        self.running = True
+        self.quit_requested = False
+        self.event_sink: EventSink | None = None
+
+    def emit(self, name: str, data: dict | None = None) -> None:
+        """Send event ``name`` to every negotiated client, now."""
+        now = time.time()
+        sec = int(now)
+        ts = (sec, int((now - sec) * 1_000_000))
+        if self.event_sink is not None:
+            self.event_sink(name, data, ts)
+
+
+class Dispatcher:
+    """Runs commands against one :class:`Daemon`."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        _load_families()
+        self.daemon = daemon
+        self.table: dict[str, CommandInfo] = {
+            name: info for name, info in COMMANDS.items()
+            if daemon.extensions or not info.extension
+        }
+
+    def command_names(self) -> list[str]:
+        return list(self.table)
+
+    def execute(self, name: str, arguments: dict | None, *, oob: bool = False) -> Any:
+        from qmpd.engine.errors import BlockError
+        from qmpd.schema import ArgumentError, validate
+
+        info = self.table.get(name)
+        if info is None:
+            raise CommandNotFound(f"The command {name} has not been found")
+        if oob and not info.allow_oob:
+            raise QMPError(f"The command {name} does not support OOB")
+        args = {} if arguments is None else arguments
+        try:
+            validate(name, args)
+            return info.handler(self.daemon, args)
+        except ArgumentError as e:
+            raise QMPError(e.desc) from None
+        except BlockError as e:
+            raise QMPError(e.desc, e.cls) from None
