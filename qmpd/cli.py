@@ -1,0 +1,273 @@
+"""Command line of ``qmpd`` (and ``python -m qmpd``).
+
+Two spellings of "where to serve" are accepted so that scripts written for
+QEMU can start qmpd unchanged:
+
+* qmpd's own: ``--socket PATH`` (repeatable);
+* QEMU's: ``-qmp unix:PATH,server=on,wait=off`` (or the legacy ``server,nowait``),
+  ``-qmp stdio``, and libvirt's ``-chardev socket,id=X,path=P,server=on,wait=off
+  -mon chardev=X,mode=control``.
+
+QEMU options that mean nothing to a QMP-only daemon (``-machine``/``-M``,
+``-nodefaults``, ``-display none``, ``-nographic``, ``-accel``) are accepted
+and ignored; ``-S`` starts with status ``prelaunch`` and ``-name`` sets what
+``query-name`` reports, as in QEMU.  Anything else is refused with a message
+saying so, before any socket is created.
+
+Parsing is kept light (no trio import) so that errors and ``--help`` are fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from qmpd import __version__
+from qmpd.server.config import (
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_OUTPUT,
+    DEFAULT_SOCKET_MODE,
+    Endpoint,
+    ServerConfig,
+)
+
+
+class UsageError(Exception):
+    """A command line qmpd cannot honour; the text is shown to the user."""
+
+
+def split_qemu_opts(text: str) -> list[str]:
+    """Split a QEMU option string at commas; ``,,`` stands for a literal comma."""
+    parts: list[str] = []
+    cur: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == ",":
+            if text[i + 1:i + 2] == ",":
+                cur.append(",")
+                i += 2
+                continue
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+_ON = {"on", "yes", "true", "y"}
+_OFF = {"off", "no", "false", "n"}
+
+
+def _flag(key: str, value: str, where: str) -> bool:
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise UsageError(f"{where}: {key}={value}: expected on or off")
+
+
+def _socket_endpoint(path: str, opts: list[str], where: str,
+                     allowed: tuple[str, ...] = ()) -> Endpoint:
+    """Check QEMU's socket-server options; qmpd can only listen."""
+    server = False
+    for opt in opts:
+        key, eq, value = opt.partition("=")
+        if key in allowed:
+            continue
+        if key == "server":
+            server = _flag(key, value, where) if eq else True
+        elif key == "nowait" and not eq:
+            pass
+        elif key == "wait":
+            _flag(key, value, where)  # qmpd has nothing to wait for: either is fine
+        else:
+            raise UsageError(f"{where}: option '{opt}' is not supported by qmpd")
+    if not server:
+        raise UsageError(f"{where}: qmpd only listens; add server=on,wait=off")
+    if not path:
+        raise UsageError(f"{where}: missing socket path")
+    return Endpoint("unix", path)
+
+
+def parse_qmp_spec(spec: str) -> Endpoint:
+    """``-qmp`` argument: ``unix:PATH,server=on,wait=off`` or ``stdio``."""
+    where = f"-qmp {spec}"
+    if spec == "stdio":
+        return Endpoint("stdio")
+    if spec.startswith("unix:"):
+        parts = split_qemu_opts(spec[5:])
+        return _socket_endpoint(parts[0], parts[1:], where)
+    raise UsageError(f"{where}: qmpd serves only 'unix:PATH,server=on,wait=off' or 'stdio'")
+
+
+def parse_chardevs(chardevs: list[str], mons: list[str]) -> list[Endpoint]:
+    """libvirt's ``-chardev socket,id=X,path=P,server=on,wait=off -mon chardev=X,mode=control``."""
+    devs: dict[str, Endpoint] = {}
+    for spec in chardevs:
+        where = f"-chardev {spec}"
+        parts = split_qemu_opts(spec)
+        backend, rest = parts[0], parts[1:]
+        kv = dict(p.partition("=")[::2] for p in rest)
+        dev_id = kv.get("id")
+        if not dev_id:
+            raise UsageError(f"{where}: missing id=")
+        if backend == "socket":
+            path = kv.get("path", "")
+            devs[dev_id] = _socket_endpoint(path, rest, where, allowed=("id", "path"))
+        elif backend == "stdio":
+            if set(kv) - {"id", "signal"}:
+                raise UsageError(f"{where}: only id= is supported for stdio")
+            devs[dev_id] = Endpoint("stdio")
+        else:
+            raise UsageError(f"{where}: qmpd supports only socket and stdio chardevs")
+    endpoints: list[Endpoint] = []
+    used: set[str] = set()
+    for spec in mons:
+        where = f"-mon {spec}"
+        kv = dict(p.partition("=")[::2] for p in split_qemu_opts(spec))
+        unknown = set(kv) - {"chardev", "mode", "pretty", "id"}
+        if unknown:
+            raise UsageError(f"{where}: option '{sorted(unknown)[0]}' is not supported by qmpd")
+        if kv.get("mode", "readline") != "control":
+            raise UsageError(f"{where}: qmpd has only QMP monitors; use mode=control")
+        if kv.get("pretty", "off") not in _OFF:
+            raise UsageError(f"{where}: pretty=on is not supported by qmpd")
+        dev = kv.get("chardev", "")
+        if dev not in devs:
+            raise UsageError(f"{where}: no -chardev with id={dev}")
+        used.add(dev)
+        endpoints.append(devs[dev])
+    unused = sorted(set(devs) - used)
+    if unused:
+        raise UsageError(f"-chardev id={unused[0]}: not used by any -mon (qmpd serves only monitors)")
+    return endpoints
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    parts = text.split(".")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) not in (2, 3) or any(n < 0 for n in nums):
+        raise UsageError(f"--qemu-version {text}: expected MAJOR.MINOR.MICRO, e.g. 7.2.22")
+    if len(nums) == 2:
+        nums.append(0)
+    return nums[0], nums[1], nums[2]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text, 0)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qmpd", allow_abbrev=False,
+        description="A QMP daemon that answers like QEMU 7.2's block layer, in memory.",
+        epilog="QEMU spellings accepted: -qmp unix:PATH,server=on,wait=off | -qmp stdio, "
+               "-chardev socket,id=X,path=P,server=on,wait=off -mon chardev=X,mode=control; "
+               "ignored: -machine/-M, -nodefaults, -display none, -nographic, -accel; "
+               "-S (start paused, status prelaunch), -name NAME, -pidfile FILE.")
+    p.add_argument("--version", action="version", version=f"qmpd {__version__}")
+    p.add_argument("--socket", action="append", default=[], metavar="PATH",
+                   help="listen for QMP clients on this UNIX socket (repeatable)")
+    p.add_argument("--qemu-version", default="7.2.22", metavar="X.Y.Z",
+                   help="version reported in the greeting and by query-version (default %(default)s)")
+    p.add_argument("--pidfile", "-pidfile", metavar="FILE", help="write the process id here")
+    p.add_argument("--extensions", action="store_true",
+                   help="enable qmpd's own x-qmpd-* commands")
+    p.add_argument("--socket-mode", default=f"{DEFAULT_SOCKET_MODE:04o}", metavar="OCTAL",
+                   help="permissions of the socket file (default %(default)s)")
+    p.add_argument("--hmp-output", choices=("reply", "stdout"), default="reply",
+                   help="where human-monitor-command output goes (default %(default)s)")
+    p.add_argument("--trace", metavar="FILE",
+                   help="append every message in and out to FILE as JSON lines")
+    p.add_argument("--max-clients", type=_positive_int, default=DEFAULT_MAX_CLIENTS,
+                   metavar="N", help="refuse connections beyond N clients (default %(default)s)")
+    p.add_argument("--max-output", type=_positive_int, default=DEFAULT_MAX_OUTPUT,
+                   metavar="BYTES",
+                   help="disconnect a client with more than BYTES of unread output "
+                        "(default %(default)s)")
+    q = p.add_argument_group("QEMU compatibility")
+    q.add_argument("-qmp", "--qmp", action="append", default=[], metavar="SPEC")
+    q.add_argument("-chardev", "--chardev", action="append", default=[], metavar="SPEC")
+    q.add_argument("-mon", "--mon", action="append", default=[], metavar="SPEC")
+    q.add_argument("-machine", "--machine", "-M", action="append", default=[], metavar="X",
+                   help=argparse.SUPPRESS)
+    q.add_argument("-accel", "--accel", action="append", default=[], metavar="X",
+                   help=argparse.SUPPRESS)
+    q.add_argument("-display", "--display", metavar="none", help=argparse.SUPPRESS)
+    q.add_argument("-nodefaults", "--nodefaults", action="store_true", help=argparse.SUPPRESS)
+    q.add_argument("-nographic", "--nographic", action="store_true", help=argparse.SUPPRESS)
+    q.add_argument("-S", dest="start_paused", action="store_true", help=argparse.SUPPRESS)
+    q.add_argument("-name", "--name", metavar="NAME", help=argparse.SUPPRESS)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> ServerConfig:
+    """Command line -> :class:`ServerConfig`; raises :class:`UsageError`."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise UsageError(f"{unknown[0]}: not supported by qmpd "
+                         "(it emulates only QEMU's QMP monitor; see qmpd --help)")
+    if args.display is not None and split_qemu_opts(args.display)[0] != "none":
+        raise UsageError(f"-display {args.display}: qmpd has no display; use -display none")
+    endpoints = [Endpoint("unix", path) for path in args.socket]
+    endpoints += [parse_qmp_spec(spec) for spec in args.qmp]
+    endpoints += parse_chardevs(args.chardev, args.mon)
+    if not endpoints:
+        raise UsageError("nowhere to serve: give --socket PATH "
+                         "(or -qmp unix:PATH,server=on,wait=off, or -qmp stdio)")
+    if sum(1 for e in endpoints if e.kind == "stdio") > 1:
+        raise UsageError("stdio can serve only one monitor")
+    paths = [e.path for e in endpoints if e.kind == "unix"]
+    if len(set(paths)) != len(paths):
+        raise UsageError("the same socket path is given twice")
+    try:
+        mode = int(args.socket_mode, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        raise UsageError(f"--socket-mode {args.socket_mode}: expected octal permissions like 0600")
+    vm_name = split_qemu_opts(args.name)[0] if args.name else None
+    if vm_name and vm_name.startswith("guest="):
+        vm_name = vm_name[len("guest="):]
+    return ServerConfig(
+        endpoints=endpoints,
+        qemu_version=parse_version(args.qemu_version),
+        extensions=args.extensions,
+        socket_mode=mode,
+        pidfile=args.pidfile,
+        hmp_output=args.hmp_output,
+        trace=args.trace,
+        max_clients=args.max_clients,
+        max_output=args.max_output,
+        start_paused=args.start_paused,
+        vm_name=vm_name,
+    )
+
+
+def _early_signal(signum: int, frame: object) -> None:
+    # Until the server installs its own handlers, a signal still exits
+    # through the cleanup code (which removes the socket file).
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = parse_args(argv)
+    except UsageError as e:
+        print(f"qmpd: {e}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _early_signal)
+    from qmpd.server import run
+
+    return run(config)

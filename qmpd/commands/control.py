@@ -1,0 +1,101 @@
+"""Front-end commands: negotiation, version, the command list and schema,
+quit, and the run-state commands clients send as soon as they connect.
+
+Results are built as dicts in QAPI schema member order; the encoder turns
+that into QEMU's hash-table key order on the wire (reference section 0.2).
+Events are emitted through ``daemon.emit`` *before* returning, so that they
+reach the client before the reply, as in QEMU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qmpd.commands.registry import command
+
+# Events qmpd can emit; query-qmp-schema describes these.
+EVENTS: tuple[str, ...] = (
+    "SHUTDOWN", "STOP", "RESUME",
+    "JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED",
+    "BLOCK_JOB_ERROR", "BLOCK_JOB_READY", "BLOCK_JOB_PENDING",
+)
+
+
+@command("qmp_capabilities")
+def qmp_capabilities(daemon: Any, args: dict) -> dict:
+    # The session tracks negotiation and OOB itself (when this reply is
+    # encoded); the argument shape ({"enable": [QMPCapability]}) is checked
+    # by the schema before we get here.
+    return {}
+
+
+@command("query-version")
+def query_version(daemon: Any, args: dict) -> dict:
+    major, minor, micro = daemon.qemu_version
+    return {"qemu": {"major": major, "minor": minor, "micro": micro},
+            "package": daemon.package}
+
+
+def _command_names(daemon: Any) -> list[str]:
+    # The server links the dispatcher to the daemon it runs against.
+    return list(daemon.dispatcher.command_names())
+
+
+@command("query-commands")
+def query_commands(daemon: Any, args: dict) -> list[dict]:
+    return [{"name": name} for name in _command_names(daemon)]
+
+
+@command("query-qmp-schema")
+def query_qmp_schema(daemon: Any, args: dict) -> list[dict]:
+    from qmpd.schema import introspect
+
+    return introspect(_command_names(daemon), list(EVENTS))
+
+
+@command("quit")
+def quit_(daemon: Any, args: dict) -> dict:
+    # QEMU sends SHUTDOWN before the reply, then closes the connection and exits;
+    # the server does the closing when it sees quit_requested.
+    daemon.quit_requested = True
+    daemon.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
+    return {}
+
+
+def _run_state(daemon: Any) -> str:
+    if daemon.running:
+        return "running"
+    # "prelaunch" with -S until the first cont, "paused" after stop.
+    return getattr(daemon, "run_state", "paused")
+
+
+@command("query-status")
+def query_status(daemon: Any, args: dict) -> dict:
+    # StatusInfo member order: running, singlestep, status.
+    return {"running": daemon.running, "singlestep": False, "status": _run_state(daemon)}
+
+
+@command("stop")
+def stop(daemon: Any, args: dict) -> dict:
+    # QEMU emits STOP only on a real transition; a second stop is silent.
+    if daemon.running:
+        daemon.running = False
+        daemon.run_state = "paused"
+        daemon.emit("STOP")
+    return {}
+
+
+@command("cont")
+def cont(daemon: Any, args: dict) -> dict:
+    # cont while running succeeds without an event (verified on 7.2).
+    if not daemon.running:
+        daemon.running = True
+        daemon.run_state = "running"
+        daemon.emit("RESUME")
+    return {}
+
+
+@command("query-name")
+def query_name(daemon: Any, args: dict) -> dict:
+    name = getattr(daemon, "vm_name", None)
+    return {"name": name} if name else {}

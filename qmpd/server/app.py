@@ -1,0 +1,368 @@
+"""The trio server: accepts clients, runs their commands, fans events out.
+
+Structure (structured concurrency only, no threads)::
+
+    root nursery
+    ├── signal watcher             SIGINT/SIGTERM -> SHUTDOWN event, then shutdown
+    └── clients nursery
+        ├── accept nursery         one accept loop per endpoint (or the stdio client)
+        └── one task per client    its own nursery: reader (runs commands) + writer
+
+Each client has its own :class:`qmpd.protocol.session.Session` and an output
+buffer.  Replies and events are appended to that buffer in the order they are
+produced (so an event raised by a command lands before the command's reply),
+and the client's writer task sends whatever has accumulated.  Commands run
+synchronously in the reader task of the client that sent them; the daemon
+state is only ever touched from one task at a time.
+
+Resilience: a client's bad input only produces error replies for that client;
+an exception escaping a handler becomes a GenericError reply and a traceback
+on stderr; a client that stops reading is paused (its own commands) and, if
+events pile up past ``max_output`` bytes, disconnected.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from qmpd import __version__
+from qmpd.commands.errors import QMPError
+from qmpd.protocol.encode import encode_event
+from qmpd.protocol.session import Session
+from qmpd.server.config import Endpoint, ServerConfig
+from qmpd.server.listener import ListenError, UnixListener
+from qmpd.server.trace import Tracer
+
+# A client's own commands are paused while more than this many bytes of its
+# output are unsent (TCP-like backpressure for clients that pipeline faster
+# than they read).
+HIGH_WATER = 1024 * 1024
+READ_SIZE = 65536
+# On shutdown, how long clients get to receive what is already queued for them.
+FLUSH_TIMEOUT = 2.0
+
+
+def log(msg: str) -> None:
+    print(f"qmpd: {msg}", file=sys.stderr, flush=True)
+
+
+def _timestamp() -> tuple[int, int]:
+    now = time.time()
+    sec = int(now)
+    return sec, int((now - sec) * 1_000_000)
+
+
+class Client:
+    """One connection: its session, output buffer and the two tasks."""
+
+    def __init__(self, server: Server, cid: int, rstream: Any, wstream: Any) -> None:
+        self.server = server
+        self.cid = cid
+        self.rstream = rstream
+        self.wstream = wstream
+        self.session = Session(server.version_info)
+        self.buf = bytearray()
+        self.wake = trio.Event()
+        self.drained = trio.Event()
+        self.closing = False
+        self.dead = False
+        self.scope = trio.CancelScope()
+        self.reader_scope = trio.CancelScope()
+        self.tracer = server.tracer
+
+    def push(self, data: bytes) -> None:
+        if self.dead:
+            return
+        if self.tracer is not None:
+            self.tracer.log(self.cid, "out", data)
+        self.buf += data
+        if len(self.buf) > self.server.config.max_output:
+            log(f"client {self.cid}: disconnected, more than "
+                f"{self.server.config.max_output} bytes of output unread")
+            self.dead = True
+            self.buf = bytearray()
+            self.scope.cancel()
+
+    def finish(self) -> None:
+        """Stop reading; the writer sends what is queued, then the connection closes."""
+        self.closing = True
+        self.reader_scope.cancel()
+        self.wake.set()
+
+    async def run(self) -> None:
+        self.push(self.session.greeting())
+        with self.scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer)
+                with self.reader_scope:
+                    await self._reader()
+                self.closing = True
+                self.wake.set()
+
+    async def _reader(self) -> None:
+        session = self.session
+        server = self.server
+        execute = server.execute
+        receive = self.rstream.receive_some
+        while not self.closing:
+            try:
+                data = await receive(READ_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return
+            if not data:
+                return
+            if self.tracer is not None:
+                self.tracer.log(self.cid, "in", data)
+            try:
+                items = session.feed(data)
+            except Exception:
+                # The protocol core must not fail; if it does, this session's
+                # state is unknown, so only this client is dropped.
+                log(f"client {self.cid}: protocol error, disconnecting\n"
+                    + traceback.format_exc())
+                return
+            while items:
+                refeed = False
+                for item in items:
+                    if item.__class__ is bytes:
+                        self.push(item)
+                    else:
+                        self.push(execute(session, item))
+                        if server.quitting:
+                            return
+                        # The session may hold back what follows a
+                        # qmp_capabilities until its reply switched modes.
+                        refeed = item.name == "qmp_capabilities"
+                    if len(self.buf) > HIGH_WATER:
+                        await self._wait_drained()
+                items = session.feed(b"") if refeed else None
+            self.wake.set()
+
+    async def _wait_drained(self) -> None:
+        while len(self.buf) > HIGH_WATER and not self.dead:
+            self.wake.set()
+            self.drained = trio.Event()
+            await self.drained.wait()
+
+    async def _writer(self) -> None:
+        send = self.wstream.send_all
+        while True:
+            if not self.buf:
+                if self.closing or self.dead:
+                    return
+                await self.wake.wait()
+                self.wake = trio.Event()
+                continue
+            data = self.buf
+            self.buf = bytearray()
+            try:
+                await send(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                # The peer went away; nothing more to do for this client.
+                self.dead = True
+                self.scope.cancel()
+                return
+            self.drained.set()
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        major, minor, micro = config.qemu_version
+        # Built in schema member order (VersionInfo: qemu, package;
+        # VersionTriple: major, minor, micro); the encoder orders keys as QEMU.
+        self.version_info = {"qemu": {"major": major, "minor": minor, "micro": micro},
+                             "package": f"qmpd {__version__}"}
+        self.clients: set[Client] = set()
+        self.tracer = Tracer(config.trace) if config.trace else None
+        self.quitting = False
+        self._shutdown = trio.Event()
+        self._next_cid = 0
+        self._dispatcher: Any = None
+        self._daemon: Any = None
+        self._execute: Callable[..., Any] | None = None
+        self._root: trio.Nursery | None = None
+        self.unix_endpoints = sum(1 for e in config.endpoints if e.kind == "unix")
+
+    # ------------------------------------------------------------ commands
+
+    def _load_dispatcher(self) -> Callable[..., Any]:
+        # Deferred to the first command so that the greeting goes out before the
+        # engine, schema and command modules are imported.
+        from qmpd.commands.dispatch import Daemon, Dispatcher
+
+        cfg = self.config
+        daemon = Daemon(qemu_version=cfg.qemu_version, extensions=cfg.extensions)
+        daemon.hmp_output = cfg.hmp_output  # type: ignore[attr-defined]
+        daemon.vm_name = cfg.vm_name  # type: ignore[attr-defined]
+        if cfg.start_paused:
+            daemon.running = False
+            daemon.run_state = "prelaunch"  # type: ignore[attr-defined]
+        daemon.event_sink = self.broadcast
+        dispatcher = Dispatcher(daemon)
+        # query-commands and query-qmp-schema list the dispatcher's table.
+        daemon.dispatcher = dispatcher  # type: ignore[attr-defined]
+        self._daemon = daemon
+        self._dispatcher = dispatcher
+        self._execute = dispatcher.execute
+        return dispatcher.execute
+
+    def execute(self, session: Session, req: Any) -> bytes:
+        """Run one command; always returns the reply bytes, never raises."""
+        try:
+            run = self._execute or self._load_dispatcher()
+            result = run(req.name, req.arguments, oob=req.oob)
+            reply = session.reply(req, result)
+        except QMPError as e:
+            return session.error(req, e.cls, e.desc)
+        except Exception as e:
+            log(f"internal error in command {req.name!r}:\n" + traceback.format_exc())
+            return session.error(req, "GenericError",
+                                 f"qmpd internal error in '{req.name}': "
+                                 f"{type(e).__name__}: {e}")
+        if self._daemon.quit_requested:
+            self.request_shutdown()
+        return reply
+
+    # ------------------------------------------------------------ events
+
+    def broadcast(self, name: str, data: dict | None, ts: tuple[int, int]) -> None:
+        """The daemon's event sink: queue the event for every negotiated client."""
+        msg = encode_event(name, data, ts)
+        for client in tuple(self.clients):
+            if client.session.negotiated:
+                client.push(msg)
+                client.wake.set()
+
+    def emit(self, name: str, data: dict | None = None) -> None:
+        if self._daemon is not None:
+            self._daemon.emit(name, data)
+        else:
+            self.broadcast(name, data, _timestamp())
+
+    # ------------------------------------------------------------ lifecycle
+
+    def request_shutdown(self) -> None:
+        self.quitting = True
+        self._shutdown.set()
+
+    async def _client_task(self, rstream: Any, wstream: Any) -> None:
+        self._next_cid += 1
+        client = Client(self, self._next_cid, rstream, wstream)
+        self.clients.add(client)
+        if self.tracer is not None:
+            self.tracer.log(client.cid, "connect", b"")
+        try:
+            await client.run()
+        except Exception:
+            log(f"client {client.cid}: unexpected error, disconnected\n"
+                + traceback.format_exc())
+        finally:
+            self.clients.discard(client)
+            if self.tracer is not None:
+                self.tracer.log(client.cid, "disconnect", b"")
+            for stream in {id(rstream): rstream, id(wstream): wstream}.values():
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(stream)
+
+    async def _accept_unix(self, listener: UnixListener, nursery: trio.Nursery) -> None:
+        sock = trio.socket.from_stdlib_socket(listener.sock)
+        while True:
+            try:
+                conn, _ = await sock.accept()
+            except OSError as e:
+                # e.g. EMFILE: keep serving the clients we have.
+                log(f"accept on {listener.path} failed: {e}")
+                await trio.sleep(0.1)
+                continue
+            if len(self.clients) >= self.config.max_clients:
+                log(f"refusing a connection on {listener.path}: "
+                    f"{self.config.max_clients} clients already connected")
+                conn.close()
+                continue
+            stream = trio.SocketStream(conn)
+            nursery.start_soon(self._client_task, stream, stream)
+
+    async def _serve_stdio(self) -> None:
+        rstream = trio.lowlevel.FdStream(os.dup(0))
+        wstream = trio.lowlevel.FdStream(os.dup(1))
+        await self._client_task(rstream, wstream)
+        if not self.unix_endpoints:
+            # The only client is gone: nothing left to serve.
+            self.request_shutdown()
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self.quitting and self._root is not None:
+                    # A second signal: do not wait for slow clients any longer.
+                    self._root.cancel_scope.cancel()
+                    return
+                log(f"terminating on signal {signum}")
+                self.emit("SHUTDOWN", {"guest": False, "reason": "host-signal"})
+                self.request_shutdown()
+
+    async def main(self, listeners: list[UnixListener]) -> None:
+        async with trio.open_nursery() as root:
+            self._root = root
+            root.start_soon(self._watch_signals)
+            async with trio.open_nursery() as clients:
+                async with trio.open_nursery() as accept:
+                    for listener in listeners:
+                        accept.start_soon(self._accept_unix, listener, clients)
+                    if any(e.kind == "stdio" for e in self.config.endpoints):
+                        clients.start_soon(self._serve_stdio)
+                    await self._shutdown.wait()
+                    accept.cancel_scope.cancel()
+                for client in tuple(self.clients):
+                    client.finish()
+                clients.cancel_scope.deadline = trio.current_time() + FLUSH_TIMEOUT
+            root.cancel_scope.cancel()
+
+
+def run(config: ServerConfig) -> int:
+    listeners: list[UnixListener] = []
+    pidfile_written = False
+    server: Server | None = None
+    try:
+        try:
+            for ep in config.endpoints:
+                if ep.kind == "unix":
+                    listeners.append(UnixListener(ep.path, config.socket_mode))
+        except ListenError as e:
+            log(str(e))
+            return 1
+        if config.pidfile:
+            try:
+                with open(config.pidfile, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+                pidfile_written = True
+            except OSError as e:
+                log(f"cannot write pidfile {config.pidfile}: {e.strerror}")
+                return 1
+        server = Server(config)
+        trio.run(server.main, listeners)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for listener in listeners:
+            listener.remove()
+        if pidfile_written and config.pidfile:
+            try:
+                os.unlink(config.pidfile)
+            except OSError:
+                pass
+        if server is not None and server.tracer is not None:
+            server.tracer.close()
+
+
+__all__ = ["Client", "Endpoint", "Server", "run"]
