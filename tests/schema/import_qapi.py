@@ -1,0 +1,390 @@
+"""Regenerate the JSON Schema documents under ``schema/`` from QEMU 7.2's QAPI.
+
+Not a test (pytest does not collect it) and not run in CI: it needs a QEMU 7.2
+source tree (``apt-get source qemu`` on Debian bookworm gives one).  It loads
+``qapi/qapi-schema.json`` with QEMU's own ``scripts/qapi`` parser, keeps what the
+Debian x86_64 build compiles in (the ``if:`` conditions are evaluated against
+:data:`CONFIG`), and writes every command, event and type that qmpd describes
+as JSON Schema (draft 2020-12) plus the ``x-qapi-*`` keywords that
+``qmpd.schema`` reads (see ``schema/README.md``).
+
+    python tests/schema/import_qapi.py /path/to/qemu-7.2.0 [--all OUTDIR]
+
+``--all OUTDIR`` writes every command and event instead (used once to check
+``qmpd.schema.introspect`` against a live ``query-qmp-schema``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+# What Debian's qemu-system-x86_64 7.2 build defines; checked by comparing the
+# generated introspection with the live query-qmp-schema reply (1051 entries).
+CONFIG = {
+    "CONFIG_SPICE", "TARGET_I386", "CONFIG_VNC", "CONFIG_LINUX", "CONFIG_TPM",
+    "CONFIG_REPLICATION", "CONFIG_DBUS_DISPLAY", "CONFIG_SPICE_PROTOCOL", "CONFIG_TCG",
+    "CONFIG_POSIX", "CONFIG_FUSE", "CONFIG_ZSTD", "CONFIG_VHOST_USER_BLK_SERVER",
+    "CONFIG_VHOST_CRYPTO", "CONFIG_VDUSE_BLK_EXPORT", "CONFIG_SECRET_KEYRING", "CONFIG_SDL",
+    "CONFIG_OPENGL", "CONFIG_GTK", "CONFIG_GBM", "CONFIG_CURSES", "CONFIG_LINUX_IO_URING",
+    "CONFIG_LIBPMEM", "CONFIG_FDT", "CONFIG_SLIRP", "CONFIG_VIRTFS", "CONFIG_KVM",
+    "HAVE_HOST_BLOCK_DEVICE", "HAVE_IPPROTO_MPTCP",
+}
+
+# Command family -> (file, commands, events).  Order inside a file follows QAPI.
+FAMILIES: dict[str, tuple[list[str], list[str]]] = {
+    "control": (["qmp_capabilities", "query-version", "query-commands", "query-qmp-schema",
+                 "quit", "query-status", "stop", "cont", "query-name"],
+                ["SHUTDOWN", "STOP", "RESUME"]),
+    "block": (["blockdev-add", "blockdev-del", "blockdev-reopen", "query-named-block-nodes",
+               "x-debug-query-block-graph", "query-block"], []),
+    "jobs": (["block-stream", "block-commit", "block-job-set-speed", "block-job-cancel",
+              "block-job-pause", "block-job-resume", "block-job-complete", "block-job-dismiss",
+              "block-job-finalize", "job-pause", "job-resume", "job-cancel", "job-complete",
+              "job-dismiss", "job-finalize", "query-jobs", "query-block-jobs"],
+             ["JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED",
+              "BLOCK_JOB_READY", "BLOCK_JOB_PENDING", "BLOCK_JOB_ERROR"]),
+    "objects": (["object-add", "object-del", "query-iothreads"], []),
+    "misc": (["human-monitor-command"], []),
+}
+
+# QAPI module -> shared definitions file.
+BLOCK_MODULES = {"block-core", "block", "job", "block-export", "transaction"}
+QOM_MODULES = {"qom", "authz", "crypto"}
+
+INT_TYPES = {
+    "int": (-(1 << 63), (1 << 63) - 1), "int8": (-(1 << 7), (1 << 7) - 1),
+    "int16": (-(1 << 15), (1 << 15) - 1), "int32": (-(1 << 31), (1 << 31) - 1),
+    "int64": (-(1 << 63), (1 << 63) - 1),
+    # The QObject input visitor takes negative int64 values for unsigned types
+    # ("for backward compatibility") and wraps them; see schema/README.md.
+    "uint8": (-(1 << 63), (1 << 64) - 1), "uint16": (-(1 << 63), (1 << 64) - 1),
+    "uint32": (-(1 << 63), (1 << 64) - 1), "uint64": (-(1 << 63), (1 << 64) - 1),
+    "size": (-(1 << 63), (1 << 64) - 1),
+}
+
+
+def cond_true(ifcond: Any) -> bool:
+    if ifcond is None:
+        return True
+    if isinstance(ifcond, str):
+        return ifcond in CONFIG
+    if "all" in ifcond:
+        return all(cond_true(c) for c in ifcond["all"])
+    if "any" in ifcond:
+        return any(cond_true(c) for c in ifcond["any"])
+    if "not" in ifcond:
+        return not cond_true(ifcond["not"])
+    raise ValueError(ifcond)
+
+
+def present(x: Any) -> bool:
+    return cond_true(x.ifcond.ifcond)
+
+
+def feats(x: Any) -> list[str]:
+    return [f.name for f in (x.features or []) if present(f)]
+
+
+def visit_order(schema: Any) -> dict[str, int]:
+    """Commands and events in the order QEMU's generators visit them (module by module)."""
+    from qapi.schema import QAPISchemaVisitor  # type: ignore[import-not-found]
+
+    order: dict[str, int] = {}
+
+    class V(QAPISchemaVisitor):  # type: ignore[misc]
+        def visit_command(self, name: str, *a: Any) -> None:
+            order[name] = len(order)
+
+        def visit_event(self, name: str, *a: Any) -> None:
+            order[name] = len(order)
+
+    schema.visit(V())
+    return order
+
+
+def builtins_doc() -> dict:
+    defs: dict[str, Any] = {
+        "str": {"type": "string"},
+        "number": {"type": "number"},
+        "bool": {"type": "boolean"},
+        "null": {"type": "null"},
+        "any": {"x-qapi-json-type": "value"},
+        "q_empty": {"type": "object", "properties": {},
+                    "x-qapi-comment": "the empty object: no arguments / empty union branch"},
+    }
+    for name, (lo, hi) in INT_TYPES.items():
+        defs[name] = {"type": "integer", "minimum": lo, "maximum": hi}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "builtins.json",
+        "title": "QAPI built-in types",
+        "$defs": defs,
+    }
+
+
+class Gen:
+    def __init__(self, schema: Any) -> None:
+        from qapi.schema import (  # type: ignore[import-not-found]
+            QAPISchemaAlternateType,
+            QAPISchemaArrayType,
+            QAPISchemaBuiltinType,
+            QAPISchemaEnumType,
+            QAPISchemaObjectType,
+        )
+        self.S = schema
+        self.Alt, self.Arr, self.Builtin = QAPISchemaAlternateType, QAPISchemaArrayType, QAPISchemaBuiltinType
+        self.Enum, self.Obj = QAPISchemaEnumType, QAPISchemaObjectType
+        self.order = visit_order(schema)
+        self.defs: dict[str, dict[str, dict]] = {}  # file -> name -> schema
+        self.branch_only: dict[str, bool] = {}
+        self.todo: list[Any] = []
+        self.done: set[str] = set()
+
+    def file_of(self, typ: Any) -> str:
+        mod = Path(typ.info.fname).stem if typ.info else "builtins"
+        if mod in BLOCK_MODULES:
+            return "types-block.json"
+        if mod in QOM_MODULES:
+            return "types-qom.json"
+        return "types-common.json"
+
+    def ref(self, typ: Any, *, as_branch: bool = False) -> dict:
+        if isinstance(typ, self.Builtin):
+            return {"$ref": f"builtins.json#/$defs/{typ.name}"}
+        if isinstance(typ, self.Arr):
+            return {"type": "array", "items": self.ref(typ.element_type)}
+        if typ.name == "q_empty":
+            return {"$ref": "builtins.json#/$defs/q_empty"}
+        assert not typ.is_implicit(), typ.name
+        if isinstance(typ, self.Obj) and not typ.variants:
+            prev = self.branch_only.get(typ.name, True)
+            self.branch_only[typ.name] = prev and as_branch
+        if typ.name not in self.done:
+            self.done.add(typ.name)
+            self.todo.append(typ)
+        return {"$ref": f"{self.file_of(typ)}#/$defs/{typ.name}"}
+
+    def member(self, m: Any) -> dict:
+        out = self.ref(m.type)
+        f = feats(m)
+        if f:
+            out = dict(out)
+            out["x-qapi-features"] = f
+        return out
+
+    def object_body(self, members: list, *, closed: bool) -> dict:
+        props: dict[str, Any] = {}
+        req: list[str] = []
+        for m in members:
+            if not present(m):
+                continue
+            props[m.name] = self.member(m)
+            if not m.optional:
+                req.append(m.name)
+        out: dict[str, Any] = {"type": "object", "properties": props}
+        if req:
+            out["required"] = req
+        if closed:
+            out["additionalProperties"] = False
+        return out
+
+    def typedef(self, typ: Any) -> dict:
+        if isinstance(typ, self.Enum):
+            vals = [m for m in typ.members if present(m)]
+            out: dict[str, Any] = {"type": "string", "enum": [m.name for m in vals]}
+            vf = {m.name: feats(m) for m in vals if feats(m)}
+            if vf:
+                out["x-qapi-value-features"] = vf
+        elif isinstance(typ, self.Alt):
+            out = {"x-qapi-alternate": True,
+                   "oneOf": [self.ref(v.type) for v in typ.variants.variants if present(v)]}
+        elif typ.variants:
+            tag = typ.variants.tag_member.name
+            out = self.object_body(typ.members, closed=False)
+            out["x-qapi-discriminator"] = tag
+            out["allOf"] = [
+                {"if": {"properties": {tag: {"const": v.name}}, "required": [tag]},
+                 "then": self.ref(v.type, as_branch=True)}
+                for v in typ.variants.variants if present(v)
+            ]
+            out["unevaluatedProperties"] = False
+        else:
+            out = self.object_body(typ.members, closed=True)
+        f = feats(typ)
+        if f:
+            out["x-qapi-features"] = f
+        return out
+
+    def drain(self) -> None:
+        while self.todo:
+            typ = self.todo.pop(0)
+            self.defs.setdefault(self.file_of(typ), {})[typ.name] = self.typedef(typ)
+
+    def args(self, arg_type: Any, boxed: bool) -> dict | None:
+        if arg_type is None or arg_type.name == "q_empty":
+            return None
+        if boxed or not arg_type.is_implicit():
+            return self.ref(arg_type)
+        return self.object_body(arg_type.members, closed=True)
+
+    def command(self, name: str) -> dict:
+        c = self.S.lookup_entity(name)
+        out: dict[str, Any] = {"x-qapi-order": self.order[name]}
+        a = self.args(c.arg_type, c.boxed)
+        if a is not None:
+            out["arguments"] = a
+        if c.boxed:
+            out["x-qapi-boxed"] = True
+        if c.ret_type is not None:
+            out["returns"] = self.ref(c.ret_type)
+        if c.allow_oob:
+            out["x-qapi-allow-oob"] = True
+        f = feats(c)
+        if f:
+            out["x-qapi-features"] = f
+        return out
+
+    def event(self, name: str) -> dict:
+        e = self.S.lookup_entity(name)
+        out: dict[str, Any] = {"x-qapi-order": self.order[name]}
+        a = self.args(e.arg_type, e.boxed)
+        if a is not None:
+            out["data"] = a
+        if e.boxed:
+            out["x-qapi-boxed"] = True
+        f = feats(e)
+        if f:
+            out["x-qapi-features"] = f
+        return out
+
+    def fix_branch_closure(self) -> None:
+        # A struct used only as a union branch stays open: the union closes the
+        # whole object (unevaluatedProperties) after base + branch members.
+        for defs in self.defs.values():
+            for name, d in defs.items():
+                if self.branch_only.get(name) and "additionalProperties" in d:
+                    del d["additionalProperties"]
+                    d["x-qapi-branch"] = True
+
+
+def close_mixed_structs(gen: Gen, docs: list[dict]) -> None:
+    """A struct used both as a union branch and on its own must stay open (the
+    union closes it); its stand-alone uses close it at the use site instead."""
+    branch: set[str] = set()
+    plain: list[dict] = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k == "then" and isinstance(v, dict) and "$ref" in v:
+                    branch.add(v["$ref"].rsplit("/", 1)[1])
+                elif isinstance(v, dict) and "$ref" in v:
+                    plain.append(v)
+                    walk(v)
+                else:
+                    walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    all_docs = docs + list({"$defs": d} for d in gen.defs.values())
+    for d in all_docs:
+        walk(d)
+    types = {n: t for d in gen.defs.values() for n, t in d.items()}
+    mixed = {n for n in branch if n in types and types[n].get("additionalProperties") is False}
+    for n in mixed:
+        del types[n]["additionalProperties"]
+    for site in plain:
+        if site["$ref"].rsplit("/", 1)[1] in mixed:
+            site["unevaluatedProperties"] = False
+
+
+def family_doc(name: str, commands: dict, events: dict) -> dict:
+    doc: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{name}.json",
+        "title": f"qmpd commands: {name}",
+        "x-qapi-commands": commands,
+    }
+    if events:
+        doc["x-qapi-events"] = events
+    return doc
+
+
+def qmpd_additions(block: dict, control: dict, gen: Gen) -> None:
+    """Commands qmpd has that QEMU 7.2 lacks (see schema/README.md)."""
+    add = block["x-qapi-commands"]["blockdev-add"]
+    reopen_order = block["x-qapi-commands"]["blockdev-reopen"]["x-qapi-order"]
+    block["x-qapi-commands"]["x-blockdev-reopen"] = {
+        "x-qapi-order": reopen_order + 0.5,
+        "arguments": dict(add["arguments"]),
+        "x-qapi-boxed": True,
+        "x-qapi-features": ["unstable"],
+        "x-qmpd-comment": "QEMU 4.0-6.0's one-node reopen, kept for old clients",
+    }
+    top = max(o["x-qapi-order"] for o in gen_all_orders(gen)) + 1
+    control["x-qapi-commands"]["x-qmpd-reset"] = {
+        "x-qapi-order": top, "x-qapi-features": ["unstable"],
+        "x-qmpd-comment": "qmpd extension: drop all nodes, jobs and objects"}
+    control["x-qapi-commands"]["x-qmpd-clock-step"] = {
+        "x-qapi-order": top + 1,
+        "arguments": {"type": "object",
+                      "properties": {"ns": {"$ref": "builtins.json#/$defs/int"}},
+                      "required": ["ns"], "additionalProperties": False},
+        "x-qapi-features": ["unstable"],
+        "x-qmpd-comment": "qmpd extension: advance the virtual job clock by ns nanoseconds"}
+
+
+def gen_all_orders(gen: Gen) -> list[dict]:
+    return [{"x-qapi-order": v} for v in gen.order.values()]
+
+
+def main() -> None:
+    src = Path(sys.argv[1])
+    sys.path.insert(0, str(src / "scripts"))
+    from qapi.schema import QAPISchema  # type: ignore[import-not-found]
+
+    schema = QAPISchema(str(src / "qapi" / "qapi-schema.json"))
+    gen = Gen(schema)
+    if len(sys.argv) > 3 and sys.argv[2] == "--all":
+        out = Path(sys.argv[3])
+        from qapi.schema import QAPISchemaCommand, QAPISchemaEvent  # type: ignore
+        cmds = [e.name for e in schema._entity_list
+                if isinstance(e, QAPISchemaCommand) and present(e)]
+        evs = [e.name for e in schema._entity_list
+               if isinstance(e, QAPISchemaEvent) and present(e)]
+        families = {"all": (cmds, evs)}
+    else:
+        out = Path(__file__).resolve().parents[2] / "schema"
+        families = FAMILIES
+    docs = {}
+    for fam, (cmds, evs) in families.items():
+        docs[fam] = family_doc(fam, {c: gen.command(c) for c in cmds},
+                               {e: gen.event(e) for e in evs})
+        gen.drain()
+    gen.fix_branch_closure()
+    close_mixed_structs(gen, list(docs.values()))
+    if "block" in docs:
+        qmpd_additions(docs["block"], docs["control"], gen)
+    out.mkdir(parents=True, exist_ok=True)
+    for fam, doc in docs.items():
+        write(out / f"{fam}.json", doc)
+    write(out / "builtins.json", builtins_doc())
+    for fname, defs in gen.defs.items():
+        write(out / fname, {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": fname,
+            "title": "Shared QAPI type definitions (" + fname[6:-5] + ")",
+            "$defs": defs,
+        })
+
+
+def write(path: Path, doc: dict) -> None:
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
