@@ -74,6 +74,7 @@ class Client:
         self.drained = trio.Event()
         self.closing = False
         self.dead = False
+        self.sending = False
         self.scope = trio.CancelScope()
         self.reader_scope = trio.CancelScope()
         self.tracer = server.tracer
@@ -84,7 +85,16 @@ class Client:
         if self.tracer is not None:
             self.tracer.log(self.cid, "out", data)
         self.buf += data
-        if len(self.buf) > self.server.config.max_output:
+
+    def push_event(self, data: bytes) -> None:
+        """Queue an event caused by another client: only these can pile up
+        without bound (a client's own commands wait for its output to drain)."""
+        self.push(data)
+        self.wake.set()
+        # Only while the writer is stuck (the kernel's buffer is full because
+        # the peer does not read) does queued output count against the limit;
+        # otherwise it is on its way as soon as the writer runs.
+        if self.sending and len(self.buf) > self.server.config.max_output:
             log(f"client {self.cid}: disconnected, more than "
                 f"{self.server.config.max_output} bytes of output unread")
             self.dead = True
@@ -135,7 +145,7 @@ class Client:
                     if item.__class__ is bytes:
                         self.push(item)
                     else:
-                        self.push(execute(session, item))
+                        self.push(execute(self, item))
                         if server.quitting:
                             return
                         # The session may hold back what follows a
@@ -163,6 +173,7 @@ class Client:
                 continue
             data = self.buf
             self.buf = bytearray()
+            self.sending = True
             try:
                 await send(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -170,6 +181,7 @@ class Client:
                 self.dead = True
                 self.scope.cancel()
                 return
+            self.sending = False
             self.drained.set()
 
 
@@ -190,6 +202,9 @@ class Server:
         self._daemon: Any = None
         self._execute: Callable[..., Any] | None = None
         self._root: trio.Nursery | None = None
+        # The client whose command is running (its events need no wake-up
+        # and do not count against the unread-output limit).
+        self._running_for: Client | None = None
         self.unix_endpoints = sum(1 for e in config.endpoints if e.kind == "unix")
 
     # ------------------------------------------------------------ commands
@@ -215,8 +230,10 @@ class Server:
         self._execute = dispatcher.execute
         return dispatcher.execute
 
-    def execute(self, session: Session, req: Any) -> bytes:
+    def execute(self, client: Client, req: Any) -> bytes:
         """Run one command; always returns the reply bytes, never raises."""
+        session = client.session
+        self._running_for = client
         try:
             run = self._execute or self._load_dispatcher()
             result = run(req.name, req.arguments, oob=req.oob)
@@ -228,6 +245,8 @@ class Server:
             return session.error(req, "GenericError",
                                  f"qmpd internal error in '{req.name}': "
                                  f"{type(e).__name__}: {e}")
+        finally:
+            self._running_for = None
         if self._daemon.quit_requested:
             self.request_shutdown()
         return reply
@@ -237,10 +256,12 @@ class Server:
     def broadcast(self, name: str, data: dict | None, ts: tuple[int, int]) -> None:
         """The daemon's event sink: queue the event for every negotiated client."""
         msg = encode_event(name, data, ts)
+        source = self._running_for
         for client in tuple(self.clients):
-            if client.session.negotiated:
+            if client is source:
                 client.push(msg)
-                client.wake.set()
+            elif client.session.negotiated:
+                client.push_event(msg)
 
     def emit(self, name: str, data: dict | None = None) -> None:
         if self._daemon is not None:
