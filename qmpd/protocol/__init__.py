@@ -1,0 +1,15 @@
+"""The sans-I/O QMP protocol core: bytes in, replies and requests out.
+
+* :mod:`qmpd.protocol.encode` – QEMU's exact JSON output (hash key order,
+  escapes, ``%.17g``), :func:`dumps`, :func:`encode_message`, :func:`encode_event`.
+* :mod:`qmpd.protocol.splitter` – QEMU's streaming JSON lexer/streamer/parser.
+* :mod:`qmpd.protocol.session` – per-connection state: greeting, envelope
+  checks, capabilities negotiation, reply framing.
+"""
+
+from qmpd.protocol.encode import dumps, encode_event, encode_message
+from qmpd.protocol.session import Request, Session
+from qmpd.protocol.splitter import JSONStreamParser, ParsedValue, ParseError
+
+__all__ = ["dumps", "encode_event", "encode_message", "JSONStreamParser", "ParsedValue",
+           "ParseError", "Request", "Session"]
