@@ -23,6 +23,10 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# ``tests.*`` helpers (e.g. the conformance runner) import from the checkout
+# root, whichever way pytest was started.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 # Upper bound for waiting on the daemon; tests never assert on durations.
 WAIT = 20.0
 

@@ -56,6 +56,6 @@ def test_socat_session_bytes(qmpd):
         b'{"return": {}, "id": 2}',
     ]
     assert lines[4].endswith(b'"event": "SHUTDOWN", "data": {"guest": false, '
-                             b'"reason": "host-qmp-quit"}')
+                             b'"reason": "host-qmp-quit"}}')
     assert lines[5:] == [b'{"return": {}}', b""]
     assert qmpd.wait() == 0

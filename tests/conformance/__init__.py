@@ -1,0 +1,1 @@
+"""Replays recorded QEMU 7.2 transcripts against qmpd (see replay.py)."""

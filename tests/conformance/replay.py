@@ -1,0 +1,207 @@
+"""Conformance runner: replay the committed scenarios against a fresh
+``python -m qmpd`` each and compare with QEMU 7.2's recordings of them.
+
+Data: ``tests/data/scenarios/scenarios/*.json`` (the scenarios) and
+``tests/data/scenarios/qemu/*.json`` (what QEMU 7.2 answered, recorded with
+``--mask-key package``).  Recording and comparing use the vendored oracle tool
+(:mod:`tests.conformance.qmpreplay`), so the normalizations are the oracle's.
+
+Scenario setup lines call ``qemu-img`` / ``qemu-io``; they always run against
+qmpd's own ``qmpd-img`` through a PATH shim (CI has no QEMU), and a scenario
+whose setup fails is reported as skipped, with the reason.
+
+``known_differences.json`` maps a scenario name to the steps (indexes, or
+"negotiation", "greeting", "job-events", "exit") that currently differ from
+QEMU; the pytest wrapper fails on any difference not listed there.
+
+Command line (also ``make conformance``)::
+
+    python -m tests.conformance.replay [--verbose] [--update-known] [NAME ...]
+
+prints the oracle's table and its summary line
+``steps: N exact: A class: B kind: C mismatch: D``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.conformance import qmpreplay
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+DATA = REPO / "tests" / "data" / "scenarios"
+SCENARIOS = DATA / "scenarios"
+EXPECTED = DATA / "qemu"
+KNOWN = HERE / "known_differences.json"
+
+Diff = int | str
+
+
+def scenario_names() -> list[str]:
+    return sorted(p.stem for p in SCENARIOS.glob("*.json"))
+
+
+def load_known() -> dict[str, list[Diff]]:
+    with open(KNOWN) as f:
+        return json.load(f)
+
+
+def qmpd_target() -> str:
+    return (f"cmd:{shlex.quote(sys.executable)} -m qmpd --socket {{sock}} "
+            "--qemu-version 7.2.22")
+
+
+@contextlib.contextmanager
+def image_tools_env() -> Iterator[None]:
+    """PATH and PYTHONPATH for one batch of recordings: qemu-img and qemu-io
+    resolve to qmpd-img, and ``-m qmpd`` finds this checkout."""
+    shim = tempfile.mkdtemp(prefix="qmpd-shim-")
+    run_img = (f'exec {shlex.quote(sys.executable)} -c '
+               '"import sys; from qmpd.img.cli import main; sys.exit(main())"')
+    for name, extra in (("qemu-img", ""), ("qemu-io", " io")):
+        path = os.path.join(shim, name)
+        with open(path, "w") as f:
+            f.write(f'#!/bin/sh\n{run_img}{extra} "$@"\n')
+        os.chmod(path, 0o755)
+    saved = {k: os.environ.get(k) for k in ("PATH", "PYTHONPATH")}
+    os.environ["PATH"] = shim + os.pathsep + os.environ.get("PATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), saved["PYTHONPATH"]) if p)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(shim, ignore_errors=True)
+
+
+@dataclass
+class Result:
+    name: str
+    expected: dict
+    actual: dict
+
+    @property
+    def setup_error(self) -> dict | None:
+        return self.actual.get("setup_error")
+
+    def differences(self) -> list[Diff]:
+        """Steps (and scenario-level aspects) where qmpd differs from QEMU."""
+        exp, act = self.expected, self.actual
+        out: set[Diff] = set()
+        _, _, details = qmpreplay.compare_transcripts(exp, act)
+        out.update(idx for idx, *_ in details)
+        esteps = {s["index"]: s for s in exp.get("steps", []) if "index" in s}
+        asteps = {s["index"]: s for s in act.get("steps", []) if "index" in s}
+        canon = qmpreplay.canon
+        for idx in set(esteps) & set(asteps):
+            es, as_ = esteps[idx], asteps[idx]
+            if canon(qmpreplay.step_events(es)) != canon(qmpreplay.step_events(as_)) \
+                    or len(es.get("stray", [])) != len(as_.get("stray", [])):
+                out.add(idx)
+        if canon(exp.get("greeting")) != canon(act.get("greeting")):
+            out.add("greeting")
+        if qmpreplay.classify_msg(exp.get("negotiation"), act.get("negotiation")) != "exact":
+            out.add("negotiation")
+        if canon(qmpreplay.job_event_streams(exp)) != canon(qmpreplay.job_event_streams(act)):
+            out.add("job-events")
+        if (exp.get("exit", {}).get("how") == "died") != (act.get("exit", {}).get("how") == "died") \
+                or "startup_error" in act:
+            out.add("exit")
+        return sorted(out, key=lambda d: (isinstance(d, str), str(d).zfill(6)))
+
+
+def record(names: Iterable[str], jobs: int = 4) -> dict[str, Result]:
+    """Replay the named scenarios (in parallel, one qmpd each)."""
+    names = list(names)
+
+    def one(name: str) -> Result:
+        sc = qmpreplay.load_scenario(str(SCENARIOS / f"{name}.json"))
+        rec = qmpreplay.Recorder(qmpd_target(), mask_keys=["package"])
+        actual = rec.record(sc)
+        with open(EXPECTED / f"{name}.json") as f:
+            expected = json.load(f)
+        return Result(name, expected, actual)
+
+    with image_tools_env(), ThreadPoolExecutor(max_workers=jobs) as pool:
+        return {r.name: r for r in pool.map(one, names)}
+
+
+def describe(result: Result, steps: Iterable[Diff]) -> str:
+    """Expected and actual replies of some steps, for a failure message."""
+    want = set(steps)
+    lines = []
+    esteps = {s["index"]: s for s in result.expected.get("steps", [])}
+    asteps = {s["index"]: s for s in result.actual.get("steps", [])}
+    for d in sorted(want, key=str):
+        if isinstance(d, str):
+            lines.append(f"  {d}: differs")
+            continue
+        es, as_ = esteps.get(d, {}), asteps.get(d, {})
+        lines.append(f"  step {d}: {qmpreplay._short(es.get('step') or as_.get('step'), 300)}")
+        for label, s in (("qemu", es), ("qmpd", as_)):
+            body = {k: s[k] for k in ("reply", "replies", "events", "server_died") if k in s}
+            lines.append(f"    {label}: {qmpreplay._short(body, 600)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.conformance.replay",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("names", nargs="*", help="scenario names (default: all)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="print every non-exact step with both replies")
+    p.add_argument("--jobs", "-j", type=int, default=4)
+    p.add_argument("--outdir", help="keep qmpd's transcripts here")
+    p.add_argument("--update-known", action="store_true",
+                   help="rewrite known_differences.json from this run")
+    args = p.parse_args(argv)
+    names = args.names or scenario_names()
+    results = record(names, args.jobs)
+    outdir = args.outdir or tempfile.mkdtemp(prefix="qmpd-conformance-")
+    os.makedirs(outdir, exist_ok=True)
+    expdir = tempfile.mkdtemp(prefix="qmpd-expected-")
+    try:
+        for name, r in results.items():
+            qmpreplay.write_json(r.actual, os.path.join(outdir, f"{name}.json"))
+            shutil.copy(EXPECTED / f"{name}.json", expdir)
+            if r.setup_error:
+                print(f"{name}: skipped, setup failed: {r.setup_error['command']}: "
+                      f"{r.setup_error['output'].strip()[:200]}", file=sys.stderr)
+        qmpreplay.cmd_compare(argparse.Namespace(
+            expected=expdir, actual=outdir, verbose=args.verbose, strict_hmp=False))
+    finally:
+        shutil.rmtree(expdir, ignore_errors=True)
+        if not args.outdir:
+            shutil.rmtree(outdir, ignore_errors=True)
+    if args.update_known:
+        known: dict[str, Any] = load_known() if KNOWN.exists() and args.names else {}
+        for name, r in results.items():
+            known.pop(name, None)
+            if not r.setup_error and r.differences():
+                known[name] = r.differences()
+        with open(KNOWN, "w") as f:
+            json.dump(dict(sorted(known.items())), f, indent=1)
+            f.write("\n")
+        print(f"wrote {KNOWN.relative_to(REPO)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
