@@ -21,12 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
 # ``tests.*`` helpers (e.g. the conformance runner) import from the checkout
 # root, whichever way pytest was started.
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+# `make fuzz` runs the property-based tests with this profile.
+settings.register_profile("fuzz", max_examples=5000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+
 # Upper bound for waiting on the daemon; tests never assert on durations.
 WAIT = 20.0
 

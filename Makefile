@@ -1,0 +1,42 @@
+# Developer entry points.  Everything runs from the project's own .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Reinstall only when the dependencies can have changed.
+STAMP  := $(VENV)/.stamp-install
+SOCK   ?= qmp.sock
+
+.PHONY: install run test bench conformance fuzz clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+run: install
+	@echo "qmpd: serving QMP on ./$(SOCK) (Ctrl-C to stop). In another terminal:"
+	@echo "    socat - UNIX-CONNECT:./$(SOCK)"
+	@echo '    then type {"execute": "qmp_capabilities"} and {"execute": "query-version"}'
+	$(BIN)/qmpd --socket $(SOCK)
+
+test: install
+	$(BIN)/ruff check qmpd tests benchmarks examples
+	$(BIN)/python -m pytest
+
+# qmpd against QEMU 7.2's recordings: the oracle's table and summary line.
+conformance: install
+	$(BIN)/python -m tests.conformance.replay --verbose
+
+bench: install
+	$(BIN)/python -m benchmarks.bench
+
+# The property-based (hypothesis) tests with many more examples.
+fuzz: install
+	$(BIN)/python -m pytest -m hypothesis --hypothesis-profile=fuzz
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
