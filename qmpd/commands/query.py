@@ -1,0 +1,25 @@
+"""The block queries: query-named-block-nodes, x-debug-query-block-graph and
+query-block, straight from :mod:`qmpd.engine.queries`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qmpd.commands.registry import command
+from qmpd.engine import queries
+
+
+@command("query-named-block-nodes")
+def query_named_block_nodes(daemon: Any, args: dict) -> list:
+    return queries.named_block_nodes(daemon.graph, bool(args.get("flat", False)))
+
+
+@command("x-debug-query-block-graph", features=("unstable",))
+def x_debug_query_block_graph(daemon: Any, args: dict) -> dict:
+    return queries.block_graph(daemon.graph)
+
+
+@command("query-block")
+def query_block(daemon: Any, args: dict) -> list:
+    # Only BlockBackends of devices are listed; qmpd has none yet.
+    return []

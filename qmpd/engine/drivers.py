@@ -1,0 +1,392 @@
+"""Block drivers: what each driver takes, opens, lets change and reports.
+
+A driver is data plus a few hooks, as in QEMU's ``BlockDriver``:
+
+* ``open(graph, node, opts, tx)`` runs after the node is named (QEMU's
+  ``bdrv_open_driver``): attach children, check options, read headers;
+* ``child_perm(node, edge, perm, shared)`` is ``bdrv_child_perm``;
+* ``reopen_prepare(graph, node, opts)`` consumes the options the driver may
+  change and returns a commit function (``None`` means "cannot reopen");
+* ``image_info`` hooks feed ``query-named-block-nodes``.
+
+Errors are :class:`BlockError` with QEMU 7.2's text.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from qmpd.engine import perms
+from qmpd.engine.errors import BlockError
+from qmpd.engine.node import Edge, Node
+
+if TYPE_CHECKING:
+    from qmpd.engine.graph import BlockGraph, Transaction
+
+UINT64_MAX = (1 << 64) - 1
+
+Commit = Callable[[], None]
+
+
+def _size_opt(name: str, value: Any) -> int:
+    """A QEMU_OPT_SIZE option given as a number (QemuOpts rejects negatives)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > UINT64_MAX:
+        raise BlockError(f"Parameter '{name}' expects a non-negative number below 2^64")
+    return value
+
+
+def _number_opt(value: Any) -> int:
+    """A QEMU_OPT_NUMBER option: negative numbers wrap around as uint64."""
+    return value & UINT64_MAX
+
+
+class Driver:
+    name = ""
+    protocol = False        # opened by bdrv_file_open: no "file" child probing
+    is_filter = False
+    supports_backing = False
+    can_reopen = True
+    # Options the driver's reopen consumes and which may also be omitted.
+    mutable: tuple[str, ...] = ()
+    # Strong runtime options: part of a json: filename.
+    strong: tuple[str, ...] = ()
+    # Options the driver takes (flat keys); others stay for comparison.
+    has_get_info = False
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        pass
+
+    def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
+        return perms.default(edge.role, g_writable(node), perm, shared)
+
+    def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict,
+                       queue: dict) -> Commit | None:
+        """Consume what this driver may change from ``opts``; return commit."""
+        return lambda: None
+
+    # -- image information ---------------------------------------------------
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        f = self.primary(node)
+        return g.virtual_size(f) if f else 0
+
+    def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        f = self.primary(node)
+        return g.actual_size(f) if f else None
+
+    def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
+        """(cluster_size, dirty) as bdrv_get_info gives it, or None (ENOTSUP)."""
+        f = self.filtered(node)
+        return g.get_info(f) if f else None
+
+    def format_specific(self, g: BlockGraph, node: Node) -> dict | None:
+        return None
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        f = self.primary(node)
+        return g.read(f, offset, length) if f else bytes(length)
+
+    # -- structure -----------------------------------------------------------
+    def primary(self, node: Node) -> Node | None:
+        e = node.file
+        return e.child if e else None
+
+    def filtered(self, node: Node) -> Node | None:
+        """bdrv_filter_bs: the filtered child of a filter node."""
+        if self.is_filter:
+            e = node.file or node.backing
+            return e.child if e else None
+        return None
+
+    def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
+                       generate_json: bool) -> str:
+        """bdrv_refresh_filename's choice of a plain filename ("" = use json)."""
+        prim = self.primary(node)
+        if prim is not None:
+            child_exact = g.filename_info(prim)[1]
+            if child_exact and prim.driver.protocol and not self.is_filter and not generate_json:
+                return child_exact
+        return ""
+
+
+def g_writable(node: Node) -> bool:
+    return not node.read_only
+
+
+# ---------------------------------------------------------------------------
+class FileState:
+    __slots__ = ("path", "ident", "locking", "size", "blocks", "aio")
+
+    def __init__(self, path: str, ident: tuple[int, int], locking: bool, size: int,
+                 blocks: int, aio: str) -> None:
+        self.path = path
+        self.ident = ident
+        self.locking = locking
+        self.size = size
+        self.blocks = blocks
+        self.aio = aio
+
+
+class FileDriver(Driver):
+    name = "file"
+    protocol = True
+    mutable = ("x-check-cache-dropped",)
+    has_get_info = True
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        path = opts["filename"]
+        aio = opts.get("aio", "threads")
+        if aio == "native" and not node.cache_direct:
+            raise BlockError("aio=native was specified, but it requires cache.direct=on, "
+                             "which was not specified.")
+        locking = opts.get("locking", "auto") != "off"
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise BlockError(f"Could not open '{path}': {os.strerror(e.errno or errno.EIO)}") \
+                from None
+        import stat as stat_mod
+
+        if not node.read_only:
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise BlockError(f"Could not open '{path}': {os.strerror(errno.EISDIR)}")
+            if not os.access(path, os.W_OK) and not node.auto_read_only:
+                raise BlockError(f"Could not open '{path}': {os.strerror(errno.EACCES)}")
+        elif not os.access(path, os.R_OK):
+            raise BlockError(f"Could not open '{path}': {os.strerror(errno.EACCES)}")
+        if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISBLK(st.st_mode)
+                or stat_mod.S_ISCHR(st.st_mode)):
+            raise BlockError(f"'file' driver requires '{path}' to be either a regular file "
+                             "or a block device")
+        node.state = FileState(path, (st.st_dev, st.st_ino), locking, st.st_size,
+                               st.st_blocks * 512, aio)
+
+    def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
+        opts.pop("drop-cache", None)
+        opts.pop("x-check-cache-dropped", None)
+        # QemuOpts hands the rest back as strings: typed options never compare equal.
+        if "aio-max-batch" in opts:
+            opts["aio-max-batch"] = str(opts["aio-max-batch"])
+        return lambda: None
+
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        return node.state.size
+
+    def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        return node.state.blocks
+
+    def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
+        return (0, False)
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        try:
+            with open(node.state.path, "rb") as f:
+                f.seek(offset)
+                data = f.read(length)
+        except OSError:
+            data = b""
+        return data + bytes(length - len(data))
+
+    def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
+                       generate_json: bool) -> str:
+        return node.state.path
+
+
+class NullDriver(Driver):
+    protocol = True
+    strong = ("size", "read-zeroes")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        size = _size_opt("size", opts.get("size", 1 << 30))
+        latency = opts.get("latency-ns", 0)
+        if latency < 0:
+            raise BlockError("latency-ns is invalid")
+        node.state = {"size": size, "read-zeroes": bool(opts.get("read-zeroes", False))}
+
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        return node.state["size"]
+
+    def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        return 0
+
+    def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
+        return None
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        return bytes(length)
+
+    def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
+                       generate_json: bool) -> str:
+        if all(k in ("filename", "driver", "latency-ns") for k in full_opts):
+            return f"{self.name}://"
+        return ""
+
+
+class RawState:
+    __slots__ = ("offset", "has_size", "size")
+
+    def __init__(self, offset: int, has_size: bool, size: int) -> None:
+        self.offset = offset
+        self.has_size = has_size
+        self.size = size
+
+
+class RawDriver(Driver):
+    name = "raw"
+    mutable = ("offset", "size")
+    strong = ("offset", "size")
+
+    @staticmethod
+    def _read_options(opts: dict) -> tuple[int, bool, int]:
+        offset = _size_opt("offset", opts.get("offset", 0))
+        has_size = "size" in opts
+        size = _size_opt("size", opts["size"]) if has_size else 0
+        return offset, has_size, size
+
+    @staticmethod
+    def _apply(g: BlockGraph, child: Node, offset: int, has_size: bool, size: int) -> RawState:
+        real = g.virtual_size(child)
+        if offset > real:
+            raise BlockError(f"Offset ({offset}) cannot be greater than size of the "
+                             f"containing file ({real})")
+        if has_size and real - offset < size:
+            raise BlockError(f"The sum of offset ({offset}) and size ({size}) has to be smaller "
+                             f"or equal to the  actual size of the containing file ({real})")
+        if has_size and size % 512:
+            raise BlockError("Specified size is not multiple of 512")
+        return RawState(offset, has_size, size if has_size else real - offset)
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        offset, has_size, size = self._read_options(opts)
+        role = (perms.ROLE_DATA | perms.ROLE_PRIMARY) if (has_size or offset) \
+            else (perms.ROLE_FILTERED | perms.ROLE_PRIMARY)
+        child = g.attach_file_child(node, role, tx)
+        node.state = self._apply(g, child, offset, has_size, size)
+
+    def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
+        p, s = perms.default(edge.role, g_writable(node), perm, shared)
+        p &= ~(perms.WRITE | perms.RESIZE)
+        p |= perm & (perms.WRITE | perms.RESIZE)
+        return p, s
+
+    def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
+        offset, has_size, size = self._read_options(opts)
+        opts.pop("offset", None)
+        opts.pop("size", None)
+        child = self.primary(node)
+        assert child is not None
+        st = self._apply(g, child, offset, has_size, size)
+
+        def commit() -> None:
+            node.state = st
+        return commit
+
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        return node.state.size
+
+    def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
+        f = self.primary(node)
+        return g.get_info(f) if f else None
+
+    def format_specific(self, g: BlockGraph, node: Node) -> dict | None:
+        f = self.primary(node)
+        return g.format_specific(f) if f else None
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        f = self.primary(node)
+        if f is None:
+            return bytes(length)
+        return g.read(f, node.state.offset + offset, length)
+
+
+class FilterDriver(Driver):
+    is_filter = True
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        g.attach_file_child(node, perms.ROLE_FILTERED | perms.ROLE_PRIMARY, tx)
+
+    def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
+                       generate_json: bool) -> str:
+        return ""
+
+
+class ThrottleDriver(FilterDriver):
+    name = "throttle"
+    strong = ("throttle-group",)
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        super().open(g, node, opts, tx)
+        group = opts["throttle-group"]
+        if group not in g.throttle_groups:
+            raise BlockError(f"Throttle group '{group}' does not exist")
+        node.state = group
+        g.throttle_groups[group].users += 1
+        tx.on_abort(lambda: g.throttle_group_unref(group))
+
+    def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
+        group = opts.pop("throttle-group", None)
+        if group is None:
+            raise BlockError("Please specify a throttle group")
+        if group not in g.throttle_groups:
+            raise BlockError(f"Throttle group '{group}' does not exist")
+
+        def commit() -> None:
+            old = node.state
+            node.state = group
+            g.throttle_groups[group].users += 1
+            g.throttle_group_unref(old)
+        return commit
+
+
+class CopyOnReadDriver(FilterDriver):
+    name = "copy-on-read"
+    can_reopen = False
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        super().open(g, node, opts, tx)
+        bottom = opts.get("bottom")
+        if bottom is not None:
+            b = g.nodes.get(bottom)
+            if b is None:
+                raise BlockError(f"Bottom node '{bottom}' not found")
+            if not g.chain_contains(node, b):
+                raise BlockError(f"Bottom node '{bottom}' is not in the backing chain "
+                                 f"starting from '{node.name}'")
+
+    def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
+        passthrough = perms.CONSISTENT_READ | perms.WRITE | perms.RESIZE
+        p = perm & passthrough
+        s = (shared & passthrough) | (perms.ALL & ~passthrough)
+        return p | perms.WRITE_UNCHANGED, s
+
+
+def _qcow2_driver() -> Driver:
+    from qmpd.engine.qcow2 import Qcow2Driver
+    return Qcow2Driver()
+
+
+_FACTORIES: dict[str, Callable[[], Driver]] = {
+    "file": FileDriver,
+    "null-co": lambda: NullDriver("null-co"),
+    "null-aio": lambda: NullDriver("null-aio"),
+    "raw": RawDriver,
+    "throttle": ThrottleDriver,
+    "copy-on-read": CopyOnReadDriver,
+    "qcow2": _qcow2_driver,
+}
+_DRIVERS: dict[str, Driver] = {}
+
+
+def get_driver(name: str) -> Driver | None:
+    drv = _DRIVERS.get(name)
+    if drv is None:
+        factory = _FACTORIES.get(name)
+        if factory is None:
+            return None
+        drv = _DRIVERS[name] = factory()
+    return drv

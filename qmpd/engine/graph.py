@@ -1,0 +1,675 @@
+"""The block graph: the single owner of nodes and the links between them.
+
+:class:`BlockGraph` follows QEMU 7.2's block.c where it matters for what a
+client sees: the order in which ``bdrv_open_inherit`` opens children and
+names nodes (the auto-name counter is global and never rolled back),
+permission refreshes in topological order with QEMU's conflict and image
+lock checks, and node lifetime by references.
+
+Every mutation runs inside a :class:`Transaction`; a failing command aborts
+it, and the undo log puts the graph back exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from qmpd.engine import perms
+from qmpd.engine.drivers import Driver, get_driver
+from qmpd.engine.errors import BlockError
+from qmpd.engine.node import Edge, Node, Parent
+
+NODE_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*\Z")
+GENERIC_KEYS = ("node-name", "discard", "cache.direct", "cache.no-flush", "read-only",
+                "auto-read-only", "detect-zeroes")
+
+
+def id_wellformed(name: str) -> bool:
+    return bool(NODE_NAME_RE.match(name))
+
+
+def is_true(v: Any) -> bool:
+    return v is True or v == "on"
+
+
+class Transaction:
+    """An undo log: ``abort()`` runs the undo steps in reverse."""
+
+    def __init__(self) -> None:
+        self._undo: list[Callable[[], None]] = []
+        self._commit: list[Callable[[], None]] = []
+
+    def on_abort(self, fn: Callable[[], None]) -> None:
+        self._undo.append(fn)
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        self._commit.append(fn)
+
+    def abort(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+        self._commit.clear()
+
+    def commit(self) -> None:
+        for fn in self._commit:
+            fn()
+        self._commit.clear()
+        self._undo.clear()
+
+
+class ThrottleGroup:
+    def __init__(self, gid: str, limits: dict) -> None:
+        self.id = gid
+        self.limits = limits
+        self.users = 0
+
+
+class IOThread:
+    def __init__(self, oid: str, props: dict) -> None:
+        self.id = oid
+        self.props = props
+
+
+def flatten(d: dict, prefix: str = "", out: dict | None = None) -> dict:
+    """QEMU's qdict_flatten: nested dicts and lists become dotted keys."""
+    if out is None:
+        out = {}
+    for k, v in d.items():
+        key = prefix + k
+        if isinstance(v, dict):
+            if v:
+                flatten(v, key + ".", out)
+            else:
+                out[key] = v
+        elif isinstance(v, list):
+            if v:
+                for i, item in enumerate(v):
+                    if isinstance(item, dict):
+                        flatten(item, f"{key}.{i}.", out)
+                    else:
+                        out[f"{key}.{i}"] = item
+            else:
+                out[key] = v
+        else:
+            out[key] = v
+    return out
+
+
+def extract_sub(opts: dict, prefix: str) -> dict:
+    """qdict_extract_subqdict: move ``prefix*`` keys out of ``opts``."""
+    sub = {}
+    for k in [k for k in opts if k.startswith(prefix)]:
+        sub[k[len(prefix):]] = opts.pop(k)
+    return sub
+
+
+def inherit_options(role: int, child: dict, parent: dict) -> None:
+    """bdrv_inherited_options: defaults a child takes from its parent."""
+    for k in ("cache.direct", "cache.no-flush", "force-share"):
+        if k not in child and k in parent:
+            child[k] = parent[k]
+    if role & perms.ROLE_COW:
+        child.setdefault("read-only", "on")
+        child.setdefault("auto-read-only", "off")
+    else:
+        for k in ("read-only", "auto-read-only"):
+            if k not in child and k in parent:
+                child[k] = parent[k]
+    child.setdefault("discard", "unmap")
+
+
+class BlockGraph:
+    """All nodes, objects and parents of the daemon's block layer."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}        # naming order
+        self.name_counter = 0
+        self.throttle_groups: dict[str, ThrottleGroup] = {}
+        self.iothreads: dict[str, IOThread] = {}
+        self.backends: list[Parent] = []
+        self.jobs: list[Any] = []
+        self.visits = 0                         # nodes touched by the last operation
+        self._rand = random.Random()
+
+    # ------------------------------------------------------------------
+    # naming
+    def _assign_name(self, node: Node, name: str | None, tx: Transaction) -> None:
+        if name is None:
+            name = f"#block{self.name_counter}{self._rand.randrange(100):02d}"
+            self.name_counter += 1
+            auto = True
+        else:
+            auto = False
+            if not id_wellformed(name):
+                raise BlockError(f"Invalid node-name: '{name}'")
+        if any(b.name == name for b in self.backends if b.kind == "device-backend"):
+            raise BlockError(f"node-name={name} is conflicting with a device id")
+        if name in self.nodes:
+            raise BlockError(f"Duplicate nodes with node-name='{name}'")
+        if len(name.encode()) >= 32:
+            raise BlockError("Node name too long")
+        node.name = name
+        node.auto_named = auto
+        self.nodes[name] = node
+        tx.on_abort(lambda: self._forget(node))
+
+    def _forget(self, node: Node) -> None:
+        if self.nodes.get(node.name) is node:
+            del self.nodes[node.name]
+        node.alive = False
+
+    def find(self, name: str) -> Node | None:
+        return self.nodes.get(name)
+
+    # ------------------------------------------------------------------
+    # opening (bdrv_open_inherit and friends)
+    def add(self, options: dict) -> Node:
+        """blockdev-add: ``options`` is a validated BlockdevOptions dict."""
+        opts = flatten(options)
+        if not isinstance(opts.get("node-name"), str):
+            raise BlockError("'node-name' must be specified for the root node")
+        opts.setdefault("cache.direct", False)
+        opts.setdefault("cache.no-flush", False)
+        opts.setdefault("read-only", False)
+        tx = Transaction()
+        try:
+            node = self.open(tx, opts)
+            node.monitor_owned = True
+        except BlockError:
+            tx.abort()
+            raise
+        tx.commit()
+        return node
+
+    def open(self, tx: Transaction, opts: dict, *, filename: str | None = None,
+             reference: str | None = None, parent: Node | None = None, role: int = 0,
+             parent_options: dict | None = None) -> Node:
+        if reference is not None:
+            if filename is not None or opts:
+                raise BlockError("Cannot reference an existing block device with additional "
+                                 "options or a new filename")
+            found = self.nodes.get(reference)
+            if found is None:
+                raise BlockError(f"Cannot find device='{reference}' nor "
+                                 f"node-name='{reference}'")
+            return found
+
+        explicit = dict(opts)
+        if parent is not None:
+            inherit_options(role, opts, parent_options or {})
+        drvname = opts.get("driver")
+        drv: Driver | None = None
+        if drvname is None and filename is not None and parent is not None \
+                and not role & perms.ROLE_COW:
+            # Children of format nodes are protocol nodes: the protocol is
+            # found from the filename (plain paths are 'file').
+            drvname = opts["driver"] = "file"
+        if drvname is not None:
+            drv = get_driver(drvname)
+            if drv is None:
+                raise BlockError(f"Driver '{drvname}' is not supported by qmpd")
+        node = Node(drv or get_driver("raw"))  # type: ignore[arg-type]
+        node.inherits_from = parent
+        no_backing = False
+        if "backing" in opts and (opts["backing"] is None or opts["backing"] == ""):
+            no_backing = True
+            del opts["backing"]
+            explicit.pop("backing", None)
+
+        read_only = is_true(opts.get("read-only"))
+        node.read_only = read_only
+        node.auto_read_only = is_true(opts.get("auto-read-only"))
+        node.cache_direct = is_true(opts.get("cache.direct"))
+        node.cache_no_flush = is_true(opts.get("cache.no-flush"))
+
+        pending: dict[str, Node] = {}
+        if drv is None or not drv.protocol:
+            child = self.open_child_bs(filename, opts, "file", node, perms.ROLE_IMAGE, tx,
+                                       allow_none=True)
+            if child is not None:
+                pending["file"] = child
+                if drv is None:
+                    drv = self._probe(child)
+                    opts["driver"] = drv.name
+                    node.driver = drv
+        elif filename is not None:
+            opts["filename"] = filename
+        assert drv is not None
+        node.driver = drv
+        node.state = pending
+
+        # bdrv_open_common
+        node.force_share = is_true(opts.get("force-share"))
+        if node.force_share and not read_only:
+            raise BlockError("force-share=on can only be used with read-only images")
+        node.discard = opts.get("discard", "ignore")
+        node.detect_zeroes = opts.get("detect-zeroes", "off")
+        if node.detect_zeroes == "unmap" and node.discard != "unmap":
+            raise BlockError("setting detect-zeroes to unmap is not allowed without setting "
+                             "discard operation to unmap")
+        self._assign_name(node, opts.get("node-name"), tx)
+        try:
+            drv.open(self, node, opts, tx)
+        finally:
+            if isinstance(node.state, dict) and node.state is pending:
+                node.state = None
+        for n in pending.values():
+            if n.alive and not n.parents and not n.monitor_owned:
+                self._delete_node(n, tx)
+
+        if drv.supports_backing and not no_backing:
+            self._open_backing_file(node, opts, tx)
+        node.no_backing = no_backing
+
+        for e in node.children:
+            extract_sub(opts, e.name + ".")
+            extract_sub(explicit, e.name + ".")
+            opts.pop(e.name, None)
+            explicit.pop(e.name, None)
+        for key in ("file", "backing"):
+            if key not in [e.name for e in node.children]:
+                extract_sub(opts, key + ".")
+                opts.pop(key, None)
+        node.options = opts
+        node.explicit = explicit
+        return node
+
+    def _probe(self, child: Node) -> Driver:
+        from qmpd.engine.qcow2_format import is_qcow2
+
+        head = self.read(child, 0, 512)
+        drv = get_driver("qcow2" if is_qcow2(head) else "raw")
+        assert drv is not None
+        return drv
+
+    def open_child_bs(self, filename: str | None, opts: dict, key: str, parent: Node,
+                      role: int, tx: Transaction, allow_none: bool = False) -> Node | None:
+        child_opts = extract_sub(opts, key + ".")
+        ref = opts.get(key)
+        reference = ref if isinstance(ref, str) else None
+        if filename is None and reference is None and not child_opts:
+            opts.pop(key, None)
+            if not allow_none:
+                raise BlockError(f'A block device must be specified for "{key}"')
+            return None
+        child = self.open(tx, child_opts, filename=filename, reference=reference,
+                          parent=parent, role=role, parent_options=opts)
+        opts.pop(key, None)
+        return child
+
+    def attach_file_child(self, node: Node, role: int, tx: Transaction) -> Node:
+        """The driver's bdrv_open_file_child: attach the probed ``file`` node."""
+        pending = node.state if isinstance(node.state, dict) else {}
+        child = pending.pop("file", None)
+        if child is None:
+            raise BlockError('A block device must be specified for "file"')
+        self.attach(node, child, "file", role, tx)
+        return child
+
+    def _open_backing_file(self, node: Node, opts: dict, tx: Transaction) -> None:
+        child_opts = extract_sub(opts, "backing.")
+        ref = opts.get("backing")
+        reference = ref if isinstance(ref, str) else None
+        header_backing = self.header_backing(node)
+        implicit = False
+        backing_filename = None
+        if reference is not None or "file.filename" in child_opts:
+            pass
+        elif not header_backing[0] and not child_opts:
+            return
+        else:
+            if not child_opts:
+                implicit = True
+            backing_filename = self.full_backing_filename(node)
+        fmt = header_backing[1]
+        if reference is None and fmt and "driver" not in child_opts:
+            child_opts["driver"] = fmt
+        role = (perms.ROLE_FILTERED | perms.ROLE_PRIMARY) if node.driver.is_filter \
+            else perms.ROLE_COW
+        try:
+            bk = self.open(tx, child_opts, filename=backing_filename, reference=reference,
+                           parent=node, role=role, parent_options=opts)
+        except BlockError as e:
+            raise e.prefixed("Could not open backing file: ") from None
+        if implicit:
+            node.auto_backing_file = self.filename_info(bk)[0]
+        self.attach(node, bk, "backing", role, tx)
+        opts.pop("backing", None)
+
+    def header_backing(self, node: Node) -> tuple[str, str]:
+        st = node.state
+        h = getattr(st, "header", None)
+        if h is None:
+            return "", ""
+        return h.backing_file or "", h.backing_format or ""
+
+    def full_backing_filename(self, node: Node) -> str | None:
+        backing, _ = self.header_backing(node)
+        if not backing:
+            return None
+        if os.path.isabs(backing) or re.match(r"^[a-zA-Z0-9+.-]+:", backing):
+            return backing
+        # QEMU resolves against the name the node had when its file child was
+        # opened (its exact filename), which is the file child's own name.
+        f = node.file
+        if f is not None:
+            filename, exact, _ = self.filename_info(f.child)
+        else:
+            filename, exact, _ = self.filename_info(node)
+        backed = exact or filename
+        if not backed or backed.startswith("json:"):
+            raise BlockError(f"Cannot use relative backing file names for '{backed}'")
+        d = backed.rsplit("/", 1)[0] + "/" if "/" in backed else ""
+        return d + backing
+
+    # ------------------------------------------------------------------
+    # edges and lifetime
+    def attach(self, parent: Node | Parent, child: Node, name: str, role: int,
+               tx: Transaction) -> Edge:
+        e = Edge(parent, child, name, role)
+        parent.children.append(e)
+        child.parents.append(e)
+
+        def undo() -> None:
+            parent.children.remove(e)
+            child.parents.remove(e)
+        tx.on_abort(undo)
+        if isinstance(parent, Node):
+            self.refresh_perms([child], tx, new_edge=e)
+        else:
+            self.refresh_perms([child], tx)
+        return e
+
+    def detach(self, e: Edge, tx: Transaction) -> None:
+        parent, child = e.parent, e.child
+        i = parent.children.index(e)
+        j = child.parents.index(e)
+        del parent.children[i]
+        del child.parents[j]
+
+        def undo() -> None:
+            parent.children.insert(i, e)
+            child.parents.insert(j, e)
+        tx.on_abort(undo)
+
+    def unref(self, node: Node, tx: Transaction) -> None:
+        """Delete ``node`` if nothing holds it any more."""
+        if node.alive and not node.parents and not node.monitor_owned:
+            self._delete_node(node, tx)
+
+    def _delete_node(self, node: Node, tx: Transaction) -> None:
+        pos = list(self.nodes).index(node.name) if node.name in self.nodes else -1
+        if pos >= 0:
+            del self.nodes[node.name]
+        node.alive = False
+        if isinstance(node.driver, Driver) and node.driver.name == "throttle" and \
+                isinstance(node.state, str):
+            grp = node.state
+            self.throttle_group_unref(grp)
+            tx.on_abort(lambda: self._throttle_ref(grp))
+
+        def undo() -> None:
+            node.alive = True
+            if pos >= 0:
+                items = list(self.nodes.items())
+                items.insert(pos, (node.name, node))
+                self.nodes = dict(items)
+        tx.on_abort(undo)
+        for e in list(reversed(node.children)):
+            self.detach(e, tx)
+            self.unref(e.child, tx)
+            if e.child.alive:
+                self.refresh_perms([e.child], tx)
+
+    def _throttle_ref(self, gid: str) -> None:
+        if gid in self.throttle_groups:
+            self.throttle_groups[gid].users += 1
+
+    def throttle_group_unref(self, gid: str) -> None:
+        g = self.throttle_groups.get(gid)
+        if g is not None:
+            g.users -= 1
+
+    # ------------------------------------------------------------------
+    # permissions
+    def cumulative(self, node: Node) -> tuple[int, int]:
+        perm, shared = 0, perms.ALL
+        for e in node.parents:
+            perm |= e.perm
+            shared &= e.shared
+        return perm, shared
+
+    def topological(self, roots: Iterable[Node]) -> list[Node]:
+        found: set[int] = set()
+        out: list[Node] = []
+
+        def dfs(n: Node) -> None:
+            if id(n) in found:
+                return
+            found.add(id(n))
+            for e in reversed(n.children):
+                dfs(e.child)
+            out.append(n)
+        for r in roots:
+            dfs(r)
+        out.reverse()
+        return out
+
+    def refresh_perms(self, roots: list[Node], tx: Transaction,
+                      new_edge: Edge | None = None,
+                      writable: Callable[[Node], bool] | None = None,
+                      ro_now: Callable[[Node], bool] | None = None) -> None:
+        """bdrv_refresh_perms over ``roots`` and everything below them."""
+        if writable is None:
+            writable = self._writable_now
+        order = self.topological(roots)
+        self.visits = len(order)
+        if new_edge is not None:
+            # A new child: its permissions are those the parent needs now.
+            p = new_edge.parent
+            assert isinstance(p, Node)
+            cp, cs = self.cumulative(p)
+            new_edge.perm, new_edge.shared = self._child_perm_w(p, new_edge, cp, cs, writable)
+        for n in order:
+            self._parent_conflicts(n)
+            cp, cs = self.cumulative(n)
+            if cp & (perms.WRITE | perms.WRITE_UNCHANGED) and not writable(n):
+                if not self._writable_now(n):
+                    raise BlockError("Block node is read-only")
+                raise BlockError(f"Read-only block node '{n.name}' cannot support "
+                                 "read-write users")
+            self._set_perm(n, cp, cs, tx)
+            for e in n.children:
+                np_, ns = self._child_perm_w(n, e, cp, cs, writable)
+                if (np_, ns) != (e.perm, e.shared):
+                    old = (e.perm, e.shared)
+                    e.perm, e.shared = np_, ns
+
+                    def undo(e: Edge = e, old: tuple[int, int] = old) -> None:
+                        e.perm, e.shared = old
+                    tx.on_abort(undo)
+
+    def _child_perm_w(self, n: Node, e: Edge, cp: int, cs: int,
+                      writable: Callable[[Node], bool]) -> tuple[int, int]:
+        ro = n.read_only
+        target_ro = not writable(n)
+        if ro == target_ro:
+            p, s = n.driver.child_perm(n, e, cp, cs)
+        else:
+            n.read_only = target_ro
+            try:
+                p, s = n.driver.child_perm(n, e, cp, cs)
+            finally:
+                n.read_only = ro
+        if e.child.force_share:
+            s = perms.ALL
+        return p, s
+
+    @staticmethod
+    def _writable_now(n: Node) -> bool:
+        return not n.read_only
+
+    def _parent_conflicts(self, n: Node) -> None:
+        ps = list(reversed(n.parents))   # QEMU's parent list is newest first
+        if len(ps) < 2:
+            return
+        for a in ps:
+            for b in ps:
+                if a is b:
+                    continue
+                if (b.perm & a.shared) != b.perm:
+                    bad = perms.names(b.perm & ~a.shared)
+                    raise BlockError(
+                        f"Permission conflict on node '{n.name}': permissions '{bad}' are both "
+                        f"required by {b.user_desc()} (uses node '{n.name}' as '{b.name}' child) "
+                        f"and unshared by {a.user_desc()} (uses node '{n.name}' as '{a.name}' "
+                        "child).")
+
+    def _set_perm(self, n: Node, perm: int, shared: int, tx: Transaction) -> None:
+        """The driver's check_perm: the file driver's image locks."""
+        st = n.state
+        if n.driver.name != "file" or st is None or not st.locking:
+            return
+        if n.force_share:
+            pass
+        others = [o for o in self.nodes.values()
+                  if o is not n and o.driver.name == "file" and o.state is not None
+                  and o.state.ident == st.ident and o.state.locking]
+        if not others:
+            return
+        for i in range(4):
+            p = 1 << i
+            if perm & p:
+                for o in others:
+                    _, osh = self.cumulative(o)
+                    if not osh & p:
+                        raise BlockError(f'Failed to get "{perms.NAMES[i]}" lock')
+        for i in range(4):
+            p = 1 << i
+            if not shared & p:
+                for o in others:
+                    op, _ = self.cumulative(o)
+                    if op & p:
+                        raise BlockError(f'Failed to get shared "{perms.NAMES[i]}" lock')
+
+    # ------------------------------------------------------------------
+    # deletion
+    def delete(self, name: str) -> None:
+        """blockdev-del."""
+        node = self.nodes.get(name)
+        if node is None:
+            raise BlockError(f"Failed to find node with node-name='{name}'")
+        for e in node.parents:
+            if isinstance(e.parent, Parent) and e.parent.kind in ("device-backend", "job-backend"):
+                raise BlockError(f"Node {name} is in use")
+        for e in node.parents:
+            if e.name == "backing" and isinstance(e.parent, Node):
+                raise BlockError(f"Node '{name}' is busy: node is used as backing hd of "
+                                 f"'{e.parent.name}'")
+        for j in self.jobs:
+            if node in getattr(j, "nodes", ()):
+                raise BlockError(f"Node '{name}' is busy: block device is in use by block job: "
+                                 f"{j.type}")
+        if not node.monitor_owned:
+            raise BlockError(f"Node {name} is not owned by the monitor")
+        if node.parents:
+            raise BlockError(f"Block device {name} is in use")
+        tx = Transaction()
+        node.monitor_owned = False
+        tx.on_abort(lambda: setattr(node, "monitor_owned", True))
+        try:
+            self._delete_node(node, tx)
+        except BlockError:
+            tx.abort()
+            raise
+        tx.commit()
+
+    # ------------------------------------------------------------------
+    # structure helpers
+    def chain_contains(self, top: Node, target: Node) -> bool:
+        n: Node | None = top
+        while n is not None:
+            if n is target:
+                return True
+            n = self.filter_or_cow(n)
+        return False
+
+    def filter_or_cow(self, n: Node) -> Node | None:
+        if n.driver.is_filter:
+            return n.driver.filtered(n)
+        b = n.backing
+        return b.child if b else None
+
+    def reaches(self, start: Node, target: Node) -> bool:
+        """Whether ``target`` is ``start`` or below it through any child."""
+        seen: set[int] = set()
+        stack = [start]
+        while stack:
+            n = stack.pop()
+            if n is target:
+                return True
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            stack.extend(e.child for e in n.children)
+        return False
+
+    # ------------------------------------------------------------------
+    # data and sizes (pass-through to drivers)
+    def read(self, node: Node, offset: int, length: int) -> bytes:
+        return node.driver.read(self, node, offset, length)
+
+    def virtual_size(self, node: Node) -> int:
+        # bdrv_getlength: total_sectors * 512, the driver's length rounded up.
+        return (node.driver.virtual_size(self, node) + 511) & ~511
+
+    def actual_size(self, node: Node) -> int | None:
+        return node.driver.actual_size(self, node)
+
+    def get_info(self, node: Node) -> tuple[int, bool] | None:
+        return node.driver.get_info(self, node)
+
+    def format_specific(self, node: Node) -> dict | None:
+        return node.driver.format_specific(self, node)
+
+    # ------------------------------------------------------------------
+    # filenames (bdrv_refresh_filename)
+    def filename_info(self, node: Node) -> tuple[str, str, dict]:
+        """(filename, exact_filename, full_open_options) of ``node``."""
+        drv = node.driver
+        if node.implicit and node.children:
+            return self.filename_info(node.children[0].child)
+        backing_overridden = self.backing_overridden(node)
+        opts: dict[str, Any] = {}
+        opts["driver"] = drv.name
+        if "filename" in node.options:
+            opts["filename"] = node.options["filename"]
+        found_any = False
+        for s in drv.strong:
+            for k, v in node.options.items():
+                if k == s or k.startswith(s + "."):
+                    opts[k] = v
+                    found_any = True
+        generate_json = found_any or backing_overridden
+        for e in reversed(node.children):
+            if e.name == "backing" and not backing_overridden:
+                continue
+            opts[e.name] = self.filename_info(e.child)[2]
+        if backing_overridden and node.backing is None:
+            opts["backing"] = None
+        exact = drv.exact_filename(self, node, opts, generate_json)
+        if exact:
+            return exact, exact, opts
+        from qmpd.protocol.encode import dumps
+
+        return "json:" + dumps(opts), "", opts
+
+    def backing_overridden(self, node: Node) -> bool:
+        b = node.backing
+        if b is not None:
+            return node.auto_backing_file != self.filename_info(b.child)[0]
+        return node.auto_backing_file != ""

@@ -1,0 +1,107 @@
+"""Nodes and edges of the block graph.
+
+A :class:`Node` is one BlockDriverState: its driver, the options it was
+opened with (``options``: own keys, flattened with dots, children removed, as
+QEMU keeps ``bs->options``), its generic flags and its links.  An
+:class:`Edge` is one BdrvChild: parent, child, the child's name under the
+parent (``file``, ``backing``, ``children.0``, ...), its role bits and the
+permissions the parent holds on the child and shares with others.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qmpd.engine import perms
+
+if TYPE_CHECKING:
+    from qmpd.engine.drivers import Driver
+
+
+class Edge:
+    __slots__ = ("parent", "child", "name", "role", "perm", "shared", "frozen")
+
+    def __init__(self, parent: Node | Parent, child: Node, name: str, role: int) -> None:
+        self.parent = parent
+        self.child = child
+        self.name = name
+        self.role = role
+        self.perm = 0
+        self.shared = perms.ALL
+        self.frozen = False
+
+    def user_desc(self) -> str:
+        """How QEMU names the parent in permission-conflict texts."""
+        return self.parent.user_desc()
+
+    def __repr__(self) -> str:
+        return f"<Edge {self.parent.label()} -{self.name}-> {self.child.name}>"
+
+
+class Parent:
+    """A parent that is not a node: a BlockBackend (device, job, qemu-io)."""
+
+    def __init__(self, kind: str, name: str = "", desc: str = "an unnamed block device") -> None:
+        self.kind = kind
+        self.name = name
+        self.desc = desc
+        self.children: list[Edge] = []
+
+    def user_desc(self) -> str:
+        return self.desc
+
+    def label(self) -> str:
+        return self.name or self.kind
+
+
+class Node:
+    """One block node (BlockDriverState)."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.name = ""
+        self.auto_named = False
+        self.seq = -1                      # position in naming order
+        self.options: dict[str, Any] = {}  # stored own options (flat)
+        self.explicit: dict[str, Any] = {}  # explicitly given own options (flat)
+        self.read_only = False
+        self.auto_read_only = False
+        self.force_share = False
+        self.discard = "ignore"
+        self.detect_zeroes = "off"
+        self.cache_direct = False
+        self.cache_no_flush = False
+        self.children: list[Edge] = []     # attach order (oldest first)
+        self.parents: list[Edge] = []      # attach order (oldest first)
+        self.inherits_from: Node | None = None
+        self.monitor_owned = False
+        self.implicit = False
+        self.aio_context = "main"
+        self.no_backing = False            # opened with backing: null
+        self.auto_backing_file = ""
+        self.state: Any = None             # driver-specific state
+        self.alive = True
+
+    # -- links -------------------------------------------------------------
+    def child(self, name: str) -> Edge | None:
+        for e in self.children:
+            if e.name == name:
+                return e
+        return None
+
+    @property
+    def file(self) -> Edge | None:
+        return self.child("file")
+
+    @property
+    def backing(self) -> Edge | None:
+        return self.child("backing")
+
+    def user_desc(self) -> str:
+        return f"node '{self.name}'"
+
+    def label(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name} {self.driver.name}>"

@@ -1,0 +1,194 @@
+"""The qcow2 block driver: header, options and image information.
+
+The on-disk format itself (header parsing, clusters) lives in
+:mod:`qmpd.engine.qcow2_format`; this module is the driver glue: it reads the
+header through the node's ``file`` child, applies QEMU 7.2's option checks
+(cache sizes, lazy refcounts, encryption, data-file) in QEMU's order, and
+reports what ``query-named-block-nodes`` shows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qmpd.engine import perms
+from qmpd.engine.drivers import Commit, Driver, _number_opt, _size_opt
+from qmpd.engine.errors import BlockError
+from qmpd.engine.node import Node
+
+if TYPE_CHECKING:
+    from qmpd.engine.graph import BlockGraph, Transaction
+
+DEFAULT_L2_CACHE_MAX_SIZE = 32 * 1024 * 1024
+MIN_REFCOUNT_CACHE_SIZE = 4
+MIN_CLUSTER_BITS = 9
+
+RUNTIME_PREFIXES = (
+    "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
+    "overlap-check", "cache-size", "l2-cache-size", "l2-cache-entry-size",
+    "refcount-cache-size", "cache-clean-interval", "encrypt",
+)
+
+
+class Qcow2State:
+    __slots__ = ("header", "lazy_refcounts", "options")
+
+    def __init__(self, header: Any, lazy_refcounts: bool) -> None:
+        self.header = header
+        self.lazy_refcounts = lazy_refcounts
+
+
+def _is_runtime_key(key: str) -> bool:
+    for p in RUNTIME_PREFIXES:
+        if key == p or key.startswith(p + "."):
+            return True
+    return False
+
+
+class Qcow2Driver(Driver):
+    name = "qcow2"
+    supports_backing = True
+    has_get_info = True
+    mutable = ("lazy-refcounts", "pass-discard-request", "pass-discard-snapshot",
+               "pass-discard-other", "overlap-check", "cache-size", "l2-cache-size",
+               "l2-cache-entry-size", "refcount-cache-size", "cache-clean-interval")
+    strong = ("encrypt.key-secret",)
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        from qmpd.engine.qcow2_format import Qcow2FormatError, is_qcow2, parse_qcow2_header
+
+        child = g.attach_file_child(node, perms.ROLE_IMAGE, tx)
+        first = g.read(child, 0, 65536)
+        if not is_qcow2(first):
+            raise BlockError("Image is not in qcow2 format")
+        try:
+            header = parse_qcow2_header(first)
+            if header.cluster_size > len(first):
+                header = parse_qcow2_header(g.read(child, 0, header.cluster_size))
+        except Qcow2FormatError as e:
+            raise BlockError(e.desc if hasattr(e, "desc") else str(e)) from None
+        if getattr(header, "external_data_file", None) is None and \
+                ("data-file" in opts or any(k.startswith("data-file.") for k in opts)):
+            g.open_child_bs(None, opts, "data-file", node, perms.ROLE_DATA, tx)
+            raise BlockError("'data-file' can only be set for images with an external data file")
+        node.state = Qcow2State(header, bool(header.lazy_refcounts))
+        node.auto_backing_file = header.backing_file or ""
+        commit = self._update_options(g, node, header, opts)
+        commit()
+
+    def _update_options(self, g: BlockGraph, node: Node, header: Any, opts: dict) -> Commit:
+        cluster_size = header.cluster_size
+        combined_set = "cache-size" in opts
+        l2_set = "l2-cache-size" in opts
+        rc_set = "refcount-cache-size" in opts
+        entry_set = "l2-cache-entry-size" in opts
+        combined = _size_opt("cache-size", opts["cache-size"]) if combined_set else 0
+        l2_max_setting = _size_opt("l2-cache-size", opts["l2-cache-size"]) if l2_set \
+            else DEFAULT_L2_CACHE_MAX_SIZE
+        rc = _size_opt("refcount-cache-size", opts["refcount-cache-size"]) if rc_set else 0
+        entry = _size_opt("l2-cache-entry-size", opts["l2-cache-entry-size"]) if entry_set \
+            else cluster_size
+        interval = _number_opt(opts["cache-clean-interval"]) \
+            if "cache-clean-interval" in opts else 600
+
+        min_rc = MIN_REFCOUNT_CACHE_SIZE * cluster_size
+        l2_entry_bytes = 16 if header.extended_l2 else 8
+        max_l2_entries = -(-header.virtual_size // cluster_size)
+        max_l2_cache = -(-(max_l2_entries * l2_entry_bytes) // cluster_size) * cluster_size
+        l2 = min(max_l2_cache, l2_max_setting)
+        if combined_set:
+            if l2_set and rc_set:
+                raise BlockError("cache-size, l2-cache-size and refcount-cache-size may not "
+                                 "be set at the same time")
+            if l2_set and l2_max_setting > combined:
+                raise BlockError("l2-cache-size may not exceed cache-size")
+            if rc > combined:
+                raise BlockError("refcount-cache-size may not exceed cache-size")
+            if l2_set:
+                rc = combined - l2
+            elif rc_set:
+                l2 = combined - rc
+            elif combined >= max_l2_cache + min_rc:
+                l2 = max_l2_cache
+                rc = combined - l2
+            else:
+                rc = min(combined, min_rc)
+                l2 = combined - rc
+        if l2 < max_l2_cache and not entry_set:
+            entry = min(cluster_size, 4096)
+        if entry < (1 << MIN_CLUSTER_BITS) or entry > cluster_size or entry & (entry - 1):
+            raise BlockError("L2 cache entry size must be a power of two between "
+                             f"{1 << MIN_CLUSTER_BITS} and the cluster size ({cluster_size})")
+        if l2 // entry > 0x7FFFFFFF:
+            raise BlockError("L2 cache size too big")
+        if rc // cluster_size > 0x7FFFFFFF:
+            raise BlockError("Refcount cache size too big")
+        if interval > 0xFFFFFFFF:
+            raise BlockError("Cache clean interval too big")
+        lazy = opts.get("lazy-refcounts", bool(header.lazy_refcounts))
+        if lazy and header.version < 3:
+            raise BlockError("Lazy refcounts require a qcow2 image with at least qemu 1.1 "
+                             "compatibility level")
+        overlap = opts.get("overlap-check")
+        template = opts.get("overlap-check.template")
+        if isinstance(overlap, str) and template is not None and overlap != template:
+            raise BlockError("Conflicting values for qcow2 options 'overlap-check' "
+                             f"('{overlap}') and 'overlap-check.template' ('{template}')")
+        fmt = opts.get("encrypt.format")
+        if not header.crypt_method and fmt is not None:
+            raise BlockError(f"No encryption in image header, but options specified format "
+                             f"'{fmt}'")
+        if header.crypt_method:
+            hdr_fmt = "aes" if header.crypt_method == 1 else "luks"
+            if fmt is not None and fmt != hdr_fmt:
+                raise BlockError(f"Header reported '{hdr_fmt}' encryption format but options "
+                                 f"specify '{fmt}'")
+
+        def commit() -> None:
+            node.state.lazy_refcounts = bool(lazy)
+        return commit
+
+    def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
+        commit = self._update_options(g, node, node.state.header, opts)
+        for k in [k for k in opts if _is_runtime_key(k)]:
+            del opts[k]
+        return commit
+
+    # -- information -------------------------------------------------------
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        return node.state.header.virtual_size
+
+    def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        total = 0
+        for e in node.children:
+            if e.name in ("file", "data-file"):
+                s = g.actual_size(e.child)
+                if s is not None:
+                    total += s
+        return total
+
+    def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
+        h = node.state.header
+        return (h.cluster_size, bool(h.dirty))
+
+    def format_specific(self, g: BlockGraph, node: Node) -> dict | None:
+        h = node.state.header
+        if h.version == 2:
+            data: dict[str, Any] = {"compat": "0.10", "refcount-bits": h.refcount_bits,
+                                    "compression-type": "zlib"}
+        else:
+            data = {"compat": "1.1"}
+            if getattr(h, "external_data_file", None):
+                data["data-file"] = h.external_data_file
+                data["data-file-raw"] = bool(h.data_file_raw)
+            data["extended-l2"] = bool(h.extended_l2)
+            data["lazy-refcounts"] = bool(node.state.lazy_refcounts and not node.read_only) \
+                or bool(h.lazy_refcounts)
+            data["corrupt"] = bool(h.corrupt)
+            data["refcount-bits"] = h.refcount_bits
+            data["compression-type"] = h.compression_type
+        return {"type": "qcow2", "data": data}
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        # Guest data of qcow2 nodes comes with the data path; until then, zeroes.
+        return bytes(length)

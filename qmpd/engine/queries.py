@@ -1,0 +1,135 @@
+"""What the query commands report, as plain Python values.
+
+Dicts are built in QAPI schema member order (BlockDeviceInfo, ImageInfo,
+XDbgBlockGraph): the wire encoder turns that order into QEMU's hash order,
+so the insertion order here is what makes the bytes right.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qmpd.engine import perms
+from qmpd.engine.graph import BlockGraph
+from qmpd.engine.node import Node, Parent
+
+
+def image_info(g: BlockGraph, node: Node, cache: dict) -> dict[str, Any]:
+    filename = filename_of(g, node, cache)
+    info: dict[str, Any] = {"filename": filename, "format": node.driver.name}
+    gi = g.get_info(node)
+    if gi is not None:
+        info["dirty-flag"] = gi[1]
+    actual = g.actual_size(node)
+    if actual is not None:
+        info["actual-size"] = actual
+    info["virtual-size"] = g.virtual_size(node)
+    if gi is not None and gi[0]:
+        info["cluster-size"] = gi[0]
+    backing_name, backing_fmt = g.header_backing(node)
+    if backing_name:
+        info["backing-filename"] = backing_name
+        try:
+            full = g.full_backing_filename(node)
+        except Exception:
+            full = None
+        if full:
+            info["full-backing-filename"] = full
+        if backing_fmt:
+            info["backing-filename-format"] = backing_fmt
+    fs = g.format_specific(node)
+    if fs is not None:
+        info["format-specific"] = fs
+    return info
+
+
+def filename_of(g: BlockGraph, node: Node, cache: dict) -> str:
+    key = id(node)
+    f = cache.get(key)
+    if f is None:
+        f = cache[key] = g.filename_info(node)[0]
+    return f
+
+
+def block_device_info(g: BlockGraph, node: Node, flat: bool, cache: dict) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    info["file"] = filename_of(g, node, cache)
+    info["node-name"] = node.name
+    info["ro"] = node.read_only
+    info["drv"] = node.driver.name
+    b = node.backing
+    if b is not None:
+        info["backing_file"] = filename_of(g, b.child, cache)
+    info["backing_file_depth"] = 0
+    info["encrypted"] = False
+    info["detect_zeroes"] = node.detect_zeroes
+    for k in ("bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr"):
+        info[k] = 0
+    top = image_info(g, node, cache)
+    info["image"] = top
+    if not flat:
+        cur = node
+        img = top
+        while True:
+            nxt = g.filter_or_cow(cur)
+            if nxt is None:
+                break
+            info["backing_file_depth"] += 1
+            sub = image_info(g, nxt, cache)
+            # backing-image sits before format-specific in ImageInfo's order.
+            fs = img.pop("format-specific", None)
+            img["backing-image"] = sub
+            if fs is not None:
+                img["format-specific"] = fs
+            img = sub
+            cur = nxt
+    info["cache"] = {"writeback": True, "direct": node.cache_direct,
+                     "no-flush": node.cache_no_flush}
+    info["write_threshold"] = 0
+    return info
+
+
+def named_block_nodes(g: BlockGraph, flat: bool) -> list[dict[str, Any]]:
+    cache: dict = {}
+    out = [block_device_info(g, n, flat, cache) for n in g.nodes.values()]
+    out.reverse()
+    return out
+
+
+def block_graph(g: BlockGraph) -> dict[str, Any]:
+    ids: dict[int, int] = {}
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+
+    def num(obj: object) -> int:
+        k = id(obj)
+        if k not in ids:
+            ids[k] = len(ids) + 1
+        return ids[k]
+
+    def add_node(obj: object, kind: str, name: str) -> None:
+        nodes.append({"id": num(obj), "type": kind, "name": name})
+
+    def add_edge(parent: object, e: Any) -> None:
+        edges.append({"parent": num(parent), "child": num(e.child), "name": e.name,
+                      "perm": perms.names_reversed(e.perm),
+                      "shared-perm": perms.names_reversed(e.shared)})
+
+    for b in g.backends:
+        add_node(b, "block-backend", b.name)
+        for e in b.children:
+            add_edge(b, e)
+    for j in g.jobs:
+        add_node(j, "block-job", j.id)
+        for e in j.edges:
+            add_edge(j, e)
+    for n in g.nodes.values():
+        add_node(n, "block-driver", n.name)
+        for e in reversed(n.children):
+            add_edge(n, e)
+    nodes.reverse()
+    edges.reverse()
+    return {"nodes": nodes, "edges": edges}
+
+
+__all__ = ["named_block_nodes", "block_graph", "block_device_info", "Parent"]
