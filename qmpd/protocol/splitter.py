@@ -525,7 +525,7 @@ def _fast_constant(s: str) -> Any:
 _DECODER = json.JSONDecoder(object_pairs_hook=_fast_pairs, parse_float=_fast_float,
                             parse_int=_parse_integer, parse_constant=_fast_constant)
 _raw_decode = _DECODER.raw_decode
-# Below this size a message cannot reach the token size or count limits.
+# Longer messages take the exact path (they might reach the limits).
 _FAST_MAX = 1 << 20
 
 
@@ -582,7 +582,9 @@ class JSONStreamParser:
             value, end = _raw_decode(text, i)
         except (ValueError, _Reject, RecursionError):
             return 0
-        if end - i > _FAST_MAX:
+        # Shorter than the limits, a message cannot have too many tokens or
+        # bytes of tokens (every token is at least one byte).
+        if end - i >= min(_FAST_MAX, MAX_TOKEN_COUNT, MAX_TOKEN_SIZE):
             return 0
         # Depth bound without walking the value: every level opens with a
         # bracket or brace somewhere in the text (strings may add more).
