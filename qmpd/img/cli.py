@@ -1,0 +1,214 @@
+"""Command line of ``qmpd-img``: ``create`` (qemu-img create) and ``io`` (qemu-io).
+
+    qmpd-img create [-q] -f qcow2|raw [-b BACKING [-F FMT]] [-u] [-o opt=val,...] FILE [SIZE]
+    qmpd-img io [-f FMT] [-r] FILE -c 'CMD' [-c 'CMD' ...]
+
+Messages and exit codes follow qemu-img / qemu-io of QEMU 7.2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from qmpd.img.create import INT64_MAX, CreateError, img_create
+from qmpd.img.images import ImageOpenError, open_image
+from qmpd.img.qemu_io import run_commands
+from qmpd.img.sizes import SizeError, parse_size
+
+USAGE = """\
+usage: qmpd-img COMMAND [args]
+
+Stand-in for the qemu-img and qemu-io commands qmpd's tests and scenarios use
+(QEMU 7.2 output, byte-identical images).
+
+  qmpd-img create [-q] [-f FMT] [-b BACKING [-F BACKING_FMT]] [-u] [-o OPTIONS] FILE [SIZE]
+      FMT is qcow2 or raw; SIZE accepts k, M, G, T, P, E suffixes.
+      OPTIONS: cluster_size, compat, lazy_refcounts, refcount_bits, extended_l2,
+      compression_type, backing_file, backing_fmt, preallocation (off/metadata).
+  qmpd-img io [-f FMT] [-r] FILE -c CMD [-c CMD ...]
+      CMD is a qemu-io command: read, write, discard, length, map, flush.
+"""
+
+
+def _getopt_long(argv: list[str], shortopts: str, longopts: dict[str, str]
+                 ) -> tuple[list[tuple[str, str]], list[str]]:
+    """GNU getopt with permutation: options may follow operands."""
+    opts: list[tuple[str, str]] = []
+    operands: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            operands.extend(argv[i + 1 :])
+            break
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg[2:].partition("=")
+            if name not in longopts:
+                raise ValueError(f"unrecognized option '{arg}'")
+            short = longopts[name]
+            if short.endswith(":"):
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise ValueError(f"option '{arg}' requires an argument")
+                    value = argv[i]
+                opts.append((short[0], value))
+            else:
+                opts.append((short, ""))
+        elif arg.startswith("-") and arg != "-":
+            j = 1
+            while j < len(arg):
+                ch = arg[j]
+                pos = shortopts.find(ch)
+                if pos < 0 or ch == ":":
+                    raise ValueError(f"invalid option -- '{ch}'")
+                if shortopts[pos + 1 : pos + 2] == ":":
+                    if j + 1 < len(arg):
+                        opts.append((ch, arg[j + 1 :]))
+                    else:
+                        i += 1
+                        if i >= len(argv):
+                            raise ValueError(f"option requires an argument -- '{ch}'")
+                        opts.append((ch, argv[i]))
+                    break
+                opts.append((ch, ""))
+                j += 1
+        else:
+            operands.append(arg)
+        i += 1
+    return opts, operands
+
+
+def _img_error(text: str) -> int:
+    sys.stderr.write(f"qemu-img: {text}\nTry 'qemu-img --help' for more information\n")
+    return 1
+
+
+def cmd_create(argv: list[str]) -> int:
+    try:
+        opts, operands = _getopt_long(argv, "F:b:f:ho:qu", {"help": "h", "object": "O:"})
+    except ValueError as exc:
+        return _img_error(str(exc))
+    fmt = "raw"
+    backing = backing_fmt = None
+    options: list[str] = []
+    quiet = unsafe = False
+    for key, value in opts:
+        if key == "h":
+            sys.stdout.write(USAGE)
+            return 0
+        if key == "f":
+            fmt = value
+        elif key == "b":
+            backing = value
+        elif key == "F":
+            backing_fmt = value
+        elif key == "o":
+            options.append(value)
+        elif key == "q":
+            quiet = True
+        elif key == "u":
+            unsafe = True
+    if not operands:
+        return _img_error("Expecting image file name")
+    filename = operands[0]
+    size_text: str | None = None
+    if len(operands) >= 2:
+        try:
+            size = parse_size(operands[1])
+        except SizeError:
+            size = -1
+        if size < 0 or size > INT64_MAX:
+            if size > INT64_MAX:
+                sys.stderr.write("qemu-img: Invalid image size specified. Must be between "
+                                 f"0 and {INT64_MAX}.\n")
+            else:
+                sys.stderr.write(
+                    "qemu-img: Invalid image size specified. You may use k, M, G, T, P or "
+                    "E suffixes for\nqemu-img: kilobytes, megabytes, gigabytes, terabytes, "
+                    "petabytes and exabytes.\n")
+            return 1
+        size_text = str(size)
+    if len(operands) > 2:
+        return _img_error(f"Unexpected argument: {operands[2]}")
+    if any(o.split("=", 1)[0] == "help" or o == "?" for o in options):
+        sys.stdout.write(f"Supported {fmt} options: see 'qemu-img create -f {fmt} -o help'\n")
+        return 0
+    try:
+        img_create(filename, fmt, size_text, backing=backing, backing_fmt=backing_fmt,
+                   unsafe=unsafe, options=options, quiet=quiet)
+    except CreateError as exc:
+        sys.stdout.flush()
+        sys.stderr.write(f"qemu-img: {filename}: {exc.text}\n{exc.hint}")
+        return 1
+    return 0
+
+
+def cmd_io(argv: list[str]) -> int:
+    try:
+        opts, operands = _getopt_long(
+            argv, "hc:d:f:rsnCmkt:i:o:TUq",
+            {"cmd": "c:", "format": "f:", "read-only": "r", "help": "h",
+             "force-share": "U", "image-opts": "o", "cache": "t:", "discard": "d:",
+             "aio": "i:", "snapshot": "s", "native-aio": "k", "misalign": "m",
+             "copy-on-read": "C", "nocache": "n", "trace": "T:", "object": "O:"})
+    except ValueError as exc:
+        sys.stderr.write(f"qemu-io: {exc}\nTry 'qemu-io --help' for more information\n")
+        return 1
+    fmt: str | None = None
+    read_only = False
+    unmap = True
+    commands: list[str] = []
+    for key, value in opts:
+        if key == "h":
+            sys.stdout.write(USAGE)
+            return 0
+        if key == "c":
+            commands.append(value)
+        elif key == "f":
+            fmt = value
+        elif key == "r":
+            read_only = True
+        elif key == "d":
+            unmap = value in ("on", "unmap")
+    if len(operands) > 1:
+        sys.stderr.write("qemu-io: too many arguments\nTry 'qemu-io --help' for more "
+                         "information\n")
+        return 1
+    if not operands:
+        sys.stderr.write("qmpd-img io: an image file is required\n")
+        return 1
+    path = operands[0]
+    try:
+        opened = open_image(path, fmt, read_only=read_only)
+    except ImageOpenError as exc:
+        sys.stderr.write(f"qemu-io: can't open device {path}: {exc}\n")
+        return 1
+    for warning in opened.warnings:
+        sys.stderr.write(warning)
+    top = opened.top
+    if not unmap and hasattr(top, "image"):
+        top.image.discard_passthrough[2] = False
+    try:
+        ok = run_commands(top, commands)
+    finally:
+        opened.close()
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0 if args else 1
+    cmd, rest = args[0], args[1:]
+    if cmd == "create":
+        return cmd_create(rest)
+    if cmd in ("io", "qemu-io"):
+        return cmd_io(rest)
+    sys.stderr.write(f"qmpd-img: unknown command '{cmd}'\n{USAGE}")
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

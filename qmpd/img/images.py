@@ -1,0 +1,209 @@
+"""Host image files for qmpd-img: a file-backed ByteStore and qemu-io style opening.
+
+``open_image`` mirrors what ``qemu-io [-f FMT] FILE`` does: probe or check the
+format, open the qcow2 backing chain read-only (relative names resolved
+against the directory of the image naming them) and report failures with
+qemu's texts.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+
+from qmpd.engine.qcow2_format import (
+    BackingReader,
+    Qcow2FormatError,
+    Qcow2Image,
+    is_qcow2,
+)
+
+PROBE_WARNING = (
+    "WARNING: Image format was not specified for '{name}' and probing guessed raw.\n"
+    "         Automatically detecting the format is dangerous for raw images, "
+    "write operations on block 0 will be restricted.\n"
+    "         Specify the 'raw' format explicitly to remove the restrictions.\n"
+)
+
+
+class ImageOpenError(Exception):
+    """Opening failed; the text is what qemu prints after ``can't open device X: ``."""
+
+
+class FileStore:
+    """A :class:`~qmpd.engine.qcow2_format.ByteStore` over a host file descriptor."""
+
+    def __init__(self, path: str, writable: bool) -> None:
+        flags = os.O_RDWR if writable else os.O_RDONLY
+        self.fd = os.open(path, flags)
+
+    def read(self, offset: int, length: int) -> bytes:
+        out = bytearray()
+        while len(out) < length:
+            chunk = os.pread(self.fd, length - len(out), offset + len(out))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+    def write(self, offset: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self.fd, view, offset)
+            view = view[n:]
+            offset += n
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def truncate(self, n: int) -> None:
+        os.ftruncate(self.fd, n)
+
+    def punch(self, offset: int, length: int) -> None:
+        """Discard a range: it reads back as zeros, the size stays."""
+        end = min(offset + length, self.size())
+        if end > offset:
+            self.write(offset, bytes(end - offset))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class RawImage:
+    """The raw format over a file: guest offset == host offset."""
+
+    fmt = "raw"
+
+    def __init__(self, store: FileStore, read_only: bool) -> None:
+        self.store = store
+        self.read_only = read_only
+
+    def length(self) -> int:
+        return self.store.size()
+
+    def read(self, offset: int, length: int) -> bytes:
+        data = self.store.read(offset, length)
+        return data + bytes(length - len(data))
+
+    def is_zero(self, offset: int, length: int) -> bool:
+        return False
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.store.write(offset, data)
+
+    def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
+        self.store.write(offset, bytes(length))
+
+    def discard(self, offset: int, length: int) -> None:
+        self.store.punch(offset, length)
+
+    def write_compressed(self, offset: int, data: bytes) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    def allocation(self) -> list[tuple[int, int, bool]]:
+        size = self.length()
+        return [(0, size, True)] if size else []
+
+
+class Qcow2Adapter:
+    """A Qcow2Image plus the chain it owns, with the qemu-io facing methods."""
+
+    fmt = "qcow2"
+
+    def __init__(self, image: Qcow2Image, store: FileStore, chain: list[object]) -> None:
+        self.image = image
+        self.store = store
+        self.chain = chain
+        self.read_only = image.read_only
+
+    def length(self) -> int:
+        return self.image.virtual_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.image.read(offset, length)
+
+    def is_zero(self, offset: int, length: int) -> bool:
+        return self.image.is_zero(offset, length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.image.write(offset, data)
+
+    def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
+        self.image.write_zeroes(offset, length, unmap=unmap)
+
+    def discard(self, offset: int, length: int) -> None:
+        self.image.discard(offset, length)
+
+    def write_compressed(self, offset: int, data: bytes) -> None:
+        self.image.write_compressed(offset, data)
+
+    def allocation(self) -> list[tuple[int, int, bool]]:
+        return self.image.is_allocated_extents()
+
+
+@dataclass
+class OpenedImage:
+    """What open_image returns: the top image and every file it opened."""
+
+    top: RawImage | Qcow2Adapter
+    stores: list[FileStore] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        if isinstance(self.top, Qcow2Adapter):
+            self.top.image.flush()
+        for store in self.stores:
+            store.close()
+
+
+def _os_error_text(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def open_image(path: str, fmt: str | None, *, read_only: bool = False,
+               _depth: int = 0, _stores: list[FileStore] | None = None,
+               _warnings: list[str] | None = None) -> OpenedImage:
+    """Open ``path`` like qemu-io does (raises :class:`ImageOpenError`)."""
+    stores: list[FileStore] = [] if _stores is None else _stores
+    warnings: list[str] = [] if _warnings is None else _warnings
+    if _depth > 16:
+        raise ImageOpenError("Backing chain too deep")
+    try:
+        store = FileStore(path, writable=not read_only)
+    except OSError as exc:
+        if exc.errno == errno.EACCES and not read_only:
+            raise ImageOpenError(
+                f"Could not open '{path}': {_os_error_text(exc)}") from None
+        raise ImageOpenError(f"Could not open '{path}': {_os_error_text(exc)}") from None
+    stores.append(store)
+    first = store.read(0, 512)
+    if fmt is None:
+        fmt = "qcow2" if is_qcow2(first) else "raw"
+        if fmt == "raw" and _depth == 0:
+            warnings.append(PROBE_WARNING.format(name=path))
+    if fmt == "raw":
+        return OpenedImage(RawImage(store, read_only), stores, warnings)
+    if fmt != "qcow2":
+        raise ImageOpenError(f"Unknown driver '{fmt}'")
+    backing: BackingReader | None = None
+    try:
+        probe = Qcow2Image(store, read_only=True)
+    except Qcow2FormatError as exc:
+        raise ImageOpenError(exc.desc) from None
+    chain: list[object] = []
+    if probe.backing_file:
+        name = probe.backing_file
+        full = name if os.path.isabs(name) else os.path.join(os.path.dirname(path), name)
+        try:
+            sub = open_image(full, probe.backing_format, read_only=True, _depth=_depth + 1,
+                             _stores=stores, _warnings=warnings)
+        except ImageOpenError as exc:
+            raise ImageOpenError(f"Could not open backing file: {exc}") from None
+        backing = sub.top
+        chain.append(sub.top)
+    try:
+        image = Qcow2Image(store, backing=backing, read_only=read_only)
+    except Qcow2FormatError as exc:
+        raise ImageOpenError(exc.desc) from None
+    return OpenedImage(Qcow2Adapter(image, store, chain), stores, warnings)

@@ -1,0 +1,341 @@
+"""``qmpd-img io``: the qemu-io commands scenarios and tests use.
+
+Supported: read, write (-P, -z, -u, -c, -q, -C), discard, length, map, flush,
+plus their qemu-io aliases.  Output text, what goes to stdout versus stderr,
+and the exit status (1 when any command failed) follow QEMU 7.2's qemu-io.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from qmpd.img.images import Qcow2Adapter, RawImage
+from qmpd.img.sizes import SizeError, cvtstr, parse_size
+
+REQUEST_MAX_BYTES = (2**31 - 1) // 512 * 512
+
+
+class CommandFailed(Exception):
+    """A command returned an error (qemu-io then exits with status 1)."""
+
+
+@dataclass
+class Command:
+    name: str
+    altname: str | None
+    argmin: int
+    argmax: int
+    args: str
+    oneline: str
+
+
+COMMANDS = {
+    "read": Command("read", "r", 2, -1, "[-abCqv] [-P pattern [-s off] [-l len]] off len",
+                    "reads a number of bytes at a specified offset"),
+    "write": Command("write", "w", 2, -1, "[-bcCfnquz] [-P pattern] off len",
+                     "writes a number of bytes at a specified offset"),
+    "discard": Command("discard", "d", 2, -1, "[-Cq] off len",
+                       "discards a number of bytes at a specified offset"),
+    "length": Command("length", "l", 0, 0, "", "gets the length of the current file"),
+    "map": Command("map", None, 0, 0, "", "prints the allocated areas of a file"),
+    "flush": Command("flush", "f", 0, 0, "", "flush all in-core file state to disk"),
+}
+ALIASES = {c.altname: c.name for c in COMMANDS.values() if c.altname}
+
+
+def _strerror(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+class QemuIo:
+    """Runs qemu-io command lines against one opened image."""
+
+    def __init__(self, image: RawImage | Qcow2Adapter, out: TextIO, err: TextIO,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.image = image
+        self.out = out
+        self.err = err
+        self.clock = clock
+
+    # -------------------------------------------------------------- helpers
+
+    def _cvtnum(self, text: str) -> int:
+        try:
+            value = parse_size(text)
+        except SizeError as exc:
+            if exc.too_large:
+                self.out.write(f"Parsing error: argument too large -- {text}\n")
+            else:
+                self.out.write("Parsing error: non-numeric argument, or "
+                               f"extraneous/unrecognized suffix -- {text}\n")
+            raise CommandFailed() from None
+        if value > 2**63 - 1:
+            self.out.write(f"Parsing error: argument too large -- {text}\n")
+            raise CommandFailed()
+        return value
+
+    def _pattern(self, text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= 255:
+            self.out.write(f"{text} is not a valid pattern byte\n")
+            raise CommandFailed()
+        return value
+
+    def _usage(self, cmd: Command) -> None:
+        self.out.write(f"{cmd.name} {cmd.args} -- {cmd.oneline}\n")
+        raise CommandFailed()
+
+    def _report(self, op: str, elapsed: float, offset: int, count: int, total: int,
+                cnt: int, cflag: bool) -> None:
+        elapsed = max(elapsed, 1e-9)
+        secs = int(elapsed)
+        if cflag:
+            self.out.write(f"{op}: {total} bytes at offset {offset}, {cnt} ops; "
+                           f"{secs}.{int((elapsed - secs) * 1e6):06d} sec\n")
+            return
+        self.out.write(f"{op} {total}/{count} bytes at offset {offset}\n")
+        ts = f"{secs:02d}.{int((elapsed - secs) * 100):02d} sec"
+        self.out.write(f"{cvtstr(total)}, {cnt} ops; {ts} "
+                       f"({cvtstr(total / elapsed)}/sec and {cnt / elapsed:.4f} ops/sec)\n")
+
+    def _check_request(self, offset: int, count: int) -> None:
+        if offset + count > self.image.length():
+            raise OSError(errno.EIO, "Input/output error")
+
+    @staticmethod
+    def _getopt(args: list[str], spec: str) -> tuple[list[tuple[str, str]], list[str]] | None:
+        """POSIX getopt: options stop at the first operand; None on a bad option."""
+        opts: list[tuple[str, str]] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                i += 1
+                break
+            if not arg.startswith("-") or arg == "-":
+                break
+            j = 1
+            while j < len(arg):
+                ch = arg[j]
+                pos = spec.find(ch)
+                if pos < 0:
+                    return None
+                if pos + 1 < len(spec) and spec[pos + 1] == ":":
+                    if j + 1 < len(arg):
+                        opts.append((ch, arg[j + 1 :]))
+                    elif i + 1 < len(args):
+                        i += 1
+                        opts.append((ch, args[i]))
+                    else:
+                        return None
+                    break
+                opts.append((ch, ""))
+                j += 1
+            i += 1
+        return opts, args[i:]
+
+    # -------------------------------------------------------------- commands
+
+    def run(self, line: str) -> bool:
+        """Run one command line; False if it failed."""
+        words = [w for w in line.split(" ") if w]
+        if not words:
+            return True
+        name = ALIASES.get(words[0], words[0])
+        cmd = COMMANDS.get(name)
+        if cmd is None:
+            self.err.write(f'command "{words[0]}" not found\n')
+            return False
+        argc = len(words) - 1
+        if argc < cmd.argmin or (cmd.argmax != -1 and argc > cmd.argmax):
+            if cmd.argmax == -1:
+                self.err.write(f"bad argument count {argc} to {words[0]}, "
+                               f"expected at least {cmd.argmin} arguments\n")
+            elif cmd.argmin == cmd.argmax:
+                self.err.write(f"bad argument count {argc} to {words[0]}, "
+                               f"expected {cmd.argmin} arguments\n")
+            else:
+                self.err.write(f"bad argument count {argc} to {words[0]}, expected "
+                               f"between {cmd.argmin} and {cmd.argmax} arguments\n")
+            return False
+        if name in ("write", "discard") and self.image.read_only:
+            self.err.write("Block node is read-only\n")
+            return False
+        try:
+            getattr(self, "cmd_" + name)(cmd, words[1:])
+        except CommandFailed:
+            return False
+        return True
+
+    def cmd_read(self, cmd: Command, args: list[str]) -> None:
+        parsed = self._getopt(args, "bCl:pP:qs:v")
+        if parsed is None:
+            self._usage(cmd)
+        assert parsed is not None
+        opts, rest = parsed
+        flags = dict(opts)
+        if len(rest) != 2:
+            self._usage(cmd)
+        pattern = self._pattern(flags["P"]) if "P" in flags else None
+        offset = self._cvtnum(rest[0])
+        count = self._cvtnum(rest[1])
+        if count > REQUEST_MAX_BYTES:
+            self.out.write(f"length cannot exceed {REQUEST_MAX_BYTES}, given {rest[1]}\n")
+            raise CommandFailed()
+        if pattern is None and ("l" in flags or "s" in flags):
+            self._usage(cmd)
+        pattern_offset = self._cvtnum(flags["s"]) if "s" in flags else 0
+        if "l" in flags:
+            pattern_count = self._cvtnum(flags["l"])
+        else:
+            pattern_count = count - pattern_offset
+        if pattern_count < 0 or pattern_offset + pattern_count > count:
+            self.out.write("pattern verification range exceeds end of read data\n")
+            raise CommandFailed()
+        start = self.clock()
+        try:
+            self._check_request(offset, count)
+            data = self.image.read(offset, count)
+        except OSError as exc:
+            self.out.write(f"read failed: {_strerror(exc)}\n")
+            raise CommandFailed() from None
+        elapsed = self.clock() - start
+        failed = False
+        if pattern is not None:
+            region = data[pattern_offset : pattern_offset + pattern_count]
+            if region.count(pattern) != len(region):
+                self.out.write(f"Pattern verification failed at offset "
+                               f"{offset + pattern_offset}, {pattern_count} bytes\n")
+                failed = True
+        if "q" not in flags:
+            if "v" in flags:
+                self._dump(data, offset)
+            self._report("read", elapsed, offset, count, count, 1, "C" in flags)
+        if failed:
+            raise CommandFailed()
+
+    def _dump(self, data: bytes, offset: int) -> None:
+        for i in range(0, len(data), 16):
+            row = data[i : i + 16]
+            hexes = "".join(f"{b:02x} " for b in row)
+            text = "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else "." for b in row)
+            self.out.write(f"{offset + i:08x}:  {hexes} {text}\n")
+
+    def cmd_write(self, cmd: Command, args: list[str]) -> None:
+        parsed = self._getopt(args, "bcCfnpP:qs:uz")
+        if parsed is None:
+            self._usage(cmd)
+        assert parsed is not None
+        opts, rest = parsed
+        flags = dict(opts)
+        pattern = 0xCD
+        if "P" in flags:
+            pattern = self._pattern(flags["P"])
+        if len(rest) != 2:
+            self._usage(cmd)
+        z, c, b = "z" in flags, "c" in flags, "b" in flags
+        if b and z:
+            self.out.write("-b and -z cannot be specified at the same time\n")
+            raise CommandFailed()
+        if "f" in flags and (b or c):
+            self.out.write("-f and -b or -c cannot be specified at the same time\n")
+            raise CommandFailed()
+        if "n" in flags and not z:
+            self.out.write("-n requires -z to be specified\n")
+            raise CommandFailed()
+        if "u" in flags and not z:
+            self.out.write("-u requires -z to be specified\n")
+            raise CommandFailed()
+        if z + ("P" in flags) + ("s" in flags) > 1:
+            self.out.write("Only one of -z, -P, and -s can be specified at the same time\n")
+            raise CommandFailed()
+        if "s" in flags or b:
+            self.out.write("qmpd-img: write -s and -b are not supported\n")
+            raise CommandFailed()
+        offset = self._cvtnum(rest[0])
+        count = self._cvtnum(rest[1])
+        if count > REQUEST_MAX_BYTES and "n" not in flags:
+            self.out.write(f"length cannot exceed {REQUEST_MAX_BYTES} without -n, "
+                           f"given {rest[1]}\n")
+            raise CommandFailed()
+        if c:
+            if offset % 512:
+                self.out.write(f"{offset} is not a sector-aligned value for 'offset'\n")
+                raise CommandFailed()
+            if count % 512:
+                self.out.write(f"{count} is not a sector-aligned value for 'count'\n")
+                raise CommandFailed()
+        start = self.clock()
+        try:
+            self._check_request(offset, count)
+            if z:
+                self.image.write_zeroes(offset, count, unmap="u" in flags)
+            elif c:
+                self.image.write_compressed(offset, bytes([pattern]) * count)
+            else:
+                self.image.write(offset, bytes([pattern]) * count)
+        except OSError as exc:
+            self.out.write(f"write failed: {_strerror(exc)}\n")
+            raise CommandFailed() from None
+        elapsed = self.clock() - start
+        if "q" not in flags:
+            self._report("wrote", elapsed, offset, count, count, 1, "C" in flags)
+
+    def cmd_discard(self, cmd: Command, args: list[str]) -> None:
+        parsed = self._getopt(args, "Cq")
+        if parsed is None:
+            self._usage(cmd)
+        assert parsed is not None
+        opts, rest = parsed
+        flags = dict(opts)
+        if len(rest) != 2:
+            self._usage(cmd)
+        offset = self._cvtnum(rest[0])
+        count = self._cvtnum(rest[1])
+        if count > REQUEST_MAX_BYTES:
+            self.out.write(f"length cannot exceed {REQUEST_MAX_BYTES}, given {rest[1]}\n")
+            raise CommandFailed()
+        start = self.clock()
+        try:
+            self._check_request(offset, count)
+            self.image.discard(offset, count)
+        except OSError as exc:
+            self.out.write(f"discard failed: {_strerror(exc)}\n")
+            raise CommandFailed() from None
+        elapsed = self.clock() - start
+        if "q" not in flags:
+            self._report("discard", elapsed, offset, count, count, 1, "C" in flags)
+
+    def cmd_length(self, cmd: Command, args: list[str]) -> None:
+        self.out.write(cvtstr(self.image.length()) + "\n")
+
+    def cmd_flush(self, cmd: Command, args: list[str]) -> None:
+        if isinstance(self.image, Qcow2Adapter):
+            self.image.image.flush()
+
+    def cmd_map(self, cmd: Command, args: list[str]) -> None:
+        for offset, length, allocated in self.image.allocation():
+            state = "    allocated" if allocated else "not allocated"
+            self.out.write(f"{cvtstr(length)} (0x{length:x}) bytes {state} at offset "
+                           f"{cvtstr(offset)} (0x{offset:x})\n")
+
+
+def run_commands(image: RawImage | Qcow2Adapter, commands: list[str],
+                 out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> bool:
+    """Run every command (qemu-io keeps going after failures); True if all passed."""
+    io = QemuIo(image, out, err)
+    ok = True
+    for line in commands:
+        if not io.run(line):
+            ok = False
+        out.flush()
+    return ok
