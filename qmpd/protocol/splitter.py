@@ -727,9 +727,9 @@ class JSONStreamParser:
             return
         self._tokens.append((typ, tok))
         self._token_size += len(tok)
-        # QEMU 7.2 tests bracket_count twice here (a typo for brace_count), so
-        # a negative brace count alone does not end the message.
-        if (self._brace > 0 or self._bracket > 0) and self._bracket >= 0:
+        # Wait while something is open and nothing was closed too often; a
+        # stray close ends the message at once (and fails to parse).
+        if (self._brace > 0 or self._bracket > 0) and self._brace >= 0 and self._bracket >= 0:
             return
         tokens = self._tokens
         self._reset()
