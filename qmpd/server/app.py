@@ -63,7 +63,8 @@ def _timestamp() -> tuple[int, int]:
 class Client:
     """One connection: its session, output buffer and the two tasks."""
 
-    def __init__(self, server: Server, cid: int, rstream: Any, wstream: Any) -> None:
+    def __init__(self, server: Server, cid: int, rstream: Any, wstream: Any,
+                 rfd: int = -1, wfd: int = -1) -> None:
         self.server = server
         self.cid = cid
         self.rstream = rstream
@@ -78,6 +79,9 @@ class Client:
         self.scope = trio.CancelScope()
         self.reader_scope = trio.CancelScope()
         self.tracer = server.tracer
+        # Non-blocking descriptors for the direct read/write fast paths (-1: none).
+        self.rfd = rfd
+        self.fd = wfd
 
     def push(self, data: bytes) -> None:
         if self.dead:
@@ -121,10 +125,10 @@ class Client:
         session = self.session
         server = self.server
         execute = server.execute
-        receive = self.rstream.receive_some
+        receive = self._receive
         while not self.closing:
             try:
-                data = await receive(READ_SIZE)
+                data = await receive()
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 return
             if not data:
@@ -140,7 +144,6 @@ class Client:
                     + traceback.format_exc())
                 return
             while items:
-                refeed = False
                 for item in items:
                     if item.__class__ is bytes:
                         self.push(item)
@@ -148,13 +151,50 @@ class Client:
                         self.push(execute(self, item))
                         if server.quitting:
                             return
-                        # The session may hold back what follows a
-                        # qmp_capabilities until its reply switched modes.
-                        refeed = item.name == "qmp_capabilities"
                     if len(self.buf) > HIGH_WATER:
                         await self._wait_drained()
-                items = session.feed(b"") if refeed else None
+                # Input after a qmp_capabilities is held back until its reply
+                # switched the session's mode.
+                items = session.feed(b"") if session.has_pending else None
+            if self.buf:
+                self._send_now()
+
+    def _send_now(self) -> None:
+        """Write the queued output straight to the socket if the writer task is
+        idle: saves a task switch per reply on the request/response path.
+        Whatever the kernel does not take now is left to the writer."""
+        if self.sending or self.fd < 0:
             self.wake.set()
+            return
+        data = self.buf
+        try:
+            n = os.write(self.fd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            # The peer is gone; the reader sees it on its next receive.
+            self.dead = True
+            self.buf = bytearray()
+            self.scope.cancel()
+            return
+        if n == len(data):
+            self.buf = bytearray()
+        else:
+            del data[:n]
+            self.wake.set()
+
+    async def _receive(self) -> bytes:
+        # Straight on the descriptor: a client waiting for its reply has sent
+        # nothing more, so wait first and read once (trio's receive_some
+        # would try a read that fails with EAGAIN before every wait).
+        fd = self.rfd
+        if fd < 0:
+            return await self.rstream.receive_some(READ_SIZE)
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            return os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return await self._receive()
 
     async def _wait_drained(self) -> None:
         while len(self.buf) > HIGH_WATER and not self.dead:
@@ -275,9 +315,10 @@ class Server:
         self.quitting = True
         self._shutdown.set()
 
-    async def _client_task(self, rstream: Any, wstream: Any) -> None:
+    async def _client_task(self, rstream: Any, wstream: Any,
+                           rfd: int = -1, wfd: int = -1) -> None:
         self._next_cid += 1
-        client = Client(self, self._next_cid, rstream, wstream)
+        client = Client(self, self._next_cid, rstream, wstream, rfd, wfd)
         self.clients.add(client)
         if self.tracer is not None:
             self.tracer.log(client.cid, "connect", b"")
@@ -310,12 +351,13 @@ class Server:
                 conn.close()
                 continue
             stream = trio.SocketStream(conn)
-            nursery.start_soon(self._client_task, stream, stream)
+            fd = conn.fileno()
+            nursery.start_soon(self._client_task, stream, stream, fd, fd)
 
     async def _serve_stdio(self) -> None:
         rstream = trio.lowlevel.FdStream(os.dup(0))
         wstream = trio.lowlevel.FdStream(os.dup(1))
-        await self._client_task(rstream, wstream)
+        await self._client_task(rstream, wstream, rstream.fileno(), wstream.fileno())
         if not self.unix_endpoints:
             # The only client is gone: nothing left to serve.
             self.request_shutdown()

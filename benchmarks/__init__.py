@@ -1,0 +1,1 @@
+"""make bench: qmpd performance, against QEMU 7.2 when installed."""
