@@ -370,6 +370,9 @@ class BlockGraph:
     # edges and lifetime
     def attach(self, parent: Node | Parent, child: Node, name: str, role: int,
                tx: Transaction) -> Edge:
+        if isinstance(parent, Node) and self.reaches(child, parent):
+            raise BlockError(f"Making '{child.name}' a {name} child of '{parent.name}' would "
+                             "create a cycle")
         e = Edge(parent, child, name, role)
         parent.children.append(e)
         child.parents.append(e)

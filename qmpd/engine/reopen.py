@@ -1,9 +1,322 @@
-"""Reopen transactions (placeholder until the reopen engine lands)."""
+"""Reopen transactions: QEMU 7.2's bdrv_reopen_queue / bdrv_reopen_multiple.
+
+One :func:`reopen` call is one transaction over a queue of nodes:
+
+1. every entry is looked up and queued with the inherited children its
+   options reach (``queue_child``), merging repeated entries;
+2. every queued node is *prepared* in queue order: generic options, driver
+   options, the ``backing`` and ``file`` links, then the comparison of the
+   options that cannot change.  Link changes are applied to the graph under
+   an undo log, so the later checks see the graph as it would be;
+3. permissions are refreshed for the whole queue against the state after the
+   reopen (new read-only flags, new links);
+4. commit, or abort: the undo log puts every edge, flag and option back.
+
+Nodes dropped by the reopen (an inherited backing file detached, an old
+``file`` child replaced) are unreferenced only after everything succeeded, so
+a node that becomes a new child elsewhere in the same transaction survives.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import (
+    GENERIC_KEYS,
+    BlockGraph,
+    Transaction,
+    extract_sub,
+    flatten,
+    inherit_options,
+    is_true,
+)
+from qmpd.engine.node import Edge, Node
 
 
-def reopen(graph, entries):  # type: ignore[no-untyped-def]
-    raise BlockError("blockdev-reopen is not implemented yet")
+def _order(keys: list[str]) -> list[str]:
+    from qmpd.protocol.encode import key_order
+
+    return list(key_order(keys))
+
+
+def qobj_equal(a: Any, b: Any) -> bool:
+    """qobject_is_equal: values of different JSON types are never equal."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    return a == b
+
+
+class ReopenState:
+    __slots__ = ("node", "options", "explicit", "read_only", "auto_read_only", "discard",
+                 "detect_zeroes", "cache_direct", "cache_no_flush", "backing_missing",
+                 "commits", "old_children", "top_level")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.options: dict[str, Any] = {}
+        self.explicit: dict[str, Any] = {}
+        self.read_only = node.read_only
+        self.auto_read_only = node.auto_read_only
+        self.discard = node.discard
+        self.detect_zeroes = node.detect_zeroes
+        self.cache_direct = node.cache_direct
+        self.cache_no_flush = node.cache_no_flush
+        self.backing_missing = False
+        self.commits: list[Any] = []
+        self.old_children: list[Node] = []
+        self.top_level = False
+
+
+def _join(options: dict, old: dict) -> None:
+    for k, v in old.items():
+        if k not in options:
+            options[k] = v
+
+
+def queue_child(queue: dict[int, ReopenState], node: Node, options: dict | None,
+                role: int, parent_options: dict | None, keep_old: bool) -> None:
+    if options is None:
+        options = {}
+    entry = queue.get(id(node))
+    if entry is not None or keep_old:
+        _join(options, entry.explicit if entry is not None else node.explicit)
+    explicit = dict(options)
+    if parent_options is not None:
+        inherit_options(role, options, parent_options)
+    if keep_old:
+        _join(options, node.options)
+    if entry is None:
+        entry = ReopenState(node)
+        queue[id(node)] = entry
+    entry.top_level = entry.top_level or parent_options is None
+    entry.options = options
+    entry.explicit = explicit
+    entry.read_only = is_true(options.get("read-only", False))
+    entry.auto_read_only = is_true(options.get("auto-read-only", False))
+    entry.cache_direct = is_true(options.get("cache.direct", False))
+    entry.cache_no_flush = is_true(options.get("cache.no-flush", False))
+    if not keep_old:
+        entry.backing_missing = "backing" not in options and "backing.driver" not in options
+
+    for e in list(reversed(node.children)):
+        child = e.child
+        if child.inherits_from is not node:
+            continue
+        if e.name in options:
+            ref = options[e.name]
+            if not (isinstance(ref, str) and ref == child.name):
+                continue
+            child_opts: dict | None = None
+            child_keep = True
+        else:
+            extract_sub(explicit, e.name + ".")
+            child_opts = extract_sub(options, e.name + ".")
+            child_keep = keep_old
+        queue_child(queue, child, child_opts, e.role, options, child_keep)
+
+
+def reopen(g: BlockGraph, entries: list[dict]) -> None:
+    """blockdev-reopen of ``entries`` (validated BlockdevOptions dicts)."""
+    queue: dict[int, ReopenState] = {}
+    for entry in entries:
+        name = entry.get("node-name")
+        if name is None:
+            raise BlockError("node-name not specified")
+        node = g.nodes.get(name)
+        if node is None:
+            raise BlockError(f"Failed to find node with node-name='{name}'")
+        queue_child(queue, node, flatten(entry), 0, None, False)
+    if not queue:
+        return
+    tx = Transaction()
+    try:
+        _run(g, queue, tx)
+    except BlockError:
+        tx.abort()
+        raise
+    tx.commit()
+
+
+def _run(g: BlockGraph, queue: dict[int, ReopenState], tx: Transaction) -> None:
+    states = list(queue.values())
+    for st in states:
+        _prepare(g, st, queue, tx)
+    roots: list[Node] = []
+    for st in states:
+        roots.append(st.node)
+        roots.extend(st.old_children)
+    roots.reverse()
+    by_node = {id(st.node): st for st in states}
+
+    def writable(n: Node) -> bool:
+        st = by_node.get(id(n))
+        return not (st.read_only if st is not None else n.read_only)
+
+    g.refresh_perms(roots, tx, writable=writable)
+    for st in reversed(states):
+        _commit(g, st, tx)
+    # Old children nobody holds any more go now, after the new links exist.
+    for st in states:
+        for old in st.old_children:
+            g.unref(old, tx)
+            if old.alive:
+                g.refresh_perms([old], tx)
+
+
+def _prepare(g: BlockGraph, st: ReopenState, queue: dict[int, ReopenState],
+             tx: Transaction) -> None:
+    node = st.node
+    drv = node.driver
+    opts = dict(st.options)
+    # Generic options (bdrv_runtime_opts); node-name, driver and force-share
+    # go back into the dict as QemuOpts strings.
+    if "discard" in opts:
+        st.discard = opts.pop("discard")
+    elif not st.top_level:
+        st.discard = node.discard
+    for k in ("cache.direct", "cache.no-flush", "read-only", "auto-read-only"):
+        opts.pop(k, None)
+    st.detect_zeroes = opts.pop("detect-zeroes", "off")
+    if st.detect_zeroes == "unmap" and st.discard != "unmap":
+        raise BlockError("setting detect-zeroes to unmap is not allowed without setting "
+                         "discard operation to unmap")
+    if "force-share" in opts:
+        opts["force-share"] = "on" if is_true(opts["force-share"]) else "off"
+    if not drv.can_reopen:
+        raise BlockError(f"Block format '{drv.name}' used by node '{node.name}' does not "
+                         "support reopening files")
+    # bdrv_reset_options_allowed
+    for key in _order(list(node.options)):
+        if key in opts or key in GENERIC_KEYS:
+            continue
+        if any(key == m or key.startswith(m + ".") for m in drv.mutable):
+            continue
+        raise BlockError(f"Option '{key}' cannot be reset to its default value")
+    commit = drv.reopen_prepare(g, node, opts, queue)
+    if commit is not None:
+        st.commits.append(commit)
+    if drv.supports_backing and st.backing_missing and \
+            (node.backing is not None or g.header_backing(node)[0]):
+        raise BlockError(f"backing is missing for '{node.name}'")
+    _parse_child(g, st, opts, "backing", tx)
+    opts.pop("backing", None)
+    _parse_child(g, st, opts, "file", tx)
+    opts.pop("file", None)
+    stored = node.options
+    for key in _order(list(opts)):
+        new = opts[key]
+        if isinstance(new, str):
+            e = node.child(key)
+            if e is not None and e.child.name == new:
+                continue
+        if key not in stored or not qobj_equal(new, stored[key]):
+            raise BlockError(f"Cannot change the option '{key}'")
+
+
+def _skip_implicit(n: Node | None) -> Node | None:
+    while n is not None and n.implicit:
+        e = n.file or n.backing
+        n = e.child if e is not None else None
+    return n
+
+
+def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
+                 tx: Transaction) -> None:
+    if name not in opts:
+        return
+    node = st.node
+    value = opts[name]
+    is_backing = name == "backing"
+    old_edge = node.child(name)
+    old = old_edge.child if old_edge is not None else None
+    new: Node | None
+    if value is None:
+        new = None
+    else:
+        new = g.nodes.get(value)
+        if new is None:
+            raise BlockError(f"Cannot find device='' nor node-name='{value}'")
+        if g.reaches(new, node):
+            raise BlockError(f"Making '{value}' a {name} child of '{node.name}' would create "
+                             "a cycle")
+    if old is new:
+        return
+    if old is not None:
+        if _skip_implicit(old) is new:
+            return
+        if old.implicit:
+            raise BlockError(f"Cannot replace implicit {name} child of {node.name}")
+    if node.driver.is_filter and old is None:
+        raise BlockError(f"'{node.name}' is a {node.driver.name} filter node that does not "
+                         f"support a {name} child")
+    # bdrv_set_file_or_backing_noperm
+    if old_edge is not None and old_edge.frozen:
+        raise BlockError(f"Cannot change frozen '{name}' link from '{node.name}' to "
+                         f"'{old_edge.child.name}'")
+    if is_backing and not node.driver.is_filter and not node.driver.supports_backing:
+        raise BlockError(f"Driver '{node.driver.name}' of node '{node.name}' does not support "
+                         "backing files")
+    if node.driver.is_filter:
+        role = perms.ROLE_FILTERED | perms.ROLE_PRIMARY
+    elif is_backing:
+        role = perms.ROLE_COW
+    else:
+        if old_edge is None:
+            raise BlockError("Cannot set file child to format node without file child")
+        role = old_edge.role
+    if old_edge is not None:
+        if old is not None and old.inherits_from is node:
+            old.inherits_from = None
+            tx.on_abort(lambda o=old: setattr(o, "inherits_from", node))
+        _replace_edge(g, node, old_edge, tx)
+        st.old_children.append(old_edge.child)
+    if new is not None:
+        e = Edge(node, new, name, role)
+        node.children.append(e)
+        new.parents.append(e)
+
+        def undo() -> None:
+            node.children.remove(e)
+            new.parents.remove(e)
+        tx.on_abort(undo)
+
+
+def _replace_edge(g: BlockGraph, node: Node, edge: Edge, tx: Transaction) -> None:
+    g.detach(edge, tx)
+
+
+def _commit(g: BlockGraph, st: ReopenState, tx: Transaction) -> None:
+    node = st.node
+    old = (node.read_only, node.auto_read_only, node.discard, node.detect_zeroes,
+           node.cache_direct, node.cache_no_flush, node.options, node.explicit, node.state)
+    options = dict(st.options)
+    explicit = dict(st.explicit)
+    for d in (options, explicit):
+        for e in node.children:
+            d.pop(e.name, None)
+        d.pop("backing", None)
+        d.pop("file", None)
+    node.read_only = st.read_only
+    node.auto_read_only = st.auto_read_only
+    node.discard = st.discard
+    node.detect_zeroes = st.detect_zeroes
+    node.cache_direct = st.cache_direct
+    node.cache_no_flush = st.cache_no_flush
+    node.options = options
+    node.explicit = explicit
+    if "force-share" in options:
+        node.force_share = is_true(options["force-share"])
+
+    def undo() -> None:
+        (node.read_only, node.auto_read_only, node.discard, node.detect_zeroes,
+         node.cache_direct, node.cache_no_flush, node.options, node.explicit,
+         node.state) = old
+    tx.on_abort(undo)
+    for c in st.commits:
+        c()
