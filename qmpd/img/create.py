@@ -146,7 +146,7 @@ def img_create(
     unsafe: bool = False,
     options: list[str] | None = None,
     quiet: bool = False,
-    out: Callable[[str], None] = sys.stdout.write,
+    out: Callable[[str], None] | None = None,
 ) -> None:
     """Create an image; raises CreateError (prefix ``FILE: ``) on failure."""
     if fmt not in FORMATS:
@@ -203,9 +203,8 @@ def img_create(
     if "size" not in opts:
         opts["size"] = Opt(str(size), size)
     if not quiet:
-        out(format_line(filename, fmt, opts) + "\n")
-        if hasattr(sys.stdout, "flush"):
-            sys.stdout.flush()
+        (out or sys.stdout.write)(format_line(filename, fmt, opts) + "\n")
+        sys.stdout.flush()
     if fmt == "raw":
         data_size = -(-size // 512) * 512
         prealloc = opts["preallocation"].text if "preallocation" in opts else "off"

@@ -98,12 +98,15 @@ class QemuIo:
                 cnt: int, cflag: bool) -> None:
         elapsed = max(elapsed, 1e-9)
         secs = int(elapsed)
+        centis = int((elapsed - secs) * 100)
+        # timestr(): "SS.cc sec" below one second, "H:MM:SS.cc" otherwise and with -C.
+        long_ts = f"{secs // 3600}:{secs // 60 % 60:02d}:{secs % 60:02d}.{centis:02d}"
         if cflag:
-            self.out.write(f"{op}: {total} bytes at offset {offset}, {cnt} ops; "
-                           f"{secs}.{int((elapsed - secs) * 1e6):06d} sec\n")
+            self.out.write(f"{total},{cnt},{long_ts},{total / elapsed:.3f},"
+                           f"{cnt / elapsed:.3f}\n")
             return
         self.out.write(f"{op} {total}/{count} bytes at offset {offset}\n")
-        ts = f"{secs:02d}.{int((elapsed - secs) * 100):02d} sec"
+        ts = long_ts if secs else f"{secs:02d}.{centis:02d} sec"
         self.out.write(f"{cvtstr(total)}, {cnt} ops; {ts} "
                        f"({cvtstr(total / elapsed)}/sec and {cnt / elapsed:.4f} ops/sec)\n")
 
@@ -330,8 +333,10 @@ class QemuIo:
 
 
 def run_commands(image: RawImage | Qcow2Adapter, commands: list[str],
-                 out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> bool:
+                 out: TextIO | None = None, err: TextIO | None = None) -> bool:
     """Run every command (qemu-io keeps going after failures); True if all passed."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     io = QemuIo(image, out, err)
     ok = True
     for line in commands:
