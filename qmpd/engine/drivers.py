@@ -287,15 +287,17 @@ class RawDriver(Driver):
         return commit
 
     def virtual_size(self, g: BlockGraph, node: Node) -> int:
-        return node.state.size
+        # raw_getlength: the size follows the (possibly replaced) child.
+        st = node.state
+        f = self.primary(node)
+        length = g.virtual_size(f) if f else 0
+        if length < st.offset:
+            return 0
+        return min(st.size, length - st.offset) if st.has_size else length - st.offset
 
     def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
         f = self.primary(node)
         return g.get_info(f) if f else None
-
-    def format_specific(self, g: BlockGraph, node: Node) -> dict | None:
-        f = self.primary(node)
-        return g.format_specific(f) if f else None
 
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
         f = self.primary(node)
