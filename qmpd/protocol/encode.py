@@ -129,15 +129,31 @@ def _float(o: float) -> str:
 
 def _enc(o: Any) -> str:
     t = type(o)
-    if t is str:
-        r = _c_quote_ascii(o)
-        return _quote_slow(o) if "\\u" in r else r
     if t is dict:
         keys = tuple(o)
         order = _order_cache.get(keys)
         if order is None:
             order = _dict_order(keys)
-        return "{" + ", ".join([p + _enc(o[k]) for k, p in order]) + "}"
+        parts = []
+        append = parts.append
+        # Leaves are encoded inline: a function call per value is the
+        # largest cost of this encoder.
+        for k, p in order:
+            v = o[k]
+            vt = type(v)
+            if vt is str:
+                r = _c_quote_ascii(v)
+                append(p + (_quote_slow(v) if "\\u" in r else r))
+            elif vt is int:
+                append(p + int.__repr__(v))
+            elif vt is bool:
+                append(p + ("true" if v else "false"))
+            else:
+                append(p + _enc(v))
+        return "{" + ", ".join(parts) + "}"
+    if t is str:
+        r = _c_quote_ascii(o)
+        return _quote_slow(o) if "\\u" in r else r
     if t is int:
         return int.__repr__(o)
     if t is list or t is tuple:

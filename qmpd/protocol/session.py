@@ -33,6 +33,8 @@ __all__ = ["Request", "Session"]
 
 _NEGOTIATION_NEEDED = "Expecting capabilities negotiation with 'qmp_capabilities'"
 _ALREADY_NEGOTIATED = "Capabilities negotiation is already complete, command ignored"
+# tuple of envelope keys (input order) -> the order QEMU checks them in
+_envelope_orders: dict[tuple[str, ...], list[str]] = {}
 
 
 @dataclass
@@ -175,7 +177,13 @@ class Session:
 
         # qmp_dispatch_check_obj(): members in QDict iteration order
         exec_key = None
-        for key in key_order(tuple(msg)):
+        keys = tuple(msg)
+        order = _envelope_orders.get(keys)
+        if order is None:
+            if len(_envelope_orders) > 1024:  # keys come from clients: stay bounded
+                _envelope_orders.clear()
+            order = _envelope_orders[keys] = key_order(keys)
+        for key in order:
             if key == "execute" or (key == "exec-oob" and allow_oob):
                 if type(msg[key]) is not str:
                     return _error_bytes("GenericError",

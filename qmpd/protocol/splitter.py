@@ -524,7 +524,7 @@ def _fast_constant(s: str) -> Any:
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_fast_pairs, parse_float=_fast_float,
                             parse_int=_parse_integer, parse_constant=_fast_constant)
-_raw_decode = _DECODER.raw_decode
+_scan_once = _DECODER.scan_once  # (text, index) -> (value, end); StopIteration if none
 # Longer messages take the exact path (they might reach the limits).
 _FAST_MAX = 1 << 20
 
@@ -579,8 +579,8 @@ class JSONStreamParser:
 
     def _fast_message(self, text: str, i: int) -> int:
         try:
-            value, end = _raw_decode(text, i)
-        except (ValueError, _Reject, RecursionError):
+            value, end = _scan_once(text, i)
+        except (StopIteration, ValueError, _Reject, RecursionError):
             return 0
         # Shorter than the limits, a message cannot have too many tokens or
         # bytes of tokens (every token is at least one byte).
@@ -588,8 +588,7 @@ class JSONStreamParser:
             return 0
         # Depth bound without walking the value: every level opens with a
         # bracket or brace somewhere in the text (strings may add more).
-        region = text[i:end]
-        if region.count("{") + region.count("[") > MAX_NESTING:
+        if text.count("{", i, end) + text.count("[", i, end) > MAX_NESTING:
             return 0
         self._out.append(ParsedValue(value))
         return end
