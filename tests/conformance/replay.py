@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             if not r.setup_error and r.differences():
                 known[name] = r.differences()
         with open(KNOWN, "w") as f:
-            json.dump(dict(sorted(known.items())), f, indent=1)
-            f.write("\n")
+            # One scenario per line: reviewable diffs when steps come and go.
+            rows = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(known.items())]
+            f.write("{\n" + ",\n".join(rows) + ("\n" if rows else "") + "}\n")
         print(f"wrote {KNOWN.relative_to(REPO)}", file=sys.stderr)
     return 0
 
