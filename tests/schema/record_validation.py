@@ -176,6 +176,66 @@ def gen_cases(n: int, seed: int) -> list[dict]:
     return cases
 
 
+def gen_targeted(seed: int) -> list[dict]:
+    """Hand-picked corners: integer kinds, list paths, deep nesting, many unknown keys."""
+    c: list[tuple[str, dict]] = []
+    for v in ["x", 1.5, -1, 1 << 64, 18446744073709551615, None, True]:
+        c.append(("blockdev-add", {"driver": "null-co", "node-name": "n", "latency-ns": v}))
+        c.append(("blockdev-add", {"driver": "blkdebug", "image": "n", "max-transfer": v}))
+        c.append(("blockdev-add", {"driver": "nbd", "server": {"type": "unix", "path": "/x"},
+                                   "reconnect-delay": v}))
+        c.append(("object-add", {"qom-type": "memory-backend-ram", "id": "m", "size": v}))
+        c.append(("object-add", {"qom-type": "memory-backend-ram", "id": "m", "size": 4096,
+                                 "host-nodes": [0, v]}))
+        c.append(("object-add", {"qom-type": "iothread", "id": "io", "poll-grow": v}))
+        c.append(("block-job-set-speed", {"device": "j", "speed": v}))
+        c.append(("x-debug-query-block-graph", {"x": v}))
+        c.append(("blockdev-add", {"driver": "ssh", "server": {"host": "h", "port": "1", "to": v},
+                                   "path": "/x"}))
+    for v in [1 << 31, -(1 << 31) - 1, 1 << 32, 65536, -1]:
+        c.append(("blockdev-add", {"driver": "blkdebug", "image": "n", "opt-discard": v}))
+        c.append(("object-add", {"qom-type": "thread-context", "id": "t", "cpu-affinity": [v]}))
+        c.append(("blockdev-add", {"driver": "nbd", "server": {"type": "unix", "path": "/x"},
+                                   "open-timeout": v}))
+    deep: dict = {"driver": "null-co"}
+    for i in range(6):
+        deep = {"driver": "qcow2", "file": {"driver": "file", "filename": f"/nonexistent/{i}"},
+                "backing": deep}
+    for fault in [("size", "x"), ("bogus", 1), ("driver", "nosuch"), ("driver", None),
+                  ("cache", {"direct": 1}), ("read-only", "yes")]:
+        d = copy.deepcopy(deep)
+        inner = d
+        while "backing" in inner:
+            inner = inner["backing"]
+        inner[fault[0]] = fault[1]
+        c.append(("blockdev-add", dict(d, **{"node-name": "deep"})))
+        c.append(("blockdev-reopen", {"options": [{"driver": "null-co", "node-name": "a"},
+                                                  dict(d, **{"node-name": "deep"})]}))
+    rng = random.Random(seed)
+    names = UNKNOWN_KEYS + ["\u00e9t\u00e9", "n\u00f8de", "x" * 40, "A", "B", "C", "k.y", "0"]
+    for _ in range(120):
+        keys = rng.sample(names, rng.randint(2, 12))
+        base = copy.deepcopy(rng.choice(BASES[:6])[1])
+        for k in keys:
+            if k not in base:
+                base[k] = rng.choice([1, "x", None])
+        items = list(base.items())
+        rng.shuffle(items)
+        cmd = rng.choice(["blockdev-add", "blockdev-add", "query-name", "blockdev-reopen"])
+        if cmd == "query-name":
+            c.append((cmd, {k: 1 for k in keys}))
+        elif cmd == "blockdev-reopen":
+            c.append((cmd, {"options": [dict(items)]}))
+        else:
+            c.append((cmd, dict(items)))
+    for opts in [[None], [5], ["n0"], [{"driver": "null-co", "node-name": "a"}, None],
+                 [{"node-name": "a"}], [{"driver": ""}], [{"driver": 1}], [[]]]:
+        c.append(("blockdev-reopen", {"options": opts}))
+    for v in [["oob", "foo"], [None], "oob", [1], {}]:
+        c.append(("query-block", {"enable": v}))
+    return [{"command": cmd, "arguments": a} for cmd, a in c]
+
+
 class Qemu:
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="schema-rec-")
@@ -216,7 +276,7 @@ class Qemu:
 
 
 def record_cases(n: int, seed: int) -> None:
-    cases = gen_cases(n, seed)
+    cases = gen_cases(n, seed) + gen_targeted(seed)
     q = Qemu()
     out = []
     try:

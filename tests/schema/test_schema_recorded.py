@@ -11,9 +11,9 @@ or a command's own error), ``validate`` must accept the arguments.
 from __future__ import annotations
 
 import pytest
+from schema_testlib import is_visitor_text, load
 
 from qmpd.schema import ArgumentError, command_names, validate
-from schema_testlib import is_visitor_text, load
 
 CASES = load("recorded_cases.json")["cases"]
 STEPS = [s for s in load("scenario_steps.json")["steps"] if s["command"] in set(command_names())]
