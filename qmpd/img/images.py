@@ -80,7 +80,8 @@ class RawImage:
         self.read_only = read_only
 
     def length(self) -> int:
-        return self.store.size()
+        # The block layer counts whole sectors: a 1000-byte file is 1024 long.
+        return -(-self.store.size() // 512) * 512
 
     def read(self, offset: int, length: int) -> bytes:
         data = self.store.read(offset, length)

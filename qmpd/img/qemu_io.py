@@ -171,7 +171,7 @@ class QemuIo:
                                f"between {cmd.argmin} and {cmd.argmax} arguments\n")
             return False
         if name in ("write", "discard") and self.image.read_only:
-            self.err.write("Block node is read-only\n")
+            self.err.write("qemu-io: Block node is read-only\n")
             return False
         try:
             getattr(self, "cmd_" + name)(cmd, words[1:])
