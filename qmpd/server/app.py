@@ -113,6 +113,7 @@ class Client:
 
     async def run(self) -> None:
         self.push(self.session.greeting())
+        self._send_now()
         with self.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer)
