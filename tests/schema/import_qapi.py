@@ -58,10 +58,11 @@ INT_TYPES = {
     "int": (-(1 << 63), (1 << 63) - 1), "int8": (-(1 << 7), (1 << 7) - 1),
     "int16": (-(1 << 15), (1 << 15) - 1), "int32": (-(1 << 31), (1 << 31) - 1),
     "int64": (-(1 << 63), (1 << 63) - 1),
-    # The QObject input visitor takes negative int64 values for unsigned types
-    # ("for backward compatibility") and wraps them; see schema/README.md.
-    "uint8": (-(1 << 63), (1 << 64) - 1), "uint16": (-(1 << 63), (1 << 64) - 1),
-    "uint32": (-(1 << 63), (1 << 64) - 1), "uint64": (-(1 << 63), (1 << 64) - 1),
+    # The QObject input visitor takes negative int64 values for uint64/size
+    # ("for backward compatibility") and wraps them modulo 2^64, so they pass;
+    # for the smaller unsigned types the wrapped value is out of range.
+    "uint8": (0, (1 << 8) - 1), "uint16": (0, (1 << 16) - 1),
+    "uint32": (0, (1 << 32) - 1), "uint64": (-(1 << 63), (1 << 64) - 1),
     "size": (-(1 << 63), (1 << 64) - 1),
 }
 
@@ -116,7 +117,9 @@ def builtins_doc() -> dict:
                     "x-qapi-comment": "the empty object: no arguments / empty union branch"},
     }
     for name, (lo, hi) in INT_TYPES.items():
-        defs[name] = {"type": "integer", "minimum": lo, "maximum": hi}
+        # x-qapi-json-type "int": QEMU also rejects integral floats like 2.0,
+        # which JSON Schema's "integer" would take.
+        defs[name] = {"type": "integer", "minimum": lo, "maximum": hi, "x-qapi-json-type": "int"}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "builtins.json",

@@ -46,3 +46,28 @@ def test_recorded_case(case: dict) -> None:
 @pytest.mark.parametrize("step", STEPS, ids=lambda s: f"{s['scenario']}-{s['index']}")
 def test_scenario_step(step: dict) -> None:
     assert _outcome(step["command"], step["arguments"]) == _expected(step["qemu"])
+
+
+def _as_x_reopen(case: dict) -> tuple[dict, str | None] | None:
+    """A recorded case turned into the x-blockdev-reopen call QEMU 4.0-6.0 took."""
+    args, exp = case["arguments"], _expected(case["qemu"])
+    if case["command"] == "blockdev-add":
+        return args, exp
+    opts = args.get("options")
+    if (case["command"] == "blockdev-reopen" and list(args) == ["options"]
+            and isinstance(opts, list) and len(opts) == 1 and isinstance(opts[0], dict)):
+        return opts[0], None if exp is None else exp.replace("'options[0].", "'")
+    return None
+
+
+X_REOPEN = [x for x in map(_as_x_reopen, CASES) if x is not None]
+
+
+def test_x_blockdev_reopen_cases_cover_both_sources() -> None:
+    assert len(X_REOPEN) > 300
+
+
+@pytest.mark.parametrize(("args", "desc"), X_REOPEN)
+def test_x_blockdev_reopen_has_blockdev_add_shape_without_prefix(args: dict,
+                                                                  desc: str | None) -> None:
+    assert _outcome("x-blockdev-reopen", args) == desc
