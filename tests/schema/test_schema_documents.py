@@ -135,4 +135,4 @@ def test_object_options_union() -> None:
         "aio-max-batch", "thread-pool-min", "thread-pool-max", "poll-max-ns", "poll-grow",
         "poll-shrink"]
     tg = list(_branch("ObjectOptions", "throttle-group")["properties"])
-    assert tg[0] == "limits" and "x-bps-total" in tg and len(tg) == 19
+    assert tg[0] == "limits" and "x-bps-total" in tg and tg[-1] == "x-iops-size" and len(tg) == 20
