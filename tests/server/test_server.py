@@ -48,7 +48,12 @@ def test_control_commands_reply_like_qemu(qmpd):
     assert conn.read_line() == b'{"return": {}}\r\n'
     names = {c["name"] for c in conn.cmd("query-commands")["return"]}
     assert {"qmp_capabilities", "query-version", "quit", "query-status", "stop", "cont",
-            "query-name", "query-commands"} <= names
+            "query-name", "query-commands", "query-qmp-schema"} <= names
+    # query-qmp-schema describes exactly the commands query-commands lists.
+    schema = conn.cmd("query-qmp-schema")["return"]
+    assert {e["name"] for e in schema if e["meta-type"] == "command"} == names
+    assert {"SHUTDOWN", "STOP", "RESUME"} <= {e["name"] for e in schema
+                                             if e["meta-type"] == "event"}
 
 
 def test_stop_and_cont_send_events_before_the_reply(qmpd):
