@@ -14,9 +14,10 @@ keywords).  This module reads them lazily and offers:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qmpd.schema._loader import SchemaSet, load_schema_set
+if TYPE_CHECKING:
+    from qmpd.schema._loader import SchemaSet
 
 __all__ = ["ArgumentError", "validate", "introspect", "command_names", "event_names"]
 
@@ -36,6 +37,8 @@ def _schema_set() -> SchemaSet:
     # Loaded on first use so that importing qmpd stays cheap.
     global _SET
     if _SET is None:
+        from qmpd.schema._loader import load_schema_set
+
         _SET = load_schema_set()
     return _SET
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 Checker = Callable[[dict], None]
@@ -21,6 +19,10 @@ Checker = Callable[[dict], None]
 def _schema_files() -> Iterator[tuple[str, str]]:
     # Installed wheel: qmpd/_schema (pyproject force-include).  Editable or
     # source checkout: the repository's top-level schema/ directory.
+    # Imported here, not at module level: start-up of the daemon stays cheap.
+    from importlib import resources
+    from pathlib import Path
+
     try:
         pkg = resources.files("qmpd") / "_schema"
         if pkg.is_dir():
