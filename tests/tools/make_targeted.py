@@ -421,8 +421,9 @@ sc("t-reopen-cycles", "cycle detection in reopen for backing and file children (
        reopen(n(driver="qcow2", node_name="b", file="bf", backing="cf")),
        add(driver="raw", node_name="r", file="c"),
        reopen(n(driver="raw", node_name="r", file="r")),
-       reopen(n(driver="qcow2", node_name="a", file="af", backing="r")),
-       reopen(n(driver="qcow2", node_name="a", file="af", backing=None)), G,
+       reopen(n(driver="qcow2", node_name="a", file="af", backing="r")), G,
+       # not here: reopen a with backing null at this point (the diamond a->r->c->b->cf, c->cf)
+       # aborts QEMU 7.2 in bdrv_parent_drained_end_single_no_poll (see README)
        reopen(n(driver="qcow2", node_name="c", file="cf", backing="a")), Q, G,
    ])
 

@@ -1,0 +1,99 @@
+"""Records the corpus scenarios against real QEMU 7.2, twice, and keeps only stable ones.
+
+For every scenario in tests/data/recorded/scenarios/ (or the files given), the shared
+oracle tool /work/shared/oracle/qmpreplay.py records two transcripts in separate QEMU
+runs.  A scenario is kept (its first transcript copied to tests/data/recorded/qemu/)
+only when QEMU survived it and the two transcripts compare "exact" on every step;
+the others are reported as dropped, with the reason, and their old recordings are
+removed.  Needs QEMU; CI never runs this.
+
+    python3 tests/tools/record_corpus.py                # whole corpus
+    python3 tests/tools/record_corpus.py tests/data/recorded/scenarios/t-objects.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(os.path.dirname(HERE), "data", "recorded")
+QMPREPLAY = "/work/shared/oracle/qmpreplay.py"
+
+
+def load_qmpreplay(path: str) -> Any:
+    spec = importlib.util.spec_from_file_location("qmpreplay", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def record(paths: list[str], outdir: str, qmpreplay: str) -> None:
+    # batches keep one failing command line from losing the whole run
+    for i in range(0, len(paths), 40):
+        subprocess.run([sys.executable, qmpreplay, "record", "--target", "qemu", "--mask-key", "package",
+                        "--outdir", outdir, *paths[i:i + 40]], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("scenarios", nargs="*")
+    ap.add_argument("--qmpreplay", default=QMPREPLAY)
+    ap.add_argument("--outdir", default=os.path.join(DATA, "qemu"))
+    args = ap.parse_args(argv)
+    paths = args.scenarios or sorted(glob.glob(os.path.join(DATA, "scenarios", "*.json")))
+    qr = load_qmpreplay(args.qmpreplay)
+    os.makedirs(args.outdir, exist_ok=True)
+    dropped: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="qmpd-corpus-") as tmp:
+        runs = [os.path.join(tmp, "a"), os.path.join(tmp, "b")]
+        for r in runs:
+            os.makedirs(r)
+            record(paths, r, args.qmpreplay)
+        for p in paths:
+            name = json.load(open(p))["name"]
+            trs = []
+            for r in runs:
+                try:
+                    with open(os.path.join(r, name + ".json")) as fh:
+                        trs.append(json.load(fh))
+                except OSError:
+                    trs.append(None)
+            why = ""
+            if trs[0] is None or trs[1] is None:
+                why = "no transcript"
+            elif any(t.get("exit", {}).get("how") == "died" for t in trs):
+                t = next(t for t in trs if t.get("exit", {}).get("how") == "died")
+                why = f"QEMU died at step {t['exit'].get('step')} (rc {t['exit'].get('returncode')})"
+            elif any(k in t for t in trs for k in ("setup_error", "startup_error")):
+                why = "setup/startup error"
+            else:
+                counts, notes, _ = qr.compare_transcripts(trs[0], trs[1])
+                bad = sum(v for k, v in counts.items() if k != "exact")
+                if bad or notes:
+                    why = f"non-deterministic: {bad} step(s) differ between two runs {'; '.join(notes)}".strip()
+            dest = os.path.join(args.outdir, name + ".json")
+            if why:
+                dropped[name] = why
+                if os.path.exists(dest):
+                    os.remove(dest)
+            else:
+                shutil.copyfile(os.path.join(runs[0], name + ".json"), dest)
+    print(f"kept {len(paths) - len(dropped)} of {len(paths)}")
+    for name, why in sorted(dropped.items()):
+        print(f"dropped {name}: {why}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
