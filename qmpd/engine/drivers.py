@@ -88,6 +88,33 @@ class Driver:
         f = self.primary(node)
         return g.read(f, offset, length) if f else bytes(length)
 
+    def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        f = self.primary(node)
+        if f is not None:
+            g.write(f, offset, data)
+
+    def write_zeroes(self, g: BlockGraph, node: Node, offset: int, length: int,
+                     unmap: bool) -> None:
+        f = self.primary(node)
+        if f is not None:
+            g.write_zeroes(f, offset, length, unmap)
+
+    def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
+        f = self.primary(node)
+        if f is not None:
+            g.discard(f, offset, length)
+
+    def block_status(self, g: BlockGraph, node: Node, offset: int,
+                     length: int) -> list[tuple[int, int, bool, bool]]:
+        """[(offset, length, allocated, zero)] as bdrv_block_status sees it."""
+        f = self.primary(node)
+        if f is not None and self.is_filter:
+            return g.block_status(f, offset, length)
+        return [(offset, length, True, False)]
+
+    def flush(self, g: BlockGraph, node: Node) -> None:
+        pass
+
     # -- structure -----------------------------------------------------------
     def primary(self, node: Node) -> Node | None:
         e = node.file
@@ -117,7 +144,7 @@ def g_writable(node: Node) -> bool:
 
 # ---------------------------------------------------------------------------
 class FileState:
-    __slots__ = ("path", "ident", "locking", "size", "blocks", "aio")
+    __slots__ = ("path", "ident", "locking", "size", "blocks", "aio", "layer")
 
     def __init__(self, path: str, ident: tuple[int, int], locking: bool, size: int,
                  blocks: int, aio: str) -> None:
@@ -162,6 +189,8 @@ class FileDriver(Driver):
                              "or a block device")
         node.state = FileState(path, (st.st_dev, st.st_ino), locking, st.st_size,
                                st.st_blocks * 512, aio)
+        node.state.layer = g.hostfiles.layer(node.state.ident, path, st.st_size,
+                                             st.st_blocks * 512)
 
     def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
         opts.pop("drop-cache", None)
@@ -172,22 +201,39 @@ class FileDriver(Driver):
         return lambda: None
 
     def virtual_size(self, g: BlockGraph, node: Node) -> int:
-        return node.state.size
+        return node.state.layer.size
 
     def actual_size(self, g: BlockGraph, node: Node) -> int | None:
-        return node.state.blocks
+        return node.state.layer.allocated()
 
     def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
         return (0, False)
 
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
-        try:
-            with open(node.state.path, "rb") as f:
-                f.seek(offset)
-                data = f.read(length)
-        except OSError:
-            data = b""
+        lay = node.state.layer
+        data = lay.read(offset, max(0, min(length, lay.size - offset)))
         return data + bytes(length - len(data))
+
+    def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        node.state.layer.write(offset, data)
+
+    def write_zeroes(self, g: BlockGraph, node: Node, offset: int, length: int,
+                     unmap: bool) -> None:
+        lay = node.state.layer
+        if unmap and node.discard == "unmap":
+            lay.punch(offset, length)
+            if offset + length > lay.size:
+                lay.write(max(offset, lay.size), bytes(offset + length - max(offset, lay.size)))
+        else:
+            lay.write(offset, bytes(length))
+
+    def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
+        if node.discard == "unmap":
+            node.state.layer.punch(offset, length)
+
+    def block_status(self, g: BlockGraph, node: Node, offset: int,
+                     length: int) -> list[tuple[int, int, bool, bool]]:
+        return [(offset, length, True, False)]
 
     def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
                        generate_json: bool) -> str:
@@ -218,7 +264,26 @@ class NullDriver(Driver):
         return None
 
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        # Without read-zeroes the caller's buffer is left alone; callers that
+        # fill their buffer first (qemu-io: 0xab) pass it through read_into.
         return bytes(length)
+
+    def leaves_buffer(self, node: Node) -> bool:
+        return not node.state["read-zeroes"]
+
+    def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        pass
+
+    def write_zeroes(self, g: BlockGraph, node: Node, offset: int, length: int,
+                     unmap: bool) -> None:
+        pass
+
+    def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
+        pass
+
+    def block_status(self, g: BlockGraph, node: Node, offset: int,
+                     length: int) -> list[tuple[int, int, bool, bool]]:
+        return [(offset, length, True, bool(node.state["read-zeroes"]))]
 
     def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
                        generate_json: bool) -> str:
@@ -304,6 +369,30 @@ class RawDriver(Driver):
         if f is None:
             return bytes(length)
         return g.read(f, node.state.offset + offset, length)
+
+    def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        f = self.primary(node)
+        if f is not None:
+            g.write(f, node.state.offset + offset, data)
+
+    def write_zeroes(self, g: BlockGraph, node: Node, offset: int, length: int,
+                     unmap: bool) -> None:
+        f = self.primary(node)
+        if f is not None:
+            g.write_zeroes(f, node.state.offset + offset, length, unmap)
+
+    def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
+        f = self.primary(node)
+        if f is not None:
+            g.discard(f, node.state.offset + offset, length)
+
+    def block_status(self, g: BlockGraph, node: Node, offset: int,
+                     length: int) -> list[tuple[int, int, bool, bool]]:
+        f = self.primary(node)
+        if f is None:
+            return [(offset, length, True, False)]
+        base = node.state.offset
+        return [(o - base, n, a, z) for o, n, a, z in g.block_status(f, base + offset, length)]
 
 
 class FilterDriver(Driver):

@@ -133,6 +133,9 @@ class BlockGraph:
         self.backends: list[Parent] = []
         self.jobs: list[Any] = []
         self.visits = 0                         # nodes touched by the last operation
+        from qmpd.engine.hostfiles import HostFiles
+
+        self.hostfiles = HostFiles()
         self._rand = random.Random()
 
     # ------------------------------------------------------------------
@@ -625,6 +628,19 @@ class BlockGraph:
     # data and sizes (pass-through to drivers)
     def read(self, node: Node, offset: int, length: int) -> bytes:
         return node.driver.read(self, node, offset, length)
+
+    def write(self, node: Node, offset: int, data: bytes) -> None:
+        node.driver.write(self, node, offset, data)
+
+    def write_zeroes(self, node: Node, offset: int, length: int, unmap: bool = False) -> None:
+        node.driver.write_zeroes(self, node, offset, length, unmap)
+
+    def discard(self, node: Node, offset: int, length: int) -> None:
+        node.driver.discard(self, node, offset, length)
+
+    def block_status(self, node: Node, offset: int,
+                     length: int) -> list[tuple[int, int, bool, bool]]:
+        return node.driver.block_status(self, node, offset, length)
 
     def virtual_size(self, node: Node) -> int:
         # bdrv_getlength: total_sectors * 512, the driver's length rounded up.

@@ -1,0 +1,186 @@
+"""Host files seen through one in-memory copy-on-write layer each.
+
+qmpd never writes a host file.  Every node that opens a host file reads and
+writes it through the :class:`HostLayer` of that file's identity (device and
+inode), so all nodes on the same file, now or later in the daemon's life, see
+the same bytes.  Reads come from the layer where it holds data and from the
+host file elsewhere; writes land in the layer.
+
+The layer also keeps the allocation a real file would have after the same
+writes (4 KiB file-system blocks), so ``actual-size`` moves as QEMU's does.
+"""
+
+from __future__ import annotations
+
+import os
+
+BLOCK = 4096
+
+
+class HostLayer:
+    """The copy-on-write view of one host file."""
+
+    def __init__(self, path: str, size: int, host_blocks: int) -> None:
+        self.path = path
+        self.size = size
+        self.host_size = size
+        self.host_allocated = host_blocks
+        self.blocks: dict[int, bytes] = {}      # written 4 KiB blocks
+        self.added: set[int] = set()            # blocks allocated by writes
+        self.freed: set[int] = set()            # host blocks punched out
+        self._host_alloc: list[tuple[int, int]] | None = None
+
+    # -- host access -------------------------------------------------------
+    def _host_read(self, offset: int, length: int) -> bytes:
+        if offset >= self.host_size or length <= 0:
+            return bytes(max(length, 0))
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                data = f.read(min(length, self.host_size - offset))
+        except OSError:
+            data = b""
+        return data + bytes(length - len(data))
+
+    def _host_extents(self) -> list[tuple[int, int]]:
+        """Allocated extents of the host file (SEEK_DATA / SEEK_HOLE)."""
+        if self._host_alloc is None:
+            ext: list[tuple[int, int]] = []
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                self._host_alloc = []
+                return []
+            try:
+                pos = 0
+                while pos < self.host_size:
+                    try:
+                        start = os.lseek(fd, pos, os.SEEK_DATA)
+                    except OSError:
+                        break
+                    end = os.lseek(fd, start, os.SEEK_HOLE)
+                    ext.append((start, end))
+                    pos = end
+            except OSError:
+                ext = [(0, self.host_size)]
+            finally:
+                os.close(fd)
+            self._host_alloc = ext
+        return self._host_alloc
+
+    def _host_block_allocated(self, blk: int) -> bool:
+        off = blk * BLOCK
+        for s, e in self._host_extents():
+            if s <= off < e or s < off + BLOCK <= e:
+                return True
+        return False
+
+    # -- data ----------------------------------------------------------------
+    def read(self, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        if not self.blocks and not self.freed and offset + length <= self.host_size:
+            return self._host_read(offset, length)
+        out = bytearray()
+        pos = offset
+        end = offset + length
+        while pos < end:
+            blk = pos // BLOCK
+            boff = pos - blk * BLOCK
+            n = min(BLOCK - boff, end - pos)
+            data = self.blocks.get(blk)
+            if data is not None:
+                out += data[boff:boff + n]
+            elif blk in self.freed or pos >= self.host_size:
+                out += bytes(n)
+            else:
+                out += self._host_read(pos, n)
+            pos += n
+        return bytes(out)
+
+    def _block(self, blk: int) -> bytearray:
+        data = self.blocks.get(blk)
+        if data is not None:
+            return bytearray(data)
+        if blk in self.freed:
+            return bytearray(BLOCK)
+        return bytearray(self._host_read(blk * BLOCK, BLOCK))
+
+    def _note_alloc(self, blk: int) -> None:
+        if blk in self.freed:
+            self.freed.discard(blk)
+        elif blk not in self.added and not self._host_block_allocated(blk):
+            self.added.add(blk)
+
+    def write(self, offset: int, data: bytes) -> None:
+        pos = offset
+        i = 0
+        end = offset + len(data)
+        while pos < end:
+            blk = pos // BLOCK
+            boff = pos - blk * BLOCK
+            n = min(BLOCK - boff, end - pos)
+            if boff == 0 and n == BLOCK:
+                self.blocks[blk] = bytes(data[i:i + n])
+            else:
+                b = self._block(blk)
+                b[boff:boff + n] = data[i:i + n]
+                self.blocks[blk] = bytes(b)
+            self._note_alloc(blk)
+            pos += n
+            i += n
+        if end > self.size:
+            self.size = end
+
+    def punch(self, offset: int, length: int) -> None:
+        """fallocate(PUNCH_HOLE): whole blocks are freed, partial ones zeroed."""
+        end = min(offset + length, self.size)
+        pos = offset
+        while pos < end:
+            blk = pos // BLOCK
+            boff = pos - blk * BLOCK
+            n = min(BLOCK - boff, end - pos)
+            if n == BLOCK:
+                self.blocks.pop(blk, None)
+                self.added.discard(blk)
+                if self._host_block_allocated(blk):
+                    self.freed.add(blk)
+            else:
+                b = self._block(blk)
+                b[boff:boff + n] = bytes(n)
+                self.blocks[blk] = bytes(b)
+            pos += n
+
+    def truncate(self, n: int) -> None:
+        if n < self.size:
+            first = -(-n // BLOCK)
+            for blk in [b for b in self.blocks if b >= first]:
+                del self.blocks[blk]
+            self.added = {b for b in self.added if b < first}
+            if n % BLOCK and (n // BLOCK) in self.blocks:
+                b = bytearray(self.blocks[n // BLOCK])
+                b[n % BLOCK:] = bytes(BLOCK - n % BLOCK)
+                self.blocks[n // BLOCK] = bytes(b)
+            for blk in range(first, -(-self.host_size // BLOCK)):
+                if self._host_block_allocated(blk):
+                    self.freed.add(blk)
+        self.size = n
+
+    def allocated(self) -> int:
+        return self.host_allocated + BLOCK * (len(self.added) - len(self.freed))
+
+
+class HostFiles:
+    """All layers of the daemon, by file identity."""
+
+    def __init__(self) -> None:
+        self.layers: dict[tuple[int, int], HostLayer] = {}
+
+    def layer(self, ident: tuple[int, int], path: str, size: int, blocks: int) -> HostLayer:
+        lay = self.layers.get(ident)
+        if lay is None:
+            lay = self.layers[ident] = HostLayer(path, size, blocks)
+        return lay
+
+    def reset(self) -> None:
+        self.layers.clear()
