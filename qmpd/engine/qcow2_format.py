@@ -785,12 +785,16 @@ class Qcow2Image:
         if not ok:
             return
         size = self.store.size()
+        punch = getattr(self.store, "punch", None)
         for off, length in discards:
             # A punched hole reads as zeros and never grows the file.
             end = min(off + length, size)
             if end > off:
                 self.flush()
-                self.store.write(off, bytes(end - off))
+                if punch is not None:
+                    punch(off, end - off)
+                else:
+                    self.store.write(off, bytes(end - off))
 
     def _alloc_clusters_noref(self, size: int) -> int:
         if self.cache_discards:

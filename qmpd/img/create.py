@@ -216,6 +216,10 @@ def img_create(
             os.ftruncate(fd, data_size)
             if prealloc == "full" and data_size:
                 os.pwrite(fd, bytes(data_size), 0)
+            elif data_size:
+                # file-posix allocate_first_block(): the first block holds
+                # written zeros, which block status reports as data.
+                os.pwrite(fd, bytes(512 if data_size < 4096 else 4096), 0)
         finally:
             os.close(fd)
         return

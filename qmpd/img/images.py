@@ -8,6 +8,8 @@ qemu's texts.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import os
 from dataclasses import dataclass, field
@@ -25,6 +27,24 @@ PROBE_WARNING = (
     "write operations on block 0 will be restricted.\n"
     "         Specify the 'raw' format explicitly to remove the restrictions.\n"
 )
+
+
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+
+
+def _load_fallocate() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        func = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    func.restype = ctypes.c_int
+    return func
+
+
+_fallocate = _load_fallocate()
 
 
 class ImageOpenError(Exception):
@@ -61,10 +81,28 @@ class FileStore:
         os.ftruncate(self.fd, n)
 
     def punch(self, offset: int, length: int) -> None:
-        """Discard a range: it reads back as zeros, the size stays."""
+        """Discard a range like file-posix: a hole reading as zeros, size kept.
+
+        Holes matter beyond the bytes: QEMU's block status (and so whether a
+        later partial write-zeroes may use a zero cluster) sees them.
+        """
         end = min(offset + length, self.size())
-        if end > offset:
-            self.write(offset, bytes(end - offset))
+        if end <= offset:
+            return
+        if _fallocate is not None and _fallocate(
+                self.fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, end - offset) == 0:
+            return
+        self.write(offset, bytes(end - offset))
+
+    def is_hole(self, offset: int, length: int) -> bool:
+        """True when no data lies in the range (SEEK_DATA), as file-posix reports."""
+        if length <= 0 or offset >= self.size():
+            return True
+        try:
+            data = os.lseek(self.fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            return exc.errno == errno.ENXIO
+        return data >= offset + length
 
     def close(self) -> None:
         os.close(self.fd)
@@ -88,13 +126,17 @@ class RawImage:
         return data + bytes(length - len(data))
 
     def is_zero(self, offset: int, length: int) -> bool:
-        return False
+        return self.store.is_hole(offset, length)
 
     def write(self, offset: int, data: bytes) -> None:
         self.store.write(offset, data)
 
     def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
-        self.store.write(offset, bytes(length))
+        # file-posix zeroes with fallocate, which leaves a hole-like range.
+        size = self.store.size()
+        self.store.punch(offset, length)
+        if offset + length > size:
+            self.store.write(max(offset, size), bytes(offset + length - max(offset, size)))
 
     def discard(self, offset: int, length: int) -> None:
         self.store.punch(offset, length)

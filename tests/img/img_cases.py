@@ -249,6 +249,17 @@ def io_cases() -> list[dict[str, Any]]:
          "$DIR/over-raw.qcow2", "1M"],
         _io("$DIR/over-raw.qcow2", "write -P 0x11 100 512", "read -P 0x55 0 100",
             "read -P 0x55 612 1000"))
+    raw_disk = ["qemu-img", "create", "-q", "-f", "raw", "$DIR/disk.img", "1M"]
+    raw_over = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "disk.img", "-F", "raw",
+                top, "1M"]
+    # Partial write-zeroes asks the backing file whether the rest of the
+    # cluster reads as zeros: raw files answer from their holes.
+    add("raw-backing-sparse-zero", raw_disk, raw_over,
+        _io(top, "write -z 100 200", "write -z 8k 100", "map"))
+    add("raw-backing-holes-zero", raw_disk,
+        _io("$DIR/disk.img", "write -P 1 0 1M", "write -z 64k 64k", "discard 128k 64k",
+            fmt="raw"), raw_over,
+        _io(top, "write -z 100 200", "write -z 65636 200", "write -z 131172 200", "map"))
     add("chain-3", base, fill, over,
         _io(top, "write -P 0x44 64k 64k"),
         ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "top.qcow2", "-F", "qcow2",
