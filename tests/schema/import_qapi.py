@@ -17,6 +17,7 @@ as JSON Schema (draft 2020-12) plus the ``x-qapi-*`` keywords that
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,17 @@ INT_TYPES = {
 }
 
 
+# Defaults the QAPI doc text does not state as one word, checked against 7.2
+# (reference section 3.2 and query-named-block-nodes output).
+CURATED_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("BlockdevOptionsNull", "size"): 1073741824,
+    ("BlockdevOptionsNull", "latency-ns"): 0,
+    ("BlockdevOptionsQuorum", "read-pattern"): "quorum",
+    ("BlockdevOptionsQuorum", "blkverify"): False,
+    ("BlockdevOptionsQuorum", "rewrite-corrupted"): False,
+}
+
+
 def cond_true(ifcond: Any) -> bool:
     if ifcond is None:
         return True
@@ -87,6 +99,10 @@ def present(x: Any) -> bool:
 
 def feats(x: Any) -> list[str]:
     return [f.name for f in (x.features or []) if present(f)]
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
 
 
 def visit_order(schema: Any) -> dict[str, int]:
@@ -145,6 +161,15 @@ class Gen:
         self.branch_only: dict[str, bool] = {}
         self.todo: list[Any] = []
         self.done: set[str] = set()
+        # Doc comments: member -> text, entity name -> text.
+        self.member_doc: dict[int, str] = {}
+        self.entity_doc: dict[str, str] = {}
+        for doc in schema.docs:
+            if doc.symbol:
+                self.entity_doc[doc.symbol] = squash(doc.body.text)
+            for sec in doc.args.values():
+                if getattr(sec, "member", None) is not None and sec.text:
+                    self.member_doc[id(sec.member)] = squash(sec.text)
 
     def file_of(self, typ: Any) -> str:
         mod = Path(typ.info.fname).stem if typ.info else "builtins"
@@ -171,12 +196,39 @@ class Gen:
         return {"$ref": f"{self.file_of(typ)}#/$defs/{typ.name}"}
 
     def member(self, m: Any) -> dict:
-        out = self.ref(m.type)
+        out = dict(self.ref(m.type))
         f = feats(m)
         if f:
-            out = dict(out)
             out["x-qapi-features"] = f
+        text = self.member_doc.get(id(m))
+        curated = (m.defined_in, m.name)
+        if curated in CURATED_DEFAULTS:
+            out["default"] = CURATED_DEFAULTS[curated]
+        if text:
+            out["description"] = text
+            if m.optional and "default" not in out:
+                d = self.default_of(m.type, text)
+                if d is not None:
+                    out["default"] = d
         return out
+
+    def default_of(self, typ: Any, text: str) -> Any:
+        """A machine-readable default from the doc text, when it is unambiguous."""
+        # Only a single word closed by ")", ".", ",", ";" or the end: "256 kB)"
+        # or "65534 on Windows" are left to the description.
+        mo = re.search(r"\bdefaults?(?: is|:| to)\s*'?([\w-]+)'?\s*(?:[).,;]|$)", text, re.I)
+        if not mo:
+            return None
+        word = mo.group(1)
+        if isinstance(typ, self.Builtin):
+            if typ.name == "bool":
+                return {"on": True, "true": True, "off": False, "false": False}.get(word.lower())
+            if typ.name in INT_TYPES and re.fullmatch(r"-?\d+", word):
+                return int(word)
+            return None
+        if isinstance(typ, self.Enum) and word in [m.name for m in typ.members]:
+            return word
+        return None
 
     def object_body(self, members: list, *, closed: bool) -> dict:
         props: dict[str, Any] = {}
@@ -219,6 +271,8 @@ class Gen:
         f = feats(typ)
         if f:
             out["x-qapi-features"] = f
+        if self.entity_doc.get(typ.name):
+            out["description"] = self.entity_doc[typ.name]
         return out
 
     def drain(self) -> None:
@@ -248,6 +302,8 @@ class Gen:
         f = feats(c)
         if f:
             out["x-qapi-features"] = f
+        if self.entity_doc.get(name):
+            out["description"] = self.entity_doc[name]
         return out
 
     def event(self, name: str) -> dict:
