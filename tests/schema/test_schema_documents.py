@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,16 @@ def _has_float(o: Any) -> bool:
     return False
 
 
-def _generic_ok(command: str, args: dict) -> bool:
+@functools.cache
+def _generic_validator(command: str) -> jsonschema.Draft202012Validator:
     fname, entry = _command(command)
     schema = entry.get("arguments", {"type": "object", "additionalProperties": False})
     root = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": fname, **schema}
-    return jsonschema.Draft202012Validator(root, registry=REGISTRY).is_valid(args)
+    return jsonschema.Draft202012Validator(root, registry=REGISTRY)
+
+
+def _generic_ok(command: str, args: dict) -> bool:
+    return _generic_validator(command).is_valid(args)
 
 
 def test_generic_validator_agrees_on_recorded_cases() -> None:

@@ -110,15 +110,15 @@ def test_only_qemu_shaped_errors(case: tuple[str, dict]) -> None:
     assert is_visitor_text(desc), desc
     if not _plain_keys(args):
         return
-    m = re.fullmatch(r"Parameter '([^']*)' is (missing|unexpected)", desc)
+    m = re.fullmatch(r"Parameter '(.*)' is (missing|unexpected)", desc, re.S)
     if m:
         found, parent, _ = _resolve(args, m.group(1))
         assert found == (m.group(2) == "unexpected"), desc
         if m.group(2) == "missing":
             assert isinstance(parent, dict), desc
         return
-    m = re.fullmatch(r"Invalid parameter type for '([^']*)', expected: "
-                     r"(string|integer|number|boolean|object|array|null)", desc)
+    m = re.fullmatch(r"Invalid parameter type for '(.*)', expected: "
+                     r"(string|integer|number|boolean|object|array|null)", desc, re.S)
     if m:
         found, _, value = _resolve(args, m.group(1))
         assert found, desc
