@@ -55,8 +55,9 @@ def is_auto(name: str) -> bool:
 
 
 class Gen:
-    def __init__(self, seed: int, nsteps: int, qemu: str) -> None:
+    def __init__(self, seed: int, nsteps: int, qemu: str, mutate: float = 0.0) -> None:
         self.seed = seed
+        self.mutate = mutate
         self.rng = random.Random(seed)
         self.nsteps = nsteps
         self.setup, self.images = self.make_setup()
@@ -481,6 +482,7 @@ class Gen:
         d = self.spec_root()
         if self.rng.random() < 0.08:
             self.break_name(d)
+        self.maybe_mutate(d)
         root = d.get("node-name")
 
         def lab() -> None:
@@ -651,6 +653,45 @@ class Gen:
             d["detect-zeroes"] = "unmap"
             d["discard"] = "ignore"
 
+    def maybe_mutate(self, d: dict[str, Json], obj: bool = False) -> None:
+        """Fuzz-style damage (as in the public fuzz-10*.json), only with --mutate > 0:
+        the QAPI visitor's check order and texts are part of what the corpus pins down.
+        (The rng is not touched at all when mutate is 0, so old seeds stay the same.)"""
+        if not self.mutate:
+            return
+        r = self.rng
+        if r.random() >= self.mutate:
+            return
+        if obj:
+            k = r.random()
+            if k < 0.3:
+                d["qom-type"] = r.choice(["", "nope", "iothread"])
+            elif k < 0.5:
+                d["id"] = r.choice(["", "a b", "1g", "x" * 40])
+            elif k < 0.7:
+                d["bogus"] = 1
+            else:
+                d["limits"] = r.choice([{"iops-total": -1}, {"bps-total": "1M"}, {"x": 1}, 5,
+                                        {"iops-total-max": 100}, {"bps-read-max": 10, "bps-read": 100}])
+            return
+        targets = [d] + [v for v in d.values() if isinstance(v, dict)]
+        t = r.choice(targets)
+        k = r.random()
+        if k < 0.2:
+            t["driver"] = r.choice(["", "qcow3", "Qcow2", "null", "nope", "raw ", "file"])
+        elif k < 0.35:
+            t[r.choice(["x-foo", "bogus", "id"])] = r.choice([1, "x", True, {"driver": "null-co"}])
+        elif k < 0.55:
+            key = r.choice(["aio", "detect-zeroes", "cache", "discard", "read-only", "size",
+                            "offset", "locking", "filename", "node-name"])
+            t[key] = r.choice([1, [], "bogus", None, {"a": 1}, -1, True, "1M", 1e3])
+        elif k < 0.7:
+            t["node-name"] = r.choice(["abc\tdef", "a,b", "#x", "node-" + "a" * 30, "N.x-1_y", "é"])
+        elif k < 0.85 and len(t) > 1:
+            del t[r.choice(sorted(t))]
+        else:
+            t["file"] = r.choice(["", "nosuch", 0, None, [], {"driver": "null-co", "bogus": 1}])
+
     def do_reopen(self) -> None:
         r = self.rng
         cands = self.sorted_nodes(lambda n: not is_auto(n))
@@ -667,6 +708,7 @@ class Gen:
             e = self.entry(n)
             if r.random() < 0.85:
                 self.vary(n, e)
+            self.maybe_mutate(e)
             entries.append(e)
         if count > 1 and r.random() < 0.3:
             self.vary_bad(chosen[-1], entries[-1], entries[-1]["driver"])  # fails half-way
@@ -704,6 +746,7 @@ class Gen:
             args: dict[str, Json] = {"qom-type": "throttle-group", "id": gid}
             if want or r.random() < 0.8:
                 args["limits"] = dict(r.choice(TG_LIMITS))
+            self.maybe_mutate(args, obj=True)
             if self.run({"execute": "object-add", "arguments": args}) == "ok":
                 self.groups.add(gid)
         elif k < 0.6:
@@ -787,7 +830,8 @@ class Gen:
         return {
             "name": f"gen-{self.seed}",
             "description": f"biased block-graph generator, seed {self.seed}, {len(self.steps)} steps "
-                           "(tests/tools/gen_scenarios.py v1)",
+                           + (f"(mutate {self.mutate}) " if self.mutate else "")
+                           + "(tests/tools/gen_scenarios.py v1)",
             "source": f"generated, seed {self.seed}",
             "setup": self.setup,
             "steps": self.steps,
@@ -804,11 +848,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=150)
     ap.add_argument("--outdir", default="tests/data/recorded/scenarios")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--mutate", type=float, default=0.0,
+                    help="probability of fuzz-style damage per add/reopen entry/object-add")
     args = ap.parse_args(argv)
     os.makedirs(args.outdir, exist_ok=True)
     for seed in range(args.first, args.first + args.count):
         rng = random.Random(seed * 7919)
-        g = Gen(seed, rng.randint(30, 40), args.qemu)
+        g = Gen(seed, rng.randint(30, 40), args.qemu, args.mutate)
         sc = g.generate()
         with open(os.path.join(args.outdir, sc["name"] + ".json"), "w") as f:
             json.dump(sc, f, indent=1)
