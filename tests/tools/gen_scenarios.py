@@ -685,6 +685,8 @@ class Gen:
             key = r.choice(["aio", "detect-zeroes", "cache", "discard", "read-only", "size",
                             "offset", "locking", "filename", "node-name"])
             t[key] = r.choice([1, [], "bogus", None, {"a": 1}, -1, True, "1M", 1e3])
+            if key == "size" and t[key] == -1 and str(t.get("driver", "")).startswith("null"):
+                t[key] = "1M"  # a negative null size aborts QEMU 7.2 (reference §5.11)
         elif k < 0.7:
             t["node-name"] = r.choice(["abc\tdef", "a,b", "#x", "node-" + "a" * 30, "N.x-1_y", "é"])
         elif k < 0.85 and len(t) > 1:
