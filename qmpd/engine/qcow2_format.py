@@ -485,14 +485,40 @@ class Extent:
 
 @dataclass
 class _L2Meta:
-    """An allocation in flight (QCowL2Meta): new clusters plus COW areas."""
+    """An allocation in flight (QCowL2Meta); COW bounds are relative to ``offset``."""
 
-    guest_offset: int  # start of first cluster
+    offset: int  # guest offset of the first cluster
     alloc_offset: int
     nb_clusters: int
-    data_start: int  # guest offset of the written bytes
-    data_end: int
+    cow_start_from: int
+    cow_start_to: int
+    cow_end_from: int
+    cow_end_to: int
     keep_old: bool = False
+
+    @property
+    def data_start(self) -> int:
+        return self.offset + self.cow_start_to
+
+    @property
+    def data_end(self) -> int:
+        return self.offset + self.cow_end_from
+
+
+# Subcluster types (qcow2_get_subcluster_type).
+SC_NORMAL = "normal"
+SC_ZERO_PLAIN = "zero-plain"
+SC_ZERO_ALLOC = "zero-alloc"
+SC_UNALLOC_PLAIN = "unallocated-plain"
+SC_UNALLOC_ALLOC = "unallocated-alloc"
+SC_COMPRESSED = "compressed"
+SC_INVALID = "invalid"
+L2_BITMAP_ALL_ALLOC = 0xFFFFFFFF
+L2_BITMAP_ALL_ZEROES = 0xFFFFFFFF << 32
+
+
+def _sub_alloc_range(a: int, b: int) -> int:
+    return ((1 << b) - 1) & ~((1 << a) - 1)
 
 
 class Qcow2Image:
@@ -530,6 +556,8 @@ class Qcow2Image:
         self.extended_l2 = hdr.extended_l2
         self.l2_entry_size = 16 if hdr.extended_l2 else 8
         self.l2_size = self.cluster_size // self.l2_entry_size
+        self.subclusters_per_cluster = 32 if hdr.extended_l2 else 1
+        self.subcluster_size = self.cluster_size // self.subclusters_per_cluster
         self.l2_bits = self.l2_size.bit_length() - 1
         self.refcount_order = hdr.refcount_order
         self.refcount_block_bits = self.cluster_bits + 3 - self.refcount_order
@@ -966,6 +994,27 @@ class Qcow2Image:
             return CLUSTER_UNALLOCATED
         return CLUSTER_NORMAL
 
+    def subcluster_type(self, entry: int, bitmap: int, sc: int) -> str:
+        ctype = self.cluster_type(entry)
+        if ctype == CLUSTER_COMPRESSED:
+            return SC_COMPRESSED
+        if not self.extended_l2:
+            return {CLUSTER_ZERO_PLAIN: SC_ZERO_PLAIN, CLUSTER_ZERO_ALLOC: SC_ZERO_ALLOC,
+                    CLUSTER_NORMAL: SC_NORMAL, CLUSTER_UNALLOCATED: SC_UNALLOC_PLAIN}[ctype]
+        if ctype == CLUSTER_NORMAL:
+            if (bitmap >> 32) & bitmap & 0xFFFFFFFF:
+                return SC_INVALID
+            if bitmap & (1 << (sc + 32)):
+                return SC_ZERO_ALLOC
+            if bitmap & (1 << sc):
+                return SC_NORMAL
+            return SC_UNALLOC_ALLOC
+        if bitmap & L2_BITMAP_ALL_ALLOC:
+            return SC_INVALID
+        if bitmap & (1 << (sc + 32)):
+            return SC_ZERO_PLAIN
+        return SC_UNALLOC_PLAIN
+
     def _lookup(self, offset: int) -> tuple[int, int]:
         """(L2 entry, bitmap) for a guest offset without allocating anything."""
         l1_index = offset >> (self.l2_bits + self.cluster_bits)
@@ -993,23 +1042,19 @@ class Qcow2Image:
         out: list[Extent] = []
         end = offset + length
         cs = self.cluster_size
+        scs = self.subcluster_size
+        kinds = {SC_NORMAL: CLUSTER_NORMAL, SC_ZERO_PLAIN: CLUSTER_ZERO_PLAIN,
+                 SC_ZERO_ALLOC: CLUSTER_ZERO_ALLOC, SC_UNALLOC_PLAIN: CLUSTER_UNALLOCATED,
+                 SC_UNALLOC_ALLOC: CLUSTER_UNALLOCATED, SC_COMPRESSED: CLUSTER_COMPRESSED}
         pos = offset
         while pos < end:
             entry, bitmap = self._lookup(pos)
-            n = min(end, (pos // cs + 1) * cs) - pos
-            kind = self.cluster_type(entry, bitmap)
-            if self.extended_l2 and kind == CLUSTER_NORMAL:
-                sc = (pos & (cs - 1)) // (cs // 32)
-                if not (bitmap >> sc) & 1:
-                    kind = CLUSTER_ZERO_PLAIN if (bitmap >> (32 + sc)) & 1 else CLUSTER_UNALLOCATED
-                sub = cs // 32
-                n = min(n, sub - (pos % sub))
-            elif self.extended_l2 and kind == CLUSTER_UNALLOCATED:
-                sub = cs // 32
-                sc = (pos & (cs - 1)) // sub
-                if (bitmap >> (32 + sc)) & 1:
-                    kind = CLUSTER_ZERO_PLAIN
-                n = min(n, sub - (pos % sub))
+            sc = (pos & (cs - 1)) // scs
+            sctype = self.subcluster_type(entry, bitmap, sc)
+            if sctype == SC_INVALID:
+                raise Qcow2FormatError("Invalid cluster entry found")
+            kind = kinds[sctype]
+            n = min(end, (pos // scs + 1) * scs) - pos
             host = (entry & L2E_OFFSET_MASK) + (pos & (cs - 1)) if kind in (
                 CLUSTER_NORMAL, CLUSTER_ZERO_ALLOC) else 0
             last = out[-1] if out else None
@@ -1127,6 +1172,74 @@ class Qcow2Image:
             i += 1
         return i
 
+    def _calculate_l2_meta(self, host_cluster: int, guest_offset: int, nbytes: int,
+                           table: bytearray, keep_old: bool) -> _L2Meta | None:
+        """calculate_l2_meta: the COW areas of a write, or None when there are none."""
+        cs = self.cluster_size
+        scs = self.subcluster_size
+        spc = self.subclusters_per_cluster
+        l2_index = (guest_offset >> self.cluster_bits) & (self.l2_size - 1)
+        cow_start_to = guest_offset & (cs - 1)
+        cow_end_from = cow_start_to + nbytes
+        nb_clusters = -(-cow_end_from // cs)
+        skip_cow = keep_old
+        for i in range(nb_clusters):
+            entry = self._get_l2(table, l2_index + i)
+            bitmap = self._get_l2_bitmap(table, l2_index + i)
+            if skip_cow:
+                write_from = max(cow_start_to, i * cs)
+                write_to = min(cow_end_from, (i + 1) * cs)
+                first_sc = (write_from % cs) // scs
+                last_sc = ((write_to - 1) % cs) // scs
+                for sc in range(first_sc, last_sc + 1):
+                    if self.subcluster_type(entry, bitmap, sc) != SC_NORMAL:
+                        skip_cow = False
+                        break
+        if skip_cow:
+            return None
+        entry = self._get_l2(table, l2_index)
+        bitmap = self._get_l2_bitmap(table, l2_index)
+        sc_index = (guest_offset & (cs - 1)) // scs
+        sctype = self.subcluster_type(entry, bitmap, sc_index)
+        alloc_bits = bitmap & L2_BITMAP_ALL_ALLOC
+        if not keep_old:
+            if sctype == SC_COMPRESSED:
+                cow_start_from = 0
+            elif sctype in (SC_NORMAL, SC_ZERO_ALLOC, SC_UNALLOC_ALLOC):
+                if self.extended_l2:
+                    ctz = (alloc_bits & -alloc_bits).bit_length() - 1 if alloc_bits else 32
+                    cow_start_from = min(sc_index, ctz) * scs
+                else:
+                    cow_start_from = 0
+            else:
+                cow_start_from = sc_index * scs
+        elif sctype == SC_NORMAL:
+            cow_start_from = cow_start_to
+        else:
+            cow_start_from = sc_index * scs
+        l2_last = l2_index + nb_clusters - 1
+        entry = self._get_l2(table, l2_last)
+        bitmap = self._get_l2_bitmap(table, l2_last)
+        sc_index = ((guest_offset + nbytes - 1) & (cs - 1)) // scs
+        sctype = self.subcluster_type(entry, bitmap, sc_index)
+        alloc_bits = bitmap & L2_BITMAP_ALL_ALLOC
+        if not keep_old:
+            if sctype == SC_COMPRESSED:
+                cow_end_to = -(-cow_end_from // cs) * cs
+            elif sctype in (SC_NORMAL, SC_ZERO_ALLOC, SC_UNALLOC_ALLOC):
+                cow_end_to = -(-cow_end_from // cs) * cs
+                if self.extended_l2:
+                    clz = 32 - alloc_bits.bit_length()
+                    cow_end_to -= min(spc - sc_index - 1, clz) * scs
+            else:
+                cow_end_to = -(-cow_end_from // scs) * scs
+        elif sctype == SC_NORMAL:
+            cow_end_to = cow_end_from
+        else:
+            cow_end_to = -(-cow_end_from // scs) * scs
+        return _L2Meta(guest_offset & ~(cs - 1), host_cluster, nb_clusters, cow_start_from,
+                       cow_start_to, cow_end_from, cow_end_to, keep_old)
+
     def _alloc_host_offset(self, offset: int, nbytes: int) -> tuple[int, int, list[_L2Meta]]:
         """qcow2_alloc_host_offset: (host offset, bytes covered, new allocations)."""
         cs = self.cluster_size
@@ -1159,18 +1272,13 @@ class Qcow2Image:
                     break
                 keep = self._count_single_write_clusters(nb, table, l2_index, False)
                 cur = min(cur, keep * cs - (start & (cs - 1)))
-                # Kept zero clusters still need their COW (keep_old_clusters).
-                n_kept = -(-((start & (cs - 1)) + cur) // cs)
-                if any(self.cluster_type(self._get_l2(table, l2_index + i)) != CLUSTER_NORMAL
-                       for i in range(n_kept)):
-                    metas.append(_L2Meta(start & ~(cs - 1), coff, n_kept, start, start + cur,
-                                         keep_old=True))
+                meta = self._calculate_l2_meta(coff, start, cur, table, True)
+                if meta is not None:
+                    metas.append(meta)
                 if cluster_offset is None:
                     cluster_offset = coff + (start & (cs - 1))
                 continue
             # handle_alloc
-            nb = min(-(-((start & (cs - 1)) + cur) // cs), self.l2_size - l2_index)
-            nb = min(nb, REQUEST_MAX_BYTES >> self.cluster_bits)
             nb = self._count_single_write_clusters(nb, table, l2_index, True)
             if cluster_offset is None:
                 alloc = self.alloc_clusters(nb * cs)
@@ -1185,22 +1293,32 @@ class Qcow2Image:
             if cluster_offset is None:
                 cluster_offset = alloc + (start & (cs - 1))
             cur = min(cur, nb_bytes - (start & (cs - 1)))
-            metas.append(_L2Meta(start & ~(cs - 1), alloc, nb, start, start + cur))
+            meta = self._calculate_l2_meta(alloc, start, cur, table, False)
+            assert meta is not None
+            metas.append(meta)
         assert host_offset is not None
         return host_offset, nbytes - remaining, metas
 
-    def _link_l2(self, m: _L2Meta) -> None:
+    def _link_l2(self, m: _L2Meta, prealloc: bool = False) -> None:
         """qcow2_alloc_cluster_link_l2, then free the clusters it replaced."""
+        cs = self.cluster_size
         old: list[int] = []
+        table, idx, l2off = self._get_cluster_table(m.offset)
         for i in range(m.nb_clusters):
-            goff = m.guest_offset + i * self.cluster_size
-            table, idx, l2off = self._get_cluster_table(goff)
-            entry = self._get_l2(table, idx)
+            entry = self._get_l2(table, idx + i)
             if entry != 0:
                 old.append(entry)
-            self._set_l2(table, l2off, idx,
-                         (m.alloc_offset + i * self.cluster_size) | QCOW_OFLAG_COPIED,
-                         0xFFFFFFFF if self.extended_l2 else None)
+            bitmap = None
+            if self.extended_l2 and not prealloc:
+                bitmap = self._get_l2_bitmap(table, idx + i)
+                written_from = max(m.cow_start_from, i * cs)
+                written_to = min(m.cow_end_to, (i + 1) * cs)
+                first_sc = (written_from - i * cs) // self.subcluster_size
+                last_sc = (written_to - 1 - i * cs) // self.subcluster_size
+                rng = _sub_alloc_range(first_sc, last_sc + 1)
+                bitmap = (bitmap | rng) & ~(rng << 32)
+            self._set_l2(table, l2off, idx + i, (m.alloc_offset + i * cs) | QCOW_OFLAG_COPIED,
+                         bitmap)
         if not m.keep_old:
             for entry in old:
                 self.free_any_cluster(entry, DISCARD_NEVER)
@@ -1209,20 +1327,18 @@ class Qcow2Image:
         """Guest write (qcow2_co_pwritev_part)."""
         self._check_writable()
         self._check_range(offset, len(data))
-        cs = self.cluster_size
         pos = 0
         while pos < len(data):
             goff = offset + pos
             host, n, metas = self._alloc_host_offset(goff, len(data) - pos)
             chunk = data[pos : pos + n]
             for m in metas:
-                # COW: the whole new clusters get old guest data around the write.
-                region_len = m.nb_clusters * cs
-                buf = bytearray(self._guest_view(m.guest_offset, region_len))
-                a = m.data_start - m.guest_offset
-                b = m.data_end - m.guest_offset
-                buf[a:b] = chunk[m.data_start - goff : m.data_end - goff]
-                self.store.write(m.alloc_offset, bytes(buf))
+                # COW: old guest data around the written bytes, in one write.
+                lo, hi = m.offset + m.cow_start_from, m.offset + m.cow_end_to
+                buf = bytearray(self._guest_view(lo, hi - lo))
+                buf[m.data_start - lo : m.data_end - lo] = chunk[m.data_start - goff :
+                                                                 m.data_end - goff]
+                self.store.write(m.alloc_offset + m.cow_start_from, bytes(buf))
             # Bytes landing in clusters we already own are written in place.
             covered = [(m.data_start, m.data_end) for m in metas]
             p = goff
@@ -1253,7 +1369,7 @@ class Qcow2Image:
         """bdrv_co_do_pwrite_zeroes over qcow2 (qemu-io ``write -z [-u]``)."""
         self._check_writable()
         self._check_range(offset, length)
-        align = self.cluster_size
+        align = self.subcluster_size  # qcow2's pwrite_zeroes_alignment
         head = offset % align
         tail = (offset + length) % align
         while length > 0:
@@ -1276,43 +1392,69 @@ class Qcow2Image:
 
     def _pwrite_zeroes_driver(self, offset: int, nbytes: int, unmap: bool) -> bool:
         """qcow2_co_pwrite_zeroes; False means -ENOTSUP."""
-        cs = self.cluster_size
-        head = offset & (cs - 1)
-        tail = (-(offset + nbytes)) % cs
+        scs = self.subcluster_size
+        head = offset % scs
+        tail = (-(offset + nbytes)) % scs
         if offset + nbytes == self.virtual_size:
             tail = 0
         if head or tail:
             if not (self.is_zero(offset - head, head) and self.is_zero(offset + nbytes, tail)):
                 return False
             offset -= head
-            nbytes = cs
-            entry, _bm = self._lookup(offset)
-            if self.cluster_type(entry) not in (CLUSTER_UNALLOCATED, CLUSTER_ZERO_PLAIN,
-                                                CLUSTER_ZERO_ALLOC):
+            nbytes = scs
+            entry, bitmap = self._lookup(offset)
+            sc = (offset % self.cluster_size) // scs
+            if self.subcluster_type(entry, bitmap, sc) not in (
+                    SC_UNALLOC_PLAIN, SC_UNALLOC_ALLOC, SC_ZERO_PLAIN, SC_ZERO_ALLOC):
                 return False
-        return self._cluster_zeroize(offset, nbytes, unmap)
+        return self._subcluster_zeroize(offset, nbytes, unmap)
 
-    def _cluster_zeroize(self, offset: int, nbytes: int, unmap: bool) -> bool:
+    def _zero_l2_subclusters(self, offset: int, nb_subclusters: int) -> bool:
+        table, idx, l2off = self._get_cluster_table(offset)
+        entry = self._get_l2(table, idx)
+        if self.cluster_type(entry) == CLUSTER_COMPRESSED:
+            return False  # cannot partially zeroize compressed clusters
+        sc = (offset % self.cluster_size) // self.subcluster_size
+        old = self._get_l2_bitmap(table, idx)
+        rng = _sub_alloc_range(sc, sc + nb_subclusters)
+        new = (old | (rng << 32)) & ~rng
+        if new != old:
+            self._set_l2(table, l2off, idx, entry, new)
+        return True
+
+    def _subcluster_zeroize(self, offset: int, nbytes: int, unmap: bool) -> bool:
+        """qcow2_subcluster_zeroize; False means -ENOTSUP."""
+        cs = self.cluster_size
         if self.version < 3:
             if self.backing is None:
                 self.cluster_discard(offset, nbytes, DISCARD_REQUEST, False)
                 return True
             return False
-        nb = -(-nbytes // self.cluster_size)
+        end_offset = offset + nbytes
+        head = min(end_offset, -(-offset // cs) * cs) - offset
+        offset += head
+        tail = 0 if end_offset >= self.virtual_size else (
+            end_offset - max(offset, end_offset & ~(cs - 1)))
+        end_offset -= tail
+        scs = self.subcluster_size
         self.cache_discards = True
         try:
+            if head and not self._zero_l2_subclusters(offset - head, -(-head // scs)):
+                return False
+            nb = -(-(end_offset - offset) // cs) if end_offset > offset else 0
             while nb > 0:
                 table, idx, l2off = self._get_cluster_table(offset)
                 n = min(nb, self.l2_size - idx)
                 for i in range(n):
                     old = self._get_l2(table, idx + i)
+                    old_bm = self._get_l2_bitmap(table, idx + i)
                     ctype = self.cluster_type(old)
                     do_unmap = ctype == CLUSTER_COMPRESSED or (
-                        unmap and ctype in (CLUSTER_NORMAL, CLUSTER_ZERO_ALLOC, CLUSTER_COMPRESSED))
+                        unmap and ctype in (CLUSTER_NORMAL, CLUSTER_ZERO_ALLOC))
                     new = 0 if do_unmap else old
                     if self.extended_l2:
-                        new_bm = 0xFFFFFFFF << 32
-                        if old == new and self._get_l2_bitmap(table, idx + i) == new_bm:
+                        new_bm = L2_BITMAP_ALL_ZEROES
+                        if old == new and old_bm == new_bm:
                             continue
                         self._set_l2(table, l2off, idx + i, new, new_bm)
                     else:
@@ -1323,7 +1465,9 @@ class Qcow2Image:
                     if do_unmap:
                         self.free_any_cluster(old, DISCARD_REQUEST)
                 nb -= n
-                offset += n * self.cluster_size
+                offset += n * cs
+            if tail and not self._zero_l2_subclusters(end_offset, -(-tail // scs)):
+                return False
         finally:
             self.cache_discards = False
             self.flush()
@@ -1472,7 +1616,7 @@ def _preallocate_metadata(img: Qcow2Image, size: int) -> None:
         n = min(size - offset, REQUEST_MAX_BYTES)
         host, cur, metas = img._alloc_host_offset(offset, n)
         for m in metas:
-            img._link_l2(m)
+            img._link_l2(m, prealloc=True)
         host_end = max(host_end, host + cur)
         offset += cur
     img.flush()

@@ -260,6 +260,28 @@ def io_cases() -> list[dict[str, Any]]:
         _io("$DIR/disk.img", "write -P 1 0 1M", "write -z 64k 64k", "discard 128k 64k",
             fmt="raw"), raw_over,
         _io(top, "write -z 100 200", "write -z 65636 200", "write -z 131172 200", "map"))
+    ext = "extended_l2=on"
+    add("extl2-write", _qcow2("top.qcow2", "1M", ext),
+        _io(top, "write -P 0x11 1000 3000", "write -P 0x22 70000 100000", "map",
+            "read -v 990 20", "write -P 0x33 2k 100"))
+    add("extl2-zero-discard", _qcow2("top.qcow2", "1M", ext),
+        _io(top, "write -P 0x11 0 64k", "write -z 0 4k", "write -z 10k 100",
+            "write -z -u 16k 16k", "discard 64k 64k", "write -P 2 128k 8k",
+            "discard 128k 64k", "map"))
+    add("extl2-zero-compressed", _qcow2("top.qcow2", "1M", ext),
+        _io(top, "write -z 0 4k", "write -z 5000 100", "write -P 1 6000 10", "map",
+            "write -c 64k 64k", "write -P 3 64k 10"))
+    add("extl2-backing", base, fill,
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", ext, "-b", "base.qcow2", "-F",
+         "qcow2", top, "1M"],
+        _io(top, "write -P 0x11 4096 512", "write -P 0x12 8000 100", "map",
+            "read -P 0x33 0 4096", "write -z 64k 4k", "discard 128k 64k", "map"))
+    add("extl2-cs16k", _qcow2("top.qcow2", "4M", ext + ",cluster_size=16k"),
+        _io(top, "write -P 0x11 100 1M", "write -P 0x22 2M 1"))
+    add("prealloc-metadata", _qcow2("top.qcow2", "1M", "preallocation=metadata"),
+        _io(top, "write -P 0x11 100 1000", "map"))
+    add("prealloc-metadata-extl2", _qcow2("top.qcow2", "1M", "preallocation=metadata," + ext),
+        _io(top, "write -P 0x11 100 1000", "map"))
     add("chain-3", base, fill, over,
         _io(top, "write -P 0x44 64k 64k"),
         ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "top.qcow2", "-F", "qcow2",
