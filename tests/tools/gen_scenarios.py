@@ -714,6 +714,15 @@ class Gen:
             entries.append(e)
         if count > 1 and r.random() < 0.3:
             self.vary_bad(chosen[-1], entries[-1], entries[-1]["driver"])  # fails half-way
+        if self.mutate and r.random() < 0.2:
+            # an auto-named node as an entry of its own, as the public fuzz scenarios do
+            autos = [a for a in self.sorted_nodes(is_auto) if self.ref(a)]
+            if autos:
+                a = r.choice(autos)
+                e = self.entry(a, with_name=False)
+                e["node-name"] = self.ref(a)
+                chosen.append(a)
+                entries.append(e)
 
         def lab() -> None:
             for n, e in zip(chosen, entries):
