@@ -158,6 +158,11 @@ class Qmpd:
         self._stderr.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "conformance: replays recorded QEMU 7.2 scenarios against qmpd (slow)")
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[str]:
     path = tempfile.mkdtemp(prefix="qmpd-", dir="/tmp")

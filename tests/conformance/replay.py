@@ -1,9 +1,10 @@
 """Conformance runner: replay the committed scenarios against a fresh
 ``python -m qmpd`` each and compare with QEMU 7.2's recordings of them.
 
-Data: ``tests/data/scenarios/scenarios/*.json`` (the scenarios) and
-``tests/data/scenarios/qemu/*.json`` (what QEMU 7.2 answered, recorded with
-``--mask-key package``).  Recording and comparing use the vendored oracle tool
+Data: ``tests/data/scenarios/scenarios/*.json`` (the shared scenarios and
+the project's own) with ``tests/data/scenarios/qemu/*.json`` (what QEMU 7.2
+answered, recorded with ``--mask-key package``), and the block-graph corpus
+``tests/data/recorded/{scenarios,qemu}/`` in the same format.  Recording and comparing use the vendored oracle tool
 (:mod:`tests.conformance.qmpreplay`), so the normalizations are the oracle's.
 
 Scenario setup lines call ``qemu-img`` / ``qemu-io``; they always run against
@@ -42,16 +43,28 @@ from tests.conformance import qmpreplay
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-DATA = REPO / "tests" / "data" / "scenarios"
-SCENARIOS = DATA / "scenarios"
-EXPECTED = DATA / "qemu"
+# (scenarios, QEMU's transcripts of them): the shared scenarios and the
+# project's own recordings, then the block-graph corpus (tests/data/recorded).
+SUITES = [
+    (REPO / "tests/data/scenarios/scenarios", REPO / "tests/data/scenarios/qemu"),
+    (REPO / "tests/data/recorded/scenarios", REPO / "tests/data/recorded/qemu"),
+]
 KNOWN = HERE / "known_differences.json"
 
 Diff = int | str
 
 
+def _index() -> dict[str, tuple[Path, Path]]:
+    out = {}
+    for scenarios, expected in SUITES:
+        for path in scenarios.glob("*.json"):
+            if (expected / path.name).exists():
+                out[path.stem] = (path, expected / path.name)
+    return out
+
+
 def scenario_names() -> list[str]:
-    return sorted(p.stem for p in SCENARIOS.glob("*.json"))
+    return sorted(_index())
 
 
 def load_known() -> dict[str, list[Diff]]:
@@ -127,15 +140,24 @@ class Result:
         return sorted(out, key=lambda d: (isinstance(d, str), str(d).zfill(6)))
 
 
-def record(names: Iterable[str], jobs: int = 4) -> dict[str, Result]:
+def default_jobs() -> int:
+    # Recording mostly waits (quiet periods after raw steps), so run a few
+    # more scenarios at once than there are CPUs.
+    return int(os.environ.get("QMPD_CONFORMANCE_JOBS", 0)) or 2 * (os.cpu_count() or 2)
+
+
+def record(names: Iterable[str], jobs: int = 0) -> dict[str, Result]:
     """Replay the named scenarios (in parallel, one qmpd each)."""
     names = list(names)
+    jobs = jobs or default_jobs()
+    index = _index()
 
     def one(name: str) -> Result:
-        sc = qmpreplay.load_scenario(str(SCENARIOS / f"{name}.json"))
+        scenario, transcript = index[name]
+        sc = qmpreplay.load_scenario(str(scenario))
         rec = qmpreplay.Recorder(qmpd_target(), mask_keys=["package"])
         actual = rec.record(sc)
-        with open(EXPECTED / f"{name}.json") as f:
+        with open(transcript) as f:
             expected = json.load(f)
         return Result(name, expected, actual)
 
@@ -167,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("names", nargs="*", help="scenario names (default: all)")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="print every non-exact step with both replies")
-    p.add_argument("--jobs", "-j", type=int, default=4)
+    p.add_argument("--jobs", "-j", type=int, default=0,
+                   help="scenarios replayed at once (default: $QMPD_CONFORMANCE_JOBS or 2 per CPU)")
     p.add_argument("--outdir", help="keep qmpd's transcripts here")
     p.add_argument("--update-known", action="store_true",
                    help="rewrite known_differences.json from this run")
@@ -180,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, r in results.items():
             qmpreplay.write_json(r.actual, os.path.join(outdir, f"{name}.json"))
-            shutil.copy(EXPECTED / f"{name}.json", expdir)
+            qmpreplay.write_json(r.expected, os.path.join(expdir, f"{name}.json"))
             if r.setup_error:
                 print(f"{name}: skipped, setup failed: {r.setup_error['command']}: "
                       f"{r.setup_error['output'].strip()[:200]}", file=sys.stderr)

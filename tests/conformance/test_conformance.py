@@ -16,6 +16,8 @@ import pytest
 from tests.conformance import replay
 
 NAMES = replay.scenario_names()
+# The slowest part of the suite (one qmpd per scenario): `pytest -m "not conformance"` skips it.
+pytestmark = pytest.mark.conformance
 
 
 @pytest.fixture(scope="session")
