@@ -270,3 +270,15 @@ def test_stdio_monitor_serves_one_client(short_tmp):
         timeout=20)
     assert proc.returncode == 0
     assert proc.stdout == GREETING + b'{"return": {}}\r\n{"return": {}, "id": 1}\r\n'
+
+
+def test_socket_accepts_as_soon_as_the_file_appears(start_qmpd, short_tmp):
+    path = os.path.join(short_tmp, "early.sock")
+    q = start_qmpd(sock=path, wait=False)
+    while not os.path.exists(path):  # a script's busy-wait, no delay at all
+        assert q.proc.poll() is None
+    conn = socket.socket(socket.AF_UNIX)
+    conn.settimeout(20)
+    conn.connect(path)  # never ECONNREFUSED: the file is renamed in after listen()
+    assert conn.recv(4096) == GREETING
+    conn.close()
