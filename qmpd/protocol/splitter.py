@@ -13,10 +13,11 @@ Two accelerations sit in front of the byte-exact machinery, and only take
 inputs on which they provably agree with it:
 
 * when nothing is pending and the chunk is pure ASCII without ``\\u``
-  escapes, a whole ``{...}``/``[...]`` message is handed to the stdlib's C JSON
-  scanner (``raw_decode``), with hooks that reject what QEMU treats
-  differently (duplicate keys, ``NaN``, ``0e5``) and map integers the way
-  QEMU does.  Anything it refuses goes the exact way;
+  escapes, a whole ``{...}``/``[...]`` message is parsed by orjson (when it
+  fills the rest of its line) or else by the stdlib's C JSON scanner
+  (``scan_once``), with checks that reject what QEMU treats differently
+  (duplicate keys, ``NaN``, ``0e5``) and integers mapped the way QEMU does.
+  Anything they refuse goes the exact way;
 * the exact lexer takes complete, unambiguous tokens with one regex match and
   runs of string/whitespace bytes in one step, instead of byte by byte.
 """
@@ -27,6 +28,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 __all__ = ["JSONStreamParser", "ParsedValue", "ParseError", "c_string_to_str",
            "MAX_TOKEN_SIZE", "MAX_TOKEN_COUNT", "MAX_NESTING"]
@@ -525,6 +528,27 @@ def _fast_constant(s: str) -> Any:
 _DECODER = json.JSONDecoder(object_pairs_hook=_fast_pairs, parse_float=_fast_float,
                             parse_int=_parse_integer, parse_constant=_fast_constant)
 _scan_once = _DECODER.scan_once  # (text, index) -> (value, end); StopIteration if none
+_orjson_loads = orjson.loads
+# "0" followed by an exponent: one number to orjson, two tokens to QEMU.
+_ZERO_EXP = re.compile(rb"(?<![0-9.])0[eE]")
+
+
+def _count_members(value: Any) -> int:
+    """Total number of object members in ``value`` (no recursion: 1024 levels)."""
+    n = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is dict:
+            n += len(v)
+            v = v.values()
+        for x in v:
+            t = type(x)
+            if t is dict or t is list:
+                stack.append(x)
+    return n
+
+
 # Longer messages take the exact path (they might reach the limits).
 _FAST_MAX = 1 << 20
 
@@ -564,7 +588,7 @@ class JSONStreamParser:
                     i = m.end()
                     continue
                 if fast_ok and (c == 0x7B or c == 0x5B) and not self._tokens:
-                    j = self._fast_message(text, i)
+                    j = self._fast_message(data, text, i)
                     if j:
                         i = j
                         continue
@@ -577,7 +601,10 @@ class JSONStreamParser:
 
     # -- message fast path ---------------------------------------------------
 
-    def _fast_message(self, text: str, i: int) -> int:
+    def _fast_message(self, data: bytes, text: str, i: int) -> int:
+        j = self._orjson_line(data, i)
+        if j:
+            return j
         try:
             value, end = _scan_once(text, i)
         except (StopIteration, ValueError, _Reject, RecursionError):
@@ -592,6 +619,36 @@ class JSONStreamParser:
             return 0
         self._out.append(ParsedValue(value))
         return end
+
+    def _orjson_line(self, data: bytes, i: int) -> int:
+        """The common case, one message per line, parsed by orjson.
+
+        If orjson accepts the rest of the line as one JSON value, QEMU's
+        streamer would have ended the message exactly there too.  orjson maps
+        integers like QEMU (int64/uint64, else double) but accepts "0e5" and
+        keeps the last of duplicate keys: such texts are left to the others.
+        """
+        nl = data.find(b"\n", i)
+        j = len(data) if nl < 0 else nl
+        while j > i and data[j - 1] in _WS_BYTES:
+            j -= 1
+        if j - i >= min(_FAST_MAX, MAX_TOKEN_COUNT, MAX_TOKEN_SIZE):
+            return 0
+        cand = data[i:j]
+        if (cand[-1] != (0x7D if cand[0] == 0x7B else 0x5D)
+                or cand.count(b"{") + cand.count(b"[") > MAX_NESTING
+                or ((b"0e" in cand or b"0E" in cand) and _ZERO_EXP.search(cand))):
+            return 0
+        try:
+            value = _orjson_loads(cand)
+        except (ValueError, RecursionError):
+            return 0
+        # Every member has a colon; colons inside strings only make this
+        # check fail safe.
+        if _count_members(value) != cand.count(b":"):
+            return 0
+        self._out.append(ParsedValue(value))
+        return j
 
     # -- token fast path -----------------------------------------------------
 
