@@ -196,9 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="disconnect a client with more than BYTES of unread output "
                         "(default %(default)s)")
     q = p.add_argument_group("QEMU compatibility")
-    q.add_argument("-qmp", "--qmp", action="append", default=[], metavar="SPEC")
-    q.add_argument("-chardev", "--chardev", action="append", default=[], metavar="SPEC")
-    q.add_argument("-mon", "--mon", action="append", default=[], metavar="SPEC")
+    q.add_argument("-qmp", "--qmp", action="append", default=[], metavar="SPEC",
+                   help="unix:PATH,server=on,wait=off (or server,nowait), or stdio")
+    q.add_argument("-chardev", "--chardev", action="append", default=[], metavar="SPEC",
+                   help="socket,id=X,path=P,server=on,wait=off (or stdio,id=X)")
+    q.add_argument("-mon", "--mon", action="append", default=[], metavar="SPEC",
+                   help="chardev=X,mode=control")
     q.add_argument("-machine", "--machine", "-M", action="append", default=[], metavar="X",
                    help=argparse.SUPPRESS)
     q.add_argument("-accel", "--accel", action="append", default=[], metavar="X",
