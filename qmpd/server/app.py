@@ -227,6 +227,8 @@ class Client:
 
 
 class Server:
+    """The clients, the (lazily created) daemon and dispatcher, and shutdown."""
+
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         major, minor, micro = config.qemu_version
@@ -239,7 +241,6 @@ class Server:
         self.quitting = False
         self._shutdown = trio.Event()
         self._next_cid = 0
-        self._dispatcher: Any = None
         self._daemon: Any = None
         self._execute: Callable[..., Any] | None = None
         self._root: trio.Nursery | None = None
@@ -267,7 +268,6 @@ class Server:
         # query-commands and query-qmp-schema list the dispatcher's table.
         daemon.dispatcher = dispatcher  # type: ignore[attr-defined]
         self._daemon = daemon
-        self._dispatcher = dispatcher
         self._execute = dispatcher.execute
         return dispatcher.execute
 
