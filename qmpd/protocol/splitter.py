@@ -189,8 +189,12 @@ _PUNCT = {ord("{"): (JSON_LCURLY, b"{"), ord("}"): (JSON_RCURLY, b"}"),
           ord(":"): (JSON_COLON, b":"), ord(","): (JSON_COMMA, b",")}
 _WS = re.compile(rb"[ \t\r\n]+")
 # Complete string tokens as json-lexer.c sees them (escapes checked later).
-_DQ_TOKEN = re.compile(rb'"(?:[\x20\x21\x23-\x5b\x5d-\xfd]|\\[\x20-\xfd])*"')
-_SQ_TOKEN = re.compile(rb"'(?:[\x20-\x26\x28-\x5b\x5d-\xfd]|\\[\x20-\xfd])*'")
+# (Unrolled "run (escape run)*" form: a plain character class loop is much
+# faster in the re engine than an alternation per byte.)
+_DQ_TOKEN = re.compile(rb'"[\x20\x21\x23-\x5b\x5d-\xfd]*'
+                       rb'(?:\\[\x20-\xfd][\x20\x21\x23-\x5b\x5d-\xfd]*)*"')
+_SQ_TOKEN = re.compile(rb"'[\x20-\x26\x28-\x5b\x5d-\xfd]*"
+                       rb"(?:\\[\x20-\xfd][\x20-\x26\x28-\x5b\x5d-\xfd]*)*'")
 # A number token; the zero branch takes no exponent, like IN_ZERO.
 _NUMBER = re.compile(rb"-?(?:0(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?)?"
                      rb"|[1-9][0-9]*(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)")
