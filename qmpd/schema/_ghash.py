@@ -16,7 +16,7 @@ _PRIME_MOD = [1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 163
 
 
 def _tdb_hash(key: str) -> int:
-    b = key.encode("utf-8")
+    b = key.encode("utf-8", "surrogatepass")
     v = (0x238F13AF * len(b)) & 0xFFFFFFFF
     for i, c in enumerate(b):
         v = (v + (c << (i * 5 % 24))) & 0xFFFFFFFF
@@ -31,7 +31,7 @@ def qdict_key_order(keys: list[str]) -> list[str]:
 
 def _g_str_hash(s: str) -> int:
     h = 5381
-    for c in s.encode("utf-8"):
+    for c in s.encode("utf-8", "surrogatepass"):
         # g_str_hash works on (signed) char.
         h = (h * 33 + (c - 256 if c >= 128 else c)) & 0xFFFFFFFF
     return h
