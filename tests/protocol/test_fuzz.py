@@ -156,3 +156,17 @@ def _qemu_numbers(v):
     if isinstance(v, dict):
         return {k: _qemu_numbers(x) for k, x in v.items()}
     return v
+
+
+numbers = st.from_regex(rb"-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?",
+                        fullmatch=True)
+
+
+@settings(max_examples=500)
+@given(st.lists(numbers, min_size=1, max_size=5))
+def test_number_conversion_is_the_same_on_every_path(nums):
+    # orjson, the stdlib scanner and float()/int() must agree with strtod()
+    data = b'{"id": [' + b", ".join(nums) + b"]}\n"
+    exact = _norm(_Exact().feed(data))
+    assert _norm(JSONStreamParser().feed(data)) == exact
+    assert _norm(_ScannerOnly().feed(data)) == exact
