@@ -55,6 +55,7 @@ class Driver:
     strong: tuple[str, ...] = ()
     # Options the driver takes (flat keys); others stay for comparison.
     has_get_info = False
+    variable_length = False   # has_variable_length: length asked again each time
 
     def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
         pass
@@ -117,15 +118,28 @@ class Driver:
 
     # -- structure -----------------------------------------------------------
     def primary(self, node: Node) -> Node | None:
-        e = node.file
-        return e.child if e else None
+        """bs->file: the child with the PRIMARY role."""
+        for e in node.children:
+            if e.role & perms.ROLE_PRIMARY:
+                return e.child
+        return None
 
     def filtered(self, node: Node) -> Node | None:
         """bdrv_filter_bs: the filtered child of a filter node."""
         if self.is_filter:
-            e = node.file or node.backing
-            return e.child if e else None
+            e = node.backing
+            return e.child if e else self.primary(node)
         return None
+
+    def gather_children(self, g: BlockGraph, node: Node, opts: dict,
+                        backing_overridden: bool) -> None:
+        """bdrv_refresh_filename's generic gathering of child options."""
+        for e in reversed(node.children):
+            if e.name == "backing" and not backing_overridden:
+                continue
+            opts[e.name] = g.filename_info(e.child)[2]
+        if backing_overridden and node.backing is None:
+            opts["backing"] = None
 
     def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
                        generate_json: bool) -> str:
@@ -303,6 +317,7 @@ class RawState:
 
 class RawDriver(Driver):
     name = "raw"
+    variable_length = True
     mutable = ("offset", "size")
     strong = ("offset", "size")
 
@@ -357,8 +372,12 @@ class RawDriver(Driver):
         f = self.primary(node)
         length = g.virtual_size(f) if f else 0
         if length < st.offset:
-            return 0
-        return min(st.size, length - st.offset) if st.has_size else length - st.offset
+            st.size = 0
+        elif st.has_size:
+            st.size = min(st.size, length - st.offset)
+        else:
+            st.size = length - st.offset
+        return st.size
 
     def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
         f = self.primary(node)
@@ -436,6 +455,7 @@ class ThrottleDriver(FilterDriver):
 
 class CopyOnReadDriver(FilterDriver):
     name = "copy-on-read"
+    variable_length = True
     can_reopen = False
 
     def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
@@ -456,6 +476,187 @@ class CopyOnReadDriver(FilterDriver):
         return p | perms.WRITE_UNCHANGED, s
 
 
+class BlkdebugDriver(Driver):
+    name = "blkdebug"
+    protocol = True
+    is_filter = True
+    strong = ("config", "inject-error.", "set-state.", "align", "max-transfer",
+              "opt-write-zero", "max-write-zero", "opt-discard", "max-discard")
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        config = opts.get("config")
+        if config is not None:
+            try:
+                with open(config):
+                    pass
+            except OSError as e:
+                raise BlockError("Could not read blkdebug config file: "
+                                 f"{os.strerror(e.errno or errno.EIO)}") from None
+        bits = {n: 1 << i for i, n in enumerate(perms.NAMES)}
+        take = 0
+        unshare = 0
+        for k, v in opts.items():
+            if k.startswith("take-child-perms."):
+                take |= bits.get(v, 0)
+            elif k.startswith("unshare-child-perms."):
+                unshare |= bits.get(v, 0)
+        node.state = {"take": take, "unshare": unshare}
+        g.open_and_attach(node, opts, "image", perms.ROLE_FILTERED | perms.ROLE_PRIMARY, tx)
+        align = _size_opt("align", opts.get("align", 0))
+        if align and (align >= 0x7FFFFFFF or align & (align - 1)):
+            raise BlockError(f"Cannot meet constraints with align {align}")
+        align = max(align, 1)
+        prev = align
+        for key, base in (("max-transfer", None), ("opt-write-zero", None),
+                          ("max-write-zero", "opt-write-zero"), ("opt-discard", None),
+                          ("max-discard", "opt-discard")):
+            v = _size_opt(key, opts.get(key, 0))
+            a = max(_size_opt(base, opts.get(base, 0)), align) if base else align
+            if v and (v >= 0x7FFFFFFF or v % a):
+                raise BlockError(f"Cannot meet constraints with {key} {v}")
+        del prev
+
+    def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
+        p, s = perms.default(edge.role, g_writable(node), perm, shared)
+        st = node.state or {}
+        return p | st.get("take", 0), s & ~st.get("unshare", 0)
+
+    def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        return None
+
+    def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
+                       generate_json: bool) -> str:
+        prim = self.primary(node)
+        child_exact = g.filename_info(prim)[1] if prim else ""
+        if not child_exact:
+            return ""
+        if any(k not in ("config", "image", "x-image", "driver") for k in full_opts):
+            return ""
+        return f"blkdebug:{node.options.get('config', '')}:{child_exact}"
+
+
+class BlkverifyDriver(Driver):
+    name = "blkverify"
+    protocol = True
+    is_filter = True
+    can_reopen = False
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        g.open_and_attach(node, opts, "raw", perms.ROLE_FILTERED | perms.ROLE_PRIMARY, tx)
+        g.open_and_attach(node, opts, "test", perms.ROLE_DATA, tx)
+
+    def _test(self, node: Node) -> Node | None:
+        e = node.child("test")
+        return e.child if e else None
+
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        t = self._test(node)
+        return g.virtual_size(t) if t else 0
+
+    def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        return None
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        t = self._test(node)
+        return g.read(t, offset, length) if t else bytes(length)
+
+    def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        for e in node.children:
+            g.write(e.child, offset, data)
+
+    def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
+                       generate_json: bool) -> str:
+        r = self.primary(node)
+        t = self._test(node)
+        re_ = g.filename_info(r)[1] if r else ""
+        te = g.filename_info(t)[1] if t else ""
+        if re_ and te:
+            return f"blkverify:{re_}:{te}"
+        return ""
+
+
+class QuorumDriver(Driver):
+    name = "quorum"
+    can_reopen = False
+    strong = ("vote-threshold", "blkverify", "rewrite-corrupted", "read-pattern")
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        idx: set[int] = set()
+        for k in opts:
+            if k.startswith("children."):
+                head = k[len("children."):].split(".", 1)[0]
+                if head.isdigit():
+                    idx.add(int(head))
+        n = 0
+        while n in idx:
+            n += 1
+        if n != len(idx):
+            raise BlockError("Option children is not a valid array")
+        if n < 1:
+            raise BlockError("Number of provided children must be 1 or more")
+        threshold = opts.get("vote-threshold", 0)
+        threshold = ((threshold & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
+        if threshold < 1:
+            raise BlockError("Parameter 'vote-threshold' expects a value >= 1")
+        if threshold > n:
+            raise BlockError("threshold may not exceed children count")
+        pattern = opts.get("read-pattern", "quorum")
+        rewrite = False
+        if pattern == "quorum":
+            blkverify = bool(opts.get("blkverify", False))
+            if blkverify and (n != 2 or threshold != 2):
+                raise BlockError("blkverify=on can only be set if there are exactly two files "
+                                 "and vote-threshold is 2")
+            rewrite = bool(opts.get("rewrite-corrupted", False))
+            if rewrite and blkverify:
+                raise BlockError("rewrite-corrupted=on cannot be used with blkverify=on")
+        node.state = {"n": n, "threshold": threshold, "rewrite": rewrite}
+        for i in range(n):
+            g.open_and_attach(node, opts, f"children.{i}", perms.ROLE_DATA, tx)
+        sizes = {g.virtual_size(e.child) for e in node.children}
+        if len(sizes) > 1:
+            raise BlockError("Could not refresh total sector count: Input/output error")
+
+    def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
+        p = perm & perms.ALL
+        if node.state and node.state.get("rewrite"):
+            p |= perms.WRITE
+        s = shared & (perms.CONSISTENT_READ | perms.WRITE_UNCHANGED)
+        return p, s
+
+    def _children(self, node: Node) -> list[Node]:
+        return [e.child for e in node.children if e.name.startswith("children.")]
+
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        ch = self._children(node)
+        return g.virtual_size(ch[0]) if ch else 0
+
+    def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        total = 0
+        for c in self._children(node):
+            s = g.actual_size(c)
+            if s is None:
+                return None
+            total += s
+        return total
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        ch = self._children(node)
+        return g.read(ch[0], offset, length) if ch else bytes(length)
+
+    def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        for c in self._children(node):
+            g.write(c, offset, data)
+
+    def gather_children(self, g: BlockGraph, node: Node, opts: dict,
+                        backing_overridden: bool) -> None:
+        opts["children"] = [g.filename_info(c)[2] for c in self._children(node)]
+
+    def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
+                       generate_json: bool) -> str:
+        return ""
+
+
 def _qcow2_driver() -> Driver:
     from qmpd.engine.qcow2 import Qcow2Driver
     return Qcow2Driver()
@@ -468,6 +669,9 @@ _FACTORIES: dict[str, Callable[[], Driver]] = {
     "raw": RawDriver,
     "throttle": ThrottleDriver,
     "copy-on-read": CopyOnReadDriver,
+    "blkdebug": BlkdebugDriver,
+    "blkverify": BlkverifyDriver,
+    "quorum": QuorumDriver,
     "qcow2": _qcow2_driver,
 }
 _DRIVERS: dict[str, Driver] = {}

@@ -215,6 +215,15 @@ class BlockGraph:
             drv = get_driver(drvname)
             if drv is None:
                 raise BlockError(f"Driver '{drvname}' is not supported by qmpd")
+        if drv is not None and drv.protocol and filename is not None:
+            # bdrv_fill_options: a protocol driver takes the filename as an option.
+            if "filename" in opts:
+                raise BlockError("Can't specify 'file' and 'filename' options at the same time")
+            if drv.name in ("null-co", "null-aio"):
+                if filename != f"{drv.name}://":
+                    raise BlockError("The only allowed filename for this driver is "
+                                     f"'{drv.name}://'")
+                filename = None
         node = Node(drv or get_driver("raw"))  # type: ignore[arg-type]
         node.inherits_from = parent
         no_backing = False
@@ -260,6 +269,8 @@ class BlockGraph:
         finally:
             if isinstance(node.state, dict) and node.state is pending:
                 node.state = None
+        node.total = None
+        self.virtual_size(node)     # refresh_total_sectors at the end of the open
         for n in pending.values():
             if n.alive and not n.parents and not n.monitor_owned:
                 self._delete_node(n, tx)
@@ -311,6 +322,14 @@ class BlockGraph:
         if child is None:
             raise BlockError('A block device must be specified for "file"')
         self.attach(node, child, "file", role, tx)
+        return child
+
+    def open_and_attach(self, node: Node, opts: dict, key: str, role: int,
+                        tx: Transaction) -> Node:
+        """bdrv_open_child: open (or look up) child ``key`` and attach it."""
+        child = self.open_child_bs(None, opts, key, node, role, tx)
+        assert child is not None
+        self.attach(node, child, key, role, tx)
         return child
 
     def _open_backing_file(self, node: Node, opts: dict, tx: Transaction) -> None:
@@ -631,6 +650,9 @@ class BlockGraph:
 
     def write(self, node: Node, offset: int, data: bytes) -> None:
         node.driver.write(self, node, offset, data)
+        end = (offset + len(data) + 511) & ~511
+        if node.total is not None and end > node.total:
+            node.total = end   # bdrv_co_write_req_finish grows total_sectors
 
     def write_zeroes(self, node: Node, offset: int, length: int, unmap: bool = False) -> None:
         node.driver.write_zeroes(self, node, offset, length, unmap)
@@ -643,8 +665,16 @@ class BlockGraph:
         return node.driver.block_status(self, node, offset, length)
 
     def virtual_size(self, node: Node) -> int:
-        # bdrv_getlength: total_sectors * 512, the driver's length rounded up.
-        return (node.driver.virtual_size(self, node) + 511) & ~511
+        """bdrv_getlength: total_sectors * 512.
+
+        QEMU caches the length at open; only drivers with variable length
+        (raw, copy-on-read, ...) ask again each time.  So a filter keeps the
+        size its child had when the filter was opened, even after a reopen
+        changed or replaced that child.
+        """
+        if node.driver.variable_length or node.total is None:
+            node.total = (node.driver.virtual_size(self, node) + 511) & ~511
+        return node.total
 
     def actual_size(self, node: Node) -> int | None:
         return node.driver.actual_size(self, node)
@@ -670,16 +700,11 @@ class BlockGraph:
         found_any = False
         for s in drv.strong:
             for k, v in node.options.items():
-                if k == s or k.startswith(s + "."):
+                if (k.startswith(s) if s.endswith(".") else k == s):
                     opts[k] = v
                     found_any = True
         generate_json = found_any or backing_overridden
-        for e in reversed(node.children):
-            if e.name == "backing" and not backing_overridden:
-                continue
-            opts[e.name] = self.filename_info(e.child)[2]
-        if backing_overridden and node.backing is None:
-            opts["backing"] = None
+        drv.gather_children(self, node, opts, backing_overridden)
         exact = drv.exact_filename(self, node, opts, generate_json)
         if exact:
             return exact, exact, opts

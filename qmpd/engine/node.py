@@ -81,6 +81,7 @@ class Node:
         self.auto_backing_file = ""
         self.state: Any = None             # driver-specific state
         self.alive = True
+        self.total: int | None = None      # cached length (total_sectors * 512)
 
     # -- links -------------------------------------------------------------
     def child(self, name: str) -> Edge | None:

@@ -182,8 +182,7 @@ class Qcow2Driver(Driver):
                 data["data-file"] = h.external_data_file
                 data["data-file-raw"] = bool(h.data_file_raw)
             data["extended-l2"] = bool(h.extended_l2)
-            data["lazy-refcounts"] = bool(node.state.lazy_refcounts and not node.read_only) \
-                or bool(h.lazy_refcounts)
+            data["lazy-refcounts"] = bool(h.lazy_refcounts)
             data["corrupt"] = bool(h.corrupt)
             data["refcount-bits"] = h.refcount_bits
             data["compression-type"] = h.compression_type

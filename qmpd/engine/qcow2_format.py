@@ -1625,6 +1625,39 @@ def _preallocate_metadata(img: Qcow2Image, size: int) -> None:
         img.store.truncate(host_end)
 
 
+def _preallocate_space(img: Qcow2Image, size: int) -> None:
+    """preallocation=falloc/full: qcow2_co_truncate's allocation of data clusters.
+
+    New self-describing refcount structures go after the last used cluster,
+    the data area follows them, and L2 tables are filled in afterwards (they
+    land in whatever clusters are free first, e.g. the old refcount table).
+    """
+    cs = img.cluster_size
+    old_file_size = img.store.size()
+    last = -(-old_file_size // cs) - 1
+    while last >= 0 and img.get_refcount(last) == 0:
+        last -= 1
+    old_file_size = (last + 1) * cs if last >= 0 else -(-old_file_size // cs) * cs
+    nb_data = -(-size // cs)
+    nb_l2 = -(-nb_data // (cs // img.l2_entry_size)) + 1
+    allocation_start = img.refcount_area(old_file_size, nb_data + nb_l2, True, 0, 0)
+    img.alloc_clusters_at(allocation_start, nb_data)
+    img.flush()
+    new_file_size = allocation_start + nb_data * cs
+    if new_file_size > img.store.size():
+        img.store.truncate(new_file_size)
+    host_offset, guest_offset = allocation_start, 0
+    while nb_data:
+        l2_index = (guest_offset >> img.cluster_bits) & (img.l2_size - 1)
+        n = min(nb_data, img.l2_size - l2_index)
+        img._link_l2(_L2Meta(guest_offset, host_offset, n, 0, 0, n * cs, n * cs),
+                     prealloc=True)
+        guest_offset += n * cs
+        host_offset += n * cs
+        nb_data -= n
+    img.flush()
+
+
 def create_qcow2(
     size: int,
     *,
@@ -1696,9 +1729,9 @@ def create_qcow2(
         )
     if backing_format and not backing_file:
         raise Qcow2FormatError("Backing format cannot be used without backing file")
-    if preallocation not in ("off", "metadata"):
+    if preallocation not in ("off", "metadata", "falloc", "full"):
         raise Qcow2FormatError(
-            f"qmpd-img: preallocation={preallocation} is not supported"
+            f"Parameter 'preallocation' does not accept value '{preallocation}'"
         )
     size = -(-size // SECTOR_SIZE) * SECTOR_SIZE
     refcount_order = refcount_bits.bit_length() - 1
@@ -1730,6 +1763,8 @@ def create_qcow2(
     img.truncate_grow(size)
     if preallocation == "metadata":
         _preallocate_metadata(img, size)
+    elif preallocation in ("falloc", "full"):
+        _preallocate_space(img, size)
     if backing_file:
         img.backing_file = backing_file
         img.backing_format = backing_format
