@@ -22,6 +22,7 @@ def _load_families() -> None:
     from qmpd.commands import (  # noqa: F401
         block,
         control,
+        hmp,
         objects,
         query,
         reopen,

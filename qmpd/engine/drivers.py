@@ -278,9 +278,11 @@ class NullDriver(Driver):
         return None
 
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
-        # Without read-zeroes the caller's buffer is left alone; callers that
-        # fill their buffer first (qemu-io: 0xab) pass it through read_into.
-        return bytes(length)
+        # Without read-zeroes the caller's buffer is left alone: it keeps what
+        # the caller filled it with (qemu-io: 0xab).
+        if node.state["read-zeroes"]:
+            return bytes(length)
+        return bytes([g.read_fill]) * length
 
     def leaves_buffer(self, node: Node) -> bool:
         return not node.state["read-zeroes"]

@@ -133,6 +133,7 @@ class BlockGraph:
         self.backends: list[Parent] = []
         self.jobs: list[Any] = []
         self.visits = 0                         # nodes touched by the last operation
+        self.read_fill = 0                      # what unfilled read buffers hold
         from qmpd.engine.hostfiles import HostFiles
 
         self.hostfiles = HostFiles()

@@ -276,6 +276,9 @@ def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
             tx.on_abort(lambda o=old: setattr(o, "inherits_from", node))
         _replace_edge(g, node, old_edge, tx)
         st.old_children.append(old_edge.child)
+    if name == "file" and hasattr(node.state, "image"):
+        # A cached qcow2 image belongs to the old file.
+        st.commits.append(lambda: setattr(node.state, "image", None))
     if new is not None:
         e = Edge(node, new, name, role)
         node.children.append(e)
