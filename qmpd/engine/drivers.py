@@ -203,8 +203,10 @@ class FileDriver(Driver):
                              "or a block device")
         node.state = FileState(path, (st.st_dev, st.st_ino), locking, st.st_size,
                                st.st_blocks * 512, aio)
-        node.state.layer = g.hostfiles.layer(node.state.ident, path, st.st_size,
-                                             st.st_blocks * 512)
+        lay = node.state.layer = g.hostfiles.layer(node.state.ident, path, st.st_size,
+                                                   st.st_blocks * 512)
+        lay.nodes.add(node)
+        tx.on_abort(lambda: lay.nodes.discard(node))
 
     def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
         opts.pop("drop-cache", None)

@@ -134,6 +134,7 @@ class BlockGraph:
         self.jobs: list[Any] = []
         self.visits = 0                         # nodes touched by the last operation
         self.read_fill = 0                      # what unfilled read buffers hold
+        self._seq = 0                           # naming order of nodes
         from qmpd.engine.hostfiles import HostFiles
 
         self.hostfiles = HostFiles()
@@ -158,6 +159,8 @@ class BlockGraph:
             raise BlockError("Node name too long")
         node.name = name
         node.auto_named = auto
+        self._seq += 1
+        node.seq = self._seq
         self.nodes[name] = node
         tx.on_abort(lambda: self._forget(node))
 
@@ -428,10 +431,14 @@ class BlockGraph:
             self._delete_node(node, tx)
 
     def _delete_node(self, node: Node, tx: Transaction) -> None:
-        pos = list(self.nodes).index(node.name) if node.name in self.nodes else -1
-        if pos >= 0:
+        named = self.nodes.get(node.name) is node
+        if named:
             del self.nodes[node.name]
         node.alive = False
+        lay = getattr(node.state, "layer", None)
+        if lay is not None:
+            lay.nodes.discard(node)
+            tx.on_abort(lambda: lay.nodes.add(node))
         if isinstance(node.driver, Driver) and node.driver.name == "throttle" and \
                 isinstance(node.state, str):
             grp = node.state
@@ -440,10 +447,11 @@ class BlockGraph:
 
         def undo() -> None:
             node.alive = True
-            if pos >= 0:
-                items = list(self.nodes.items())
-                items.insert(pos, (node.name, node))
-                self.nodes = dict(items)
+            if named:
+                # Put the node back at its place in naming order.
+                self.nodes[node.name] = node
+                if any(n.seq > node.seq for n in self.nodes.values()):
+                    self.nodes = dict(sorted(self.nodes.items(), key=lambda kv: kv[1].seq))
         tx.on_abort(undo)
         for e in list(reversed(node.children)):
             self.detach(e, tx)
@@ -562,9 +570,8 @@ class BlockGraph:
             return
         if n.force_share:
             pass
-        others = [o for o in self.nodes.values()
-                  if o is not n and o.driver.name == "file" and o.state is not None
-                  and o.state.ident == st.ident and o.state.locking]
+        others = [o for o in st.layer.nodes
+                  if o is not n and o.alive and o.state is not None and o.state.locking]
         if not others:
             return
         for i in range(4):

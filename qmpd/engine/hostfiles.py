@@ -29,6 +29,7 @@ class HostLayer:
         self.added: set[int] = set()            # blocks allocated by writes
         self.freed: set[int] = set()            # host blocks punched out
         self._host_alloc: list[tuple[int, int]] | None = None
+        self.nodes: set = set()                 # file nodes open on this file
 
     # -- host access -------------------------------------------------------
     def _host_read(self, offset: int, length: int) -> bytes:

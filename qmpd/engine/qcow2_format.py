@@ -1616,6 +1616,11 @@ def _preallocate_metadata(img: Qcow2Image, size: int) -> None:
         n = min(size - offset, REQUEST_MAX_BYTES)
         host, cur, metas = img._alloc_host_offset(offset, n)
         for m in metas:
+            # perform_cow() without guest data: the COW areas alone are
+            # written (zeros: no backing file is attached during create).
+            for lo, hi in ((m.cow_start_from, m.cow_start_to), (m.cow_end_from, m.cow_end_to)):
+                if hi > lo:
+                    img.store.write(m.alloc_offset + lo, bytes(hi - lo))
             img._link_l2(m, prealloc=True)
         host_end = max(host_end, host + cur)
         offset += cur
