@@ -216,6 +216,8 @@ def img_create(
             os.ftruncate(fd, data_size)
             if prealloc == "full" and data_size:
                 os.pwrite(fd, bytes(data_size), 0)
+            elif prealloc == "falloc" and data_size:
+                os.posix_fallocate(fd, 0, data_size)
             elif data_size:
                 # file-posix allocate_first_block(): the first block holds
                 # written zeros, which block status reports as data.
@@ -272,8 +274,6 @@ def _qcow2_bytes(opts: dict[str, Opt], size: int, bfile: str | None,
         raise CreateError("qmpd-img: encrypted images are not supported")
     if "data_file" in opts:
         raise CreateError("qmpd-img: external data files are not supported")
-    if prealloc in ("falloc", "full"):
-        raise CreateError(f"qmpd-img: preallocation={prealloc} is not supported")
     try:
         return create_qcow2(
             int(size),

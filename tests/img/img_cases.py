@@ -68,6 +68,16 @@ def create_cases() -> list[dict[str, Any]]:
                  "cluster_size=512,refcount_bits=32"]:
         add(f"qcow2-opt-{opts}", ["qemu-img", "create", "-f", "qcow2", "-o", opts,
                                   "$DIR/img.qcow2", "1G"])
+    for opts in ["preallocation=falloc", "preallocation=full,cluster_size=4k",
+                 "preallocation=metadata,cluster_size=2M", "preallocation=falloc,cluster_size=512",
+                 "preallocation=full,extended_l2=on", "preallocation=metadata,extended_l2=on"]:
+        for size in ["1000", "3M"]:
+            add(f"qcow2-{opts}-{size}", ["qemu-img", "create", "-f", "qcow2", "-o", opts,
+                                         "$DIR/img.qcow2", size])
+    add("raw-prealloc-full", ["qemu-img", "create", "-f", "raw", "-o", "preallocation=full",
+                              "$DIR/disk.img", "100k"])
+    add("raw-prealloc-falloc", ["qemu-img", "create", "-f", "raw", "-o",
+                                "preallocation=falloc", "$DIR/disk.img", "100k"])
     # Backing files: relative and absolute names, with and without -F, -u.
     base = ["qemu-img", "create", "-q", "-f", "qcow2", "$DIR/base.qcow2", "2M"]
     raw = ["qemu-img", "create", "-q", "-f", "raw", "$DIR/disk.img", "1M"]
