@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from qmpd.img.create import INT64_MAX, CreateError, img_create
+from qmpd.img.create import FORMATS, INT64_MAX, CreateError, help_text, img_create, split_options
 from qmpd.img.images import ImageOpenError, open_image
 from qmpd.img.qemu_io import run_commands
 from qmpd.img.sizes import SizeError, parse_size
@@ -109,6 +109,12 @@ def cmd_create(argv: list[str]) -> int:
             quiet = True
         elif key == "u":
             unsafe = True
+    if any(key in ("help", "?") for o in options for key, _ in split_options(o)):
+        if fmt not in FORMATS:
+            sys.stderr.write(f"qemu-img: Unknown file format '{fmt}'\n")
+            return 1
+        sys.stdout.write(help_text(fmt, bool(operands)))
+        return 0
     if not operands:
         return _img_error("Expecting image file name")
     filename = operands[0]
@@ -131,9 +137,6 @@ def cmd_create(argv: list[str]) -> int:
         size_text = str(size)
     if len(operands) > 2:
         return _img_error(f"Unexpected argument: {operands[2]}")
-    if any(o.split("=", 1)[0] == "help" or o == "?" for o in options):
-        sys.stdout.write(f"Supported {fmt} options: see 'qemu-img create -f {fmt} -o help'\n")
-        return 0
     try:
         img_create(filename, fmt, size_text, backing=backing, backing_fmt=backing_fmt,
                    unsafe=unsafe, options=options, quiet=quiet)

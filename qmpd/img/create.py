@@ -53,6 +53,60 @@ _TRUE = ("on", "yes", "true", "y")
 _FALSE = ("off", "no", "false", "n")
 
 
+_HELP = {
+    "backing_file": ("<str>", "File name of a base image"),
+    "backing_fmt": ("<str>", "Image format of the base image"),
+    "cluster_size": ("<size>", "qcow2 cluster size"),
+    "compat": ("<str>", "Compatibility level (v2 [0.10] or v3 [1.1])"),
+    "compression_type": ("<str>", "Compression method used for image cluster compression"),
+    "data_file": ("<str>", "File name of an external data file"),
+    "data_file_raw": ("<bool (on/off)>",
+                      "The external data file must stay valid as a raw image"),
+    "encrypt.cipher-alg": ("<str>", "Name of encryption cipher algorithm"),
+    "encrypt.cipher-mode": ("<str>", "Name of encryption cipher mode"),
+    "encrypt.format": ("<str>", "Encrypt the image, format choices: 'aes', 'luks'"),
+    "encrypt.hash-alg": ("<str>", "Name of encryption hash algorithm"),
+    "encrypt.iter-time": ("<num>", "Time to spend in PBKDF in milliseconds"),
+    "encrypt.ivgen-alg": ("<str>", "Name of IV generator algorithm"),
+    "encrypt.ivgen-hash-alg": ("<str>", "Name of IV generator hash algorithm"),
+    "encrypt.key-secret": ("<str>", "ID of secret providing qcow AES key or LUKS passphrase"),
+    "encryption": ("<bool (on/off)>", "Encrypt the image with format 'aes'. (Deprecated in "
+                   "favor of encrypt.format=aes)"),
+    "extended_l2": ("<bool (on/off)>", "Extended L2 tables"),
+    "extent_size_hint": ("<size>", "Extent size hint for the image file, 0 to disable"),
+    "lazy_refcounts": ("<bool (on/off)>", "Postpone refcount updates"),
+    "nocow": ("<bool (on/off)>", "Turn off copy-on-write (valid only on btrfs)"),
+    "preallocation": ("<str>", "Preallocation mode (allowed values: off, metadata, falloc, "
+                      "full)"),
+    "refcount_bits": ("<num>", "Width of a reference count entry in bits"),
+    "size": ("<size>", "Virtual disk size"),
+}
+_FILE_PREALLOC = ("<str>", "Preallocation mode (allowed values: off, falloc, full)")
+_HELP_KEYS = {
+    "qcow2": [k for k in _HELP if k not in ("extent_size_hint", "nocow")],
+    "raw": ["size"],
+}
+_FILE_KEYS = ["extent_size_hint", "nocow", "preallocation", "size"]
+
+
+def help_text(fmt: str, with_protocol: bool) -> str:
+    """What ``qemu-img create -f FMT -o help [FILE]`` prints."""
+    keys = list(_HELP_KEYS[fmt])
+    if with_protocol:
+        keys = sorted(set(keys) | set(_FILE_KEYS))
+    lines = []
+    for key in keys:
+        kind, text = _HELP[key]
+        if key == "preallocation" and fmt == "raw":
+            kind, text = _FILE_PREALLOC
+        lines.append(f"  {f'{key}={kind}':<22} - {text}\n")
+    if with_protocol:
+        return "Supported options:\n" + "".join(lines)
+    return (f"Supported {fmt} options:\n" + "".join(lines) +
+            "\nThe protocol level may support further options.\n"
+            "Specify the target filename to include those options.\n")
+
+
 class CreateError(Exception):
     """An error qemu-img reports as ``qemu-img: FILE: <text>``."""
 

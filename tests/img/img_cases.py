@@ -145,6 +145,10 @@ def create_cases() -> list[dict[str, Any]]:
                  "compression_type=lz4", "compat=0.10,compression_type=zstd",
                  "preallocation=foo", "size=1M"]:
         add(f"err-opt-{opts}", img + ["-o", opts, "$DIR/img.qcow2", "1M"])
+    add("help-qcow2", img + ["-o", "help"])
+    add("help-qcow2-file", img + ["-o", "help", "$DIR/img.qcow2"])
+    add("help-raw", ["qemu-img", "create", "-f", "raw", "-o", "?"])
+    add("help-raw-file", ["qemu-img", "create", "-f", "raw", "-o", "help", "$DIR/d.img", "1M"])
     add("raw-default-fmt", ["qemu-img", "create", "$DIR/disk.img", "1M"])
     add("overwrite", ["qemu-img", "create", "-q", "-f", "raw", "$DIR/x.img", "4M"],
         ["qemu-img", "create", "-f", "qcow2", "$DIR/x.img", "64k"])
