@@ -49,6 +49,14 @@ FAMILIES: dict[str, tuple[list[str], list[str]]] = {
               "BLOCK_JOB_READY", "BLOCK_JOB_PENDING", "BLOCK_JOB_ERROR"]),
     "objects": (["object-add", "object-del", "query-iothreads"], []),
     "misc": (["human-monitor-command"], []),
+    "blockops": (["blockdev-snapshot", "transaction", "block-dirty-bitmap-add",
+                  "block-dirty-bitmap-remove", "block-dirty-bitmap-clear",
+                  "block-dirty-bitmap-enable", "block-dirty-bitmap-disable",
+                  "block-dirty-bitmap-merge", "block_resize", "block-set-write-threshold",
+                  "blockdev-create", "blockdev-mirror", "blockdev-backup",
+                  "nbd-server-start", "nbd-server-stop", "block-export-add",
+                  "block-export-del", "query-block-exports"],
+                 ["BLOCK_WRITE_THRESHOLD", "BLOCK_EXPORT_DELETED"]),
 }
 
 # QAPI module -> shared definitions file.
