@@ -99,3 +99,23 @@ def cont(daemon: Any, args: dict) -> dict:
 def query_name(daemon: Any, args: dict) -> dict:
     name = getattr(daemon, "vm_name", None)
     return {"name": name} if name else {}
+
+
+@command("x-qmpd-reset", extension=True)
+def x_qmpd_reset(daemon: Any, args: dict) -> dict:
+    """qmpd extension: back to the block layer of a freshly started daemon.
+
+    Nodes, objects (throttle groups, iothreads), jobs, backends, the
+    in-memory layers over host files and the auto-name counter all go, as
+    if QEMU had been restarted, so a CI suite can reuse one daemon between
+    tests.  Nothing is emitted: no job events, no DEVICE_DELETED.  The run
+    state (stop/cont) and the clients' sessions are left as they are.
+    """
+    from qmpd.engine.graph import BlockGraph
+
+    daemon.graph = BlockGraph()
+    # Other subsystems that keep per-daemon state (a job scheduler, a
+    # virtual clock) register a callable here to be reset with the graph.
+    for hook in getattr(daemon, "reset_hooks", ()):
+        hook()
+    return {}
