@@ -13,12 +13,32 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 
-from qmpd.img.images import Qcow2Adapter, RawImage
+from qmpd.img.images import Qcow2Adapter
 from qmpd.img.sizes import SizeError, cvtstr, parse_size
 
 REQUEST_MAX_BYTES = (2**31 - 1) // 512 * 512
+
+
+class IoTarget(Protocol):
+    """What the commands need: an image opened by ``qmpd-img io`` or a qmpd node."""
+
+    read_only: bool
+
+    def length(self) -> int: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None: ...
+
+    def discard(self, offset: int, length: int) -> None: ...
+
+    def write_compressed(self, offset: int, data: bytes) -> None: ...
+
+    def allocation(self) -> list[tuple[int, int, bool]]: ...
 
 
 class CommandFailed(Exception):
@@ -56,7 +76,7 @@ def _strerror(exc: OSError) -> str:
 class QemuIo:
     """Runs qemu-io command lines against one opened image."""
 
-    def __init__(self, image: RawImage | Qcow2Adapter, out: TextIO, err: TextIO,
+    def __init__(self, image: IoTarget, out: TextIO, err: TextIO,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.image = image
         self.out = out
@@ -332,7 +352,7 @@ class QemuIo:
                            f"{cvtstr(offset)} (0x{offset:x})\n")
 
 
-def run_commands(image: RawImage | Qcow2Adapter, commands: list[str],
+def run_commands(image: IoTarget, commands: list[str],
                  out: TextIO | None = None, err: TextIO | None = None) -> bool:
     """Run every command (qemu-io keeps going after failures); True if all passed."""
     out = out or sys.stdout
