@@ -66,8 +66,10 @@ def create_cases() -> list[dict[str, Any]]:
                  "cluster_size=4k,refcount_bits=2", "compat=0.10,cluster_size=512",
                  "lazy_refcounts=on,cluster_size=2M", "cluster_size=1k,refcount_bits=4",
                  "cluster_size=512,refcount_bits=32"]:
+        # Metadata preallocation of 1G takes seconds in Python: 64M shows the same.
+        size = "64M" if "preallocation=metadata" in opts else "1G"
         add(f"qcow2-opt-{opts}", ["qemu-img", "create", "-f", "qcow2", "-o", opts,
-                                  "$DIR/img.qcow2", "1G"])
+                                  "$DIR/img.qcow2", size])
     for opts in ["preallocation=falloc", "preallocation=full,cluster_size=4k",
                  "preallocation=metadata,cluster_size=2M", "preallocation=falloc,cluster_size=512",
                  "preallocation=full,extended_l2=on", "preallocation=metadata,extended_l2=on"]:
