@@ -22,7 +22,9 @@ def _load_families() -> None:
     from qmpd.commands import (  # noqa: F401
         block,
         control,
+        devices,
         hmp,
+        jobs,
         objects,
         query,
         reopen,
