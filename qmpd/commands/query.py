@@ -1,5 +1,5 @@
-"""The block queries: query-named-block-nodes, x-debug-query-block-graph and
-query-block, straight from :mod:`qmpd.engine.queries`."""
+"""The block queries query-named-block-nodes and x-debug-query-block-graph,
+straight from :mod:`qmpd.engine.queries`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,4 @@ def x_debug_query_block_graph(daemon: Any, args: dict) -> dict:
     return queries.block_graph(daemon.graph)
 
 
-@command("query-block")
-def query_block(daemon: Any, args: dict) -> list:
-    # Only BlockBackends of devices are listed; qmpd has none yet.
-    return []
+# query-block lives in qmpd.commands.devices (BlockBackends of devices).
