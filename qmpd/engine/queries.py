@@ -116,7 +116,9 @@ def block_graph(g: BlockGraph) -> dict[str, Any]:
                       "shared-perm": perms.names_reversed(e.shared)})
 
     for b in g.backends:
-        add_node(b, "block-backend", b.name)
+        # A device's BlockBackend has no name: it shows the device id or QOM path.
+        gname = getattr(b, "graph_name", None)
+        add_node(b, "block-backend", gname() if gname is not None else b.name)
         for e in b.children:
             add_edge(b, e)
     for j in g.jobs:
