@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from qmpd.engine import perms
+from qmpd.engine.bitmaps import note_write
 from qmpd.engine.drivers import Driver, get_driver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.node import Edge, Node, Parent
@@ -132,12 +133,17 @@ class BlockGraph:
         self.iothreads: dict[str, IOThread] = {}
         self.backends: list[Parent] = []
         self.jobs: list[Any] = []
+        # Called with (nodes, begin) around a drained section (blockdev-reopen);
+        # the job manager pauses and resumes the jobs there (qmpd/engine/jobs.py).
+        self.drain_hook: Callable[[list[Node], bool], None] | None = None
         self.visits = 0                         # nodes touched by the last operation
         self.read_fill = 0                      # what unfilled read buffers hold
         self._seq = 0                           # naming order of nodes
         from qmpd.engine.hostfiles import HostFiles
 
         self.hostfiles = HostFiles()
+        # Where engine events go (BLOCK_WRITE_THRESHOLD): the daemon's emit.
+        self.emit_event: Callable[[str, dict], None] | None = None
         self._rand = random.Random()
 
     # ------------------------------------------------------------------
@@ -399,6 +405,10 @@ class BlockGraph:
         if isinstance(parent, Node) and self.reaches(child, parent):
             raise BlockError(f"Making '{child.name}' a {name} child of '{parent.name}' would "
                              "create a cycle")
+        if isinstance(parent, Node) and parent.aio_context != child.aio_context:
+            from qmpd.engine.devices import attach_context
+
+            attach_context(self, parent, child, tx)
         e = Edge(parent, child, name, role)
         parent.children.append(e)
         child.parents.append(e)
@@ -657,15 +667,21 @@ class BlockGraph:
         return node.driver.read(self, node, offset, length)
 
     def write(self, node: Node, offset: int, data: bytes) -> None:
+        if node.dirty_bitmaps or node.write_threshold:
+            note_write(self, node, offset, len(data))
         node.driver.write(self, node, offset, data)
         end = (offset + len(data) + 511) & ~511
         if node.total is not None and end > node.total:
             node.total = end   # bdrv_co_write_req_finish grows total_sectors
 
     def write_zeroes(self, node: Node, offset: int, length: int, unmap: bool = False) -> None:
+        if node.dirty_bitmaps or node.write_threshold:
+            note_write(self, node, offset, length)
         node.driver.write_zeroes(self, node, offset, length, unmap)
 
     def discard(self, node: Node, offset: int, length: int) -> None:
+        if node.dirty_bitmaps or node.write_threshold:
+            note_write(self, node, offset, length)
         node.driver.discard(self, node, offset, length)
 
     def block_status(self, node: Node, offset: int,
