@@ -124,23 +124,34 @@ def queue_child(queue: dict[int, ReopenState], node: Node, options: dict | None,
 def reopen(g: BlockGraph, entries: list[dict]) -> None:
     """blockdev-reopen of ``entries`` (validated BlockdevOptions dicts)."""
     queue: dict[int, ReopenState] = {}
-    for entry in entries:
-        name = entry.get("node-name")
-        if name is None:
-            raise BlockError("node-name not specified")
-        node = g.nodes.get(name)
-        if node is None:
-            raise BlockError(f"Failed to find node with node-name='{name}'")
-        queue_child(queue, node, flatten(entry), 0, None, False)
-    if not queue:
-        return
-    tx = Transaction()
+    # QEMU drains each entry's subtree before queueing it, and ends the drained
+    # sections after the reopen, failed or not: jobs there pause and resume.
+    drained: list[Node] = []
     try:
-        _run(g, queue, tx)
-    except BlockError:
-        tx.abort()
-        raise
-    tx.commit()
+        for entry in entries:
+            name = entry.get("node-name")
+            if name is None:
+                raise BlockError("node-name not specified")
+            node = g.nodes.get(name)
+            if node is None:
+                raise BlockError(f"Failed to find node with node-name='{name}'")
+            if g.drain_hook is not None:
+                g.drain_hook([node], True)
+                drained.append(node)
+            queue_child(queue, node, flatten(entry), 0, None, False)
+        if not queue:
+            return
+        tx = Transaction()
+        try:
+            _run(g, queue, tx)
+        except BlockError:
+            tx.abort()
+            raise
+        tx.commit()
+    finally:
+        if g.drain_hook is not None:
+            for node in drained:
+                g.drain_hook([node], False)
 
 
 def _run(g: BlockGraph, queue: dict[int, ReopenState], tx: Transaction) -> None:
@@ -280,6 +291,12 @@ def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
         # A cached qcow2 image belongs to the old file.
         st.commits.append(lambda: setattr(node.state, "image", None))
     if new is not None:
+        if new.aio_context != node.aio_context:
+            # bdrv_attach_child_common: the new child must follow the node's
+            # AioContext (or the node the child's).
+            from qmpd.engine.devices import attach_context
+
+            attach_context(g, node, new, tx)
         e = Edge(node, new, name, role)
         node.children.append(e)
         new.parents.append(e)
