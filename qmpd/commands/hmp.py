@@ -83,11 +83,21 @@ def _qemu_io(daemon: Any, args: str) -> str:
         return _mon("qemu-io: extraneous characters at the end of line\n"
                     'Try "help qemu-io" for more information\n')
     g = daemon.graph
+    dev_edge = None
     if qdev:
-        return _mon(f"Error: Device '{device}' not found\n")
-    node = g.nodes.get(device)
-    if node is None:
-        return _mon(f"Error: Cannot find device='' nor node-name='{device}'\n")
+        # blk_by_qdev_id: the device's own BlockBackend (qmpd.commands.devices).
+        from qmpd.commands.devices import qdev_backend
+
+        dev_blk, err = qdev_backend(daemon, device)
+        if dev_blk is None or dev_blk.edge is None:
+            return _mon(f"Error: {err}\n")
+        dev_edge = dev_blk.edge
+        node = dev_edge.child
+    else:
+        found = g.nodes.get(device)
+        if found is None:
+            return _mon(f"Error: Cannot find device='' nor node-name='{device}'\n")
+        node = found
 
     from qmpd.engine.io import NodeIO
     from qmpd.img.qemu_io import QemuIo
@@ -95,7 +105,12 @@ def _qemu_io(daemon: Any, args: str) -> str:
     tx = Transaction()
     blk = Parent("qemu-io")
     try:
-        edge = g.attach(blk, node, "root", 0, tx)
+        if dev_edge is not None:
+            edge = dev_edge
+            old_perm = edge.perm
+            tx.on_abort(lambda: setattr(dev_edge, "perm", old_perm))
+        else:
+            edge = g.attach(blk, node, "root", 0, tx)
         words = cmd.split()
         if words and words[0] in WRITE_COMMANDS:
             edge.perm |= perms.WRITE
