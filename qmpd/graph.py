@@ -90,7 +90,7 @@ def _read(sock: socket.socket, buf: list[bytes]) -> dict[str, Any]:
     return result
 
 
-def fetch(path: str, timeout: float = 30.0) -> dict[str, Any]:
+def fetch(path: str, timeout: float = 10.0) -> dict[str, Any]:
     """Read the graph, the named nodes and the jobs from the QMP socket at ``path``."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -100,7 +100,11 @@ def fetch(path: str, timeout: float = 30.0) -> dict[str, Any]:
         raise GraphError(f"cannot connect to {path}: {e.strerror or e}") from None
     buf = [b""]
     try:
-        greeting = _read(sock, buf)
+        try:
+            greeting = _read(sock, buf)
+        except TimeoutError:
+            raise GraphError(f"no QMP greeting from {path} in {timeout:g} s (QEMU serves "
+                             "one client at a time: is another one connected?)") from None
         if "QMP" not in greeting:
             raise GraphError(f"{path} does not speak QMP")
         _cmd(sock, buf, "qmp_capabilities")
