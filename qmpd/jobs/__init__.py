@@ -1,0 +1,1 @@
+"""Job runner: the trio side of block jobs (time, sleeping, waking)."""
