@@ -609,14 +609,16 @@ class BlockGraph:
         for e in node.parents:
             if isinstance(e.parent, Parent) and e.parent.kind in ("device-backend", "job-backend"):
                 raise BlockError(f"Node {name} is in use")
-        for e in node.parents:
-            if e.name == "backing" and isinstance(e.parent, Node):
-                raise BlockError(f"Node '{name}' is busy: node is used as backing hd of "
-                                 f"'{e.parent.name}'")
+        # A job's op blocker is newer than the backing blocker, and QEMU reports
+        # the newest blocker first.
         for j in self.jobs:
             if node in getattr(j, "nodes", ()):
                 raise BlockError(f"Node '{name}' is busy: block device is in use by block job: "
                                  f"{j.type}")
+        for e in node.parents:
+            if e.name == "backing" and isinstance(e.parent, Node):
+                raise BlockError(f"Node '{name}' is busy: node is used as backing hd of "
+                                 f"'{e.parent.name}'")
         if not node.monitor_owned:
             raise BlockError(f"Node {name} is not owned by the monitor")
         if node.parents:
