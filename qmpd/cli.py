@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pidfile", "-pidfile", metavar="FILE", help="write the process id here")
     p.add_argument("--extensions", action="store_true",
                    help="enable qmpd's own x-qmpd-* commands")
+    p.add_argument("--clock", choices=("real", "virtual"), default="real",
+                   help="block-job clock; 'virtual' stands still until x-qmpd-clock-step "
+                        "(default %(default)s)")
     p.add_argument("--socket-mode", default=f"{DEFAULT_SOCKET_MODE:04o}", metavar="OCTAL",
                    help="permissions of the socket file (default %(default)s)")
     p.add_argument("--hmp-output", choices=("reply", "stdout"), default="reply",
@@ -255,6 +258,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         max_output=args.max_output,
         start_paused=args.start_paused,
         vm_name=vm_name,
+        clock=args.clock,
     )
 
 

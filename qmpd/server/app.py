@@ -264,6 +264,11 @@ class Server:
             daemon.running = False
             daemon.run_state = "prelaunch"  # type: ignore[attr-defined]
         daemon.event_sink = self.broadcast
+        # Background work of the daemon (the block-job runner) runs in the root
+        # nursery, so a client's disconnect does not stop it.
+        daemon.clock_mode = cfg.clock  # type: ignore[attr-defined]
+        if self._root is not None:
+            daemon.spawn = self._root.start_soon  # type: ignore[attr-defined]
         dispatcher = Dispatcher(daemon)
         # query-commands and query-qmp-schema list the dispatcher's table.
         daemon.dispatcher = dispatcher  # type: ignore[attr-defined]

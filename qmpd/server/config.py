@@ -39,3 +39,5 @@ class ServerConfig:
     start_paused: bool = False
     # -name: what query-name reports.
     vm_name: str | None = None
+    # --clock: "real" or "virtual" (block jobs advance only on x-qmpd-clock-step).
+    clock: str = "real"
