@@ -58,7 +58,8 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool, cache: dict) -> dic
     info["ro"] = node.read_only
     info["drv"] = node.driver.name
     b = node.backing
-    if b is not None:
+    # QEMU prints bs->backing_file, which the jobs' filters never set.
+    if b is not None and node.driver.name not in ("mirror_top", "commit_top"):
         info["backing_file"] = filename_of(g, b.child, cache)
     info["backing_file_depth"] = 0
     info["encrypted"] = False
