@@ -815,6 +815,8 @@ class StreamJob:
 
     def prepare(self, job: Job) -> int:
         g = job.mgr.g
+        for e in freeze_chain_edges(self.cor, self.base_overlay):
+            e.frozen = False
         tx = Transaction()
         drop_filter(g, self.cor, tx)
         top = skip_filters(g, self.top)
@@ -833,6 +835,8 @@ class StreamJob:
         pass
 
     def clean(self, job: Job) -> None:
+        for e in freeze_chain_edges(self.cor, self.base_overlay):
+            e.frozen = False
         if self.cor.alive:
             tx = Transaction()
             drop_filter(job.mgr.g, self.cor, tx)
@@ -1180,6 +1184,7 @@ def _start_intermediate(mgr: JobManager, args: dict, bs: Node, top: Node,
             base.read_only = False
             tx.on_abort(lambda: setattr(base, "read_only", True))
         ct = _new_filter(g, "commit_top", args.get("filter-node-name"), tx)
+        ct.read_only = True     # bdrv_new_open_driver(..., flags 0)
         ct.total = g.virtual_size(top)
         g.attach(ct, top, "backing", perms.ROLE_FILTERED | perms.ROLE_PRIMARY, tx)
         replace_node(g, top, ct, tx, skip=lambda e: e.parent is ct or not isinstance(e.parent, Node))
