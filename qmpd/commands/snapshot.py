@@ -1,0 +1,117 @@
+"""blockdev-snapshot and transaction (QEMU 7.2 blockdev.c qmp_transaction).
+
+A transaction prepares its actions in order; the first failure aborts every
+prepared action in reverse order, so the graph and the bitmaps are exactly as
+before.  Only when all prepared does each action commit.  Actions that do not
+form a job group refuse ``completion-mode: grouped`` with QEMU's text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from qmpd.commands.registry import command
+from qmpd.engine import bitmaps as bm
+from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import BlockGraph, Transaction
+from qmpd.engine.snapshot import SnapshotAction, blockdev_snapshot
+
+# Action kind -> prepare(daemon, data, tx) returning a commit callback (or None).
+Prepare = Callable[[Any, dict, Transaction], "Callable[[], None] | None"]
+ACTIONS: dict[str, Prepare] = {}
+
+
+def action(kind: str) -> Callable[[Prepare], Prepare]:
+    """Register a transaction action; the jobs family adds blockdev-backup here."""
+    def reg(fn: Prepare) -> Prepare:
+        ACTIONS[kind] = fn
+        return fn
+    return reg
+
+
+@command("blockdev-snapshot")
+def cmd_blockdev_snapshot(daemon: Any, args: dict) -> dict:
+    blockdev_snapshot(daemon.graph, args["node"], args["overlay"])
+    return {}
+
+
+@action("blockdev-snapshot")
+def _snap(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
+    g: BlockGraph = daemon.graph
+    act = SnapshotAction(data["node"], data["overlay"])
+    act.prepare(g, tx)
+    return lambda: act.commit(g)
+
+
+@action("block-dirty-bitmap-add")
+def _bm_add(daemon: Any, data: dict, tx: Transaction) -> None:
+    bm.add(daemon.graph, data["node"], data["name"], data.get("granularity"),
+           data.get("persistent", False), data.get("disabled", False), tx)
+
+
+@action("block-dirty-bitmap-remove")
+def _bm_remove(daemon: Any, data: dict, tx: Transaction) -> None:
+    bm.remove(daemon.graph, data["node"], data["name"], tx)
+
+
+@action("block-dirty-bitmap-clear")
+def _bm_clear(daemon: Any, data: dict, tx: Transaction) -> None:
+    bm.clear(daemon.graph, data["node"], data["name"], tx)
+
+
+@action("block-dirty-bitmap-enable")
+def _bm_enable(daemon: Any, data: dict, tx: Transaction) -> None:
+    bm.set_enabled(daemon.graph, data["node"], data["name"], True, tx)
+
+
+@action("block-dirty-bitmap-disable")
+def _bm_disable(daemon: Any, data: dict, tx: Transaction) -> None:
+    bm.set_enabled(daemon.graph, data["node"], data["name"], False, tx)
+
+
+@action("block-dirty-bitmap-merge")
+def _bm_merge(daemon: Any, data: dict, tx: Transaction) -> None:
+    bm.merge(daemon.graph, data["node"], data["target"], data["bitmaps"], tx)
+
+
+@action("abort")
+def _abort(daemon: Any, data: dict, tx: Transaction) -> None:
+    raise BlockError("Transaction aborted using Abort action")
+
+
+# Actions whose prepare refuses completion-mode=grouped (action_check_completion_mode).
+INDIVIDUAL_ONLY = {"blockdev-snapshot", "blockdev-snapshot-sync", "blockdev-snapshot-internal-sync",
+                   "block-dirty-bitmap-add", "block-dirty-bitmap-remove",
+                   "block-dirty-bitmap-clear", "block-dirty-bitmap-enable",
+                   "block-dirty-bitmap-disable", "block-dirty-bitmap-merge"}
+
+
+@command("transaction")
+def cmd_transaction(daemon: Any, args: dict) -> dict:
+    mode = args.get("properties", {}).get("completion-mode", "individual")
+    tx = Transaction()
+    commits: list[Callable[[], None]] = []
+    # The job helper's actions see the group through this attribute.
+    daemon.transaction_mode = mode
+    try:
+        for act in args["actions"]:
+            kind = act["type"]
+            if kind in INDIVIDUAL_ONLY and mode != "individual":
+                raise BlockError(f"Action '{kind}' does not support Transaction property "
+                                 f"completion-mode = {mode}")
+            prep = ACTIONS.get(kind)
+            if prep is None:
+                raise BlockError(f"Transaction action '{kind}' is not supported by qmpd")
+            c = prep(daemon, act["data"], tx)
+            if c is not None:
+                commits.append(c)
+    except BlockError:
+        tx.abort()
+        raise
+    finally:
+        daemon.transaction_mode = None
+    tx.commit()
+    for c in commits:
+        c()
+    return {}

@@ -1,0 +1,319 @@
+"""Dirty bitmaps and write thresholds of block nodes (QEMU 7.2 block/dirty-bitmap.c,
+block/monitor/bitmap-qmp-cmds.c, block/write-threshold.c).
+
+A node's bitmaps live in ``node.dirty_bitmaps``, newest first (QEMU inserts at
+the head of ``bs->dirty_bitmaps``, and query-named-block-nodes lists them in
+that order).  A bitmap is a set of chunk numbers at its granularity; its
+``count`` is the number of set chunks times the granularity, as hbitmap_count
+reports it (not clipped to the image size).
+
+:func:`note_write` is what the data path calls for every write, write-zeroes
+and discard that reaches a node (BlockGraph.write/write_zeroes/discard): it
+checks the write threshold first (bdrv_co_write_req_prepare) and marks the
+enabled bitmaps (bdrv_co_write_req_finish).  Persistent bitmaps are kept in
+memory only: QEMU 7.2 too writes them to the image only when the node is
+closed or inactivated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from qmpd.engine.errors import BlockError
+
+if TYPE_CHECKING:
+    from qmpd.engine.graph import BlockGraph, Transaction
+    from qmpd.engine.node import Node
+
+MAX_NAME = 1023                 # BDRV_BITMAP_MAX_NAME_SIZE
+QCOW2_MAX_GRANULARITY = 1 << 31
+QCOW2_MAX_BITMAPS = 65535
+QCOW2_MAX_DIR = 1024 * QCOW2_MAX_BITMAPS
+BME_MAX_PHYS_SIZE = 0x20000000
+BME_MAX_TABLE_SIZE = 0x8000000
+
+
+class DirtyBitmap:
+    """One BdrvDirtyBitmap."""
+
+    def __init__(self, node: Node, name: str, granularity: int) -> None:
+        self.node = node
+        self.name = name
+        self.granularity = granularity
+        self.shift = granularity.bit_length() - 1
+        self.bits: set[int] = set()
+        self.disabled = False
+        self.persistent = False
+        self.busy = False            # in use by a job (successor or user)
+        self.readonly = False
+        self.inconsistent = False
+
+    @property
+    def recording(self) -> bool:
+        return not self.disabled
+
+    def count(self) -> int:
+        return len(self.bits) << self.shift
+
+    def set_range(self, offset: int, length: int) -> None:
+        if length <= 0:
+            return
+        first = offset >> self.shift
+        last = (offset + length - 1) >> self.shift
+        self.bits.update(range(first, last + 1))
+
+    def is_dirty_range(self, offset: int, length: int) -> bool:
+        first = offset >> self.shift
+        last = (offset + length - 1) >> self.shift
+        return any(i in self.bits for i in range(first, last + 1))
+
+    def byte_ranges(self) -> list[tuple[int, int]]:
+        """The dirty areas as (offset, length) in bytes, merged, ascending."""
+        out: list[tuple[int, int]] = []
+        for i in sorted(self.bits):
+            off = i << self.shift
+            if out and out[-1][0] + out[-1][1] == off:
+                out[-1] = (out[-1][0], out[-1][1] + self.granularity)
+            else:
+                out.append((off, self.granularity))
+        return out
+
+    def merge_from(self, src: DirtyBitmap) -> None:
+        """hbitmap_merge: every dirty area of ``src`` at this granularity."""
+        if src.shift == self.shift:
+            self.bits |= src.bits
+            return
+        for off, n in src.byte_ranges():
+            self.set_range(off, n)
+
+    def truncate(self, size: int) -> None:
+        """hbitmap_truncate: chunks past the new end are dropped."""
+        limit = (size + self.granularity - 1) >> self.shift
+        self.bits = {b for b in self.bits if b < limit}
+
+    def info(self) -> dict[str, Any]:
+        """BlockDirtyInfo, in QAPI member order."""
+        d: dict[str, Any] = {"name": self.name, "count": self.count(),
+                             "granularity": self.granularity, "recording": self.recording,
+                             "busy": self.busy, "persistent": self.persistent}
+        if self.inconsistent:
+            d["inconsistent"] = True
+        return d
+
+
+def bitmaps_of(node: Node) -> list[DirtyBitmap]:
+    return node.dirty_bitmaps
+
+
+def find(node: Node, name: str) -> DirtyBitmap | None:
+    for bm in node.dirty_bitmaps:
+        if bm.name == name:
+            return bm
+    return None
+
+
+def lookup_node(g: BlockGraph, name: str) -> Node:
+    """block_dirty_bitmap_lookup's node part."""
+    node = g.nodes.get(name)
+    if node is None:
+        raise BlockError(f"Node '{name}' not found")
+    return node
+
+
+def lookup(g: BlockGraph, node_name: str, name: str) -> tuple[Node, DirtyBitmap]:
+    node = lookup_node(g, node_name)
+    bm = find(node, name)
+    if bm is None:
+        raise BlockError(f"Dirty bitmap '{name}' not found")
+    return node, bm
+
+
+BUSY, RO, INCONSISTENT = 1, 2, 4
+DEFAULT = BUSY | RO | INCONSISTENT
+ALLOW_RO = BUSY | INCONSISTENT
+
+
+def check(bm: DirtyBitmap, flags: int) -> None:
+    """bdrv_dirty_bitmap_check."""
+    if flags & BUSY and bm.busy:
+        raise BlockError(f"Bitmap '{bm.name}' is currently in use by another operation and "
+                         "cannot be used")
+    if flags & RO and bm.readonly:
+        raise BlockError(f"Bitmap '{bm.name}' is readonly and cannot be modified")
+    if flags & INCONSISTENT and bm.inconsistent:
+        raise BlockError(f"Bitmap '{bm.name}' is inconsistent and cannot be used")
+
+
+def default_granularity(g: BlockGraph, node: Node) -> int:
+    """bdrv_get_default_bitmap_granularity: the cluster size within [4k, 64k]."""
+    gi = g.get_info(node)
+    if gi is not None and gi[0] > 0:
+        return min(65536, max(4096, gi[0]))
+    return 65536
+
+
+def _qcow2_node(node: Node) -> bool:
+    return node.driver.name == "qcow2"
+
+
+def can_store(g: BlockGraph, node: Node, name: str, granularity: int) -> None:
+    """bdrv_can_store_new_dirty_bitmap (only qcow2 can)."""
+    if not _qcow2_node(node):
+        raise BlockError(f"Can't store persistent bitmaps to {node.name}: "
+                         "Operation not supported")
+    try:
+        _qcow2_can_store(g, node, name, granularity)
+    except BlockError as e:
+        raise e.prefixed(f"Can't make bitmap '{name}' persistent in '{node.name}': ") from None
+
+
+def _qcow2_can_store(g: BlockGraph, node: Node, name: str, granularity: int) -> None:
+    if find(node, name) is not None:
+        raise BlockError(f"Bitmap already exists: {name}")
+    header = node.state.header
+    if getattr(header, "version", 3) < 3:
+        raise BlockError("Cannot store dirty bitmaps in qcow2 v2 files")
+    bits = granularity.bit_length() - 1
+    if bits > 31:
+        raise BlockError(f"Granularity exceeds maximum ({QCOW2_MAX_GRANULARITY} bytes)")
+    if bits < 9:
+        raise BlockError("Granularity is under minimum (512 bytes)")
+    size = g.virtual_size(node)
+    nbits = -(-size // granularity)
+    nbytes = -(-nbits // 8)
+    cluster = header.cluster_size
+    if nbytes > BME_MAX_PHYS_SIZE or nbytes > BME_MAX_TABLE_SIZE * cluster:
+        raise BlockError("Too much space will be occupied by the bitmap. "
+                         "Use larger granularity")
+    if len(name.encode()) > MAX_NAME:
+        raise BlockError(f"Name length exceeds maximum ({MAX_NAME} characters)")
+    persistent = [b for b in node.dirty_bitmaps if b.persistent]
+    if len(persistent) + 1 > QCOW2_MAX_BITMAPS:
+        raise BlockError("Maximum number of persistent bitmaps is already reached")
+
+    def entry(n: int) -> int:
+        return (24 + n + 7) & ~7
+    if sum(entry(len(b.name.encode())) for b in persistent) + entry(len(name.encode())) \
+            > QCOW2_MAX_DIR:
+        raise BlockError("Not enough space in the bitmap directory")
+
+
+def add(g: BlockGraph, node_name: str, name: str, granularity: int | None = None,
+        persistent: bool = False, disabled: bool = False,
+        tx: Transaction | None = None) -> DirtyBitmap:
+    """qmp_block_dirty_bitmap_add."""
+    if not name:
+        raise BlockError("Bitmap name cannot be empty")
+    node = g.nodes.get(node_name)
+    if node is None:
+        raise BlockError(f"Cannot find device='{node_name}' nor node-name='{node_name}'")
+    if granularity is not None:
+        if granularity < 512 or granularity & (granularity - 1):
+            raise BlockError("Granularity must be power of 2 and at least 512")
+    else:
+        granularity = default_granularity(g, node)
+    if persistent:
+        can_store(g, node, name, granularity)
+    if find(node, name) is not None:
+        raise BlockError(f"Bitmap already exists: {name}")
+    if len(name.encode()) > MAX_NAME:
+        raise BlockError(f"Bitmap name too long: {name}")
+    bm = DirtyBitmap(node, name, granularity)
+    bm.disabled = disabled
+    bm.persistent = persistent
+    node.dirty_bitmaps.insert(0, bm)
+    if tx is not None:
+        tx.on_abort(lambda: _release(bm))
+    return bm
+
+
+def _release(bm: DirtyBitmap) -> None:
+    if bm in bm.node.dirty_bitmaps:
+        bm.node.dirty_bitmaps.remove(bm)
+
+
+def remove(g: BlockGraph, node_name: str, name: str, tx: Transaction | None = None) -> None:
+    """qmp_block_dirty_bitmap_remove (in a transaction: released at commit)."""
+    node, bm = lookup(g, node_name, name)
+    check(bm, BUSY | RO)
+    if tx is None:
+        _release(bm)
+        return
+    # QEMU hides the bitmap (busy) at prepare and releases it at commit.
+    old_busy = bm.busy
+    bm.busy = True
+    tx.on_abort(lambda: setattr(bm, "busy", old_busy))
+    tx.on_commit(lambda: _release(bm))
+
+
+def clear(g: BlockGraph, node_name: str, name: str, tx: Transaction | None = None) -> None:
+    node, bm = lookup(g, node_name, name)
+    check(bm, DEFAULT)
+    old = bm.bits
+    bm.bits = set()
+    if tx is not None:
+        tx.on_abort(lambda: setattr(bm, "bits", old))
+
+
+def set_enabled(g: BlockGraph, node_name: str, name: str, enabled: bool,
+                tx: Transaction | None = None) -> None:
+    node, bm = lookup(g, node_name, name)
+    check(bm, ALLOW_RO)
+    old = bm.disabled
+    bm.disabled = not enabled
+    if tx is not None:
+        tx.on_abort(lambda: setattr(bm, "disabled", old))
+
+
+def merge(g: BlockGraph, node_name: str, target: str, sources: list,
+          tx: Transaction | None = None) -> DirtyBitmap:
+    """block_dirty_bitmap_merge: ``sources`` are names on the node or {node, name}.
+
+    An empty list leaves the target alone (QEMU 7.2 crashes in a transaction
+    abort there; qmpd answers as for any no-op merge).
+    """
+    node, dst = lookup(g, node_name, target)
+    before = set(dst.bits)
+    try:
+        for s in sources:
+            if isinstance(s, str):
+                src = find(node, s)
+                if src is None:
+                    raise BlockError(f"Dirty bitmap '{s}' not found")
+            else:
+                _, src = lookup(g, s["node"], s["name"])
+            check(dst, DEFAULT)
+            check(src, BUSY | INCONSISTENT)
+            dst.merge_from(src)
+    except BlockError:
+        dst.bits = before
+        raise
+    if tx is not None:
+        tx.on_abort(lambda: setattr(dst, "bits", before))
+    return dst
+
+
+def truncate(node: Node, size: int) -> None:
+    for bm in node.dirty_bitmaps:
+        bm.truncate(size)
+
+
+EventFn = Callable[[str, dict], None]
+
+
+def note_write(g: BlockGraph, node: Node, offset: int, length: int) -> None:
+    """A write of ``length`` bytes at ``offset`` reaches ``node``."""
+    thr = node.write_threshold
+    if thr and offset + length > thr:
+        # bdrv_write_threshold_check_write: the event fires once, then the
+        # threshold is off.
+        node.write_threshold = 0
+        emit = g.emit_event
+        if emit is not None:
+            emit("BLOCK_WRITE_THRESHOLD", {"node-name": node.name,
+                                           "amount-exceeded": offset + length - thr,
+                                           "write-threshold": thr})
+    for bm in node.dirty_bitmaps:
+        if not bm.disabled:
+            bm.set_range(offset, length)

@@ -1,0 +1,107 @@
+"""block_resize (QEMU 7.2 qmp_block_resize -> bdrv_co_truncate per driver).
+
+The resize runs through a temporary BlockBackend that takes the ``resize``
+permission, so a parent that does not share it (a qcow2 node over its file)
+makes the command fail with QEMU's permission-conflict text.  Sizes change in
+the in-memory host-file layer; host files are never touched.
+"""
+
+from __future__ import annotations
+
+from qmpd.engine import bitmaps, perms
+from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import BlockGraph, Transaction
+from qmpd.engine.node import Node, Parent
+
+
+def block_resize(g: BlockGraph, node: Node, size: int) -> None:
+    tx = Transaction()
+    blk = Parent("resize")
+    try:
+        edge = g.attach(blk, node, "root", 0, tx)
+        edge.perm = perms.RESIZE
+        edge.shared = perms.ALL
+        g.refresh_perms([node], tx)
+        truncate(g, node, size)
+    finally:
+        # The temporary BlockBackend goes away whatever happened.
+        tx.abort()
+
+
+def truncate(g: BlockGraph, node: Node, size: int) -> None:
+    """bdrv_co_truncate(node, size, exact=false, PREALLOC_MODE_OFF)."""
+    if size < 0:
+        raise BlockError("Image size cannot be negative")
+    if node.read_only:
+        raise BlockError("Image is read-only")
+    drv = node.driver.name
+    if drv == "file":
+        node.state.layer.truncate(size)
+    elif drv == "raw":
+        st = node.state
+        if st.has_size:
+            raise BlockError("Cannot resize fixed-size raw disks")
+        f = node.driver.primary(node)
+        if f is None:
+            raise BlockError("Image format driver does not support resize")
+        truncate(g, f, size + st.offset)
+    elif drv == "qcow2":
+        _qcow2_truncate(g, node, size)
+    elif drv in ("blkdebug",):
+        f = node.file
+        assert f is not None
+        truncate(g, f.child, size)
+    elif node.driver.is_filter:
+        f2 = node.driver.filtered(node)
+        if f2 is None:
+            raise BlockError("Image format driver does not support resize")
+        truncate(g, f2, size)
+    else:
+        raise BlockError("Image format driver does not support resize")
+    node.total = None
+    g.virtual_size(node)
+    # bdrv_co_write_req_finish for BDRV_TRACKED_TRUNCATE
+    bitmaps.truncate(node, g.virtual_size(node))
+
+
+def _qcow2_truncate(g: BlockGraph, node: Node, size: int) -> None:
+    st = node.state
+    h = st.header
+    if h.nb_snapshots:
+        raise BlockError("Can't resize an image which has snapshots")
+    if size % 512:
+        raise BlockError("The new size must be a multiple of 512")
+    old = h.virtual_size
+    im = node.driver._image(g, node)  # type: ignore[attr-defined]
+    if size > old:
+        im.truncate_grow(size)
+    elif size < old:
+        # Shrinking: QEMU discards the clusters past the end (always passed
+        # down to the file) and rewrites the size; qmpd keeps the table sizes.
+        import struct
+
+        from qmpd.engine.qcow2_format import DISCARD_ALWAYS
+
+        cs = h.cluster_size
+        start = -(-size // cs) * cs
+        if start < old:
+            im.cluster_discard(start, old - start, DISCARD_ALWAYS, True)
+            im.flush()
+        im.store.write(24, struct.pack(">Q", size))
+        # qcow2_get_last_cluster: the file ends after the last used cluster.
+        nclusters = -(-im.store.size() // cs)
+        last = nclusters - 1
+        while last >= 0 and im.get_refcount(last) == 0:
+            last -= 1
+        if (last + 1) * cs < im.store.size():
+            im.store.truncate((last + 1) * cs)
+        im.virtual_size = size
+    h.virtual_size = size
+
+
+def set_write_threshold(g: BlockGraph, node_name: str, threshold: int) -> None:
+    """qmp_block_set_write_threshold (a node name only; QEMU says 'Device')."""
+    node = g.nodes.get(node_name)
+    if node is None:
+        raise BlockError(f"Device '{node_name}' not found")
+    node.write_threshold = threshold

@@ -1,0 +1,402 @@
+"""Writes the ops-*.json scenarios (snapshots, transactions, dirty bitmaps, resize,
+write threshold, exports) into tests/data/recorded/scenarios/.
+
+Not a test: run it, then record the scenarios against QEMU 7.2 with
+``tests/tools/record_corpus.py tests/data/recorded/scenarios/ops-*.json``.
+Each scenario checks data with qemu-io through human-monitor-command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                   "data", "recorded", "scenarios")
+
+
+def ex(cmd: str, **args: Any) -> dict:
+    step: dict[str, Any] = {"execute": cmd}
+    if args:
+        step["arguments"] = args
+    return step
+
+
+def hmp(node: str, cmd: str) -> dict:
+    return {"hmp": f'qemu-io {node} "{cmd}"'}
+
+
+def qcow2(name: str, path: str, **extra: Any) -> dict:
+    return ex("blockdev-add", driver="qcow2", **{"node-name": name},
+              file={"driver": "file", "filename": path, "node-name": name + "-file"}, **extra)
+
+
+QN = ex("query-named-block-nodes")
+GRAPH = ex("x-debug-query-block-graph")
+
+
+def snapshot() -> dict:
+    steps = [
+        qcow2("base", "$DIR/base.qcow2"),
+        hmp("base", "write -P 0x11 0 64k"),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "ov"}, backing=None,
+           file={"driver": "file", "filename": "$DIR/ov.qcow2"}),
+        ex("blockdev-snapshot", node="nosuch", overlay="ov"),
+        ex("blockdev-snapshot", node="base", overlay="nosuch"),
+        ex("blockdev-snapshot", node="base", overlay="base"),
+        qcow2("withb", "$DIR/withb.qcow2"),
+        ex("blockdev-snapshot", node="base", overlay="withb"),
+        ex("blockdev-add", driver="copy-on-read", **{"node-name": "cor"}, file="withb"),
+        ex("blockdev-snapshot", node="base", overlay="cor"),
+        ex("blockdev-add", driver="raw", **{"node-name": "rawov"},
+           file={"driver": "file", "filename": "$DIR/raw.img", "node-name": "rawov-file"}),
+        ex("blockdev-snapshot", node="base", overlay="rawov"),
+        ex("blockdev-snapshot", node="base", overlay="rawov-file"),
+        ex("blockdev-snapshot", node="base", overlay="ov"),
+        QN, GRAPH,
+        hmp("ov", "read -P 0x11 0 64k"),
+        hmp("ov", "write -P 0x22 64k 64k"),
+        hmp("base", "read -P 0 64k 64k"),
+        hmp("ov", "read -P 0x22 64k 64k"),
+        ex("blockdev-snapshot", node="base", overlay="ov"),
+        ex("blockdev-del", **{"node-name": "base"}),
+        ex("blockdev-del", **{"node-name": "ov"}),
+        QN,
+    ]
+    return {"name": "ops-snapshot",
+            "description": "blockdev-snapshot: errors, graph and data after the snapshot",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/base.qcow2 1M",
+                      "qemu-img create -q -f qcow2 -F qcow2 -b $DIR/base.qcow2 $DIR/ov.qcow2",
+                      "qemu-img create -q -f qcow2 $DIR/other.qcow2 1M",
+                      "qemu-img create -q -f qcow2 -F qcow2 -b $DIR/other.qcow2 $DIR/withb.qcow2",
+                      "qemu-img create -q -f raw $DIR/raw.img 1M"],
+            "steps": steps}
+
+
+def snapshot_misc() -> dict:
+    steps = [
+        ex("blockdev-add", driver="null-co", **{"node-name": "n0"}, size=1048576),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "ov"},
+           file={"driver": "file", "filename": "$DIR/ov.qcow2"}),
+        ex("blockdev-snapshot", node="n0", overlay="ov"),
+        QN, GRAPH,
+        ex("blockdev-add", driver="qcow2", **{"node-name": "ro"}, **{"read-only": True},
+           file={"driver": "file", "filename": "$DIR/ro.qcow2", "node-name": "ro-file"}),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "ov2"},
+           file={"driver": "file", "filename": "$DIR/ov2.qcow2"}),
+        ex("blockdev-snapshot", node="ro", overlay="ov2"),
+        QN,
+        ex("blockdev-add", driver="qcow2", **{"node-name": "ov3"},
+           file={"driver": "file", "filename": "$DIR/ov3.qcow2"}),
+        ex("blockdev-snapshot", node="ro-file", overlay="ov3"),
+        ex("blockdev-snapshot", node="ov", overlay="ov2"),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "ov4"},
+           file={"driver": "file", "filename": "$DIR/ov4.qcow2"}),
+        ex("blockdev-snapshot", node="ro", overlay="ov4"),
+        ex("blockdev-snapshot", node="ov4", overlay="ro"),
+        GRAPH,
+    ]
+    return {"name": "ops-snapshot-misc",
+            "description": "blockdev-snapshot on null-co, read-only and protocol nodes",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/ov.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/ov2.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/ov3.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/ov4.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/ro.qcow2 1M"],
+            "steps": steps}
+
+
+def transaction() -> dict:
+    snap = {"type": "blockdev-snapshot", "data": {"node": "base", "overlay": "ov"}}
+    steps = [
+        qcow2("base", "$DIR/base.qcow2"),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "ov"},
+           file={"driver": "file", "filename": "$DIR/ov.qcow2"}),
+        ex("transaction", actions=[]),
+        ex("transaction", actions=[snap], properties={"completion-mode": "grouped"}),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "base", "name": "b0"}}],
+           properties={"completion-mode": "grouped"}),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "base", "name": "b0"}}, snap,
+                                   {"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "base", "name": "b0"}}]),
+        QN,
+        ex("transaction", actions=[{"type": "abort", "data": {}}]),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "base", "name": "b1"}},
+                                   {"type": "abort", "data": {}}]),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "base", "name": "b1"}},
+                                   {"type": "block-dirty-bitmap-clear",
+                                    "data": {"node": "base", "name": "b1"}},
+                                   {"type": "block-dirty-bitmap-enable",
+                                    "data": {"node": "base", "name": "b1"}}]),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "base", "name": "b2", "disabled": True}},
+                                   {"type": "block-dirty-bitmap-enable",
+                                    "data": {"node": "base", "name": "b2"}},
+                                   {"type": "block-dirty-bitmap-remove",
+                                    "data": {"node": "base", "name": "b2"}}]),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "base", "name": "b2", "disabled": True}},
+                                   {"type": "block-dirty-bitmap-enable",
+                                    "data": {"node": "base", "name": "b2"}}]),
+        hmp("base", "write 0 64k"),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "base", "name": "b3"}},
+                                   {"type": "block-dirty-bitmap-merge",
+                                    "data": {"node": "base", "target": "b3",
+                                             "bitmaps": ["b2"]}},
+                                   {"type": "block-dirty-bitmap-disable",
+                                    "data": {"node": "base", "name": "b1"}},
+                                   {"type": "block-dirty-bitmap-clear",
+                                    "data": {"node": "base", "name": "b2"}}]),
+        QN,
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-clear",
+                                    "data": {"node": "base", "name": "b3"}},
+                                   {"type": "block-dirty-bitmap-clear",
+                                    "data": {"node": "base", "name": "nosuch"}}]),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-merge",
+                                    "data": {"node": "base", "target": "b3",
+                                             "bitmaps": ["nosuch"]}}]),
+        QN,
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-clear",
+                                    "data": {"node": "base", "name": "b3"}}, snap]),
+        QN, GRAPH,
+        ex("transaction", actions=[snap]),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "ov", "name": "x"}}],
+           properties={"completion-mode": "individual"}),
+        ex("transaction", actions=[{"type": "blockdev-snapshot-sync",
+                                    "data": {"node-name": "ov",
+                                             "snapshot-file": "$DIR/s.qcow2"}}],
+           properties={"completion-mode": "grouped"}),
+        ex("transaction", actions=[{"type": "block-dirty-bitmap-remove",
+                                    "data": {"node": "base", "name": "b1"}}],
+           properties={"completion-mode": "grouped"}),
+    ]
+    return {"name": "ops-transaction",
+            "description": "transaction: all or nothing, completion-mode, bitmap actions, snapshot",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/base.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/ov.qcow2 1M"],
+            "steps": steps}
+
+
+
+def bitmaps() -> dict:
+    def add(name: str, node: str = "d0", **kw: Any) -> dict:
+        return ex("block-dirty-bitmap-add", node=node, name=name, **kw)
+    steps = [
+        qcow2("d0", "$DIR/d0.qcow2"),
+        ex("blockdev-add", driver="null-co", **{"node-name": "n0"}, size=4194304),
+        add("b0"),
+        add("b0"),
+        add(""),
+        add("x" * 1023),
+        add("y" * 1024),
+        add("g1", granularity=512),
+        add("g2", granularity=256),
+        add("g3", granularity=3000),
+        add("g4", granularity=2147483648),
+        add("g5", granularity=4294967296),
+        add("g6", granularity=0),
+        add("g7", granularity=1048576),
+        add("p0", persistent=True),
+        add("p1", node="n0", persistent=True),
+        add("p2", node="d0-file", persistent=True),
+        add("dis", disabled=True),
+        add("b", node="nosuch"),
+        add("nb", node="n0"),
+        QN,
+        hmp("d0", "write 0 1"),
+        hmp("d0", "write 100k 200k"),
+        hmp("d0", "write -z 1M 64k"),
+        hmp("d0", "discard 2M 4k"),
+        hmp("n0", "write 3M 1k"),
+        QN,
+        ex("block-dirty-bitmap-clear", node="d0", name="b0"),
+        ex("block-dirty-bitmap-clear", node="d0", name="nosuch"),
+        ex("block-dirty-bitmap-clear", node="nosuch", name="b0"),
+        ex("block-dirty-bitmap-disable", node="d0", name="b0"),
+        ex("block-dirty-bitmap-disable", node="d0", name="b0"),
+        ex("block-dirty-bitmap-enable", node="d0", name="dis"),
+        ex("block-dirty-bitmap-enable", node="d0", name="dis"),
+        hmp("d0", "write 512k 4k"),
+        QN,
+        ex("block-dirty-bitmap-merge", node="d0", target="b0", bitmaps=["g1", "dis"]),
+        ex("block-dirty-bitmap-merge", node="d0", target="b0",
+           bitmaps=[{"node": "n0", "name": "nb"}]),
+        ex("block-dirty-bitmap-merge", node="d0", target="b0",
+           bitmaps=[{"node": "nosuch", "name": "nb"}]),
+        ex("block-dirty-bitmap-merge", node="d0", target="b0",
+           bitmaps=[{"node": "n0", "name": "nosuch"}]),
+        ex("block-dirty-bitmap-merge", node="d0", target="nosuch", bitmaps=["g1"]),
+        ex("block-dirty-bitmap-merge", node="nosuch", target="b0", bitmaps=["g1"]),
+        ex("block-dirty-bitmap-merge", node="d0", target="b0", bitmaps=["b0"]),
+        QN,
+        ex("block-dirty-bitmap-remove", node="d0", name="p0"),
+        ex("block-dirty-bitmap-remove", node="d0", name="p0"),
+        ex("block-dirty-bitmap-remove", node="nosuch", name="p0"),
+        ex("block-dirty-bitmap-remove", node="d0", name="g1"),
+        QN,
+        hmp("d0", "read 0 1"),
+        ex("blockdev-del", **{"node-name": "n0"}),
+        ex("query-named-block-nodes", flat=True),
+        ex("query-block"),
+    ]
+    return {"name": "ops-bitmaps",
+            "description": "dirty bitmaps: argument rules, texts, counts after qemu-io writes",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/d0.qcow2 4M"],
+            "steps": steps}
+
+
+def bitmaps_ro() -> dict:
+    steps = [
+        ex("blockdev-add", driver="qcow2", **{"node-name": "r0", "read-only": True},
+           file={"driver": "file", "filename": "$DIR/r0.qcow2"}),
+        ex("block-dirty-bitmap-add", node="r0", name="a"),
+        ex("block-dirty-bitmap-add", node="r0", name="d", disabled=True, granularity=131072),
+        ex("block-dirty-bitmap-clear", node="r0", name="a"),
+        ex("block-dirty-bitmap-merge", node="r0", target="a", bitmaps=["d"]),
+        QN,
+        ex("blockdev-add", driver="qcow2", **{"node-name": "v2"},
+           file={"driver": "file", "filename": "$DIR/v2.qcow2"}),
+        ex("block-dirty-bitmap-add", node="v2", name="p", persistent=True),
+        ex("blockdev-add", driver="raw", **{"node-name": "raw0"},
+           file={"driver": "file", "filename": "$DIR/raw.img"}),
+        ex("block-dirty-bitmap-add", node="raw0", name="p", persistent=True),
+        ex("block-dirty-bitmap-add", node="raw0", name="p", persistent=False),
+        hmp("raw0", "write 0 1"),
+        hmp("raw0", "write 70k 1"),
+        ex("query-named-block-nodes", flat=True),
+    ]
+    return {"name": "ops-bitmaps-ro",
+            "description": "dirty bitmaps on read-only, qcow2 v2 and raw nodes",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/r0.qcow2 1M",
+                      "qemu-img create -q -f qcow2 -o compat=0.10 $DIR/v2.qcow2 1M",
+                      "qemu-img create -q -f raw $DIR/raw.img 1M"],
+            "steps": steps}
+
+
+def resize() -> dict:
+    def rs(size: Any, **kw: Any) -> dict:
+        return ex("block_resize", size=size, **kw)
+    steps = [
+        qcow2("q0", "$DIR/q0.qcow2"),
+        ex("blockdev-add", driver="raw", **{"node-name": "r0"},
+           file={"driver": "file", "filename": "$DIR/r0.img", "node-name": "r0-file"}),
+        ex("blockdev-add", driver="null-co", **{"node-name": "n0"}, size=1048576),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "ro", "read-only": True},
+           file={"driver": "file", "filename": "$DIR/ro.qcow2"}),
+        rs(2097152),
+        rs(2097152, device="q0"),
+        rs(2097152, **{"node-name": "nosuch"}),
+        rs(2097152, device="", **{"node-name": "q0"}),
+        rs(2097152, device="q0", **{"node-name": "q0"}),
+        rs(-1, **{"node-name": "q0"}),
+        rs(2097152, **{"node-name": "q0"}),
+        hmp("q0", "length"),
+        hmp("q0", "write -P 7 1536k 64k"),
+        rs(1048576, **{"node-name": "q0"}),
+        rs(2097153, **{"node-name": "q0"}),
+        rs(2097152, **{"node-name": "r0"}),
+        rs(1000, **{"node-name": "r0"}),
+        hmp("r0", "length"),
+        rs(3000000, **{"node-name": "r0-file"}),
+        hmp("r0", "length"),
+        rs(4194304, **{"node-name": "n0"}),
+        rs(4194304, **{"node-name": "ro"}),
+        rs(0, **{"node-name": "r0"}),
+        QN,
+        hmp("q0", "read -P 7 1536k 64k"),
+        ex("block-set-write-threshold", **{"node-name": "nosuch"}, **{"write-threshold": 1}),
+        qcow2("t0", "$DIR/t0.qcow2"),
+        ex("blockdev-add", driver="raw", **{"node-name": "t1"},
+           file={"driver": "file", "filename": "$DIR/t1.img", "node-name": "t1-file"}),
+        ex("block-set-write-threshold", **{"node-name": "t0"}, **{"write-threshold": 524288}),
+        ex("query-named-block-nodes", flat=True),
+        hmp("t0", "write 0 4k"),
+        hmp("t0", "write 520k 8k"),
+        hmp("t0", "write 600k 8k"),
+        ex("query-named-block-nodes", flat=True),
+        ex("block-set-write-threshold", **{"node-name": "t1"}, **{"write-threshold": 100}),
+        ex("block-set-write-threshold", **{"node-name": "t1"}, **{"write-threshold": 0}),
+        hmp("t1", "write 0 4k"),
+        ex("block-set-write-threshold", **{"node-name": "t1"}, **{"write-threshold": 4096}),
+        hmp("t1", "write 0 4k"),
+        hmp("t1", "write -z 4k 4k"),
+        ex("block-set-write-threshold", **{"node-name": "t1-file"}, **{"write-threshold": 8192}),
+        hmp("t1", "write -z 4k 8k"),
+        ex("block-set-write-threshold", **{"node-name": "t1"}, **{"write-threshold": 200}),
+        hmp("t1", "discard 0 4k"),
+        ex("query-named-block-nodes", flat=True),
+        ex("block_resize", size=65536, **{"node-name": "t1"}),
+        hmp("t1", "write 60k 8k"),
+        ex("block_resize", size=131072, **{"node-name": "t1-file"}),
+        hmp("t1", "write 60k 8k"),
+        hmp("t1", "length"),
+        ex("block-dirty-bitmap-add", node="t1", name="bm", granularity=4096),
+        ex("block_resize", size=139264, **{"node-name": "t1"}),
+        hmp("t1", "write 132k 4k"),
+        ex("query-named-block-nodes", flat=True),
+    ]
+    return {"name": "ops-resize",
+            "description": "block_resize and block-set-write-threshold with its event",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/q0.qcow2 1M",
+                      "qemu-img create -q -f raw $DIR/r0.img 1M",
+                      "qemu-img create -q -f qcow2 $DIR/ro.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/t0.qcow2 1M",
+                      "qemu-img create -q -f raw $DIR/t1.img 1M"],
+            "steps": steps}
+
+
+def exports() -> dict:
+    nbd = {"type": "nbd", "id": "e0", "node-name": "d0"}
+    steps = [
+        qcow2("d0", "$DIR/d0.qcow2"),
+        ex("query-block-exports"),
+        ex("block-export-add", **nbd),
+        ex("nbd-server-stop"),
+        ex("nbd-server-start", addr={"type": "unix", "data": {"path": "$DIR/nbd.sock"}}),
+        ex("nbd-server-start", addr={"type": "unix", "data": {"path": "$DIR/nbd2.sock"}}),
+        ex("block-export-add", type="nbd", id="e0", **{"node-name": "nosuch"}),
+        ex("block-export-add", **nbd),
+        ex("block-export-add", **nbd),
+        ex("block-export-add", type="nbd", id="e1", **{"node-name": "d0"}, writable=True,
+           name="other"),
+        ex("block-export-add", type="nbd", id="e2", **{"node-name": "d0"}, name="d0"),
+        ex("block-export-add", type="nbd", id="e3", **{"node-name": "d0"}, name="x" * 4097),
+        ex("block-export-add", type="nbd", id="#e4", **{"node-name": "d0"}),
+        ex("block-export-add", type="nbd", id="e5", **{"node-name": "d0"}, bitmaps=["nosuch"]),
+        ex("query-block-exports"),
+        GRAPH,
+        ex("blockdev-del", **{"node-name": "d0"}),
+        ex("block-export-del", id="nosuch"),
+        ex("block-export-del", id="e0"),
+        ex("block-export-del", id="e0"),
+        ex("query-block-exports"),
+        ex("nbd-server-stop"),
+        ex("query-block-exports"),
+        GRAPH,
+        ex("nbd-server-stop"),
+        ex("blockdev-del", **{"node-name": "d0"}),
+    ]
+    return {"name": "ops-exports",
+            "description": "nbd-server-start/stop, block-export-add/del, query-block-exports",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/d0.qcow2 1M"],
+            "steps": steps}
+
+
+def main() -> None:
+    for sc in (snapshot(), snapshot_misc(), transaction(), bitmaps(), bitmaps_ro(), resize(),
+               exports()):
+        sc.setdefault("source", "tests/blockops/make_scenarios.py")
+        with open(os.path.join(OUT, sc["name"] + ".json"), "w") as fh:
+            json.dump(sc, fh, indent=1)
+            fh.write("\n")
+
+
+if __name__ == "__main__":
+    main()
