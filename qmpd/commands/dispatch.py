@@ -20,14 +20,18 @@ EventSink = Callable[[str, "dict | None", tuple[int, int]], None]
 def _load_families() -> None:
     # Importing the family modules registers their handlers.
     from qmpd.commands import (  # noqa: F401
+        bitmaps,
         block,
         control,
         devices,
+        exports,
         hmp,
         jobs,
         objects,
         query,
         reopen,
+        resize,
+        snapshot,
     )
 
 

@@ -82,6 +82,8 @@ class Node:
         self.state: Any = None             # driver-specific state
         self.alive = True
         self.total: int | None = None      # cached length (total_sectors * 512)
+        self.dirty_bitmaps: list[Any] = []  # newest first (engine/bitmaps.py)
+        self.write_threshold = 0           # block-set-write-threshold (0: off)
 
     # -- links -------------------------------------------------------------
     def child(self, name: str) -> Edge | None:

@@ -86,7 +86,9 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool, cache: dict) -> dic
             cur = nxt
     info["cache"] = {"writeback": True, "direct": node.cache_direct,
                      "no-flush": node.cache_no_flush}
-    info["write_threshold"] = 0
+    info["write_threshold"] = node.write_threshold
+    if node.dirty_bitmaps:
+        info["dirty-bitmaps"] = [b.info() for b in node.dirty_bitmaps]
     return info
 
 
