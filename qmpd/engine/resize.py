@@ -95,6 +95,11 @@ def _qcow2_truncate(g: BlockGraph, node: Node, size: int) -> None:
             last -= 1
         if (last + 1) * cs < im.store.size():
             im.store.truncate((last + 1) * cs)
+            f = node.file
+            if f is not None:
+                # bdrv_co_truncate(bs->file) refreshes the file's cached length.
+                f.child.total = None
+                g.virtual_size(f.child)
         im.virtual_size = size
     h.virtual_size = size
 
