@@ -369,7 +369,6 @@ class JobManager:
 
     def finalize_single(self, job: Job) -> None:
         job.driver.clean(job)
-        self.remove_all_bdrv(job)
         for blk in list(job.backends):
             self.remove_backend(job, blk)
         data = self.completion_data(job)
@@ -391,6 +390,8 @@ class JobManager:
 
     def dismiss(self, job: Job) -> None:
         job.transition("null")
+        # block_job_free: the job's links go when the job does.
+        self.remove_all_bdrv(job)
         if job in self.jobs:
             self.jobs.remove(job)
 
@@ -734,7 +735,12 @@ def drop_filter(g: BlockGraph, filt: Node, tx: Transaction) -> None:
     child = e.child
     for fe in filt.children:
         fe.frozen = False
-    replace_node(g, filt, child, tx)
+    # bdrv_drop_filter: the node's users move down to its child, except the
+    # jobs' own links (the job keeps its "main node" until it is freed), and
+    # the filter lets go of its child.
+    replace_node(g, filt, child, tx, skip=lambda pe: isinstance(pe.parent, Job))
+    for fe in list(filt.children):
+        g.detach(fe, tx)
     filt.monitor_owned = False
     if filt.alive and not filt.parents:
         g._delete_node(filt, tx)
@@ -749,10 +755,10 @@ def set_backing(g: BlockGraph, node: Node, new: Node | None, tx: Transaction,
     if old is not None:
         if new is not None and old.child is new:
             return
+        # bdrv_remove_child does not refresh the old child: its own links keep
+        # the permissions they had until something else refreshes them.
         g.detach(old, tx)
         g.unref(old.child, tx)
-        if old.child.alive:
-            g.refresh_perms([old.child], tx)
     if new is not None:
         g.attach(node, new, "backing", perms.ROLE_COW, tx)
     set_backing_string(g, node, new, backing_file)
@@ -1028,39 +1034,39 @@ class ActiveCommitJob:
         self.base = base
         self.mtop = mtop
         self.target_blk = target_blk
-        self.dirty: list[tuple[int, int]] = []
+        self.bitmap: Any = None
 
     def run(self, job: Job) -> Generator[Sleep, None, int]:
         g = job.mgr.g
         length = g.virtual_size(self.bs)
         overlay = find_overlay(g, self.bs, self.base)
+        bm = self.bitmap = _job_bitmap(g, self.bs, self.base)
+        # mirror_dirty_init: what is allocated above the base is dirty.
         offset = 0
         while offset < length:
             alloc, n = allocated_above(g, self.bs, overlay, offset, length - offset)
             if alloc:
-                self.dirty.append((offset, n))
+                bm.set_range(offset, n)
             offset += n
-        job.total = sum(n for _, n in self.dirty)
+        job.total = job.current + bm.count()
         delay = 0
         while True:
             yield from job.sleep_ns(delay)
             if job.cancelled:
                 break
-            if not self.dirty:
+            ranges = bm.byte_ranges()
+            job.total = job.current + bm.count()
+            if not ranges:
                 if not job.ready_flag:
                     job.mgr.set_ready(job)
                 if job.should_complete:
                     break
-                yield from job.yield_idle()
-                if job.cancelled or job.should_complete:
-                    if job.should_complete and not job.cancelled:
-                        break
-                    break
+                # Steady state: look again every slice (guest writes dirty it).
+                delay = SLICE_NS
                 continue
-            off, n = self.dirty.pop(0)
-            if n > MIRROR_CHUNK:
-                self.dirty.insert(0, (off + MIRROR_CHUNK, n - MIRROR_CHUNK))
-                n = MIRROR_CHUNK
+            off, n = ranges[0]
+            n = min(n, MIRROR_CHUNK, length - off)
+            _clear_range(bm, off, n)
             try:
                 copy_range(g, self.bs, self.base, off, n)
             except OSError as e:
@@ -1086,6 +1092,8 @@ class ActiveCommitJob:
             # filter, then the filter goes.
             replace_node(g, self.bs, self.base, tx,
                          skip=lambda e: not isinstance(e.parent, Node) or e.parent is self.mtop)
+        if self.bitmap is not None and self.bitmap in self.bs.dirty_bitmaps:
+            self.bs.dirty_bitmaps.remove(self.bitmap)
         if self.target_blk in job.backends:
             job.mgr.remove_backend(job, self.target_blk)
         job.mgr.remove_all_bdrv(job)
@@ -1105,6 +1113,27 @@ class ActiveCommitJob:
 
     def clean(self, job: Job) -> None:
         pass
+
+
+def _job_bitmap(g: BlockGraph, bs: Node, target: Node) -> Any:
+    """The mirror's anonymous dirty bitmap on the source (no name in queries)."""
+    from qmpd.engine import bitmaps
+
+    class JobBitmap(bitmaps.DirtyBitmap):
+        def info(self) -> dict[str, Any]:
+            d = super().info()
+            d.pop("name", None)
+            return d
+
+    bm = JobBitmap(bs, "", bitmaps.default_granularity(g, target))
+    bs.dirty_bitmaps.append(bm)
+    return bm
+
+
+def _clear_range(bm: Any, offset: int, length: int) -> None:
+    first = offset >> bm.shift
+    last = (offset + length - 1) >> bm.shift
+    bm.bits.difference_update(range(first, last + 1))
 
 
 def _is_root(n: Node) -> bool:
