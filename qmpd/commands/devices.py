@@ -26,12 +26,13 @@ from qmpd.engine import devices as dv
 from qmpd.engine import queries
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import Transaction, id_wellformed
+from qmpd.engine.node import Parent
 
 # Device models and their aliases (qdev_alias_table for x86).
 ALIASES = {"virtio-blk": "virtio-blk-pci", "virtio-scsi": "virtio-scsi-pci"}
 # Known user-creatable device types with the bus they plug into.
 BUS_TYPES = {"virtio-blk-pci": "PCI", "virtio-scsi-pci": "PCI", "scsi-hd": "SCSI",
-             "scsi-cd": "SCSI", "ide-hd": "IDE", "ide-cd": "IDE",
+             "ide-hd": "IDE", "ide-cd": "IDE",
              "virtio-blk-device": "virtio-bus", "virtio-scsi-device": "virtio-bus"}
 MACHINE_BUSES = {"pci.0": "PCI", "ide.0": "IDE", "ide.1": "IDE"}
 
@@ -61,7 +62,6 @@ PROPS: dict[str, dict[str, str]] = {
                 "vendor": STR, "product": STR, "device_id": STR, "wwn": INT,
                 "removable": BOOL, "dpofua": BOOL, "rotation_rate": INT},
 }
-PROPS["scsi-cd"] = PROPS["scsi-hd"]
 _TRUE = ("on", "yes", "true", "y")
 _FALSE = ("off", "no", "false", "n")
 
@@ -245,9 +245,10 @@ def _realize(daemon: Any, m: dv.Machine, dev: dv.Device, props: dict[str, str],
                    bool(values.get("share-rw", False)), tx)
     if values.get("write-cache") == "off":
         blk.write_cache = False
-    if dev.controller is not None and dev.controller.iothread is not None:
-        # virtio_scsi_hotplug moves the disk into the controller's iothread.
-        dv.set_backend_context(g, blk, dev.controller.iothread, tx)
+    if dev.controller is not None:
+        # virtio_scsi_hotplug moves the disk into the controller's context:
+        # its iothread, or the main context (virtio_scsi_dataplane_setup).
+        dv.set_backend_context(g, blk, dev.controller.iothread or dv.MAIN, tx)
 
 
 def _check_args(args: dict, members: dict[str, tuple[str, bool]]) -> None:
@@ -333,7 +334,9 @@ def x_blockdev_set_iothread(daemon: Any, args: dict) -> dict:
     node = g.nodes.get(name)
     if node is None:
         raise QMPError(f"Failed to find node with node-name='{name}'")
-    if not args.get("force", False) and node.parents:
+    # bdrv_has_blk: only a BlockBackend parent counts, not parent nodes.
+    if not args.get("force", False) and any(isinstance(e.parent, Parent)
+                                            for e in node.parents):
         raise QMPError(f"Node {name} is associated with a BlockBackend and could be in use "
                        "(use force=true to override this check)")
     it = args["iothread"]
