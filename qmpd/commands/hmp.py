@@ -135,7 +135,10 @@ def _info(daemon: Any, sub: str, line: str) -> str:
         major, minor, micro = daemon.qemu_version
         return _mon(f"{major}.{minor}.{micro}{daemon.package}\n")
     if sub == "block":
-        return ""
+        # The BlockBackends of devices (qmpd.commands.devices); none: "".
+        from qmpd.commands.devices import hmp_info_block
+
+        return _mon(hmp_info_block(daemon))
     return _mon(f"unknown command: '{line}'\n")
 
 
