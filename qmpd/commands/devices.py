@@ -366,3 +366,29 @@ def qdev_backend(daemon: Any, did: str) -> tuple[dv.BlockBackend | None, str]:
         # virtio-blk-pci's BlockBackend belongs to its inner virtio-blk-device.
         return None, "Device does not have a block device backend"
     return dev.backend, ""
+
+
+def hmp_info_block(daemon: Any) -> str:
+    """HMP ``info block`` (print_block_info for every BlockBackend), ``\\n`` line ends."""
+    parts = []
+    for info in query_block(daemon, {}):
+        ins = info.get("inserted")
+        lines = []
+        if ins is not None:
+            flags = (", read-only" if ins["ro"] else "") + (", encrypted" if ins["encrypted"] else "")
+            lines.append(f"{ins['node-name']}: {ins['file']} ({ins['drv']}{flags})")
+        else:
+            lines.append(f"{info['qdev']}: [not inserted]")
+        lines.append(f"    Attached to:      {info['qdev']}")
+        if ins is not None:
+            c = ins["cache"]
+            lines.append("    Cache mode:       " + ("writeback" if c["writeback"] else "writethrough")
+                         + (", direct" if c["direct"] else "")
+                         + (", ignore flushes" if c["no-flush"] else ""))
+            if "backing_file" in ins:
+                lines.append(f"    Backing file:     {ins['backing_file']} "
+                             f"(chain depth: {ins['backing_file_depth']})")
+            if ins["detect_zeroes"] != "off":
+                lines.append(f"    Detect zeroes:    {ins['detect_zeroes']}")
+        parts.append("".join(line + "\n" for line in lines))
+    return "\n".join(parts)
