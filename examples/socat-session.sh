@@ -6,9 +6,10 @@
 set -eu
 dir=$(mktemp -d /tmp/qmpd-example-XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-qmpd=${QMPD:-.venv/bin/qmpd}
+# $QMPD is the command that starts qmpd (default: the project's venv).
+qmpd=${QMPD:-.venv/bin/python -m qmpd}
 
-"$qmpd" --socket "$dir/qmp.sock" &
+$qmpd --socket "$dir/qmp.sock" &
 while [ ! -S "$dir/qmp.sock" ]; do sleep 0.05; done   # appears once it accepts
 
 socat - "UNIX-CONNECT:$dir/qmp.sock" <<'QMP'

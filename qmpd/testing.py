@@ -30,11 +30,13 @@ What is the same as iotests / QEMUMachine:
 * ``qmp_log``, ``hmp``, ``hmp_qemu_io``, ``get_qmp_event``,
   ``get_qmp_events``, ``get_qmp_events_filtered``, ``event_wait``,
   ``events_wait`` (with QEMUMachine's ``event_match`` sub-dict matching),
+  ``get_log`` (qmpd's stdout and stderr, after shutdown),
   ``run_job``, ``blockdev_create``, ``node_info``, ``assert_block_path``,
   ``launch``/``shutdown`` and use as a context manager.
 * Module functions ``log``, ``filter_qmp``, ``filter_qmp_event``,
   ``filter_generated_node_ids``, ``filter_qmp_generated_node_ids``,
-  ``filter_testfiles``, ``filter_qmp_testfiles``, ``filter_qemu_io``,
+  ``filter_testfiles``, ``filter_qmp_testfiles``, ``filter_qemu_io``
+  (and ``filter_qmp_qemu_io`` for replies),
   ``qemu_img``, ``qemu_img_create``, ``qemu_io``, ``qemu_io_log``,
   ``file_path``, ``imgfmt``; ``QMPTestCase`` with ``dictpath``,
   ``assert_qmp``, ``assert_qmp_absent``, ``assert_no_active_block_jobs``,
@@ -54,7 +56,9 @@ What differs:
   class on Python 3.11).
 * ``hmp_qemu_io`` returns the qemu-io output in the reply's ``return``:
   QEMU prints it on its own stdout and returns ``""``.  qmpd does the same
-  only when started with ``--hmp-output stdout``.
+  only when started with ``VM(args=["--hmp-output", "stdout"])``.  With
+  ``use_log=True`` the logged reply goes through ``filter_qmp_qemu_io`` so
+  that qemu-io's timings do not make the log vary.
 * Image tools are ``qmpd-img create`` and ``qmpd-img io`` (``$QMPD_IMG_PROG``),
   which produce QEMU 7.2's images and output but know only qcow2 and raw,
   and only the ``create`` subcommand of qemu-img (no info/check/map/
@@ -209,6 +213,9 @@ def filter_qemu_io(msg: str) -> str:
     """qemu-io's timing line, as iotests filters it."""
     return _qemu_io_re.sub("X ops; XX:XX:XX.X (XXX YYY/sec and XXX ops/sec)", msg)
 
+
+#: qemu-io's timing line inside a reply (qmpd returns qemu-io output there).
+filter_qmp_qemu_io = _string_filter(filter_qemu_io)
 
 filter_qmp_imgfmt = _string_filter(lambda s: s.replace(imgfmt, "IMGFMT"))
 
@@ -421,6 +428,8 @@ class VM:
         self._qmp: _SyncQMP | None = None
         self._dir: str | None = None
         self._quit_issued = False
+        self._log_path = ""
+        self._log: str | None = None
         self.sock_path = ""
         self.exitcode: int | None = None
 
@@ -436,15 +445,19 @@ class VM:
         if self._extensions:
             argv.append("--extensions")
         argv += self._extra
-        self._proc = subprocess.Popen(argv, env=_child_env(), stdin=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE)
+        # stderr goes to a file, not a pipe: a pipe nobody reads could fill
+        # up and stall qmpd; get_log() returns it after shutdown.
+        self._log_path = os.path.join(self._dir, "qmpd.log")
+        with open(self._log_path, "wb") as logf:
+            self._proc = subprocess.Popen(argv, env=_child_env(), stdin=subprocess.DEVNULL,
+                                          stdout=logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         # qmpd creates the socket file only once it accepts connections.
         while not os.path.exists(self.sock_path):
-            if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+            rc = self._proc.poll()
+            if rc is not None:
                 self._cleanup()
-                raise VMError(f"qmpd exited with status {self._proc.returncode}: {err}")
+                raise VMError(f"qmpd exited with status {rc}: {self._log or ''}".rstrip())
             if time.monotonic() > deadline:
                 self.kill()
                 raise VMError("qmpd did not create its socket in time")
@@ -477,15 +490,24 @@ class VM:
             self._proc.wait()
         self._cleanup()
 
+    def get_log(self) -> str | None:
+        """What qmpd wrote on stdout and stderr (after shutdown), as QEMUMachine."""
+        return self._log
+
     def _cleanup(self) -> None:
         if self._qmp is not None:
             self._qmp.close()
             self._qmp = None
         if self._proc is not None:
             self.exitcode = self._proc.returncode
-            if self._proc.stderr:
-                self._proc.stderr.close()
             self._proc = None
+        if self._log_path:
+            try:
+                with open(self._log_path, errors="replace") as f:
+                    self._log = f.read()
+            except OSError:
+                pass
+            self._log_path = ""
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -542,7 +564,9 @@ class VM:
     def hmp(self, command_line: str, use_log: bool = False) -> QMPMessage:
         kwargs: dict[str, Any] = {"command-line": command_line}
         if use_log:
-            return self.qmp_log("human-monitor-command", **kwargs)
+            # qemu-io's output (with its timings) comes back in the reply.
+            return self.qmp_log("human-monitor-command", filters=[filter_qmp_qemu_io],
+                                **kwargs)
         return self.qmp("human-monitor-command", **kwargs)
 
     def hmp_qemu_io(self, drive: str, cmd: str, use_log: bool = False,

@@ -1,0 +1,106 @@
+"""qmpd.testing behaves like iotests' VM for the things scripts rely on."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from qmpd import testing as iotests
+
+
+@pytest.fixture(scope="module")
+def vm():
+    with iotests.VM() as vm:
+        vm.launch()
+        yield vm
+
+
+@pytest.fixture(autouse=True)
+def _clean(vm):
+    vm.reset()
+    vm.get_qmp_events()   # drop events left by a previous test
+
+
+def test_keyword_underscores_become_dashes(vm) -> None:
+    assert vm.qmp("blockdev-add", driver="null-co", node_name="n0") == {"return": {}}
+    nodes = vm.command("query-named-block-nodes", flat=True)
+    assert [n["node-name"] for n in nodes] == ["n0"]
+    # args_dict is sent as is, as in QEMUMachine.qmp.
+    r = vm.qmp("blockdev-del", {"node_name": "n0"})
+    iotests.assert_qmp(r, "error/desc", "Parameter 'node-name' is missing")
+
+
+def test_assert_qmp_paths_and_failures(vm) -> None:
+    r = vm.qmp("blockdev-del", node_name="nope")
+    iotests.assert_qmp(r, "error/class", "GenericError")
+    iotests.assert_qmp(r, "error/class", ["CommandNotFound", "GenericError"])
+    iotests.assert_qmp_absent(r, "return")
+    with pytest.raises(AssertionError, match='"error/class" is "GenericError", expected "X"'):
+        iotests.assert_qmp(r, "error/class", "X")
+    vm.command("blockdev-add", driver="null-co", node_name="n0")
+    iotests.assert_qmp(vm.qmp("query-named-block-nodes"), "return[0]/drv", "null-co")
+    with pytest.raises(iotests.QMPError, match="GenericError: Failed to find node"):
+        vm.command("blockdev-del", node_name="nope")
+
+
+def test_event_wait_keeps_other_events(vm) -> None:
+    vm.qmp("stop")
+    vm.qmp("cont")
+    ev = vm.event_wait("RESUME", timeout=20)
+    assert ev is not None and ev["event"] == "RESUME"
+    assert [e["event"] for e in vm.get_qmp_events()] == ["STOP"]
+    assert vm.event_wait("STOP", timeout=0) is None
+
+
+def test_event_wait_times_out(vm) -> None:
+    with pytest.raises(TimeoutError):
+        vm.event_wait("BLOCK_JOB_COMPLETED", timeout=0.2)
+
+
+def test_reset_restarts_auto_names(vm) -> None:
+    vm.command("blockdev-add", driver="raw", node_name="r",
+               file={"driver": "null-co"})
+    vm.reset()
+    assert vm.command("query-named-block-nodes") == []
+    vm.command("blockdev-add", driver="raw", node_name="r",
+               file={"driver": "null-co"})
+    names = [n["node-name"] for n in vm.command("query-named-block-nodes")]
+    # The auto-name counter starts again at 0, as in a fresh QEMU: #block0NN.
+    assert names[0] == "r" and names[1].startswith("#block0")
+
+
+def test_hmp_qemu_io_returns_the_output(vm) -> None:
+    vm.command("blockdev-add", driver="null-co", node_name="n0", read_zeroes=True)
+    r = vm.hmp_qemu_io("n0", "read -P 0 0 4k")
+    assert r["return"].startswith("read 4096/4096 bytes at offset 0\n")
+
+
+def test_image_helpers_and_block_path(vm) -> None:
+    base, top = iotests.file_path("tb.qcow2", "tt.qcow2")
+    iotests.qemu_img_create("-f", "qcow2", base, "1M")
+    iotests.qemu_io("-f", "qcow2", base, "-c", "write -P 0x5a 0 4k")
+    iotests.qemu_img_create("-f", "qcow2", "-b", base, "-F", "qcow2", top)
+    vm.command("blockdev-add", driver="qcow2", node_name="top",
+               file={"driver": "file", "filename": top})
+    vm.assert_block_path("top", "/file", vm.qmp("query-named-block-nodes")["return"][-1]
+                         ["node-name"])
+    vm.assert_block_path("top", "/backing/backing", None)
+    assert "read 4096/4096" in vm.hmp_qemu_io("top", "read -P 0x5a 0 4k")["return"]
+    assert iotests.filter_testfiles(top) == "TEST_DIR/PID-tt.qcow2"
+    bad = iotests.qemu_io("-f", "qcow2", base, "-c", "read -P 0x11 0 4k", check=False)
+    assert "Pattern verification failed" in bad.stdout
+
+
+def test_launch_failure_is_reported() -> None:
+    vm = iotests.VM(args=["--no-such-option"])
+    with pytest.raises(iotests.VMError, match="qmpd exited with status"):
+        vm.launch()
+    assert not os.path.exists(vm.sock_path)
+
+
+def test_qmp_log_output(vm, capsys) -> None:
+    vm.qmp_log("blockdev-add", driver="null-co", node_name="n0")
+    assert capsys.readouterr().out == (
+        '{"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "n0"}}\n'
+        '{"return": {}}\n')
