@@ -1246,6 +1246,24 @@ def _start_intermediate(mgr: JobManager, args: dict, bs: Node, top: Node,
 
 def _start_active(mgr: JobManager, args: dict, bs: Node, base: Node) -> Job:
     g = mgr.g
+    # commit_active_start: a read-only base (the old top after blockdev-snapshot)
+    # is reopened read-write first, and back to read-only if the job fails to start.
+    # (hook added by the block-ops helper; qmpd/engine/snapshot.py)
+    from qmpd.engine.snapshot import set_read_only
+
+    base_ro = base.read_only
+    if base_ro:
+        set_read_only(g, base, False, quiet=False)
+    try:
+        return _start_active_job(mgr, args, bs, base)
+    except BlockError:
+        if base_ro:
+            set_read_only(g, base, True)
+        raise
+
+
+def _start_active_job(mgr: JobManager, args: dict, bs: Node, base: Node) -> Job:
+    g = mgr.g
     tx = Transaction()
     try:
         mt = _new_filter(g, "mirror_top", args.get("filter-node-name"), tx)

@@ -134,20 +134,24 @@ class SnapshotAction:
         set_read_only(g, old)
 
 
-def set_read_only(g: BlockGraph, node: Node) -> None:
-    """bdrv_reopen_set_read_only(bs, true, NULL): failures are ignored."""
+def set_read_only(g: BlockGraph, node: Node, read_only: bool = True,
+                  quiet: bool = True) -> None:
+    """bdrv_reopen_set_read_only(bs, read_only, errp): a reopen that keeps the
+    other options.  With ``quiet`` (errp NULL) a failure leaves things as they were."""
     from qmpd.engine import reopen as rp
 
-    if node.read_only:
+    if node.read_only == read_only:
         return
     queue: dict[int, rp.ReopenState] = {}
-    rp.queue_child(queue, node, {"read-only": True}, 0, None, True)
+    rp.queue_child(queue, node, {"read-only": read_only}, 0, None, True)
     tx = Transaction()
     try:
         rp._run(g, queue, tx)
     except BlockError:
         tx.abort()
-        return
+        if quiet:
+            return
+        raise
     tx.commit()
 
 

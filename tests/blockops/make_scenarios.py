@@ -389,9 +389,45 @@ def exports() -> dict:
             "steps": steps}
 
 
+def libvirt_snapshot() -> dict:
+    """What libvirt does for an external snapshot and a later active commit."""
+    def fileadd(name: str, path: str) -> dict:
+        return ex("blockdev-add", driver="file", **{"node-name": name}, filename=path)
+    steps = [
+        fileadd("base-file", "$DIR/base.qcow2"),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "base"}, file="base-file"),
+        hmp("base", "write -P 1 0 128k"),
+        fileadd("ov-file", "$DIR/ov.qcow2"),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "ov"}, file="ov-file", backing=None),
+        ex("transaction", actions=[{"type": "blockdev-snapshot",
+                                    "data": {"node": "base", "overlay": "ov"}}]),
+        hmp("ov", "write -P 2 64k 64k"),
+        QN, GRAPH,
+        ex("block-commit", **{"job-id": "c0"}, device="ov", **{"top-node": "ov"},
+           **{"base-node": "base"}),
+        {"wait_event": "BLOCK_JOB_READY", "data": {"device": "c0"}},
+        ex("query-block-jobs"),
+        GRAPH,
+        ex("job-complete", id="c0"),
+        {"wait_event": "BLOCK_JOB_COMPLETED", "data": {"device": "c0"}},
+        ex("query-jobs"),
+        QN, GRAPH,
+        hmp("base", "read -P 1 0 64k"),
+        hmp("base", "read -P 2 64k 64k"),
+        ex("blockdev-del", **{"node-name": "ov"}),
+        ex("blockdev-del", **{"node-name": "ov-file"}),
+        QN,
+    ]
+    return {"name": "ops-libvirt-snapshot",
+            "description": "libvirt-style external snapshot, then active block-commit back",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/base.qcow2 1M",
+                      "qemu-img create -q -f qcow2 -F qcow2 -b $DIR/base.qcow2 $DIR/ov.qcow2"],
+            "steps": steps}
+
+
 def main() -> None:
     for sc in (snapshot(), snapshot_misc(), transaction(), bitmaps(), bitmaps_ro(), resize(),
-               exports()):
+               exports(), libvirt_snapshot()):
         sc.setdefault("source", "tests/blockops/make_scenarios.py")
         with open(os.path.join(OUT, sc["name"] + ".json"), "w") as fh:
             json.dump(sc, fh, indent=1)
