@@ -170,7 +170,9 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qmpd", allow_abbrev=False,
-        description="A QMP daemon that answers like QEMU 7.2's block layer, in memory.",
+        description="A QMP daemon that answers like QEMU 7.2's block layer, in memory. "
+                    "Image files are read, never written: the graph, objects, jobs and "
+                    "every write are kept in memory and are gone when qmpd exits.",
         epilog="QEMU spellings accepted: -qmp unix:PATH,server=on,wait=off | -qmp stdio, "
                "-chardev socket,id=X,path=P,server=on,wait=off -mon chardev=X,mode=control; "
                "ignored: -machine/-M, -nodefaults, -display none, -nographic, -accel; "
@@ -179,19 +181,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", action="append", default=[], metavar="PATH",
                    help="listen for QMP clients on this UNIX socket (repeatable)")
     p.add_argument("--qemu-version", default="7.2.22", metavar="X.Y.Z",
-                   help="version reported in the greeting and by query-version (default %(default)s)")
+                   help="version reported in the greeting and by query-version (default "
+                        "%(default)s); only these strings change, qmpd behaves as 7.2"),
     p.add_argument("--pidfile", "-pidfile", metavar="FILE", help="write the process id here")
     p.add_argument("--extensions", action="store_true",
-                   help="enable qmpd's own x-qmpd-* commands")
+                   help="enable qmpd's own commands: x-qmpd-reset (back to an empty "
+                        "graph, as a restarted QEMU) and x-qmpd-clock-step (advance the "
+                        "virtual job clock)")
     p.add_argument("--clock", choices=("real", "virtual"), default="real",
                    help="block-job clock; 'virtual' stands still until x-qmpd-clock-step "
                         "(default %(default)s)")
     p.add_argument("--socket-mode", default=f"{DEFAULT_SOCKET_MODE:04o}", metavar="OCTAL",
                    help="permissions of the socket file (default %(default)s)")
     p.add_argument("--hmp-output", choices=("reply", "stdout"), default="reply",
-                   help="where human-monitor-command output goes (default %(default)s)")
+                   help="where qemu-io output of human-monitor-command goes: in the reply, "
+                        "or on qmpd's stdout with an empty reply as QEMU (default %(default)s)")
     p.add_argument("--trace", metavar="FILE",
-                   help="append every message in and out to FILE as JSON lines")
+                   help="append every message in and out to FILE as JSON lines with "
+                        "timestamps")
     p.add_argument("--max-clients", type=_positive_int, default=DEFAULT_MAX_CLIENTS,
                    metavar="N", help="refuse connections beyond N clients (default %(default)s)")
     p.add_argument("--max-output", type=_positive_int, default=DEFAULT_MAX_OUTPUT,

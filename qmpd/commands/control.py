@@ -113,6 +113,16 @@ def x_qmpd_reset(daemon: Any, args: dict) -> dict:
     """
     from qmpd.engine.graph import BlockGraph
 
+    old_jobs = getattr(daemon, "job_manager", None)
+    if old_jobs is not None:
+        # The old runner keeps its manager; with no jobs left on the old
+        # graph it has nothing to run and emits nothing more.  The next job
+        # command builds a manager for the new graph (commands/jobs.py).
+        old_jobs.g.jobs = []
+        daemon.job_manager = None
+    clock = getattr(daemon, "job_clock", None)
+    if clock is not None and getattr(clock, "virtual", False):
+        daemon.job_clock = None   # a fresh virtual clock starts at 0 again
     daemon.graph = BlockGraph()
     # Other subsystems that keep per-daemon state (a job scheduler, a
     # virtual clock) register a callable here to be reset with the graph.
