@@ -75,6 +75,23 @@ def _bm_merge(daemon: Any, data: dict, tx: Transaction) -> None:
     bm.merge(daemon.graph, data["node"], data["target"], data["bitmaps"], tx)
 
 
+@action("blockdev-backup")
+def _backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
+    from qmpd.commands.jobs import manager
+    from qmpd.engine.backup import create_backup
+
+    mgr = manager(daemon)
+    job = create_backup(mgr, data, tx)
+    # blockdev_backup_commit: job_start
+    return lambda: mgr.start(job, job.driver.run(job))
+
+
+@command("blockdev-backup")
+def cmd_blockdev_backup(daemon: Any, args: dict) -> dict:
+    # qmp_blockdev_backup runs the transaction action alone.
+    return cmd_transaction(daemon, {"actions": [{"type": "blockdev-backup", "data": args}]})
+
+
 @action("abort")
 def _abort(daemon: Any, data: dict, tx: Transaction) -> None:
     raise BlockError("Transaction aborted using Abort action")

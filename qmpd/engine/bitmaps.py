@@ -48,10 +48,14 @@ class DirtyBitmap:
         self.busy = False            # in use by a job (successor or user)
         self.readonly = False
         self.inconsistent = False
+        # A job's successor (bdrv_dirty_bitmap_create_successor): while it
+        # exists the bitmap is frozen and new writes go to the successor.
+        self.successor: DirtyBitmap | None = None
 
     @property
     def recording(self) -> bool:
-        return not self.disabled
+        s = self.successor
+        return not self.disabled or (s is not None and not s.disabled)
 
     def count(self) -> int:
         return len(self.bits) << self.shift
@@ -317,3 +321,38 @@ def note_write(g: BlockGraph, node: Node, offset: int, length: int) -> None:
     for bm in node.dirty_bitmaps:
         if not bm.disabled:
             bm.set_range(offset, length)
+        succ = bm.successor
+        if succ is not None and not succ.disabled:
+            succ.set_range(offset, length)
+
+
+def create_successor(bm: DirtyBitmap) -> None:
+    """bdrv_dirty_bitmap_create_successor: freeze ``bm``; writes go to a child."""
+    check(bm, BUSY)
+    if bm.successor is not None:
+        raise BlockError("Cannot create a successor for a bitmap that already has one")
+    child = DirtyBitmap(bm.node, "", bm.granularity)
+    child.disabled = bm.disabled
+    bm.disabled = True
+    bm.successor = child
+    bm.busy = True
+
+
+def abdicate(bm: DirtyBitmap) -> None:
+    """bdrv_dirty_bitmap_abdicate: the successor takes the bitmap's place."""
+    child = bm.successor
+    assert child is not None
+    bm.bits = child.bits
+    bm.disabled = child.disabled
+    bm.successor = None
+    bm.busy = False
+
+
+def reclaim(bm: DirtyBitmap) -> None:
+    """bdrv_reclaim_dirty_bitmap: the successor's bits go back into the bitmap."""
+    child = bm.successor
+    assert child is not None
+    bm.merge_from(child)
+    bm.disabled = child.disabled
+    bm.successor = None
+    bm.busy = False

@@ -425,9 +425,63 @@ def libvirt_snapshot() -> dict:
             "steps": steps}
 
 
+def backup_cycle() -> dict:
+    """An incremental backup cycle as a backup tool runs it."""
+    def target(name: str) -> dict:
+        return qcow2(name, f"$DIR/{name}.qcow2")
+    steps = [
+        qcow2("disk", "$DIR/disk.qcow2"),
+        hmp("disk", "write -P 1 0 128k"),
+        hmp("disk", "write -P 5 768k 64k"),
+        target("full"),
+        ex("transaction", actions=[
+            {"type": "block-dirty-bitmap-add", "data": {"node": "disk", "name": "b0"}},
+            {"type": "blockdev-backup", "data": {"device": "disk", "target": "full",
+                                                 "sync": "full", "job-id": "bk0"}}]),
+        {"wait_event": "BLOCK_JOB_COMPLETED", "data": {"device": "bk0"}},
+        ex("query-jobs"),
+        hmp("full", "read -P 1 0 128k"),
+        hmp("full", "read -P 5 768k 64k"),
+        hmp("full", "read -P 0 128k 640k"),
+        hmp("disk", "write -P 2 64k 64k"),
+        hmp("disk", "write -P 3 512k 4k"),
+        QN,
+        target("inc"),
+        ex("transaction", actions=[
+            {"type": "block-dirty-bitmap-add",
+             "data": {"node": "disk", "name": "tmp", "disabled": True}},
+            {"type": "block-dirty-bitmap-merge",
+             "data": {"node": "disk", "target": "tmp", "bitmaps": ["b0"]}},
+            {"type": "block-dirty-bitmap-add", "data": {"node": "disk", "name": "b1"}},
+            {"type": "block-dirty-bitmap-disable", "data": {"node": "disk", "name": "b0"}},
+            {"type": "blockdev-backup", "data": {"device": "disk", "target": "inc",
+                                                 "sync": "incremental", "bitmap": "tmp",
+                                                 "job-id": "bk1"}}]),
+        {"wait_event": "BLOCK_JOB_COMPLETED", "data": {"device": "bk1"}},
+        hmp("inc", "read -P 2 64k 64k"),
+        hmp("inc", "read -P 3 512k 4k"),
+        hmp("inc", "read -P 0 0 64k"),
+        QN, GRAPH,
+        ex("block-dirty-bitmap-merge", node="disk", target="b1", bitmaps=["b0"]),
+        ex("block-dirty-bitmap-remove", node="disk", name="b0"),
+        ex("block-dirty-bitmap-remove", node="disk", name="tmp"),
+        ex("query-named-block-nodes", flat=True),
+        ex("blockdev-del", **{"node-name": "inc"}),
+        ex("blockdev-del", **{"node-name": "full"}),
+        GRAPH,
+    ]
+    return {"name": "ops-backup-cycle",
+            "description": "full backup with a bitmap in a transaction, writes, incremental "
+                           "backup, bitmap merge",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/disk.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/full.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/inc.qcow2 1M"],
+            "steps": steps}
+
+
 def main() -> None:
     for sc in (snapshot(), snapshot_misc(), transaction(), bitmaps(), bitmaps_ro(), resize(),
-               exports(), libvirt_snapshot()):
+               exports(), libvirt_snapshot(), backup_cycle()):
         sc.setdefault("source", "tests/blockops/make_scenarios.py")
         with open(os.path.join(OUT, sc["name"] + ".json"), "w") as fh:
             json.dump(sc, fh, indent=1)

@@ -1,0 +1,318 @@
+"""blockdev-backup on the job machinery of :mod:`qmpd.engine.jobs` (QEMU 7.2
+blockdev.c do_backup_common, block/backup.c, block/copy-before-write.c,
+block/block-copy.c).
+
+The job inserts a ``copy-before-write`` filter above the source (auto-named
+unless ``filter-node-name`` is given) with the source as its ``file`` child and
+the target as its ``target`` child, then copies the clusters the sync mode
+selects: all of them (``full``), the allocated ones of the top image
+(``top``), those dirty in a bitmap (``bitmap``/``incremental``), or none
+(``none``: it only copies old data before guest writes through the filter,
+until cancelled).  Zero areas are written as zeroes, as block-copy does.  A
+sync bitmap is frozen with a successor while the job runs and afterwards
+either replaced by it (bits copied) or merged with it, per ``bitmap-mode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from qmpd.engine import bitmaps as bmod
+from qmpd.engine import drivers, perms
+from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import BlockGraph, Transaction
+from qmpd.engine.node import Edge, Node
+
+
+class CopyBeforeWriteDriver(drivers.Driver):
+    """block/copy-before-write.c (only as a backup job's filter)."""
+
+    name = "copy-before-write"
+    is_filter = True
+    can_reopen = False
+
+    def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
+        if not edge.role & perms.ROLE_FILTERED:
+            # The target: written, others may write (the guest's chain), no resize.
+            return perms.WRITE, perms.ALL & ~perms.RESIZE
+        p, s = perms.default(edge.role, not node.read_only, perm, shared)
+        if node.parents:
+            if perm & perms.WRITE:
+                p |= perms.CONSISTENT_READ
+            s &= ~(perms.WRITE | perms.RESIZE)
+        return p, s
+
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        f = node.file
+        return g.virtual_size(f.child) if f else 0
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        f = node.file
+        return g.read(f.child, offset, length) if f else bytes(length)
+
+    def _before_write(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
+        st = node.state
+        if isinstance(st, BackupJob):
+            st.copy_before_write(g, offset, length)
+
+    def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        self._before_write(g, node, offset, len(data))
+        f = node.file
+        if f is not None:
+            g.write(f.child, offset, data)
+
+    def write_zeroes(self, g: BlockGraph, node: Node, offset: int, length: int,
+                     unmap: bool) -> None:
+        self._before_write(g, node, offset, length)
+        f = node.file
+        if f is not None:
+            g.write_zeroes(f.child, offset, length, unmap)
+
+    def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
+        self._before_write(g, node, offset, length)
+        f = node.file
+        if f is not None:
+            g.discard(f.child, offset, length)
+
+    def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
+                       generate_json: bool) -> str:
+        return ""
+
+
+CBW = CopyBeforeWriteDriver()
+DEFAULT_CLUSTER = 65536          # BLOCK_COPY_CLUSTER_SIZE_DEFAULT
+
+
+class BackupJob:
+    """The backup job's driver (run/prepare/commit/abort/clean) and its block-copy state."""
+
+    def __init__(self, source: Node, target: Node, cbw: Node, sync: str,
+                 bitmap: bmod.DirtyBitmap | None, bitmap_mode: str | None,
+                 cluster: int) -> None:
+        self.source = source
+        self.target = target
+        self.cbw = cbw
+        self.sync = sync
+        self.bitmap = bitmap
+        self.bitmap_mode = bitmap_mode
+        self.cluster = cluster
+        self.shift = cluster.bit_length() - 1
+        self.dirty: set[int] = set()       # the block-copy bitmap, in clusters
+        self.job: Any = None
+
+    # -- block-copy ----------------------------------------------------------
+    def _copy(self, g: BlockGraph, offset: int, n: int) -> None:
+        for off, m, _alloc, zero in g.block_status(self.source, offset, n):
+            if zero:
+                g.write_zeroes(self.target, off, m, False)
+            else:
+                g.write(self.target, off, g.read(self.source, off, m))
+
+    def copy_before_write(self, g: BlockGraph, offset: int, length: int) -> None:
+        """cbw_do_copy_before_write: old data of still-dirty clusters goes first."""
+        if length <= 0:
+            return
+        size = g.virtual_size(self.source)
+        for i in range(offset >> self.shift, ((offset + length - 1) >> self.shift) + 1):
+            if i in self.dirty:
+                self.dirty.discard(i)
+                off = i << self.shift
+                self._copy(g, off, min(self.cluster, size - off))
+                if self.job is not None:
+                    self.job.progress(min(self.cluster, size - off))
+
+    # -- the job body (backup_run) ---------------------------------------------
+    def run(self, job: Any) -> Generator[Any, None, int]:
+        g: BlockGraph = job.mgr.g
+        size = g.virtual_size(self.source)
+        if self.sync == "none":
+            while not job.is_cancelled():
+                yield from job.yield_idle()
+            return 0
+        if self.sync == "top":
+            from qmpd.engine.jobs import is_allocated
+
+            for i in sorted(self.dirty):
+                off = i << self.shift
+                n = min(self.cluster, size - off)
+                alloc, _ = is_allocated(g, self.source, off, n)
+                if not alloc:
+                    self.dirty.discard(i)
+            job.total = len(self.dirty) << self.shift
+        yield from job.pause_point()
+        for i in sorted(self.dirty):
+            if job.is_cancelled():
+                return 0
+            if i not in self.dirty:
+                continue
+            self.dirty.discard(i)
+            off = i << self.shift
+            n = min(self.cluster, size - off)
+            try:
+                self._copy(g, off, n)
+            except OSError as e:
+                job.error = e.strerror or "Input/output error"
+                return -5
+            job.progress(n)
+        return 0
+
+    def prepare(self, job: Any) -> int:
+        return 0
+
+    def _cleanup_sync_bitmap(self, ret: int) -> None:
+        bm = self.bitmap
+        if bm is None:
+            return
+        sync = (ret == 0 or self.bitmap_mode == "always") and self.bitmap_mode != "never"
+        if sync:
+            bmod.abdicate(bm)
+            if ret < 0 and self.bitmap_mode == "always":
+                for i in self.dirty:
+                    bm.set_range(i << self.shift, self.cluster)
+        else:
+            bmod.reclaim(bm)
+
+    def commit(self, job: Any) -> None:
+        self._cleanup_sync_bitmap(0)
+
+    def abort(self, job: Any) -> None:
+        self._cleanup_sync_bitmap(-1)
+
+    def clean(self, job: Any) -> None:
+        # bdrv_cbw_drop: the source takes the filter's place again.
+        from qmpd.engine.jobs import drop_filter
+
+        self.cbw.state = None
+        if self.cbw.alive:
+            tx = Transaction()
+            drop_filter(job.mgr.g, self.cbw, tx)
+            tx.commit()
+
+
+def _insert_cbw(g: BlockGraph, source: Node, target: Node, name: str | None,
+                tx: Transaction) -> Node:
+    """bdrv_cbw_append -> bdrv_insert_node: the filter takes the source's place."""
+    from qmpd.engine.snapshot import replace_node_noperm
+
+    cbw = Node(CBW)
+    g._assign_name(cbw, name, tx)
+    cbw.options = {"driver": CBW.name, "file": source.name, "target": target.name}
+    fe = Edge(cbw, source, "file", perms.ROLE_FILTERED | perms.ROLE_PRIMARY)
+    cbw.children.append(fe)
+    source.parents.append(fe)
+    te = Edge(cbw, target, "target", perms.ROLE_DATA)
+    cbw.children.append(te)
+    target.parents.append(te)
+
+    def undo() -> None:
+        for e in (fe, te):
+            if e in cbw.children:
+                cbw.children.remove(e)
+            if e in e.child.parents:
+                e.child.parents.remove(e)
+    tx.on_abort(undo)
+    g.refresh_perms([cbw], tx, new_edge=fe)
+    g.refresh_perms([cbw], tx, new_edge=te)
+    replace_node_noperm(g, source, cbw, tx, skip=fe)
+    g.refresh_perms([cbw, source], tx)
+    return cbw
+
+
+def cluster_size(g: BlockGraph, target: Node) -> int:
+    """block_copy_calculate_cluster_size."""
+    gi = g.get_info(target)
+    if gi is None or not gi[0]:
+        return DEFAULT_CLUSTER
+    return max(DEFAULT_CLUSTER, gi[0])
+
+
+def create_backup(mgr: Any, args: dict, tx: Transaction) -> Any:
+    """blockdev_backup_prepare + do_backup_common + backup_job_create.
+
+    Returns the created job; the caller starts it (``mgr.start``) at commit.
+    """
+    from qmpd.engine.snapshot import lookup_bs, op_blocker
+
+    g: BlockGraph = mgr.g
+    bs = lookup_bs(g, args["device"], args["device"])
+    target = lookup_bs(g, args["target"], args["target"])
+    sync = args["sync"]
+    has_bitmap = "bitmap" in args
+    mode = args.get("bitmap-mode")
+    if sync in ("bitmap", "incremental") and not has_bitmap:
+        raise BlockError(f"must provide a valid bitmap name for '{sync}' sync mode")
+    if sync == "incremental":
+        if mode is not None and mode != "on-success":
+            raise BlockError("Bitmap sync mode must be 'on-success' when using sync mode "
+                             "'incremental'")
+        mode = "on-success"
+        sync = "bitmap"
+    bm: bmod.DirtyBitmap | None = None
+    if has_bitmap:
+        bm = bmod.find(bs, args["bitmap"])
+        if bm is None:
+            raise BlockError(f"Bitmap '{args['bitmap']}' could not be found")
+        if mode is None:
+            raise BlockError("Bitmap sync mode must be given when providing a bitmap")
+        bmod.check(bm, bmod.ALLOW_RO)
+        if sync == "none":
+            raise BlockError("sync mode 'none' does not produce meaningful bitmap outputs")
+        if mode == "never" and sync != "bitmap":
+            raise BlockError(f"Bitmap sync mode 'never' has no meaningful effect when "
+                             f"combined with sync mode '{sync}'")
+    if not has_bitmap and mode is not None:
+        raise BlockError("Cannot specify bitmap sync mode without a bitmap")
+    perf = args.get("x-perf", {})
+    # backup_job_create
+    if bs is target:
+        raise BlockError("Source and target cannot be the same")
+    if args.get("compress") and target.driver.name != "qcow2":
+        raise BlockError(f"Compression is not supported for this drive {target.name}")
+    _job_blocker(g, bs)
+    op_blocker(g, target)
+    workers = perf.get("max-workers", 64)
+    if workers < 1 or workers > 2**31 - 1:
+        raise BlockError(f"max-workers must be between 1 and {2**31 - 1}")
+    if perf.get("max-chunk", 0) < 0:
+        raise BlockError("max-chunk must be zero (which means no limit) or positive")
+    if bm is not None:
+        if mode != "never":
+            bmod.check(bm, bmod.DEFAULT)
+        bmod.create_successor(bm)
+        tx.on_abort(lambda: bmod.reclaim(bm) if bm.successor is not None else None)
+    size = g.virtual_size(bs)
+    if g.virtual_size(target) != size:
+        raise BlockError("Source and target image have different sizes")
+    cbw = _insert_cbw(g, bs, target, args.get("filter-node-name"), tx)
+    cluster = cluster_size(g, target)
+    chunk = perf.get("max-chunk", 0)
+    if chunk and chunk < cluster:
+        raise BlockError(f"Required max-chunk ({chunk}) is less than backup cluster size "
+                         f"({cluster})")
+    job = mgr.create(args.get("job-id"), "backup", args, cbw, 0, perms.ALL, tx)
+    drv = BackupJob(bs, target, cbw, sync, bm, mode, cluster)
+    drv.job = job
+    # backup_init_bcs_bitmap
+    nclusters = -(-size // cluster)
+    if sync == "bitmap" and bm is not None:
+        for off, n in bm.byte_ranges():
+            first = off >> drv.shift
+            last = (off + n - 1) >> drv.shift
+            drv.dirty.update(i for i in range(first, last + 1) if i < nclusters)
+    else:
+        drv.dirty = set(range(nclusters))
+    job.total = len(drv.dirty) << drv.shift if sync != "none" else 0
+    if sync != "none" and job.total > size and nclusters:
+        job.total = size if sync != "bitmap" else job.total
+    cbw.state = drv
+    mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
+    job.driver = drv
+    return job
+
+
+def _job_blocker(g: BlockGraph, node: Node) -> None:
+    for j in g.jobs:
+        if node in getattr(j, "nodes", ()):
+            raise BlockError(f"Node '{node.name}' is busy: block device is in use by block "
+                             f"job: {j.type}")
