@@ -1,0 +1,192 @@
+"""Block jobs without a server: the state machine, the rate limiter, and what
+stream and commit do to the graph and the data, driven by a virtual clock.
+
+Expected values come from the QEMU 7.2 recordings in tests/data/recorded/qemu/job-*.json
+and the reference (sections 5.5 and 7).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qmpd.engine.jobs import TRANSITIONS, VERBS, RateLimit
+from tests.jobs.jobtools import Harness, MiB, make_chain
+
+SECOND = 1_000_000_000
+# 524288 / 6553 slices of 100 ms: the wait after the first 512 KiB chunk at 64 KiB/s.
+FIRST = int(524288 / 6553 * 1e8)
+
+
+@pytest.fixture
+def h(tmp_path) -> Harness:
+    harness = Harness()
+    harness.chain(make_chain(str(tmp_path)))
+    return harness
+
+
+def test_transition_table_is_qemus() -> None:
+    assert TRANSITIONS["running"] == ("paused", "ready", "waiting", "aborting")
+    assert TRANSITIONS["standby"] == ("ready",)
+    assert VERBS["complete"] == ("ready", "standby")
+    assert VERBS["dismiss"] == ("concluded",)
+
+
+def test_rate_limit_first_slice() -> None:
+    # 65536 B/s: a 512 KiB chunk is 80 slices of 100 ms, so the job sleeps 8 s.
+    rl = RateLimit()
+    rl.set_speed(65536)
+    assert rl.slice_quota == 6553
+    assert rl.delay(512 * 1024, 1000) == FIRST
+    # Another chunk in the same (extended) slice doubles the wait from the slice start.
+    assert rl.delay(512 * 1024, 2000) == int(2 * 524288 / 6553 * 1e8) - 1000
+    rl.set_speed(0)
+    assert rl.delay(512 * 1024, 3000) == 0
+
+
+def test_stream_stops_after_first_slice_then_completes(h: Harness) -> None:
+    h.ok("block-stream", job_id="s0", device="top", speed=65536)
+    assert h.statuses("s0") == ["created", "running"]
+    j = h.job("s0")
+    assert (j["len"], j["offset"], j["status"], j["busy"]) == (4 * MiB, 512 * 1024,
+                                                               "running", False)
+    h.step(FIRST - 1)
+    assert h.job("s0")["offset"] == 512 * 1024
+    h.step(1)
+    assert h.job("s0")["offset"] == MiB
+    # Unlimited speed wakes the sleeping job: it finishes without more time passing.
+    h.ok("block-job-set-speed", device="s0", speed=0)
+    assert h.ok("query-block-jobs") == []
+    assert h.statuses("s0")[-5:] == ["waiting", "pending", "BLOCK_JOB_COMPLETED", "concluded",
+                                     "null"]
+    completed = [d for n, d in h.events if n == "BLOCK_JOB_COMPLETED"][0]
+    assert completed == {"device": "s0", "len": 4 * MiB, "offset": 4 * MiB, "speed": 0,
+                         "type": "stream"}
+    # The data of the whole chain is in top now, and top has no backing file.
+    assert h.read("top", 0x11, 0, MiB) and h.read("top", 0x22, MiB, MiB)
+    assert h.read("top", 0x33, 3 * MiB, 512 * 1024)
+    assert ("top", "backing", "mid") not in h.graph_edges()
+
+
+def test_stream_graph_frozen_links_and_busy_nodes(h: Harness) -> None:
+    h.ok("block-stream", job_id="s0", device="top", speed=65536)
+    edges = h.graph_edges()
+    cor = [c for p, n, c in edges if p == "s0" and n == "main node"][0]
+    assert cor.startswith("#block")
+    assert {("s0", "active node", "top"), ("s0", "intermediate node", "mid"),
+            ("s0", "intermediate node", "base"), ("block-backend", "root", cor),
+            (cor, "file", "top")} <= edges
+    r = h.run("blockdev-reopen", options=[{"driver": "qcow2", "node-name": "top",
+                                          "file": "top-file", "backing": None}])
+    assert r["error"]["desc"] == "Cannot change frozen 'backing' link from 'top' to 'mid'"
+    for node in ("top", "mid", "base"):
+        assert h.run("blockdev-del", node_name=node)["error"]["desc"] == \
+            f"Node '{node}' is busy: block device is in use by block job: stream"
+    assert h.run("block-commit", job_id="c", device="top")["error"]["desc"] == \
+        "Need a root block node"
+
+
+def test_reopen_drains_the_job_and_advances_it(h: Harness) -> None:
+    h.ok("block-stream", job_id="s0", device="top", speed=65536)
+    h.take_events()
+    h.run("blockdev-reopen", options=[{"driver": "qcow2", "node-name": "mid",
+                                      "file": "mid-file", "backing": None}])
+    assert h.statuses("s0") == ["paused", "running"]
+    # Woken by the end of the drain, the job copied its next chunk (as QEMU).
+    assert h.job("s0")["offset"] == MiB
+
+
+def test_negative_speed_creates_and_drops_the_job(h: Harness) -> None:
+    r = h.run("block-stream", job_id="s0", device="top", speed=-1)
+    assert r["error"]["desc"] == "Parameter 'speed' expects a non-negative value"
+    assert h.statuses("s0") == ["created", "null"]
+    assert not [n for n in h.daemon.graph.nodes if n.startswith("#")]
+
+
+def test_job_id_rules(h: Harness) -> None:
+    assert h.run("block-stream", device="top")["error"]["desc"] == "Invalid job ID ''"
+    h.ok("block-stream", job_id="s0", device="top", speed=65536)
+    assert h.run("block-commit", job_id="s0", device="mid")["error"]["desc"] == \
+        "Need a root block node"
+
+
+def test_pause_resume_cancel_paused(h: Harness) -> None:
+    h.ok("block-commit", job_id="c0", device="top", top_node="mid", speed=65536)
+    h.ok("job-pause", id="c0")
+    assert h.run("job-pause", id="c0")["error"]["desc"] == "Job is already paused"
+    j = h.job("c0")
+    assert (j["status"], j["paused"], j["offset"]) == ("paused", True, 1536 * 1024)
+    assert h.run("block-job-cancel", device="c0")["error"]["desc"] == \
+        "The block job for device 'c0' is currently paused"
+    assert h.run("job-complete", id="c0")["error"]["desc"] == \
+        "Job 'c0' in state 'paused' cannot accept command verb 'complete'"
+    h.ok("job-cancel", id="c0")
+    assert h.statuses("c0") == ["created", "running", "paused", "running", "aborting",
+                                "BLOCK_JOB_CANCELLED", "concluded", "null"]
+    # The commit filter is gone and the chain is whole again.
+    assert ("top", "backing", "mid") in h.graph_edges()
+    assert not [n for n in h.daemon.graph.nodes if n.startswith("#")]
+
+
+def test_intermediate_commit_data_and_chain(h: Harness) -> None:
+    h.ok("block-commit", job_id="c0", device="top", top_node="mid", base_node="base")
+    assert h.statuses("c0")[-3:] == ["BLOCK_JOB_COMPLETED", "concluded", "null"]
+    assert h.read("base", 0x22, MiB, MiB) and h.read("base", 0x11, 0, MiB)
+    edges = h.graph_edges()
+    assert ("top", "backing", "base") in edges and ("top", "backing", "mid") not in edges
+    assert h.read("top", 0x33, 3 * MiB, 512 * 1024)
+
+
+def test_manual_finalize_and_dismiss(h: Harness) -> None:
+    h.ok("block-stream", job_id="s0", device="top", auto_finalize=False, auto_dismiss=False)
+    assert h.statuses("s0")[-3:] == ["waiting", "pending", "BLOCK_JOB_PENDING"]
+    assert h.ok("query-jobs")[0]["status"] == "pending"
+    # Pending: the job still holds its nodes.
+    assert "busy" in h.run("blockdev-del", node_name="top")["error"]["desc"]
+    h.ok("job-finalize", id="s0")
+    assert h.statuses("s0")[-2:] == ["BLOCK_JOB_COMPLETED", "concluded"]
+    assert h.ok("query-jobs")[0]["status"] == "concluded"
+    h.ok("job-dismiss", id="s0")
+    assert h.statuses("s0")[-1] == "null" and h.ok("query-jobs") == []
+
+
+def test_cancel_pending_aborts(h: Harness) -> None:
+    h.ok("block-stream", job_id="s0", device="top", auto_finalize=False)
+    h.ok("job-cancel", id="s0")
+    assert h.statuses("s0")[-4:] == ["aborting", "BLOCK_JOB_CANCELLED", "concluded", "null"]
+    # Nothing was changed in the chain.
+    assert ("top", "backing", "mid") in h.graph_edges()
+
+
+def test_active_commit_ready_complete(h: Harness) -> None:
+    h.ok("block-commit", job_id="a0", device="top", base_node="base", filter_node_name="cf")
+    ready = [d for n, d in h.events if n == "BLOCK_JOB_READY"]
+    assert ready == [{"device": "a0", "len": 1536 * 1024, "offset": 1536 * 1024, "speed": 0,
+                      "type": "commit"}]
+    assert {("cf", "backing", "top"), ("a0", "source", "top"), ("a0", "target", "base"),
+            ("a0", "intermediate node", "mid")} <= h.graph_edges()
+    h.ok("job-pause", id="a0")
+    h.ok("job-complete", id="a0")       # accepted in standby, acts after resume
+    assert h.job("a0")["status"] == "standby"
+    h.ok("job-resume", id="a0")
+    assert h.statuses("a0")[-6:] == ["ready", "waiting", "pending", "BLOCK_JOB_COMPLETED",
+                                     "concluded", "null"]
+    assert h.read("base", 0x22, MiB, MiB) and h.read("base", 0x33, 3 * MiB, 512 * 1024)
+    assert "cf" not in h.daemon.graph.nodes
+
+
+@pytest.mark.parametrize("verb,force,final", [
+    ("block-job-cancel", False, "BLOCK_JOB_COMPLETED"),
+    ("block-job-cancel", True, "BLOCK_JOB_CANCELLED"),
+    ("job-cancel", None, "BLOCK_JOB_CANCELLED"),
+])
+def test_active_commit_cancel_at_ready(h: Harness, verb: str, force: bool | None,
+                                       final: str) -> None:
+    h.ok("block-commit", job_id="a0", device="top", base_node="base")
+    if verb == "job-cancel":
+        h.ok(verb, id="a0")
+    else:
+        h.ok(verb, device="a0", force=force)
+    assert final in h.statuses("a0")
+    assert h.statuses("a0")[-2:] == ["concluded", "null"]
+    # No pivot either way: top stays on top of its chain.
+    assert ("top", "backing", "mid") in h.graph_edges()
