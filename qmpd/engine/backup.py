@@ -77,7 +77,19 @@ class CopyBeforeWriteDriver(drivers.Driver):
 
     def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
                        generate_json: bool) -> str:
-        return ""
+        # A filter with no options of its own is named after its child (QEMU
+        # shows the source's filename for the backup filter).
+        f = node.file
+        if f is None:
+            return ""
+        name = g.filename_info(f.child)[0]
+        return "" if name.startswith("json:") else name
+
+    def gather_children(self, g: BlockGraph, node: Node, opts: dict,
+                        backing_overridden: bool) -> None:
+        f = node.file
+        if f is not None:
+            opts["file"] = g.filename_info(f.child)[2]
 
 
 CBW = CopyBeforeWriteDriver()
@@ -100,6 +112,7 @@ class BackupJob:
         self.shift = cluster.bit_length() - 1
         self.dirty: set[int] = set()       # the block-copy bitmap, in clusters
         self.job: Any = None
+        self.copy_bitmap: bmod.DirtyBitmap | None = None
 
     # -- block-copy ----------------------------------------------------------
     def _copy(self, g: BlockGraph, offset: int, n: int) -> None:
@@ -184,6 +197,8 @@ class BackupJob:
         from qmpd.engine.jobs import drop_filter
 
         self.cbw.state = None
+        if self.copy_bitmap is not None:
+            bmod._release(self.copy_bitmap)
         if self.cbw.alive:
             tx = Transaction()
             drop_filter(job.mgr.g, self.cbw, tx)
@@ -291,6 +306,13 @@ def create_backup(mgr: Any, args: dict, tx: Transaction) -> Any:
         raise BlockError(f"Required max-chunk ({chunk}) is less than backup cluster size "
                          f"({cluster})")
     job = mgr.create(args.get("job-id"), "backup", args, cbw, 0, perms.ALL, tx)
+
+    def cancel_created() -> None:
+        # blockdev_backup_abort: job_cancel_sync on a job that never started.
+        if job.status == "created":
+            for st in ("aborting", "concluded", "null"):
+                job.transition(st)
+    tx.on_abort(cancel_created)
     drv = BackupJob(bs, target, cbw, sync, bm, mode, cluster)
     drv.job = job
     # backup_init_bcs_bitmap
@@ -302,9 +324,23 @@ def create_backup(mgr: Any, args: dict, tx: Transaction) -> Any:
             drv.dirty.update(i for i in range(first, last + 1) if i < nclusters)
     else:
         drv.dirty = set(range(nclusters))
-    job.total = len(drv.dirty) << drv.shift if sync != "none" else 0
-    if sync != "none" and job.total > size and nclusters:
-        job.total = size if sync != "bitmap" else job.total
+    # job_progress_set_remaining(bdrv_get_dirty_count(bcs bitmap))
+    job.total = len(drv.dirty) << drv.shift
+    # The anonymous, disabled bitmaps QEMU shows: the filter's access_bitmap
+    # (all set) and done_bitmap (newest first), and block-copy's copy bitmap
+    # on the source, which is what is left to copy.
+    size_clusters = set(range(nclusters))
+    done = bmod.DirtyBitmap(cbw, "", cluster)
+    access = bmod.DirtyBitmap(cbw, "", cluster)
+    access.bits = size_clusters
+    copy = bmod.DirtyBitmap(bs, "", cluster)
+    copy.bits = drv.dirty
+    for b in (done, access, copy):
+        b.disabled = True
+    cbw.dirty_bitmaps = [access, done]
+    bs.dirty_bitmaps.insert(0, copy)
+    drv.copy_bitmap = copy
+    tx.on_abort(lambda: bmod._release(copy))
     cbw.state = drv
     mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
     job.driver = drv

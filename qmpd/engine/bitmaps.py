@@ -98,9 +98,13 @@ class DirtyBitmap:
 
     def info(self) -> dict[str, Any]:
         """BlockDirtyInfo, in QAPI member order."""
-        d: dict[str, Any] = {"name": self.name, "count": self.count(),
-                             "granularity": self.granularity, "recording": self.recording,
-                             "busy": self.busy, "persistent": self.persistent}
+        d: dict[str, Any] = {}
+        if self.name:
+            # Anonymous bitmaps (a job's internal ones) have no name member.
+            d["name"] = self.name
+        d.update({"count": self.count(), "granularity": self.granularity,
+                  "recording": self.recording, "busy": self.busy,
+                  "persistent": self.persistent})
         if self.inconsistent:
             d["inconsistent"] = True
         return d

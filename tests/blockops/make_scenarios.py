@@ -479,9 +479,80 @@ def backup_cycle() -> dict:
             "steps": steps}
 
 
+def backup_misc() -> dict:
+    """blockdev-backup errors, sync none (fleecing) and top, bitmap modes."""
+    def bk(**kw: Any) -> dict:
+        return ex("blockdev-backup", **kw)
+    steps = [
+        qcow2("disk", "$DIR/disk.qcow2"),
+        hmp("disk", "write -P 1 0 64k"),
+        qcow2("t1", "$DIR/t1.qcow2"),
+        qcow2("small", "$DIR/small.qcow2"),
+        ex("block-dirty-bitmap-add", node="disk", name="b0"),
+        bk(device="nosuch", target="t1", sync="full"),
+        bk(device="disk", target="nosuch", sync="full"),
+        bk(device="disk", target="t1", sync="incremental"),
+        bk(device="disk", target="t1", sync="bitmap"),
+        bk(device="disk", target="t1", sync="incremental", bitmap="b0", **{"bitmap-mode": "always"}),
+        bk(device="disk", target="t1", sync="full", bitmap="nosuch"),
+        bk(device="disk", target="t1", sync="full", bitmap="b0"),
+        bk(device="disk", target="t1", sync="none", bitmap="b0", **{"bitmap-mode": "always"}),
+        bk(device="disk", target="t1", sync="full", bitmap="b0", **{"bitmap-mode": "never"}),
+        bk(device="disk", target="t1", sync="full", **{"bitmap-mode": "never"}),
+        bk(device="disk", target="disk", sync="full"),
+        bk(device="disk", target="small", sync="full"),
+        bk(device="disk", target="t1", sync="full", **{"job-id": "#x"}),
+        ex("transaction", actions=[
+            {"type": "blockdev-backup", "data": {"device": "disk", "target": "t1",
+                                                 "sync": "full", "job-id": "j0"}},
+            {"type": "abort", "data": {}}]),
+        ex("query-jobs"),
+        GRAPH,
+        bk(device="disk", target="t1", sync="none", **{"job-id": "f0"}),
+        ex("query-block-jobs"),
+        QN, GRAPH,
+        bk(device="disk", target="t1", sync="full", **{"job-id": "f0"}),
+        ex("blockdev-del", **{"node-name": "t1"}),
+        hmp("disk", "write -P 2 0 4k"),
+        ex("block-job-cancel", device="f0"),
+        {"wait_event": "BLOCK_JOB_CANCELLED", "data": {"device": "f0"}},
+        ex("query-jobs"),
+        GRAPH,
+        hmp("t1", "read -P 0 0 64k"),
+        bk(device="disk", target="t1", sync="bitmap", bitmap="b0",
+           **{"bitmap-mode": "never", "job-id": "n0"}),
+        {"wait_event": "BLOCK_JOB_COMPLETED", "data": {"device": "n0"}},
+        ex("query-named-block-nodes", flat=True),
+        bk(device="disk", target="t1", sync="bitmap", bitmap="b0",
+           **{"bitmap-mode": "always", "job-id": "a0", "filter-node-name": "cbw0"}),
+        {"wait_event": "BLOCK_JOB_COMPLETED", "data": {"device": "a0"}},
+        ex("query-named-block-nodes", flat=True),
+        hmp("t1", "read -P 2 0 4k"),
+        qcow2("top", "$DIR/top.qcow2"),
+        hmp("top", "write -P 9 128k 64k"),
+        qcow2("t2", "$DIR/t2.qcow2"),
+        bk(device="top", target="t2", sync="top", **{"job-id": "tp"}),
+        {"wait_event": "BLOCK_JOB_COMPLETED", "data": {"device": "tp"}},
+        hmp("t2", "read -P 9 128k 64k"),
+        hmp("t2", "map"),
+        ex("query-named-block-nodes", flat=True),
+    ]
+    return {"name": "ops-backup-misc",
+            "description": "blockdev-backup errors, sync none/top, bitmap modes, abort",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/disk.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/t1.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/t2.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/small.qcow2 512k",
+                      "qemu-img create -q -f qcow2 $DIR/base.qcow2 1M",
+                      "qemu-io -c 'write -P 8 0 256k' $DIR/base.qcow2",
+                      "qemu-img create -q -f qcow2 -F qcow2 -b $DIR/base.qcow2 $DIR/top.qcow2"],
+            "steps": steps}
+
+
 def main() -> None:
     for sc in (snapshot(), snapshot_misc(), transaction(), bitmaps(), bitmaps_ro(), resize(),
-               exports(), libvirt_snapshot(), backup_cycle()):
+               exports(), libvirt_snapshot(), backup_cycle(),
+               backup_misc()):
         sc.setdefault("source", "tests/blockops/make_scenarios.py")
         with open(os.path.join(OUT, sc["name"] + ".json"), "w") as fh:
             json.dump(sc, fh, indent=1)
