@@ -92,6 +92,15 @@ def cmd_blockdev_backup(daemon: Any, args: dict) -> dict:
     return cmd_transaction(daemon, {"actions": [{"type": "blockdev-backup", "data": args}]})
 
 
+@command("blockdev-create")
+def cmd_blockdev_create(daemon: Any, args: dict) -> dict:
+    from qmpd.commands.jobs import manager
+    from qmpd.engine.create import start_create
+
+    start_create(manager(daemon), args["job-id"], args["options"])
+    return {}
+
+
 @action("abort")
 def _abort(daemon: Any, data: dict, tx: Transaction) -> None:
     raise BlockError("Transaction aborted using Abort action")

@@ -186,8 +186,17 @@ class FileDriver(Driver):
         try:
             st = os.stat(path)
         except OSError as e:
-            raise BlockError(f"Could not open '{path}': {os.strerror(e.errno or errno.EIO)}") \
-                from None
+            virtual = g.hostfiles.virtual.get(path)
+            if virtual is None:
+                raise BlockError(f"Could not open '{path}': "
+                                 f"{os.strerror(e.errno or errno.EIO)}") from None
+            # A file blockdev-create made in memory only (engine/create.py).
+            node.state = FileState(path, (-1, id(virtual)), locking, virtual.size,
+                                   virtual.allocated(), aio)
+            node.state.layer = virtual
+            virtual.nodes.add(node)
+            tx.on_abort(lambda: virtual.nodes.discard(node))
+            return
         import stat as stat_mod
 
         if not node.read_only:

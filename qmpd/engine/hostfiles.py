@@ -176,6 +176,8 @@ class HostFiles:
 
     def __init__(self) -> None:
         self.layers: dict[tuple[int, int], HostLayer] = {}
+        # Files blockdev-create made that do not exist on the host: by path.
+        self.virtual: dict[str, HostLayer] = {}
 
     def layer(self, ident: tuple[int, int], path: str, size: int, blocks: int) -> HostLayer:
         lay = self.layers.get(ident)
@@ -185,3 +187,20 @@ class HostFiles:
 
     def reset(self) -> None:
         self.layers.clear()
+        self.virtual.clear()
+
+    def open_or_create(self, path: str) -> HostLayer | None:
+        """The layer blockdev-create writes ``path`` in: the host file's if it
+        exists, else a memory-only file (None: its directory is not writable)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            lay = self.virtual.get(path)
+            if lay is None:
+                parent = os.path.dirname(path) or "."
+                if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+                    return None
+                lay = self.virtual[path] = HostLayer(path, 0, 0)
+                lay.host_size = 0
+            return lay
+        return self.layer((st.st_dev, st.st_ino), path, st.st_size, st.st_blocks * 512)

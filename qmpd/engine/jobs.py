@@ -372,7 +372,9 @@ class JobManager:
         for blk in list(job.backends):
             self.remove_backend(job, blk)
         data = self.completion_data(job)
-        if job.ret or job.is_cancelled():
+        if not getattr(job, "block_job", True):
+            pass    # a plain job (blockdev-create): no BLOCK_JOB_* events
+        elif job.ret or job.is_cancelled():
             if job.is_cancelled() and not job.ret:
                 self.emit("BLOCK_JOB_CANCELLED", data)
             else:
@@ -534,6 +536,8 @@ class JobManager:
     def query_block_jobs(self) -> list[dict]:
         out = []
         for j in self.jobs:
+            if not getattr(j, "block_job", True):
+                continue    # blockdev-create's job is not a block job
             d: dict[str, Any] = {"type": j.type, "device": j.id, "len": j.total,
                                  "offset": j.current, "busy": j.busy, "paused": j.paused,
                                  "speed": j.speed, "io-status": "ok", "ready": j.ready_flag,

@@ -125,6 +125,8 @@ def block_graph(g: BlockGraph) -> dict[str, Any]:
         for e in b.children:
             add_edge(b, e)
     for j in g.jobs:
+        if not getattr(j, "block_job", True):
+            continue    # only block jobs are graph parents
         add_node(j, "block-job", j.id)
         for e in j.edges:
             add_edge(j, e)

@@ -549,10 +549,83 @@ def backup_misc() -> dict:
             "steps": steps}
 
 
+def create() -> dict:
+    """blockdev-create jobs for file and qcow2, and their errors."""
+    def cr(jid: str, **opts: Any) -> dict:
+        return ex("blockdev-create", **{"job-id": jid}, options=opts)
+
+    def done(jid: str) -> dict:
+        return {"wait_event": "JOB_STATUS_CHANGE", "data": {"id": jid, "status": "concluded"}}
+    steps = [
+        cr("c1", driver="file", filename="$DIR/new.img", size=0),
+        done("c1"),
+        ex("query-jobs"),
+        cr("c1", driver="file", filename="$DIR/other.img", size=0),
+        ex("job-dismiss", id="c1"),
+        ex("query-jobs"),
+        ex("blockdev-add", driver="file", **{"node-name": "nf"}, filename="$DIR/new.img"),
+        cr("c2", driver="qcow2", file="nf", size=1048576),
+        done("c2"),
+        ex("job-dismiss", id="c2"),
+        qcow2("nq", "$DIR/new.img"),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "nq2"}, file="nf"),
+        QN,
+        hmp("nq2", "write -P 4 0 64k"),
+        hmp("nq2", "read -P 4 0 64k"),
+        cr("c3", driver="qcow2", file="nf", size=1048576),
+        done("c3"),
+        ex("query-jobs"),
+        ex("job-dismiss", id="c3"),
+        cr("c4", driver="qcow2", file="nosuch", size=1048576),
+        done("c4"),
+        ex("query-jobs"),
+        ex("job-dismiss", id="c4"),
+        cr("c5", driver="file", filename="$DIR/nodir/x.img", size=0),
+        done("c5"),
+        ex("query-jobs"),
+        ex("job-dismiss", id="c5"),
+        cr("#c6", driver="file", filename="$DIR/x.img", size=0),
+        cr("c7", driver="raw", filename="$DIR/x.img", size=0),
+        cr("c8", driver="file", filename="$DIR/pre.img", size=65536, preallocation="full"),
+        done("c8"),
+        ex("job-dismiss", id="c8"),
+        ex("blockdev-add", driver="file", **{"node-name": "pf"}, filename="$DIR/pre.img"),
+        cr("c9", driver="qcow2", file="pf", size=1000),
+        done("c9"),
+        ex("query-jobs"),
+        ex("job-dismiss", id="c9"),
+        cr("c10", driver="qcow2", file="pf", size=2097152, version="v2",
+           **{"lazy-refcounts": True}),
+        done("c10"),
+        ex("query-jobs"),
+        ex("job-dismiss", id="c10"),
+        cr("c11", driver="qcow2", file="pf", size=2097152, **{"cluster-size": 4096},
+           **{"backing-file": "$DIR/new.img", "backing-fmt": "qcow2"}),
+        done("c11"),
+        ex("job-dismiss", id="c11"),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "pq"}, file="pf"),
+        ex("query-named-block-nodes", flat=True),
+        hmp("pq", "read -P 4 0 64k"),
+        cr("c12", driver="qcow2", file={"driver": "file", "filename": "$DIR/pre.img"},
+           size=1048576),
+        done("c12"),
+        ex("query-jobs"),
+        ex("job-dismiss", id="c12"),
+        cr("c13", driver="file", filename="$DIR/new.img", size=0),
+        done("c13"),
+        ex("query-jobs"),
+        ex("job-dismiss", id="c13"),
+    ]
+    return {"name": "ops-create",
+            "description": "blockdev-create: file and qcow2 jobs, errors, later blockdev-add",
+            "setup": [],
+            "steps": steps}
+
+
 def main() -> None:
     for sc in (snapshot(), snapshot_misc(), transaction(), bitmaps(), bitmaps_ro(), resize(),
                exports(), libvirt_snapshot(), backup_cycle(),
-               backup_misc()):
+               backup_misc(), create()):
         sc.setdefault("source", "tests/blockops/make_scenarios.py")
         with open(os.path.join(OUT, sc["name"] + ".json"), "w") as fh:
             json.dump(sc, fh, indent=1)

@@ -1,0 +1,181 @@
+"""blockdev-create as a job (QEMU 7.2 block/create.c, file-posix raw_co_create,
+qcow2_co_create), for the ``file`` and ``qcow2`` drivers.
+
+The job is a plain job of type ``create`` (not a block job: only
+JOB_STATUS_CHANGE events, not in query-block-jobs), created with manual
+dismiss, so it stays ``concluded`` until ``job-dismiss``.  Its progress is
+0/1 then 1/1 whatever the outcome; a failure shows as ``error`` in query-jobs.
+
+qmpd never writes host files.  ``file`` creates the image in the in-memory
+host-file layer: an existing host file is emptied and resized there (the
+file on disk stays as it was); a file that does not exist on the host lives
+only in memory under its path (its directory must exist, as for QEMU), and
+a later ``blockdev-add`` of a ``file`` node with that filename opens it.
+``qcow2`` writes the same bytes ``qemu-img create`` would into the node given
+as ``file`` (a node name, or inline options opened for the job only).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Generator
+from typing import Any
+
+from qmpd.engine import perms
+from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import BlockGraph, Transaction, flatten, id_wellformed
+from qmpd.engine.node import Node, Parent
+
+
+class CreateJob:
+    """The job driver: run() does the whole creation in one step."""
+
+    def __init__(self, options: dict) -> None:
+        self.options = options
+
+    def run(self, job: Any) -> Generator[Any, None, int]:
+        g: BlockGraph = job.mgr.g
+        job.total = 1
+        try:
+            if self.options["driver"] == "file":
+                create_file(g, self.options)
+            else:
+                create_qcow2(g, self.options)
+        except BlockError as e:
+            job.error = e.desc
+            job.current = 1
+            return -errno.EINVAL
+        job.current = 1
+        return 0
+        yield  # a generator, for the job runner
+
+    def prepare(self, job: Any) -> int:
+        return 0
+
+    def commit(self, job: Any) -> None:
+        pass
+
+    def abort(self, job: Any) -> None:
+        pass
+
+    def clean(self, job: Any) -> None:
+        pass
+
+
+def start_create(mgr: Any, job_id: str, options: dict) -> Any:
+    """qmp_blockdev_create."""
+    from qmpd.engine.jobs import Job
+
+    drv = options["driver"]
+    if drv not in ("file", "qcow2"):
+        raise BlockError(f"qmpd cannot create '{drv}' images (only file and qcow2)")
+    if not id_wellformed(job_id):
+        raise BlockError(f"Invalid job ID '{job_id}'")
+    if mgr.find(job_id) is not None:
+        raise BlockError(f"Job ID '{job_id}' already in use")
+    job = Job(mgr, job_id, "create", {"auto-dismiss": False})
+    job.block_job = False
+    mgr.jobs.append(job)
+    job.transition("created")
+    job.driver = CreateJob(options)
+    mgr.start(job, job.driver.run(job))
+    return job
+
+
+# -- file ---------------------------------------------------------------------
+def _lock_check(g: BlockGraph, layer: Any, perm: int, shared: int) -> None:
+    """raw_check_lock_bytes against the nodes that have the file open."""
+    others = [o for o in layer.nodes if o.alive and o.state is not None and o.state.locking]
+    for i in range(4):
+        p = 1 << i
+        if perm & p:
+            for o in others:
+                _, osh = g.cumulative(o)
+                if not osh & p:
+                    raise BlockError(f'Failed to get "{perms.NAMES[i]}" lock')
+    for i in range(4):
+        p = 1 << i
+        if not shared & p:
+            for o in others:
+                op, _ = g.cumulative(o)
+                if op & p:
+                    raise BlockError(f'Failed to get shared "{perms.NAMES[i]}" lock')
+
+
+def create_file(g: BlockGraph, opts: dict) -> None:
+    path = opts["filename"]
+    size = opts["size"]
+    prealloc = opts.get("preallocation", "off")
+    if opts.get("extent-size-hint", 1 << 20) > 0xFFFFFFFF:
+        raise BlockError("Extent size hint is too large")
+    layer = g.hostfiles.open_or_create(path)
+    if layer is None:
+        parent = os.path.dirname(path) or "."
+        err = errno.ENOENT if not os.path.isdir(parent) else errno.EACCES
+        raise BlockError(f"Could not create '{path}': {os.strerror(err)}")
+    _lock_check(g, layer, perms.WRITE | perms.RESIZE, perms.ALL & ~perms.RESIZE)
+    if prealloc not in ("off", "falloc", "full"):
+        raise BlockError(f"Preallocation mode '{prealloc}' unsupported for this storage")
+    layer.truncate(0)
+    layer.truncate(size)
+    if prealloc != "off" and size:
+        layer.write(0, bytes(size))
+    for n in layer.nodes:
+        n.total = None
+
+
+# -- qcow2 --------------------------------------------------------------------
+def open_blockdev_ref(g: BlockGraph, ref: Any, tx: Transaction) -> Node:
+    """bdrv_open_blockdev_ref: a node name, or options opened for the caller."""
+    if isinstance(ref, str):
+        node = g.nodes.get(ref)
+        if node is None:
+            raise BlockError(f"Cannot find device='{ref}' nor node-name='{ref}'")
+        return node
+    opts = flatten(ref)
+    opts.setdefault("cache.direct", False)
+    opts.setdefault("cache.no-flush", False)
+    opts.setdefault("read-only", False)
+    return g.open(tx, opts)
+
+
+def create_qcow2(g: BlockGraph, opts: dict) -> None:
+    from qmpd.engine.qcow2_format import Qcow2FormatError
+    from qmpd.engine.qcow2_format import create_qcow2 as make
+
+    tx = Transaction()
+    try:
+        node = open_blockdev_ref(g, opts["file"], tx)
+        size = opts["size"]
+        if size % 512:
+            raise BlockError("Image size must be a multiple of 512 bytes")
+        for key in ("data-file", "encrypt"):
+            if key in opts:
+                raise BlockError(f"qmpd cannot create qcow2 images with '{key}'")
+        if opts.get("data-file-raw"):
+            raise BlockError("data-file-raw requires data-file")
+        version = opts.get("version", "v3")
+        try:
+            data = make(size, cluster_size=opts.get("cluster-size", 65536),
+                        backing_file=opts.get("backing-file"),
+                        backing_format=opts.get("backing-fmt"),
+                        compat="0.10" if version == "v2" else "1.1",
+                        lazy_refcounts=opts.get("lazy-refcounts", False),
+                        refcount_bits=opts.get("refcount-bits", 16),
+                        extended_l2=opts.get("extended-l2", False),
+                        compression_type=opts.get("compression-type", "zlib"),
+                        preallocation=opts.get("preallocation", "off"))
+        except Qcow2FormatError as e:
+            raise BlockError(getattr(e, "desc", None) or str(e)) from None
+        # blk_new_with_bs(bs, WRITE | RESIZE, ALL)
+        blk = Parent("create")
+        edge = g.attach(blk, node, "root", 0, tx)
+        edge.perm = perms.WRITE | perms.RESIZE
+        edge.shared = perms.ALL
+        g.refresh_perms([node], tx)
+        g.write(node, 0, data)
+        node.total = None
+    finally:
+        # The job's BlockBackend and an inline file node go away with it.
+        tx.abort()
