@@ -13,6 +13,8 @@ drain).  Events go out through the ``emit`` callback given to the manager.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +121,7 @@ class Job:
         self.should_complete = False
         self.ready_flag = False
         self.ret = 0
+        self.io_status = "ok"
         self.error: str | None = None
         self.edges: list[Edge] = []
         self.children = self.edges    # what graph code walks on a parent
@@ -208,6 +211,8 @@ class Job:
                     break
         except StopIteration as stop:
             self.ret = stop.value or 0
+            if self.ret and self.error is None:
+                self.error = os.strerror(-self.ret)   # job_update_rc
             self.co = None
             self.deferred = True
             self.busy = False
@@ -221,6 +226,23 @@ class Job:
         if timer_only and w.deadline is None:
             return
         self.enter()
+
+    def error_action(self, is_read: bool, err: int) -> str:
+        """block_job_error_action: the on-error policy's answer, and its event."""
+        policy = self.on_error
+        if policy in ("enospc", "auto"):
+            action = "stop" if err == errno.ENOSPC else "report"
+        else:
+            action = policy
+        if action == "stop":
+            if not self.user_paused:
+                self.pause_count += 1
+                self.user_paused = True
+            self.io_status = "nospace" if err == errno.ENOSPC else "failed"
+        self.mgr.emit("BLOCK_JOB_ERROR", {"device": self.id,
+                                          "operation": "read" if is_read else "write",
+                                          "action": action})
+        return action
 
     def progress(self, n: int) -> None:
         self.current += n
@@ -343,7 +365,12 @@ class JobManager:
 
     # -- completion (job_completed and the txn functions) -------------------------
     def completed(self, job: Job) -> None:
-        if job.ret == 0 and not job.is_cancelled():
+        # job_update_rc: a cancelled job fails with ECANCELED.
+        if not job.ret and job.is_cancelled():
+            job.ret = -errno.ECANCELED
+        if job.ret and job.error is None:
+            job.error = os.strerror(-job.ret)
+        if job.ret == 0:
             job.transition("waiting")
             job.transition("pending")
             if job.auto_finalize:
@@ -357,6 +384,7 @@ class JobManager:
         ret = job.driver.prepare(job) if job.ret == 0 else job.ret
         if ret:
             job.ret = ret
+            job.error = job.error or os.strerror(-ret)
             self.txn_abort(job)
             return
         job.driver.commit(job)
@@ -374,13 +402,11 @@ class JobManager:
         data = self.completion_data(job)
         if not getattr(job, "block_job", True):
             pass    # a plain job (blockdev-create): no BLOCK_JOB_* events
-        elif job.ret or job.is_cancelled():
-            if job.is_cancelled() and not job.ret:
-                self.emit("BLOCK_JOB_CANCELLED", data)
-            else:
-                data["error"] = job.error or "Input/output error"
-                self.emit("BLOCK_JOB_COMPLETED", data)
+        elif job.is_cancelled():
+            self.emit("BLOCK_JOB_CANCELLED", data)
         else:
+            if job.ret:
+                data["error"] = job.error or os.strerror(-job.ret)
             self.emit("BLOCK_JOB_COMPLETED", data)
         job.transition("concluded")
         if job.auto_dismiss:
@@ -420,6 +446,7 @@ class JobManager:
         if not job.user_paused or job.pause_count <= 0:
             raise BlockError("Can't resume a job that was not paused")
         job.user_paused = False
+        job.io_status = "ok"        # block_job_user_resume
         self._resume(job)
 
     def _resume(self, job: Job) -> None:
@@ -528,7 +555,7 @@ class JobManager:
         for j in self.jobs:
             d: dict[str, Any] = {"id": j.id, "type": j.type, "status": j.status,
                                  "current-progress": j.current, "total-progress": j.total}
-            if j.error is not None and j.status in ("concluded", "aborting"):
+            if j.ret and j.error is not None:
                 d["error"] = j.error
             out.append(d)
         return out
@@ -540,10 +567,11 @@ class JobManager:
                 continue    # blockdev-create's job is not a block job
             d: dict[str, Any] = {"type": j.type, "device": j.id, "len": j.total,
                                  "offset": j.current, "busy": j.busy, "paused": j.paused,
-                                 "speed": j.speed, "io-status": "ok", "ready": j.ready_flag,
+                                 "speed": j.speed, "io-status": j.io_status,
+                                 "ready": j.ready_flag,
                                  "status": j.status, "auto-finalize": j.auto_finalize,
                                  "auto-dismiss": j.auto_dismiss}
-            if j.error is not None and j.status in ("concluded",):
+            if j.ret and j.error is not None:
                 d["error"] = j.error
             out.append(d)
         return out
@@ -687,7 +715,11 @@ def allocated_above(g: BlockGraph, top: Node | None, bottom: Node | None, offset
 
 
 def copy_range(g: BlockGraph, src: Node, dst: Node, offset: int, n: int) -> None:
-    data = g.read(src, offset, n)
+    write_data(g, dst, offset, g.read(src, offset, n))
+
+
+def write_data(g: BlockGraph, dst: Node, offset: int, data: bytes) -> None:
+    n = len(data)
     if data.count(0) == len(data):
         g.write_zeroes(dst, offset, n)
     else:
@@ -801,6 +833,7 @@ class StreamJob:
         job.total = length
         offset = 0
         delay = 0
+        error = 0
         while offset < length:
             yield from job.sleep_ns(delay)
             if job.is_cancelled():
@@ -816,12 +849,19 @@ class StreamJob:
                 try:
                     copy_range(g, top, top, offset, n)
                 except OSError as e:
-                    job.error = e.strerror or "Input/output error"
-                    return -5
+                    action = job.error_action(True, e.errno or errno.EIO)
+                    if action == "stop":
+                        delay = 0
+                        continue
+                    if not error:
+                        error = -(e.errno or errno.EIO)
+                    if action == "report":
+                        break
             job.progress(n)
             delay = job.rate_delay(n) if copy else 0
             offset += n
-        return 0
+        # An error that was ignored still keeps the backing file.
+        return error
 
     def prepare(self, job: Job) -> int:
         g = job.mgr.g
@@ -975,10 +1015,19 @@ class CommitJob:
                                       min(COMMIT_BUFFER, length - offset))
             if copy:
                 try:
-                    copy_range(g, self.top, self.base, offset, n)
+                    data = g.read(self.top, offset, n)
                 except OSError as e:
-                    job.error = e.strerror or "Input/output error"
-                    return -5
+                    if job.error_action(True, e.errno or errno.EIO) == "report":
+                        return -(e.errno or errno.EIO)
+                    delay = 0
+                    continue
+                try:
+                    write_data(g, self.base, offset, data)
+                except OSError as e:
+                    if job.error_action(False, e.errno or errno.EIO) == "report":
+                        return -(e.errno or errno.EIO)
+                    delay = 0
+                    continue
             job.progress(n)
             delay = job.rate_delay(n) if copy else 0
             offset += n
@@ -1074,8 +1123,7 @@ class ActiveCommitJob:
             try:
                 copy_range(g, self.bs, self.base, off, n)
             except OSError as e:
-                job.error = e.strerror or "Input/output error"
-                return -5
+                return -(e.errno or errno.EIO)
             job.progress(n)
             delay = job.rate_delay(n)
         return 0

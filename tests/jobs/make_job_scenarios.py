@@ -83,6 +83,11 @@ def reads(node: str) -> list[dict[str, Json]]:
             read(node, "0", "3584k", "512k")]
 
 
+# QEMU finishes the first chunk's I/O a little after the reply; by then the
+# rate limiter holds the job for seconds.
+SETTLE = {"sleep": 0.2}
+
+
 def finish(job: str) -> list[dict[str, Json]]:
     return [ex("block-job-set-speed", device=job, speed=0), wait(job, "null")]
 
@@ -100,12 +105,14 @@ def scenario(name: str, description: str, steps: list[dict[str, Json]],
 scenario("job-stream-full", "block-stream of the whole chain into top, checks mid-job and after (§5.5, §7)", [
     *CHAIN,
     ex("block-stream", job_id="s0", device="top", speed=SPEED),
+    SETTLE,
     QBJ, QJ, G, Q,
     reopen("top", "jtop.qcow2", None),
     reopen("mid", "jmid.qcow2", None),
     reopen("top", "jtop.qcow2", "mid", read_only=True),
     dele("top"), dele("mid"), dele("base"),
     ex("block-stream", job_id="s1", device="top", speed=SPEED),
+    SETTLE,
     ex("block-commit", job_id="s1", device="top"),
     ex("block-job-set-speed", device="s0", speed=-1),
     ex("block-job-set-speed", device="s0", speed=SPEED * 2),
@@ -120,8 +127,10 @@ scenario("job-stream-base-node", "stream down to an auto-opened base-node; mid g
     ex("blockdev-add", driver="qcow2", node_name="top",
        file={"driver": "file", "filename": "$DIR/jtop.qcow2"}),
     ex("block-stream", job_id="s0", device="top", base_node="#X", speed=SPEED),
+    SETTLE,
     ex("block-stream", job_id="s0", device="top", base_node="$NODE[qcow2:$DIR/jbase.qcow2]",
        speed=SPEED),
+    SETTLE,
     QBJ, QJ, G, Q,
     {"execute": "blockdev-reopen", "arguments": {"options": [
         {"driver": "qcow2", "node-name": "top", "file": "$NODE[file:$DIR/jtop.qcow2]",
@@ -155,13 +164,17 @@ scenario("job-stream-bottom", "stream with bottom and a named filter; argument e
     Q,
     ex("block-stream", job_id="s0", device="top", bottom="mid", filter_node_name="cor",
        speed=SPEED),
+    SETTLE,
     QBJ, G, Q,
     ex("block-stream", job_id="s1", device="top", bottom="mid"),
     ex("block-stream", job_id="s0", device="mid"),
     reopen("top", "jtop.qcow2", None),
+    QBJ,
+    ex("block-job-pause", device="s0"),
     reopen("mid", "jmid.qcow2", None),
     reopen("mid", "jmid.qcow2", "base"),
     dele("cor"),
+    ex("block-job-resume", device="s0"),
     *finish("s0"),
     G, Q,
     *reads("top"),
@@ -185,6 +198,7 @@ scenario("job-commit-intermediate", "intermediate commit of mid into base; reope
     ex("block-commit", job_id="c0", device="top", top_node="mid", speed=-1),
     Q,
     ex("block-commit", job_id="c0", device="top", top_node="mid", base_node="base", speed=SPEED),
+    SETTLE,
     QBJ, QJ, G, Q,
     reopen("top", "jtop.qcow2", "mid"),
     reopen("top", "jtop.qcow2", None),
@@ -248,6 +262,7 @@ scenario("job-manual-finalize", "auto-finalize/auto-dismiss false: pending, fina
     *CHAIN,
     ex("block-stream", job_id="s0", device="top", speed=SPEED, auto_finalize=False,
        auto_dismiss=False),
+    SETTLE,
     ex("job-pause", id="s0"),
     ex("job-pause", id="s0"),
     QBJ,
@@ -282,10 +297,12 @@ scenario("job-manual-finalize", "auto-finalize/auto-dismiss false: pending, fina
 scenario("job-cancel", "cancel while running, paused and pending (§7.4)", [
     *CHAIN,
     ex("block-stream", job_id="s0", device="top", speed=SPEED),
+    SETTLE,
     ex("job-cancel", id="s0"),
     wait("s0", "null"),
     QBJ, G,
     ex("block-commit", job_id="c0", device="top", top_node="mid", speed=SPEED),
+    SETTLE,
     ex("block-job-pause", device="c0"),
     QBJ,
     ex("block-job-cancel", device="c0"),
@@ -300,6 +317,95 @@ scenario("job-cancel", "cancel while running, paused and pending (§7.4)", [
     QBJ, G, Q,
     *reads("top"),
 ])
+
+
+SETUP2 = SETUP + [
+    "qemu-img create -q -f qcow2 $DIR/kbase.qcow2 4M",
+    "qemu-io -c 'write -P 0x44 0 1M' $DIR/kbase.qcow2",
+    "qemu-img create -q -f qcow2 -b $DIR/kbase.qcow2 -F qcow2 $DIR/ktop.qcow2",
+    "qemu-io -c 'write -P 0x55 2M 1M' $DIR/ktop.qcow2",
+]
+
+scenario("job-stream-mid", "stream into a middle node with a named filter: read-only and frozen links (§5.5)", [
+    *CHAIN,
+    ex("block-stream", job_id="s0", device="mid", filter_node_name="cor", speed=SPEED),
+    SETTLE,
+    QBJ, G, Q,
+    ex("job-pause", id="s0"),
+    reopen("mid", "jmid.qcow2", "base", read_only=True),
+    reopen("mid", "jmid.qcow2", None),
+    dele("mid"), dele("base"), dele("top"), dele("cor"),
+    ex("block-job-complete", device="s0"),
+    ex("block-job-set-speed", device="s0", speed=SPEED * 4),
+    QBJ,
+    reopen("top", "jtop.qcow2", None),
+    G,
+    ex("job-resume", id="s0"),
+    *finish("s0"),
+    G, Q,
+    *reads("mid"),
+    read("top", "0x33", "3M", "512k"),
+    read("top", "0", "0", "1M"),
+])
+
+scenario("job-commit-ro-base", "commit on an auto-opened (read-only) chain with backing-file; base goes read-write during the job", [
+    ex("blockdev-add", driver="qcow2", node_name="top",
+       file={"driver": "file", "filename": "$DIR/jtop.qcow2"}),
+    ex("block-commit", job_id="c0", device="top", top_node="$NODE[qcow2:$DIR/jmid.qcow2]",
+       base_node="$NODE[qcow2:$DIR/jbase.qcow2]", speed=SPEED, backing_file="jbase.qcow2"),
+    SETTLE,
+    QBJ, G, Q,
+    *finish("c0"),
+    G, Q,
+    *reads("top"),
+])
+
+scenario("job-two-chains", "two jobs on separate chains: drains touch only the job on the reopened chain", [
+    *CHAIN,
+    add("kbase", "kbase.qcow2", None), add("ktop", "ktop.qcow2", "kbase"),
+    ex("block-stream", job_id="s0", device="top", speed=SPEED),
+    SETTLE,
+    ex("block-commit", job_id="a0", device="ktop", speed=SPEED),
+    SETTLE,
+    QBJ, QJ, G,
+    reopen("kbase", "kbase.qcow2", None),
+    QBJ,
+    reopen("base", "jbase.qcow2", None),
+    QBJ,
+    ex("block-job-set-speed", device="a0", speed=0),
+    ex("job-complete", id="a0"),
+    wait("a0", "null"),
+    *finish("s0"),
+    QBJ, G, Q,
+    *reads("top"),
+    read("kbase", "0x44", "0", "1M"), read("kbase", "0x55", "2M", "1M"),
+], setup=SETUP2)
+
+
+def err_chain(rule: dict[str, Json]) -> list[dict[str, Json]]:
+    return [add("base", "jbase.qcow2", None),
+            {"execute": "blockdev-add", "arguments": {
+                "driver": "qcow2", "node-name": "mid", "backing": "base",
+                "file": {"driver": "blkdebug", "node-name": "mid-dbg", "inject-error": [rule],
+                         "image": {"driver": "file", "node-name": "mid-file",
+                                   "filename": "$DIR/jmid.qcow2"}}}},
+            add("top", "jtop.qcow2", "mid")]
+
+
+for policy in ("report", "ignore", "stop", "enospc", "auto"):
+    once = policy == "stop"
+    rule: dict[str, Json] = {"event": "read_aio", "errno": 5}
+    if once:
+        rule["once"] = True
+    steps = [*err_chain(rule),
+             ex("block-stream", job_id="s0", device="top", on_error=policy)]
+    if policy == "stop":
+        steps += [{"wait_event": "BLOCK_JOB_ERROR", "data": {"device": "s0"}},
+                  QBJ, QJ,
+                  ex("job-resume", id="s0")]
+    steps += [wait("s0", "null"), QBJ, G, *reads("top")]
+    scenario(f"job-error-{policy}", f"stream with an I/O error from blkdebug, on-error {policy}",
+             steps)
 
 
 def main(argv: list[str] | None = None) -> int:

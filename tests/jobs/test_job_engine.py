@@ -190,3 +190,53 @@ def test_active_commit_cancel_at_ready(h: Harness, verb: str, force: bool | None
     assert h.statuses("a0")[-2:] == ["concluded", "null"]
     # No pivot either way: top stays on top of its chain.
     assert ("top", "backing", "mid") in h.graph_edges()
+
+
+def fail_reads(h: Harness, node: str, start: int, end: int) -> list[bool]:
+    """Make reads that reach ``node`` in [start, end) fail with EIO, as a
+    blkdebug inject-error rule does; returns a switch (set [0] False to heal)."""
+    g = h.daemon.graph
+    real = g.read
+    on = [True]
+
+    def read(n, offset, length):  # type: ignore[no-untyped-def]
+        if on[0] and n.name == node and offset < end and offset + length > start:
+            raise OSError(5, "Input/output error")
+        return real(n, offset, length)
+    g.read = read  # type: ignore[method-assign]
+    return on
+
+
+@pytest.mark.parametrize("policy,errors,offset", [
+    ("report", ["report"], MiB), ("enospc", ["report"], MiB), ("auto", ["report"], MiB),
+    ("ignore", ["ignore", "ignore"], 4 * MiB),
+])
+def test_stream_io_error_policies(h: Harness, policy: str, errors: list[str],
+                                  offset: int) -> None:
+    # As the job-error-* QEMU recordings: mid's data (1M-2M) cannot be read.
+    fail_reads(h, "mid", MiB, 2 * MiB)
+    h.ok("block-stream", job_id="s0", device="top", on_error=policy)
+    actions = [d["action"] for n, d in h.events if n == "BLOCK_JOB_ERROR"]
+    assert actions == errors
+    assert [d["operation"] for n, d in h.events if n == "BLOCK_JOB_ERROR"] == ["read"] * len(errors)
+    assert h.statuses("s0")[-4:] == ["aborting", "BLOCK_JOB_COMPLETED", "concluded", "null"]
+    done = [d for n, d in h.events if n == "BLOCK_JOB_COMPLETED"][0]
+    assert (done["offset"], done["error"]) == (offset, "Input/output error")
+    # The stream failed: top keeps its backing file.
+    assert ("top", "backing", "mid") in h.graph_edges()
+
+
+def test_stream_io_error_stop_pauses_until_resumed(h: Harness) -> None:
+    switch = fail_reads(h, "mid", MiB, 2 * MiB)
+    h.ok("block-stream", job_id="s0", device="top", on_error="stop")
+    assert [d["action"] for n, d in h.events if n == "BLOCK_JOB_ERROR"] == ["stop"]
+    j = h.job("s0")
+    assert (j["status"], j["paused"], j["io-status"], j["offset"]) == ("paused", True,
+                                                                      "failed", MiB)
+    switch[0] = False
+    h.ok("job-resume", id="s0")
+    assert h.run("block-job-resume", device="s0") == {"error": {
+        "class": "DeviceNotActive", "desc": "Block job 's0' not found"}}
+    assert h.statuses("s0")[-5:] == ["waiting", "pending", "BLOCK_JOB_COMPLETED", "concluded",
+                                     "null"]
+    assert h.read("top", 0x22, MiB, MiB)
