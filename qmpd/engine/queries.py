@@ -124,7 +124,7 @@ def block_graph(g: BlockGraph) -> dict[str, Any]:
         add_node(b, "block-backend", gname() if gname is not None else b.name)
         for e in b.children:
             add_edge(b, e)
-    for j in g.jobs:
+    for j in reversed(g.jobs):   # block_job_next: newest first
         if not getattr(j, "block_job", True):
             continue    # only block jobs are graph parents
         add_node(j, "block-job", j.id)
