@@ -251,27 +251,8 @@ def _realize(daemon: Any, m: dv.Machine, dev: dv.Device, props: dict[str, str],
         dv.set_backend_context(g, blk, dev.controller.iothread or dv.MAIN, tx)
 
 
-def _check_args(args: dict, members: dict[str, tuple[str, bool]]) -> None:
-    """The QAPI input visitor's checks for a plain argument struct."""
-    for name, (kind, required) in members.items():
-        if name not in args:
-            if required:
-                raise QMPError(f"Parameter '{name}' is missing")
-            continue
-        v = args[name]
-        ok = {"str": isinstance(v, str), "bool": isinstance(v, bool),
-              "StrOrNull": v is None or isinstance(v, str)}[kind]
-        if not ok:
-            expected = {"str": "string", "bool": "boolean", "StrOrNull": "StrOrNull"}[kind]
-            raise QMPError(f"Invalid parameter type for '{name}', expected: {expected}")
-    for k in args:
-        if k not in members:
-            raise QMPError(f"Parameter '{k}' is unexpected")
-
-
 @command("device_del")
 def device_del(daemon: Any, args: dict) -> dict:
-    _check_args(args, {"id": ("str", True)})
     did = args["id"]
     g = daemon.graph
     m = dv.machine(g)
@@ -327,8 +308,6 @@ def query_block(daemon: Any, args: dict) -> list:
 
 @command("x-blockdev-set-iothread", features=("unstable",))
 def x_blockdev_set_iothread(daemon: Any, args: dict) -> dict:
-    _check_args(args, {"node-name": ("str", True), "iothread": ("StrOrNull", True),
-                       "force": ("bool", False)})
     g = daemon.graph
     name = args["node-name"]
     node = g.nodes.get(name)
