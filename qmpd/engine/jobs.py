@@ -552,7 +552,7 @@ class JobManager:
     # -- queries -------------------------------------------------------------------
     def query_jobs(self) -> list[dict]:
         out = []
-        for j in self.jobs:
+        for j in reversed(self.jobs):   # QEMU lists the newest job first
             d: dict[str, Any] = {"id": j.id, "type": j.type, "status": j.status,
                                  "current-progress": j.current, "total-progress": j.total}
             if j.ret and j.error is not None:
@@ -562,7 +562,7 @@ class JobManager:
 
     def query_block_jobs(self) -> list[dict]:
         out = []
-        for j in self.jobs:
+        for j in reversed(self.jobs):
             if not getattr(j, "block_job", True):
                 continue    # blockdev-create's job is not a block job
             d: dict[str, Any] = {"type": j.type, "device": j.id, "len": j.total,
@@ -1071,10 +1071,9 @@ class CommitJob:
 
     def clean(self, job: Job) -> None:
         if self.base_read_only and self.base.alive:
-            self.base.read_only = True
-            tx = Transaction()
-            job.mgr.g.refresh_perms([self.base], tx)
-            tx.commit()
+            from qmpd.engine.snapshot import set_read_only
+
+            set_read_only(job.mgr.g, self.base, True)
         if self.top_blk in job.backends:
             job.mgr.remove_backend(job, self.top_blk)
 
@@ -1260,10 +1259,14 @@ def _start_intermediate(mgr: JobManager, args: dict, bs: Node, top: Node,
     tx = Transaction()
     try:
         job = mgr.create(args.get("job-id"), "commit", args, bs, 0, perms.ALL, tx)
+        # commit_start: convert base to read-write (bdrv_reopen_set_read_only),
+        # back to read-only if the job fails to start or when it ends.
         base_ro = base.read_only
         if base_ro:
-            base.read_only = False
-            tx.on_abort(lambda: setattr(base, "read_only", True))
+            from qmpd.engine.snapshot import set_read_only
+
+            set_read_only(g, base, False, quiet=False)
+            tx.on_abort(lambda: set_read_only(g, base, True))
         ct = _new_filter(g, "commit_top", args.get("filter-node-name"), tx)
         ct.read_only = True     # bdrv_new_open_driver(..., flags 0)
         ct.total = g.virtual_size(top)
