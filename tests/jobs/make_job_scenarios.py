@@ -323,6 +323,25 @@ scenario("job-cancel", "cancel while running, paused and pending (§7.4)", [
 ])
 
 
+scenario("job-commit-active-speed", "active commit with a speed limit: the first slice, then ready (§7.4)", [
+    *CHAIN,
+    ex("block-commit", job_id="a0", device="top", base_node="base", speed=SPEED),
+    SETTLE,
+    QBJ, QJ,
+    ex("block-job-complete", device="a0"),
+    ex("block-job-set-speed", device="a0", speed=SPEED * 16),
+    SETTLE,
+    QBJ,
+    ex("block-job-set-speed", device="a0", speed=0),
+    {"wait_event": "BLOCK_JOB_READY", "data": {"device": "a0"}},
+    QBJ,
+    ex("block-job-set-speed", device="a0", speed=SPEED),
+    ex("block-job-complete", device="a0"),
+    wait("a0", "null"),
+    QBJ, G,
+    *reads("base"),
+])
+
 SETUP2 = SETUP + [
     "qemu-img create -q -f qcow2 $DIR/kbase.qcow2 4M",
     "qemu-io -c 'write -P 0x44 0 1M' $DIR/kbase.qcow2",
