@@ -31,6 +31,8 @@ def manager(daemon: Any) -> Any:
     mgr.wakeup = runner.kick
     daemon.job_manager = mgr
     daemon.job_runner = runner
+    # quit: QEMU's cleanup cancels every job (job_cancel_sync_all) before it exits.
+    daemon.on_quit = mgr.cancel_all
     spawn = getattr(daemon, "spawn", None)
     if spawn is not None:
         spawn(runner.run)

@@ -485,8 +485,18 @@ class JobManager:
         job.apply_verb("dismiss")
         self.dismiss(job)
 
+    def cancel_all(self) -> None:
+        """job_cancel_sync_all (quit): every job is force-cancelled, or
+        dismissed if it already concluded."""
+        for job in reversed(list(self.jobs)):
+            if job in self.jobs and job.status != "null":
+                self._cancel(job, True)
+
     def cancel(self, job: Job, force: bool) -> None:
         job.apply_verb("cancel")
+        self._cancel(job, force)
+
+    def _cancel(self, job: Job, force: bool) -> None:
         if job.status == "concluded":
             self.dismiss(job)
             return

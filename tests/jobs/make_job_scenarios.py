@@ -342,6 +342,15 @@ scenario("job-commit-active-speed", "active commit with a speed limit: the first
     *reads("base"),
 ])
 
+scenario("job-quit", "quit while a job runs: QEMU cancels it on the way out", [
+    *CHAIN,
+    ex("block-stream", job_id="s0", device="top", speed=SPEED),
+    SETTLE,
+    QBJ,
+    ex("quit"),
+    {"sleep": 0.3},
+])
+
 SETUP2 = SETUP + [
     "qemu-img create -q -f qcow2 $DIR/kbase.qcow2 4M",
     "qemu-io -c 'write -P 0x44 0 1M' $DIR/kbase.qcow2",

@@ -35,7 +35,7 @@ def next_messages(conn: Any) -> list[dict]:
 
 def job_events(msgs: list[dict]) -> list[str]:
     return [m["data"]["status"] if m["event"] == "JOB_STATUS_CHANGE" else m["event"]
-            for m in msgs if "event" in m]
+            for m in msgs if "event" in m and m["event"] != "SHUTDOWN"]
 
 
 def test_events_come_before_the_reply_in_qemus_order(start_qmpd, short_tmp) -> None:
@@ -114,5 +114,9 @@ def test_quit_with_a_running_job_ends_cleanly(start_qmpd, short_tmp) -> None:
     assert conn.cmd("block-stream", {"job-id": "s0", "device": "top",
                                      "speed": 65536}) == {"return": {}}
     assert conn.cmd("quit") == {"return": {}}
+    # As QEMU's cleanup: the job is cancelled, and its events come before the reply.
+    assert job_events(conn.events)[-6:] == ["created", "running", "aborting",
+                                            "BLOCK_JOB_CANCELLED", "concluded", "null"]
+    assert conn.events[2]["event"] == "SHUTDOWN"
     assert q.wait() == 0
     assert "Traceback" not in q.stderr()
