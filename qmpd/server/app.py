@@ -294,6 +294,11 @@ class Server:
         finally:
             self._running_for = None
         if self._daemon.quit_requested:
+            # Daemon-side cleanup first (QEMU cancels its block jobs): its
+            # events still reach the clients, ahead of the quit reply.
+            on_quit = getattr(self._daemon, "on_quit", None)
+            if on_quit is not None:
+                on_quit()
             self.request_shutdown()
         return reply
 
