@@ -101,6 +101,15 @@ def cmd_blockdev_create(daemon: Any, args: dict) -> dict:
     return {}
 
 
+@command("blockdev-mirror")
+def cmd_blockdev_mirror(daemon: Any, args: dict) -> dict:
+    from qmpd.commands.jobs import manager
+    from qmpd.engine.mirror import start_mirror
+
+    start_mirror(manager(daemon), args)
+    return {}
+
+
 @action("abort")
 def _abort(daemon: Any, data: dict, tx: Transaction) -> None:
     raise BlockError("Transaction aborted using Abort action")

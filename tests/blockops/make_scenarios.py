@@ -622,10 +622,73 @@ def create() -> dict:
             "steps": steps}
 
 
+def mirror() -> dict:
+    """blockdev-mirror: errors, ready, complete (pivot), cancel at ready, force cancel."""
+    def mi(**kw: Any) -> dict:
+        return ex("blockdev-mirror", **kw)
+
+    def wait(ev: str, jid: str) -> dict:
+        return {"wait_event": ev, "data": {"device": jid}}
+    steps = [
+        qcow2("disk", "$DIR/disk.qcow2"),
+        hmp("disk", "write -P 1 0 128k"),
+        qcow2("tgt", "$DIR/tgt.qcow2"),
+        qcow2("tgt2", "$DIR/tgt2.qcow2"),
+        qcow2("tgt3", "$DIR/tgt3.qcow2"),
+        qcow2("small", "$DIR/small.qcow2"),
+        mi(device="nosuch", target="tgt", sync="full"),
+        mi(device="disk", target="nosuch", sync="full"),
+        mi(device="disk-file", target="tgt", sync="full"),
+        mi(device="disk", target="disk", sync="full"),
+        mi(device="disk", target="tgt", sync="full", granularity=100),
+        mi(device="disk", target="tgt", sync="full", granularity=3072),
+        mi(device="disk", target="tgt", sync="incremental"),
+        mi(device="disk", target="tgt", sync="full", **{"job-id": "#m"}),
+        mi(device="disk", target="tgt", sync="full", **{"job-id": "m0"}),
+        wait("BLOCK_JOB_READY", "m0"),
+        ex("query-block-jobs"),
+        QN, GRAPH,
+        mi(device="disk", target="tgt2", sync="full", **{"job-id": "m0"}),
+        ex("blockdev-del", **{"node-name": "tgt"}),
+        hmp("disk", "write -P 2 0 4k"),
+        ex("job-complete", id="m0"),
+        wait("BLOCK_JOB_COMPLETED", "m0"),
+        ex("query-jobs"),
+        GRAPH,
+        hmp("tgt", "read -P 2 0 4k"),
+        hmp("tgt", "read -P 1 4k 124k"),
+        hmp("tgt", "read -P 0 128k 128k"),
+        mi(device="disk", target="tgt2", sync="none", **{"job-id": "m1"}),
+        wait("BLOCK_JOB_READY", "m1"),
+        ex("block-job-complete", device="nosuch"),
+        ex("block-job-cancel", device="m1"),
+        wait("BLOCK_JOB_COMPLETED", "m1"),
+        hmp("tgt2", "read -P 0 0 4k"),
+        mi(device="disk", target="tgt3", sync="full", **{"job-id": "m2"},
+           **{"filter-node-name": "mt"}, speed=1024),
+        GRAPH,
+        ex("block-job-complete", device="m2"),
+        ex("block-job-cancel", device="m2", force=True),
+        wait("BLOCK_JOB_CANCELLED", "m2"),
+        ex("query-jobs"),
+        GRAPH,
+        mi(device="disk", target="small", sync="full", **{"job-id": "m3"}),
+        ex("query-jobs"),
+    ]
+    return {"name": "ops-mirror",
+            "description": "blockdev-mirror: errors, ready, complete, cancel at ready, force cancel",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/disk.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/tgt.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/tgt2.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/tgt3.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/small.qcow2 512k"],
+            "steps": steps}
+
+
 def main() -> None:
     for sc in (snapshot(), snapshot_misc(), transaction(), bitmaps(), bitmaps_ro(), resize(),
                exports(), libvirt_snapshot(), backup_cycle(),
-               backup_misc(), create()):
+               backup_misc(), create(), mirror()):
         sc.setdefault("source", "tests/blockops/make_scenarios.py")
         with open(os.path.join(OUT, sc["name"] + ".json"), "w") as fh:
             json.dump(sc, fh, indent=1)
