@@ -685,10 +685,35 @@ def mirror() -> dict:
             "steps": steps}
 
 
+def resize_backing() -> dict:
+    """block_resize of a node that became a backing node; bitmaps on it."""
+    steps = [
+        qcow2("d", "$DIR/d.qcow2"),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "o"},
+           file={"driver": "file", "filename": "$DIR/o.qcow2"}),
+        ex("blockdev-snapshot", node="d", overlay="o"),
+        ex("block_resize", size=2097152, **{"node-name": "d"}),
+        ex("block_resize", size=2097152, device="d", **{"node-name": "d"}),
+        ex("block_resize", size=2097152, **{"node-name": "o"}),
+        ex("block-dirty-bitmap-add", node="d", name="x"),
+        ex("block-dirty-bitmap-clear", node="d", name="x"),
+        hmp("o", "write 1536k 4k"),
+        hmp("o", "read 1M 4k"),
+        ex("query-named-block-nodes", flat=True),
+        ex("query-named-block-nodes"),
+    ]
+    return {"name": "ops-resize-backing",
+            "description": "block_resize of a backing node (blocked), of its overlay; bitmaps",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/d.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/o.qcow2 1M"],
+            "steps": steps}
+
+
 def main() -> None:
     for sc in (snapshot(), snapshot_misc(), transaction(), bitmaps(), bitmaps_ro(), resize(),
                exports(), libvirt_snapshot(), backup_cycle(),
-               backup_misc(), create(), mirror()):
+               backup_misc(), create(), mirror(),
+               resize_backing()):
         sc.setdefault("source", "tests/blockops/make_scenarios.py")
         with open(os.path.join(OUT, sc["name"] + ".json"), "w") as fh:
             json.dump(sc, fh, indent=1)
