@@ -48,7 +48,9 @@ What differs:
 * ``VM()`` starts ``python -m qmpd --socket SOCK`` (or ``$QMPD_PROG``),
   with ``--extensions`` on by default; there is no guest, so
   ``add_drive``/``add_device``/``-drive`` and friends do not exist: build
-  the graph with ``blockdev-add``.  Extra qmpd options go in
+  the graph with ``blockdev-add``.  ``add_blockdev`` and ``add_object``
+  exist, and send ``blockdev-add``/``object-add`` right after launch
+  (``qmp_to_opts`` strings carry their dict, so nothing is lost).  Extra qmpd options go in
   ``VM(args=[...])``.  The socket lives in a short directory under /tmp
   (AF_UNIX paths stop at 107 bytes), not in ``$SOCK_DIR``.
 * The QMP client is a small blocking one built in (no qemu.qmp needed);
@@ -68,9 +70,11 @@ What differs:
 * ``file_path`` puts files in ``$TEST_DIR`` or a private temporary
   directory removed at exit; ``filter_testfiles`` turns that directory into
   ``TEST_DIR``.
-* There is no reference-output machinery (``main``/``script_main``,
-  ``.out`` files, ``notrun``): run scripts directly, with pytest, or
-  ``unittest.main()`` for a ``QMPTestCase``.
+* ``main``, ``script_main``, ``script_initialize`` and ``notrun`` check
+  ``supported_fmts``/``supported_protocols`` (qcow2 or raw, on ``file``)
+  and run the test, but there is no ``.out`` comparison: run the script and
+  compare its output yourself.  ``test_dir`` is a module attribute as in
+  iotests.
 * Extras for qmpd: ``VM.reset()`` (``x-qmpd-reset``: an empty graph without
   restarting) and ``VM.clock_step(ns)`` (``x-qmpd-clock-step``, which makes
   job progress deterministic where the daemon implements it).
@@ -111,6 +115,14 @@ def _test_dir() -> str:
         _own_test_dir = tempfile.mkdtemp(prefix="qmpd-test-")
         atexit.register(shutil.rmtree, _own_test_dir, True)
     return _own_test_dir
+
+
+def __getattr__(name: str) -> Any:
+    # iotests.test_dir / sock_dir are module variables there; here the
+    # directory is made on first use (PEP 562).
+    if name in ("test_dir", "sock_dir"):
+        return _test_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _child_env() -> dict[str, str]:
@@ -330,6 +342,47 @@ def assert_qmp_absent(d: Any, path: str) -> None:
 # ----------------------------------------------------------------------
 # the VM
 
+class _Opts(str):
+    """A ``key=value`` string that remembers the dict it was made from."""
+
+    qmp: dict[str, Any]
+
+    def __new__(cls, text: str, qmp: dict[str, Any]) -> _Opts:
+        self = super().__new__(cls, text)
+        self.qmp = qmp
+        return self
+
+
+def _keyval(text: str) -> dict[str, Any]:
+    """QEMU's ``a.b=v,c=w`` (``,,`` is a comma) as a nested dict, best effort."""
+    out: dict[str, Any] = {}
+    for part in re.split(r"(?<!,),(?!,)", text):
+        if not part:
+            continue
+        key, _, raw = part.replace(",,", ",").partition("=")
+        value: Any = raw
+        if raw in ("on", "true"):
+            value = True
+        elif raw in ("off", "false"):
+            value = False
+        elif re.fullmatch(r"-?[0-9]+", raw):
+            value = int(raw)
+        node = out
+        *path, last = key.split(".")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
+
+
+def _opts_dict(opts: Any) -> dict[str, Any]:
+    if isinstance(opts, _Opts):
+        return opts.qmp
+    if isinstance(opts, dict):
+        return opts
+    return _keyval(str(opts))
+
+
 class QMPError(Exception):
     """A command answered with an error (``VM.command``)."""
 
@@ -428,10 +481,53 @@ class VM:
         self._qmp: _SyncQMP | None = None
         self._dir: str | None = None
         self._quit_issued = False
+        self._pending: list[tuple[str, dict[str, Any]]] = []
         self._log_path = ""
         self._log: str | None = None
         self.sock_path = ""
         self.exitcode: int | None = None
+
+    # command-line stand-ins -------------------------------------------------
+    def add_blockdev(self, opts: Any) -> VM:
+        """``-blockdev``: a ``blockdev-add`` sent right after launch.
+
+        ``opts`` is a dict, the result of :meth:`qmp_to_opts` (exact), or a
+        ``key=value,...`` string (values "on"/"off"/"true"/"false" and
+        integers are converted; other values stay strings)."""
+        if isinstance(opts, (list, tuple)):
+            opts = ",".join(opts)
+        self._pending.append(("blockdev-add", _opts_dict(opts)))
+        return self
+
+    def add_object(self, opts: Any) -> VM:
+        """``-object TYPE,id=...``: an ``object-add`` sent right after launch."""
+        if isinstance(opts, str) and not isinstance(opts, _Opts):
+            qom_type, _, rest = opts.partition(",")
+            d = _keyval(rest) if rest else {}
+            d = {"qom-type": qom_type, **d}
+        else:
+            d = _opts_dict(opts)
+        self._pending.append(("object-add", d))
+        return self
+
+    def flatten_qmp_object(self, obj: Any, output: dict[str, Any] | None = None,
+                           basestr: str = "") -> dict[str, Any]:
+        if output is None:
+            output = {}
+        if isinstance(obj, list):
+            for i, item in enumerate(obj):
+                self.flatten_qmp_object(item, output, basestr + str(i) + ".")
+        elif isinstance(obj, dict):
+            for key in obj:
+                self.flatten_qmp_object(obj[key], output, basestr + key + ".")
+        else:
+            output[basestr[:-1]] = obj
+        return output
+
+    def qmp_to_opts(self, obj: dict[str, Any]) -> str:
+        """``key=value,...`` as iotests makes it; :meth:`add_blockdev` gets the dict back."""
+        flat = self.flatten_qmp_object(obj)
+        return _Opts(",".join(f"{k}={v}" for k, v in flat.items()), obj)
 
     # life cycle ----------------------------------------------------------
     def launch(self, timeout: float = 30.0) -> None:
@@ -464,6 +560,13 @@ class VM:
             time.sleep(0.01)
         self._qmp = _SyncQMP(self.sock_path)
         self._quit_issued = False
+        # What QEMU would have done from its command line (-blockdev, -object):
+        # a failure there means QEMU would not have started either.
+        for cmd, args in self._pending:
+            reply = self._qmp.cmd(cmd, args)
+            if "error" in reply:
+                self.shutdown()
+                raise VMError(f"{cmd} {json.dumps(args)}: {reply['error']['desc']}")
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -774,6 +877,47 @@ class QMPTestCase(unittest.TestCase):
             if eq_or_none(x["node-name"], node_name) and eq_or_none(x["file"], file_name):
                 return
         self.fail(f"Cannot find {node_name} {file_name}")
+
+
+# ----------------------------------------------------------------------
+# entry points (iotests.main / script_main / script_initialize / notrun)
+
+def notrun(reason: str) -> None:
+    """Skip the whole script (exit status 0), as iotests does."""
+    print(f"{os.path.basename(sys.argv[0])} not run: {reason}", file=sys.stderr)
+    sys.exit(0)
+
+
+def _verify(supported_fmts: Sequence[str] = (), unsupported_fmts: Sequence[str] = (),
+            supported_protocols: Sequence[str] = (),
+            unsupported_protocols: Sequence[str] = (), **_ignored: Any) -> None:
+    # qmpd-img makes qcow2 and raw images, all on the 'file' protocol; the
+    # other iotests settings (platforms, cache and aio modes, imgopts) mean
+    # nothing to qmpd.
+    if imgfmt not in ("qcow2", "raw"):
+        notrun(f"qmpd-img does not make {imgfmt} images")
+    if (supported_fmts and imgfmt not in supported_fmts) or imgfmt in unsupported_fmts:
+        notrun(f"not suitable for this image format: {imgfmt}")
+    if (supported_protocols and "file" not in supported_protocols) \
+            or "file" in unsupported_protocols:
+        notrun("not suitable for this protocol: file")
+
+
+def script_initialize(*args: Any, **kwargs: Any) -> None:
+    """Check the script's requirements (skipping it if unmet) and return."""
+    _verify(**kwargs)
+
+
+def script_main(test_function: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+    """Check the requirements, then run a script-style test function."""
+    _verify(**kwargs)
+    test_function()
+
+
+def main(*args: Any, **kwargs: Any) -> None:
+    """Check the requirements, then run the QMPTestCase classes with unittest."""
+    _verify(**kwargs)
+    unittest.main(module="__main__", argv=sys.argv[:1], verbosity=2)
 
 
 @contextmanager

@@ -102,3 +102,9 @@ def test_qmp_shell_transcript() -> None:
     env["PYTHON"] = sys.executable
     out = run(["sh", "examples/qmp-shell-session.sh"], env=env).stdout
     assert out == (EXAMPLES / "qmp-shell-session.txt").read_text()
+
+
+def test_ported_qemu_iotest_passes() -> None:
+    # QEMU 7.2's tests/reopen-file, three lines changed (see the file's header).
+    res = run([sys.executable, "examples/iotests_reopen_file.py"])
+    assert "test_reopen_file" in res.stderr and res.stderr.rstrip().endswith("OK")

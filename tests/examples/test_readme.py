@@ -39,7 +39,8 @@ def test_support_table_lists_every_command() -> None:
             first = line.split("|")[1]
             listed.update(re.findall(r"`([^`]+)`", first))
     implemented = set(Dispatcher(Daemon(extensions=True)).command_names())
-    assert sorted(implemented - listed) == [], "commands missing from the README table"
+    assert sorted(implemented - listed) == [], \
+        "commands missing from README.md's 'Supported commands' table: add a row for each"
     assert sorted(listed - implemented) == [], "README lists commands qmpd does not have"
 
 

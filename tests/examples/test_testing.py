@@ -104,3 +104,31 @@ def test_qmp_log_output(vm, capsys) -> None:
     assert capsys.readouterr().out == (
         '{"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "n0"}}\n'
         '{"return": {}}\n')
+
+
+def test_add_blockdev_before_launch() -> None:
+    vm = iotests.VM()
+    opts = vm.qmp_to_opts({"driver": "raw", "node-name": "fmt",
+                           "file": {"driver": "null-co", "node-name": "proto", "size": 4096}})
+    assert opts == "driver=raw,node-name=fmt,file.driver=null-co,file.node-name=proto,file.size=4096"
+    vm.add_blockdev(opts)
+    vm.add_blockdev("driver=null-co,node-name=n1,read-zeroes=on,size=8192")
+    vm.add_object("iothread,id=io0")
+    vm.launch()
+    try:
+        nodes = {n["node-name"]: n for n in vm.command("query-named-block-nodes")}
+        assert nodes["proto"]["image"]["virtual-size"] == 4096
+        assert nodes["n1"]["image"]["virtual-size"] == 8192
+        assert [t["id"] for t in vm.command("query-iothreads")] == ["io0"]
+    finally:
+        vm.shutdown()
+
+
+def test_add_blockdev_failure_stops_launch() -> None:
+    vm = iotests.VM().add_blockdev({"driver": "raw", "node-name": "x", "file": "nope"})
+    with pytest.raises(iotests.VMError, match="blockdev-add .*nope"):
+        vm.launch()
+
+
+def test_test_dir_is_a_module_attribute() -> None:
+    assert os.path.isdir(iotests.test_dir)
