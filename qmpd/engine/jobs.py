@@ -817,11 +817,20 @@ def set_backing_string(g: BlockGraph, node: Node, new: Node | None,
     fmt = new.driver.name if new is not None else ""
     node.auto_backing_file = name
     h = getattr(node.state, "header", None)
-    if h is not None:
+    if h is None:
+        return
+    h.backing_file = name or None
+    h.backing_format = fmt or None
+    # qcow2_change_backing_file: the header cluster is rewritten on disk, so a
+    # later open of the image sees the new backing file.
+    image_of = getattr(node.driver, "_image", None)
+    if image_of is not None:
         try:
-            h.backing_file = name or None
-            h.backing_format = fmt or None
-        except AttributeError:
+            im = image_of(g, node)
+            im.backing_file = name or None
+            im.backing_format = fmt or None
+            im.update_header()
+        except (OSError, AttributeError):
             pass
 
 
@@ -1235,10 +1244,9 @@ def start_commit(mgr: JobManager, args: dict) -> Job:
             raise BlockError(f"Can't find '{args['base']}' in the backing chain")
         base = b
     else:
+        # bdrv_find_base: the bottom of the chain (top itself if it has none).
         below = chain_below(g, top)
-        if not below:
-            raise BlockError("There is no backimg image")
-        base = below[-1]
+        base = below[-1] if below else top
     n: Node | None = top
     while n is not None and n is not base:
         check_busy(g, n)

@@ -351,6 +351,29 @@ scenario("job-quit", "quit while a job runs: QEMU cancels it on the way out", [
     {"sleep": 0.3},
 ])
 
+scenario("job-header-after", "stream rewrites the image header's backing file: a later open sees it", [
+    ex("blockdev-add", driver="qcow2", node_name="top",
+       file={"driver": "file", "filename": "$DIR/jtop.qcow2"}),
+    ex("block-stream", job_id="s0", device="top", base_node="$NODE[qcow2:$DIR/jbase.qcow2]",
+       backing_file="jbase.qcow2"),
+    wait("s0", "null"),
+    Q,
+    dele("top"),
+    ex("blockdev-add", driver="qcow2", node_name="top2",
+       file={"driver": "file", "filename": "$DIR/jtop.qcow2"}),
+    Q, G,
+    ex("blockdev-add", driver="qcow2", node_name="m",
+       file={"driver": "file", "filename": "$DIR/jmid.qcow2"}),
+    ex("block-commit", job_id="c0", device="top2", top_node="$NODE[qcow2:$DIR/jbase.qcow2]"),
+    ex("block-stream", job_id="s1", device="top2"),
+    wait("s1", "null"),
+    dele("top2"),
+    ex("blockdev-add", driver="qcow2", node_name="top3",
+       file={"driver": "file", "filename": "$DIR/jtop.qcow2"}),
+    Q,
+    {"hmp": 'qemu-io top3 "read -q -P 0x22 1M 1M"'},
+], setup=SETUP[:5])
+
 SETUP2 = SETUP + [
     "qemu-img create -q -f qcow2 $DIR/kbase.qcow2 4M",
     "qemu-io -c 'write -P 0x44 0 1M' $DIR/kbase.qcow2",
