@@ -90,11 +90,14 @@ def _delete(daemon: Any, exp: Export) -> None:
     for b in exp.bitmaps:
         b.busy = False
     tx = Transaction()
+    node = exp.edge.child
     g.detach(exp.edge, tx)
     if exp.blk in g.backends:
         g.backends.remove(exp.blk)
-    if exp.node.alive:
-        g.refresh_perms([exp.node], tx)
+    # blk_unref: a node only the export held (an overlay it was moved to) goes.
+    g.unref(node, tx)
+    if node.alive:
+        g.refresh_perms([node], tx)
     tx.commit()
     daemon.emit("BLOCK_EXPORT_DELETED", {"id": exp.id})
 
@@ -190,5 +193,6 @@ def block_export_del(daemon: Any, args: dict) -> dict:
 
 @command("query-block-exports")
 def query_block_exports(daemon: Any, args: dict) -> list:
-    return [{"id": e.id, "type": e.type, "node-name": e.node.name, "shutting-down": False}
+    # The export's BlockBackend may have moved (blockdev-snapshot, mirror pivot).
+    return [{"id": e.id, "type": e.type, "node-name": e.edge.child.name, "shutting-down": False}
             for e in state(daemon.graph).exports]

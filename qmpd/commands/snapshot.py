@@ -44,6 +44,16 @@ def _snap(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
     return lambda: act.commit(g)
 
 
+@action("blockdev-snapshot-sync")
+def _snap_sync(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
+    from qmpd.engine.snapshot import SnapshotSyncAction
+
+    g: BlockGraph = daemon.graph
+    act = SnapshotSyncAction(data)
+    act.prepare(g, tx)
+    return lambda: act.commit(g)
+
+
 @action("block-dirty-bitmap-add")
 def _bm_add(daemon: Any, data: dict, tx: Transaction) -> None:
     bm.add(daemon.graph, data["node"], data["name"], data.get("granularity"),

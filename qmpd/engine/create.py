@@ -176,6 +176,9 @@ def create_qcow2(g: BlockGraph, opts: dict) -> None:
         g.refresh_perms([node], tx)
         g.write(node, 0, data)
         node.total = None
+        # qcow2_co_create opens the new image twice (blk_new_open), each time
+        # as an auto-named node: the counter moves on as in QEMU.
+        g.name_counter += 2
     finally:
         # The job's BlockBackend and an inline file node go away with it.
         tx.abort()

@@ -134,6 +134,87 @@ class SnapshotAction:
         set_read_only(g, old)
 
 
+class SnapshotSyncAction(SnapshotAction):
+    """blockdev-snapshot-sync (transaction action): create the overlay, open it, append.
+
+    The image is created in the in-memory host-file layer (engine/create.py's
+    rules).  As in QEMU, the new node is referenced only by the users it took
+    over: a node nobody uses gets an overlay that is gone again at the end.
+    """
+
+    def __init__(self, data: dict) -> None:
+        super().__init__(data.get("device") or "", "")
+        self.data = data
+        self.new: Node | None = None
+
+    def prepare(self, g: BlockGraph, tx: Transaction) -> None:
+        from qmpd.engine.qcow2_format import Qcow2FormatError, create_qcow2
+
+        d = self.data
+        node_name = d.get("node-name")
+        old = lookup_bs(g, d.get("device"), node_name)
+        op_blocker(g, old)
+        snap = d.get("snapshot-node-name")
+        if node_name is not None and snap is None:
+            raise BlockError("New overlay node-name missing")
+        if snap is not None and snap in g.nodes:
+            raise BlockError("New overlay node-name already in use")
+        fmt = d.get("format", "qcow2")
+        path = d["snapshot-file"]
+        if d.get("mode", "absolute-paths") != "existing":
+            size = g.virtual_size(old)
+            if fmt == "qcow2":
+                try:
+                    data = create_qcow2(size, backing_file=g.filename_info(old)[0],
+                                        backing_format=old.driver.name)
+                except Qcow2FormatError as e:
+                    raise BlockError(getattr(e, "desc", None) or str(e)) from None
+            elif fmt == "raw":
+                # bdrv_img_create with a backing file
+                raise BlockError("Backing file not supported for file format 'raw'")
+            else:
+                raise BlockError(f"qmpd cannot create '{fmt}' images")
+            layer = g.hostfiles.open_or_create(path)
+            if layer is None:
+                raise BlockError(f"Could not create '{path}': No such file or directory")
+            layer.truncate(0)
+            layer.write(0, data)
+            # bdrv_img_create opened three nodes to format the image (the file,
+            # then qcow2 twice in qcow2_co_create): auto names are used up.
+            g.name_counter += 3
+            for n in layer.nodes:
+                n.total = None
+        opts: dict = {"driver": fmt, "backing": None, "read-only": old.read_only,
+                      "cache.direct": old.cache_direct, "cache.no-flush": old.cache_no_flush,
+                      "discard": old.discard}
+        if snap is not None:
+            opts["node-name"] = snap
+        new = g.open(tx, opts, filename=path)
+        self.new = new
+        perm, _ = g.cumulative(new)
+        if perm & perms.CONSISTENT_READ:
+            raise BlockError("The overlay is already in use")
+        if new.driver.is_filter:
+            raise BlockError("Filters cannot be used as overlays")
+        if new.backing is not None:
+            raise BlockError("The overlay already has a backing image")
+        if not new.driver.supports_backing:
+            raise BlockError("The overlay does not support backing images")
+        append(g, new, old, tx)
+        self.old = old
+
+    def commit(self, g: BlockGraph) -> None:
+        super().commit(g)
+        new = self.new
+        if new is not None and new.alive and not new.parents:
+            # external_snapshot_clean: the action's reference goes.
+            tx = Transaction()
+            g.unref(new, tx)
+            for e in list(new.children):
+                g.detach(e, tx)
+            tx.commit()
+
+
 def set_read_only(g: BlockGraph, node: Node, read_only: bool = True,
                   quiet: bool = True) -> None:
     """bdrv_reopen_set_read_only(bs, read_only, errp): a reopen that keeps the

@@ -615,6 +615,10 @@ def create() -> dict:
         done("c13"),
         ex("query-jobs"),
         ex("job-dismiss", id="c13"),
+        ex("blockdev-add", driver="qcow2", **{"node-name": "last"},
+           file={"driver": "file", "filename": "$DIR/pre.img"}, **{"read-only": True},
+           backing=None),
+        ex("query-named-block-nodes", flat=True),
     ]
     return {"name": "ops-create",
             "description": "blockdev-create: file and qcow2 jobs, errors, later blockdev-add",
@@ -709,11 +713,50 @@ def resize_backing() -> dict:
             "steps": steps}
 
 
+def snapshot_sync() -> dict:
+    """blockdev-snapshot-sync as a transaction action (the image is created)."""
+    def sync(**data: Any) -> dict:
+        return ex("transaction", actions=[{"type": "blockdev-snapshot-sync", "data": data}])
+    steps = [
+        qcow2("d", "$DIR/d.qcow2"),
+        hmp("d", "write -P 3 0 64k"),
+        qcow2("x", "$DIR/x.qcow2"),
+        sync(**{"node-name": "d"}, **{"snapshot-file": "$DIR/s0.qcow2"}),
+        sync(device="nosuch", **{"snapshot-file": "$DIR/s0.qcow2"}),
+        sync(**{"node-name": "d", "snapshot-file": "$DIR/s0.qcow2", "snapshot-node-name": "x"}),
+        sync(**{"node-name": "d", "snapshot-file": "$DIR/s0.qcow2", "snapshot-node-name": "s0",
+                "format": "raw"}),
+        ex("nbd-server-start", addr={"type": "unix", "data": {"path": "$DIR/nbd.sock"}}),
+        ex("block-export-add", type="nbd", id="e0", **{"node-name": "d"}, writable=True),
+        sync(**{"node-name": "d", "snapshot-file": "$DIR/s1.qcow2", "snapshot-node-name": "s1"}),
+        QN, GRAPH,
+        ex("query-block-exports"),
+        hmp("s1", "read -P 3 0 64k"),
+        hmp("s1", "write -P 4 64k 64k"),
+        hmp("d", "read -P 0 64k 64k"),
+        sync(**{"node-name": "x", "snapshot-file": "$DIR/s2.qcow2", "snapshot-node-name": "s2"}),
+        ex("query-named-block-nodes", flat=True),
+        sync(**{"node-name": "s1", "snapshot-file": "$DIR/pre.qcow2",
+                "snapshot-node-name": "s3", "mode": "existing"}),
+        GRAPH,
+        ex("block-export-del", id="e0"),
+        ex("nbd-server-stop"),
+        GRAPH,
+    ]
+    return {"name": "ops-snapshot-sync",
+            "description": "blockdev-snapshot-sync in a transaction: errors, users move, "
+                           "an unused node's overlay goes again",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/d.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/x.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/pre.qcow2 1M"],
+            "steps": steps}
+
+
 def main() -> None:
     for sc in (snapshot(), snapshot_misc(), transaction(), bitmaps(), bitmaps_ro(), resize(),
                exports(), libvirt_snapshot(), backup_cycle(),
                backup_misc(), create(), mirror(),
-               resize_backing()):
+               resize_backing(), snapshot_sync()):
         sc.setdefault("source", "tests/blockops/make_scenarios.py")
         with open(os.path.join(OUT, sc["name"] + ".json"), "w") as fh:
             json.dump(sc, fh, indent=1)
