@@ -70,6 +70,7 @@ class Dispatcher:
     def __init__(self, daemon: Daemon) -> None:
         _load_families()
         self.daemon = daemon
+        daemon.dispatcher = self   # query-commands and query-qmp-schema read the table
         self.table: dict[str, CommandInfo] = {
             name: info for name, info in COMMANDS.items()
             if daemon.extensions or not info.extension
