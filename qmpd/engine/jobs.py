@@ -178,14 +178,6 @@ class Job:
             self.busy = True
         yield from self.pause_point()
 
-    def yield_idle(self) -> Generator[Sleep, None, None]:
-        """job_yield: wait until entered (mirror at ready)."""
-        if not self.should_pause():
-            self.busy = False
-            yield Sleep(None)
-            self.busy = True
-        yield from self.pause_point()
-
     # -- driving ---------------------------------------------------------------
     def runnable(self, now: int) -> bool:
         w = self.waiting_on
