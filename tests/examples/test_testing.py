@@ -132,3 +132,15 @@ def test_add_blockdev_failure_stops_launch() -> None:
 
 def test_test_dir_is_a_module_attribute() -> None:
     assert os.path.isdir(iotests.test_dir)
+
+
+def test_blockdev_create_runs_the_job_to_its_end(vm, capsys) -> None:
+    path = iotests.file_path("bc.qcow2")
+    assert vm.blockdev_create({"driver": "file", "filename": path, "size": 0}) is None
+    vm.command("blockdev-add", driver="file", node_name="proto", filename=path)
+    assert vm.blockdev_create({"driver": "qcow2", "file": "proto", "size": 1 << 20},
+                              job_id="job1") is None
+    vm.command("blockdev-add", driver="qcow2", node_name="fmt", file="proto")
+    assert vm.node_info("fmt")["image"]["virtual-size"] == 1 << 20
+    assert vm.command("query-jobs") == []
+    assert '{"execute": "job-dismiss", "arguments": {"id": "job1"}}' in capsys.readouterr().out
