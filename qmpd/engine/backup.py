@@ -141,7 +141,7 @@ class BackupJob:
         size = g.virtual_size(self.source)
         if self.sync == "none":
             while not job.is_cancelled():
-                yield from job.yield_idle()
+                yield from _job_yield(job)
             return 0
         if self.sync == "top":
             from qmpd.engine.jobs import is_allocated
@@ -203,6 +203,17 @@ class BackupJob:
             tx = Transaction()
             drop_filter(job.mgr.g, self.cbw, tx)
             tx.commit()
+
+
+def _job_yield(job: Any) -> Generator[Any, None, None]:
+    """job_yield: sleep until something enters the job (a cancel)."""
+    from qmpd.engine.jobs import Sleep
+
+    if not job.should_pause():
+        job.busy = False
+        yield Sleep(None)       # no deadline: only job_enter wakes it
+        job.busy = True
+    yield from job.pause_point()
 
 
 def _insert_cbw(g: BlockGraph, source: Node, target: Node, name: str | None,
