@@ -752,11 +752,33 @@ def snapshot_sync() -> dict:
             "steps": steps}
 
 
+def snapshot_iothread() -> dict:
+    """blockdev-snapshot across AioContexts (iothreads)."""
+    steps = [
+        ex("object-add", **{"qom-type": "iothread", "id": "io0"}),
+        qcow2("base", "$DIR/base.qcow2"),
+        qcow2("ov", "$DIR/ov.qcow2"),
+        qcow2("ov2", "$DIR/ov2.qcow2"),
+        ex("x-blockdev-set-iothread", **{"node-name": "ov", "iothread": "io0"}),
+        ex("blockdev-snapshot", node="base", overlay="ov"),
+        ex("query-named-block-nodes", flat=True),
+        ex("x-blockdev-set-iothread", **{"node-name": "ov2", "iothread": "io0"}),
+        ex("x-blockdev-set-iothread", **{"node-name": "ov", "iothread": None}),
+        GRAPH,
+    ]
+    return {"name": "ops-snapshot-iothread",
+            "description": "blockdev-snapshot with the overlay in an iothread",
+            "setup": ["qemu-img create -q -f qcow2 $DIR/base.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/ov.qcow2 1M",
+                      "qemu-img create -q -f qcow2 $DIR/ov2.qcow2 1M"],
+            "steps": steps}
+
+
 def main() -> None:
     for sc in (snapshot(), snapshot_misc(), transaction(), bitmaps(), bitmaps_ro(), resize(),
                exports(), libvirt_snapshot(), backup_cycle(),
                backup_misc(), create(), mirror(),
-               resize_backing(), snapshot_sync()):
+               resize_backing(), snapshot_sync(), snapshot_iothread()):
         sc.setdefault("source", "tests/blockops/make_scenarios.py")
         with open(os.path.join(OUT, sc["name"] + ".json"), "w") as fh:
             json.dump(sc, fh, indent=1)
