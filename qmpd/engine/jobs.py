@@ -178,6 +178,14 @@ class Job:
             self.busy = True
         yield from self.pause_point()
 
+    def yield_idle(self) -> Generator[Sleep, None, None]:
+        """job_yield: wait until entered (used by other job drivers, e.g. backup)."""
+        if not self.should_pause():
+            self.busy = False
+            yield Sleep(None)
+            self.busy = True
+        yield from self.pause_point()
+
     # -- driving ---------------------------------------------------------------
     def runnable(self, now: int) -> bool:
         w = self.waiting_on
