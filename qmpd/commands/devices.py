@@ -38,30 +38,45 @@ MACHINE_BUSES = {"pci.0": "PCI", "ide.0": "IDE", "ide.1": "IDE"}
 
 BOOL = "bool"
 STR = "str"
-INT = "int"
 ONOFFAUTO = "OnOffAuto"
+ON_ERROR = "BlockdevOnError"
 LINK = "link"
+PCI_ADDR = "pci-devfn"
+BLOCKSIZE = "blocksize"
+# Integer property types: (QEMU's name in range errors, minimum, maximum).
+INTS = {"int32": ("int32_t", -(1 << 31), (1 << 31) - 1), "uint8": ("uint8_t", 0, 255),
+        "uint16": ("uint16_t", 0, 0xFFFF), "uint32": ("uint32_t", 0, 0xFFFFFFFF),
+        "uint64": ("uint64_t", 0, (1 << 64) - 1)}
+ENUMS = {ONOFFAUTO: ("on", "off", "auto"),
+         ON_ERROR: ("report", "ignore", "enospc", "stop", "auto")}
 # Properties qmpd knows per device type (the ones without effect are accepted
 # so that common command lines work).
 _COMMON_BLK = {"drive": STR, "share-rw": BOOL, "write-cache": ONOFFAUTO, "serial": STR,
-               "logical_block_size": INT, "physical_block_size": INT, "min_io_size": INT,
-               "opt_io_size": INT, "discard_granularity": INT, "bootindex": INT,
-               "rerror": STR, "werror": STR, "account-invalid": ONOFFAUTO,
+               "logical_block_size": BLOCKSIZE, "physical_block_size": BLOCKSIZE,
+               "min_io_size": "uint32", "opt_io_size": "uint32",
+               "discard_granularity": "uint32", "bootindex": "int32",
+               "rerror": ON_ERROR, "werror": ON_ERROR, "account-invalid": ONOFFAUTO,
                "account-failed": ONOFFAUTO}
+_PCI = {"addr": PCI_ADDR, "multifunction": BOOL, "ioeventfd": BOOL, "vectors": "uint32"}
 PROPS: dict[str, dict[str, str]] = {
-    "virtio-blk-pci": {**_COMMON_BLK, "iothread": LINK, "num-queues": INT, "queue-size": INT,
-                       "config-wce": BOOL, "addr": STR, "multifunction": BOOL,
-                       "seg-max-adjust": BOOL, "discard": BOOL, "write-zeroes": BOOL,
-                       "ioeventfd": BOOL, "vectors": INT, "cyls": INT, "heads": INT,
-                       "secs": INT},
-    "virtio-scsi-pci": {"iothread": LINK, "num_queues": INT, "virtqueue_size": INT,
-                        "max_sectors": INT, "cmd_per_lun": INT, "seg_max_adjust": BOOL,
-                        "hotplug": BOOL, "param_change": BOOL, "addr": STR,
-                        "multifunction": BOOL, "ioeventfd": BOOL, "vectors": INT},
-    "scsi-hd": {**_COMMON_BLK, "scsi-id": INT, "lun": INT, "channel": INT, "ver": STR,
-                "vendor": STR, "product": STR, "device_id": STR, "wwn": INT,
-                "removable": BOOL, "dpofua": BOOL, "rotation_rate": INT},
+    "virtio-blk-pci": {**_COMMON_BLK, **_PCI, "iothread": LINK, "num-queues": "uint16",
+                       "queue-size": "uint16", "config-wce": BOOL, "seg-max-adjust": BOOL,
+                       "discard": BOOL, "write-zeroes": BOOL, "cyls": "uint32",
+                       "heads": "uint32", "secs": "uint32"},
+    "virtio-scsi-pci": {**_PCI, "iothread": LINK, "num_queues": "uint32",
+                        "virtqueue_size": "uint32", "max_sectors": "uint32",
+                        "cmd_per_lun": "uint32", "seg_max_adjust": BOOL, "hotplug": BOOL,
+                        "param_change": BOOL},
+    "scsi-hd": {**_COMMON_BLK, "scsi-id": "uint32", "lun": "uint32", "channel": "uint32",
+                "ver": STR, "vendor": STR, "product": STR, "device_id": STR, "wwn": "uint64",
+                "removable": BOOL, "dpofua": BOOL, "rotation_rate": "uint16"},
 }
+# The pc machine's own PCI functions (devfn -> name): host bridge, PIIX3, IDE, PM.
+PC_PCI = {0: "i440FX", 8: "PIIX3", 9: "piix3-ide", 11: "PIIX4_PM"}
+MIN_BLOCK_SIZE = 512
+MAX_BLOCK_SIZE = 2 * 1024 * 1024
+SCSI_MAX_TARGET = 255        # virtio-scsi's SCSIBusInfo
+SCSI_MAX_LUN = 16383
 _TRUE = ("on", "yes", "true", "y")
 _FALSE = ("off", "no", "false", "n")
 
@@ -77,6 +92,53 @@ def _qemu_opts_value(v: Any) -> str | None:
     if isinstance(v, str):
         return v
     return None
+
+
+def _strto_int(s: str, unsigned: bool) -> int | None:
+    """qemu_strtoi64 / qemu_strtou64 with base 0 (a negative unsigned value wraps)."""
+    t = s.lstrip()
+    neg = t.startswith("-")
+    if t[:1] in "+-":
+        t = t[1:]
+    try:
+        if t[:2].lower() == "0x":
+            v = int(t[2:], 16)
+        elif len(t) > 1 and t[0] == "0":
+            v = int(t[1:], 8)
+        else:
+            v = int(t, 10) if t.isdigit() else None  # type: ignore[assignment]
+    except ValueError:
+        return None
+    if v is None:
+        return None
+    if neg:
+        v = -v
+        if unsigned:
+            v &= (1 << 64) - 1
+    return v
+
+
+def _parse_int(name: str, kind: str, v: str) -> int:
+    qname, lo, hi = INTS[kind]
+    n = _strto_int(v, kind.startswith("u"))
+    if n is None:
+        raise QMPError(f"Parameter '{name}' expects integer")
+    if not lo <= n <= hi:
+        raise QMPError(f"Parameter '{name}' expects {qname}")
+    return n
+
+
+def _parse_devfn(dev: dv.Device, name: str, v: str) -> int:
+    """set_pci_devfn: ``slot[.function]`` in hex."""
+    slot_s, _, fn_s = v.partition(".")
+    try:
+        slot = int(slot_s, 16)
+        fn = int(fn_s, 16) if fn_s else 0
+    except ValueError:
+        slot = fn = -1
+    if not (0 <= slot <= 31 and 0 <= fn <= 7) or slot_s.startswith(("+", "-")):
+        raise QMPError(f"Property '{dev.driver}.{name}' doesn't take value '{v}'")
+    return slot << 3 | fn
 
 
 def _parse_bool(name: str, v: str) -> bool:
@@ -202,16 +264,27 @@ def _realize(daemon: Any, m: dv.Machine, dev: dv.Device, props: dict[str, str],
         v = props[key]
         if kind == BOOL:
             values[key] = _parse_bool(key, v)
-        elif kind == ONOFFAUTO:
-            if v not in ("on", "off", "auto"):
+        elif kind in ENUMS:
+            if v not in ENUMS[kind]:
                 raise QMPError(f"Parameter '{key}' does not accept value '{v}'")
             values[key] = v
-        elif kind == INT:
-            try:
-                values[key] = int(v, 0)
-            except ValueError:
-                raise QMPError(f"Parameter '{key}' expects int64") from None
+        elif kind in INTS:
+            values[key] = _parse_int(key, kind, v)
+        elif kind == BLOCKSIZE:
+            n = _parse_int(key, "uint64", v)
+            # set_blocksize names the device by its id ("" without one).
+            if not MIN_BLOCK_SIZE <= n <= MAX_BLOCK_SIZE:
+                raise QMPError(f"Property {dev.id or ''}.{key} doesn't take value {n} "
+                               f"(minimum: {MIN_BLOCK_SIZE}, maximum: {MAX_BLOCK_SIZE})")
+            if n & (n - 1):
+                raise QMPError(f"Property {dev.id or ''}.{key} doesn't take value '{n}', "
+                               "it's not a power of 2")
+            values[key] = n
+        elif kind == PCI_ADDR:
+            values[key] = _parse_devfn(dev, key, v)
         elif kind == LINK:
+            if v in g.throttle_groups:
+                raise QMPError(f"Invalid parameter type for '{key}', expected: iothread")
             if v not in g.iothreads:
                 raise QMPError(f"Device '{v}' not found", "DeviceNotFound")
             values[key] = v
@@ -225,6 +298,10 @@ def _realize(daemon: Any, m: dv.Machine, dev: dv.Device, props: dict[str, str],
             dv.create_backend(g, dev, node, tx, iothread_aware)
         else:
             values[key] = v
+    if dev.controller is None:
+        _pci_slot(m, dev, values.get("addr"))
+    else:
+        _scsi_address(m, dev, values)
     if dev.driver == "virtio-scsi-pci":
         dev.iothread = values.get("iothread")
         if dev.id is not None:
@@ -240,15 +317,95 @@ def _realize(daemon: Any, m: dv.Machine, dev: dv.Device, props: dict[str, str],
         raise QMPError("drive property not set")
     edge = blk.edge
     assert edge is not None
-    read_only = not dv.node_writable(edge.child) or dev.driver == "scsi-cd"
-    dv.apply_perms(g, blk, read_only, dev.driver != "scsi-cd",
-                   bool(values.get("share-rw", False)), tx)
+    read_only = not dv.node_writable(edge.child)
+    share_rw = bool(values.get("share-rw", False))
+    if dev.driver == "virtio-blk-pci":
+        if values.get("num-queues") == 0:
+            raise QMPError("num-queues property must be larger than 0")
+        dv.apply_perms(g, blk, read_only, True, share_rw, tx)
+        _blocksizes(values)
+    else:
+        _blocksizes(values)
+        dv.apply_perms(g, blk, read_only, True, share_rw, tx)
     if values.get("write-cache") == "off":
         blk.write_cache = False
     if dev.controller is not None:
         # virtio_scsi_hotplug moves the disk into the controller's context:
         # its iothread, or the main context (virtio_scsi_dataplane_setup).
         dv.set_backend_context(g, blk, dev.controller.iothread or dv.MAIN, tx)
+
+
+def _blocksizes(values: dict[str, Any]) -> None:
+    """blkconf_blocksizes: the backends qmpd has probe as 512-byte sectors."""
+    log = values.get("logical_block_size") or 512
+    phys = values.get("physical_block_size") or 512
+    if log > phys:
+        raise QMPError("logical_block_size > physical_block_size not supported")
+    if values.get("min_io_size", 0) % log:
+        raise QMPError("min_io_size must be a multiple of logical_block_size")
+    if values.get("opt_io_size", 0) % log:
+        raise QMPError("opt_io_size must be a multiple of logical_block_size")
+
+
+def _pci_slot(m: dv.Machine, dev: dv.Device, devfn: int | None) -> None:
+    """do_pci_register_device on pci.0: the requested slot, or the first free one."""
+    used = {d.devfn: d for d in m.devices if d.devfn is not None}
+    if devfn is None:
+        for cand in range(0, 256, 8):
+            if cand not in PC_PCI and cand not in used:
+                devfn = cand
+                break
+        else:
+            raise QMPError(f"PCI: no slot/function available for {dev.driver}, "
+                           "all in use or reserved")
+    elif devfn in PC_PCI or devfn in used:
+        other = used.get(devfn)
+        name = PC_PCI.get(devfn) or (other.driver if other else "")
+        oid = other.id if other is not None and other.id is not None else "(null)"
+        raise QMPError(f"PCI: slot {devfn >> 3} function {devfn & 7} not available for "
+                       f"{dev.driver}, in use by {name},id={oid}")
+    dev.devfn = devfn
+
+
+def _signed32(v: int) -> int:
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def _scsi_address(m: dv.Machine, dev: dv.Device, values: dict[str, Any]) -> None:
+    """scsi_qdev_realize: channel, target and LUN on the controller's bus."""
+    ctrl = dev.controller
+    assert ctrl is not None
+    channel = values.get("channel", 0)
+    # uint32 properties where 0xFFFFFFFF (-1) means "pick one"; the errors
+    # print them as signed ints.
+    sid = _signed32(values.get("scsi-id", 0xFFFFFFFF))
+    lun = _signed32(values.get("lun", 0xFFFFFFFF))
+    if channel > 0:
+        raise QMPError(f"bad scsi channel id: {_signed32(channel)}")
+    if sid != -1 and not 0 <= sid <= SCSI_MAX_TARGET:
+        raise QMPError(f"bad scsi device id: {sid}")
+    if lun != -1 and not 0 <= lun <= SCSI_MAX_LUN:
+        raise QMPError(f"bad scsi device lun: {lun}")
+    taken = {d.scsi_addr: d for d in ctrl.children if d.scsi_addr is not None}
+    if sid == -1:
+        lun = 0 if lun == -1 else lun
+        for cand in range(SCSI_MAX_TARGET + 1):
+            if (cand, lun) not in taken:
+                sid = cand
+                break
+        else:
+            raise QMPError("no free target")
+    elif lun == -1:
+        for cand in range(SCSI_MAX_LUN + 1):
+            if (sid, cand) not in taken:
+                lun = cand
+                break
+        else:
+            raise QMPError("no free lun")
+    elif (sid, lun) in taken:
+        other = taken[(sid, lun)]
+        raise QMPError(f"lun already used by '{other.id if other.id is not None else '(null)'}'")
+    dev.scsi_addr = (sid, lun)
 
 
 @command("device_del")

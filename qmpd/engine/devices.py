@@ -67,6 +67,8 @@ class Device:
     backend: BlockBackend | None = None
     children: list[Device] = field(default_factory=list)
     unplug_requested: bool = False
+    devfn: int | None = None                   # PCI slot << 3 | function on pci.0
+    scsi_addr: tuple[int, int] | None = None   # (target, lun) on its SCSI bus
 
     def backend_owner_path(self) -> str:
         # virtio-blk-pci's BlockBackend belongs to its inner virtio-blk-device,
