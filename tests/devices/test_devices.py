@@ -253,3 +253,37 @@ def test_qemu_io_on_a_device(env: Env) -> None:
         "Error: Device does not have a block device backend\r\n"
     info = env("human-monitor-command", **{"command-line": "info block"})
     assert info.startswith("hd0: null-co:// (null-co)\r\n    Attached to:      d0\r\n")
+
+
+def test_pci_slots_run_out_and_unplug_requests_do_not_free_them(env: Env) -> None:
+    # pci.0 has slots 2..31 free on a -nodefaults pc machine: 30 devices.
+    for i in range(30):
+        env("device_add", driver="virtio-scsi-pci", id=f"c{i}")
+    env("device_del", id="c3")
+    assert env.error("device_add", driver="virtio-scsi-pci", id="late")[1] == (
+        "PCI: no slot/function available for virtio-scsi-pci, all in use or reserved")
+
+
+def test_explicit_pci_address_conflicts(env: Env) -> None:
+    env("device_add", driver="virtio-scsi-pci", id="s5", addr="5")
+    assert env.error("device_add", driver="virtio-scsi-pci", addr="0x5")[1] == (
+        "PCI: slot 5 function 0 not available for virtio-scsi-pci, in use by "
+        "virtio-scsi-pci,id=s5")
+    assert env.error("device_add", driver="virtio-scsi-pci", addr="1.1")[1] == (
+        "PCI: slot 1 function 1 not available for virtio-scsi-pci, in use by "
+        "piix3-ide,id=(null)")
+
+
+def test_scsi_targets_and_luns(env: Env) -> None:
+    null(env, "hd0")
+    env("device_add", driver="virtio-scsi-pci", id="s0")
+    disk = {"driver": "scsi-hd", "drive": "hd0", "share-rw": True}
+    env("device_add", **disk, id="a", **{"scsi-id": 2})
+    assert env.error("device_add", **disk, id="b", **{"scsi-id": 2, "lun": 0})[1] == \
+        "lun already used by 'a'"
+    env("device_add", **disk, id="b", **{"scsi-id": 2})          # takes LUN 1
+    assert env.error("device_add", **disk, id="c", **{"scsi-id": "2", "lun": "1"})[1] == \
+        "lun already used by 'b'"
+    assert env.error("device_add", **disk, **{"scsi-id": 3000000000})[1] == \
+        "bad scsi device id: -1294967296"
+    assert env.error("device_add", **disk, lun=-1)[1] == "Parameter 'lun' expects uint32_t"
