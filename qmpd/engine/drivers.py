@@ -670,6 +670,53 @@ class QuorumDriver(Driver):
         return ""
 
 
+class CompressDriver(FilterDriver):
+    """The compress filter: needs a child that can write compressed clusters."""
+
+    name = "compress"
+    variable_length = True
+    can_reopen = False
+    COMPRESSING = ("qcow2", "copy-on-read", "throttle")
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        super().open(g, node, opts, tx)
+        child = self.primary(node)
+        assert child is not None
+        if child.driver.name not in self.COMPRESSING:
+            raise BlockError("Compression is not supported for underlying format: "
+                             f"{child.driver.name}")
+
+
+class PreallocateDriver(FilterDriver):
+    """The preallocate filter: options checked, no preallocation modelled."""
+
+    name = "preallocate"
+    variable_length = True
+
+    @staticmethod
+    def _absorb(opts: dict) -> None:
+        align = _size_opt("prealloc-align", opts.pop("prealloc-align", 1 << 20))
+        _size_opt("prealloc-size", opts.pop("prealloc-size", 128 << 20))
+        if align % 512:
+            raise BlockError("prealloc-align parameter of preallocate filter is not aligned "
+                             "to 512")
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        super().open(g, node, opts, tx)
+        self._absorb(dict(opts))
+
+    def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
+        self._absorb(opts)
+        return lambda: None
+
+    def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
+        p, s = perms.default(edge.role, g_writable(node), perm, shared)
+        if perm & perms.WRITE and perm & perms.RESIZE:
+            p |= perms.WRITE | perms.RESIZE
+            s &= ~(perms.WRITE | perms.RESIZE)
+        return p, s
+
+
 def _qcow2_driver() -> Driver:
     from qmpd.engine.qcow2 import Qcow2Driver
     return Qcow2Driver()
@@ -685,6 +732,8 @@ _FACTORIES: dict[str, Callable[[], Driver]] = {
     "blkdebug": BlkdebugDriver,
     "blkverify": BlkverifyDriver,
     "quorum": QuorumDriver,
+    "compress": CompressDriver,
+    "preallocate": PreallocateDriver,
     "qcow2": _qcow2_driver,
 }
 _DRIVERS: dict[str, Driver] = {}
