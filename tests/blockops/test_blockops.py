@@ -210,3 +210,68 @@ def test_mirror_pivots_on_complete(s: Session, d: str) -> None:
     assert any(e[0] == "BLOCK_JOB_COMPLETED" for e in s.events)
     assert "Pattern verification failed" not in s.io("tgt", "read -P 7 0 64k")
     assert s("query-jobs") == []
+
+
+def _random_op(r: Any, step: int) -> tuple[str, dict]:
+    names = ["a", "b", "c", "nosuch"]
+
+    def n() -> str:
+        return r.choice(names)
+
+    def b() -> str:
+        return r.choice(["b0", "b1"])
+    ops: list[tuple[str, dict]] = [
+        ("blockdev-snapshot", {"node": n(), "overlay": n()}),
+        ("block-dirty-bitmap-add", {"node": n(), "name": b(), "disabled": r.random() < .3}),
+        ("block-dirty-bitmap-remove", {"node": n(), "name": b()}),
+        ("block-dirty-bitmap-clear", {"node": n(), "name": b()}),
+        ("block-dirty-bitmap-merge", {"node": n(), "target": b(), "bitmaps": [
+            r.choice([b(), {"node": n(), "name": b()}]) for _ in range(r.randint(0, 2))]}),
+        ("block_resize", {"node-name": n(), "size": r.choice([524288, 1048576, 2097152])}),
+        ("block-set-write-threshold", {"node-name": n(), "write-threshold": 4096}),
+        ("human-monitor-command",
+         {"command-line": f'qemu-io {n()} "write {r.randint(0, 15) * 65536} 4096"'}),
+        ("blockdev-backup", {"device": n(), "target": n(), "job-id": f"j{step}",
+                             "sync": r.choice(["full", "top", "none", "incremental"]),
+                             **({"bitmap": b()} if r.random() < .4 else {})}),
+        ("blockdev-mirror", {"device": n(), "target": n(), "job-id": f"m{step}",
+                             "sync": r.choice(["full", "top", "none"])}),
+        ("block-job-cancel", {"device": f"j{r.randint(0, step)}", "force": True}),
+        ("job-complete", {"id": f"m{r.randint(0, step)}"}),
+        ("blockdev-del", {"node-name": n()}),
+        ("transaction", {"actions": [r.choice([
+            {"type": "blockdev-snapshot", "data": {"node": n(), "overlay": n()}},
+            {"type": "block-dirty-bitmap-add", "data": {"node": n(), "name": b()}},
+            {"type": "blockdev-backup", "data": {"device": n(), "target": n(),
+                                                 "sync": "full", "job-id": f"t{step}"}},
+            {"type": "abort", "data": {}}]) for _ in range(r.randint(1, 3))]}),
+    ]
+    return r.choice(ops)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_block_ops_never_break_the_daemon(seed: int, d: str) -> None:
+    """Any sequence of these commands answers with QEMU-style errors only, and
+    every link stays known to both of its ends."""
+    import random
+
+    r = random.Random(seed)
+    qmpd_img("create", "-q", "-f", "qcow2", f"{d}/c.qcow2", "1M")
+    s = Session()
+    for name, path in (("a", "base"), ("b", "ov"), ("c", "c")):
+        s("blockdev-add", driver="qcow2", **{"node-name": name},
+          file={"driver": "file", "filename": f"{d}/{path}.qcow2"})
+    for step in range(20):
+        cmd, args = _random_op(r, step)
+        try:
+            s.disp.execute(cmd, args)
+        except QMPError as e:
+            assert "internal error" not in e.desc, (cmd, args, e.desc)
+        g = s.disp.daemon.graph
+        for node in g.nodes.values():
+            for e in node.children:
+                assert e in e.child.parents
+            for e in node.parents:
+                assert e.child is node
+        s("query-named-block-nodes")
+        s("x-debug-query-block-graph")
