@@ -283,7 +283,11 @@ def img_create(
     fd = _create_file(filename)
     try:
         os.ftruncate(fd, 0)
-        _write_sparse(fd, data)
+        prealloc = opts["preallocation"].text if "preallocation" in opts else "off"
+        if prealloc == "off":
+            _write_sparse(fd, data)
+        else:
+            _write_nonzero(fd, data, prealloc)
     finally:
         os.close(fd)
 
@@ -297,13 +301,31 @@ def _create_file(filename: str) -> int:
 
 
 def _write_sparse(fd: int, data: bytes) -> None:
-    """Write only non-zero blocks, then set the size (keeps big images sparse)."""
+    """Write every byte of the image, zero-filled clusters included.
+
+    qemu-img writes whole zero-filled metadata clusters (header, refcount
+    table and block, L1/L2 tables), so those blocks are allocated on disk and
+    count in ``actual-size``; writing only non-zero blocks would leave holes
+    qemu-img does not leave (e.g. 3 x 512 KiB clusters with cluster_size=512k).
+    """
+    block = 1 << 20
+    view = memoryview(data)
+    for off in range(0, len(data), block):
+        os.pwrite(fd, view[off : off + block], off)
+    os.ftruncate(fd, len(data))
+
+
+def _write_nonzero(fd: int, data: bytes, prealloc: str) -> None:
+    """Preallocated images: data clusters stay holes (metadata) or are
+    allocated without being written (falloc), as qemu-img leaves them."""
     block = 65536
     for off in range(0, len(data), block):
         chunk = data[off : off + block]
         if chunk.count(0) != len(chunk):
             os.pwrite(fd, chunk, off)
     os.ftruncate(fd, len(data))
+    if prealloc in ("falloc", "full") and data:
+        os.posix_fallocate(fd, 0, len(data))
 
 
 def _qcow2_bytes(opts: dict[str, Opt], size: int, bfile: str | None,
