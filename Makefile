@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp-install
 SOCK   ?= qmp.sock
 
-.PHONY: install run test bench conformance fuzz clean
+.PHONY: install run test bench conformance fuzz load clean
 
 install: $(STAMP)
 
@@ -32,9 +32,14 @@ conformance: install
 bench: install
 	$(BIN)/python -m benchmarks.bench
 
-# The property-based (hypothesis) tests with many more examples.
+# The property-based (hypothesis) tests with many more examples; the last
+# line counts the inputs fed (protocol and engine fuzzers).
 fuzz: install
-	$(BIN)/python -m pytest -m hypothesis --hypothesis-profile=fuzz
+	$(BIN)/python -m pytest -p no:cacheprovider -m hypothesis --hypothesis-profile=fuzz
+
+# The load test at full size: 64 clients x 1000 mixed commands each.
+load: install
+	QMPD_LOAD_CLIENTS=64 QMPD_LOAD_COMMANDS=1000 $(BIN)/python -m pytest -p no:cacheprovider tests/hardening/test_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -185,6 +185,157 @@ def bench_inprocess_pairs(n: int) -> dict[str, float]:
     return out
 
 
+def run_cmds(client: Client, cmds: list[tuple[str, dict]]) -> tuple[float, int]:
+    """(commands per second, errors) for commands sent one at a time."""
+    errors = 0
+    t0 = perf()
+    for i, (ex, a) in enumerate(cmds):
+        if "return" not in client.cmd(ex, a, i):
+            errors += 1
+    return len(cmds) / (perf() - t0), errors
+
+
+def time_query(client: Client, execute: str, arguments: dict | None, reps: int) -> float:
+    """Best time for one query, from sending it to its whole reply parsed."""
+    best = float("inf")
+    msg: dict[str, Any] = {"execute": execute, "id": "q"}
+    if arguments is not None:
+        msg["arguments"] = arguments
+    data = json.dumps(msg).encode() + b"\n"
+    for _ in range(reps):
+        t0 = perf()
+        client.sock.sendall(data)
+        r = client.reply()
+        best = min(best, perf() - t0)
+        if "return" not in r:
+            raise RuntimeError(f"{execute} failed: {r}")
+    return best
+
+
+def bench_graph(client: Client, g: int, reps: int) -> dict[str, float]:
+    """The oracle's graph phase: g null-co nodes nI, g raw nodes rI over them
+    (2g nodes in all), reopen of every rI read-only, the 2g-node queries."""
+    out: dict[str, float] = {}
+    out["add_per_s"], e1 = run_cmds(client, [("blockdev-add", {
+        "driver": "null-co", "node-name": f"n{i}"}) for i in range(g)])
+    rate, e2 = run_cmds(client, [("blockdev-add", {
+        "driver": "raw", "node-name": f"r{i}", "file": f"n{i}"}) for i in range(g)])
+    out["add_per_s"] = min(out["add_per_s"], rate)
+    out["reopen_per_s"], e3 = run_cmds(client, [("blockdev-reopen", {"options": [{
+        "driver": "raw", "node-name": f"r{i}", "file": f"n{i}", "read-only": True}]})
+        for i in range(g)])
+    out["qnbn_s"] = time_query(client, "query-named-block-nodes", None, reps)
+    out["qnbn_flat_s"] = time_query(client, "query-named-block-nodes", {"flat": True}, reps)
+    _, e4 = run_cmds(client, [("blockdev-del", {"node-name": f"r{i}"}) for i in range(g)]
+                     + [("blockdev-del", {"node-name": f"n{i}"}) for i in range(g)])
+    if e1 or e2 or e3 or e4:
+        raise RuntimeError(f"graph phase: {e1 + e2 + e3 + e4} commands failed")
+    return out
+
+
+def _rss_kib(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def bench_reopen_scaling(big: int, reps: int) -> dict[str, float]:
+    """A reopen on a ``big``-node graph against the same reopen on a 10-node
+    graph (in process: the engine alone), and memory per node."""
+    import gc
+
+    from qmpd.engine.graph import BlockGraph
+    from qmpd.engine.reopen import reopen
+
+    out: dict[str, float] = {}
+    graphs = []
+    for n in (10, big):
+        gc.collect()
+        rss0 = _rss_kib()
+        g = BlockGraph()
+        for i in range(n):
+            g.add({"driver": "null-co", "node-name": f"n{i}"})
+        g.add({"driver": "raw", "node-name": "r", "file": {"driver": "null-co"}})
+        if n == big:
+            out["kib_per_node"] = (_rss_kib() - rss0) / n
+        graphs.append(g)
+    entry = [{"driver": "raw", "node-name": "r", "file": {"driver": "null-co"}}]
+    times = []
+    for g in graphs:
+        # Interleaved rounds, best of each: both graphs see the same load.
+        best = float("inf")
+        for _ in range(reps):
+            g.visits = 0
+            t0 = perf()
+            reopen(g, [dict(entry[0], **{"read-only": True})])
+            reopen(g, entry)
+            best = min(best, perf() - t0)
+        times.append(best / 2)
+        out[f"visits_{len(g.nodes)}"] = g.visits
+    out["reopen_small_us"] = times[0] * 1e6
+    out["reopen_big_us"] = times[1] * 1e6
+    out["reopen_big_over_small"] = times[1] / times[0]
+    return out
+
+
+def bench_load_memory(server: Any, clients: int, commands: int) -> dict[str, float]:
+    """Daemon RSS before and after ``clients`` x ``commands`` mixed commands
+    (the load test's script), after a warm-up of a tenth of that."""
+    from tests.hardening.test_load import script
+
+    sock_path = server.sock_path
+
+    def one(cid: int, n: int) -> None:
+        import socket as _socket
+
+        s = _socket.socket(_socket.AF_UNIX)
+        s.connect(sock_path)
+        c = Client(s)
+        while not c.lines:
+            c._fill()
+        c.lines.popleft()
+        c.cmd("qmp_capabilities")
+        steps = script(cid, n)
+        for b in range(0, len(steps), 10):
+            batch = steps[b:b + 10]
+            s.sendall(b"".join(m for m, _ in batch))
+            for _ in batch:
+                c.reply()
+        s.close()
+
+    def round_(n: int) -> None:
+        ths = [threading.Thread(target=one, args=(cid, n)) for cid in range(clients)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+
+    pid = server.proc.pid
+    # The target may run under a shell: measure the process that serves.
+    while True:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            kids = []
+        if not kids:
+            break
+        pid = int(kids[0])
+    round_(max(20, commands // 10))
+    time.sleep(0.2)  # the daemon notices the disconnects
+    before = _rss_kib(pid)
+    t0 = perf()
+    round_(commands)
+    elapsed = perf() - t0
+    time.sleep(0.2)
+    after = _rss_kib(pid)
+    return {"load_rss_before_kib": before, "load_rss_after_kib": after,
+            "load_rss_growth_pct": 100.0 * (after - before) / before,
+            "load_cmds_per_s": clients * commands / elapsed}
+
+
 def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
     res = {"greeting_ms": bench_startup(target, args.startup_runs) * 1000}
     launch = Launch(target)
@@ -196,9 +347,26 @@ def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
         res["pipe_per_s"] = max(bench_pipe(launch.client, args.pipe, args.batch)
                                 for _ in rounds)
         res["pairs_per_s"] = max(bench_pairs(launch.client, args.pairs) for _ in rounds)
+        if args.graph:
+            graph = [bench_graph(launch.client, args.graph, args.rounds) for _ in rounds]
+            res.update({k: max(r[k] for r in graph) for k in ("add_per_s", "reopen_per_s")})
+            res.update({k: min(r[k] for r in graph) for k in ("qnbn_s", "qnbn_flat_s")})
+        if target != "qemu" and args.load_clients:
+            res.update(bench_load_memory(launch.server, args.load_clients, args.load_commands))
     finally:
         launch.close()
     return res
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pipe", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--pairs", type=int, default=500)
+    ap.add_argument("--graph", type=int, default=2000,
+                    help="null-co nodes (and as many raw nodes) in the graph phase; 0: skip")
+    ap.add_argument("--big", type=int, default=100_000,
+                    help="nodes in the big graph of the reopen-scaling measurement")
+    ap.add_argument("--load-clients", type=int, default=64)
+    ap.add_argument("--load-commands", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3, help="report the best of this many rounds")
     ap.add_argument("--startup-runs", type=int, default=5)
     ap.add_argument("--no-qemu", action="store_true", help="measure qmpd only")
@@ -220,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     results["qmpd"] = measure(qmpd, args)
     results["qmpd"].update({f"inprocess_pairs_{k}_per_s": v
                             for k, v in bench_inprocess_pairs(args.pairs).items()})
+    results["qmpd"].update(bench_reopen_scaling(args.big, max(args.rounds, 5)))
     have_qemu = shutil.which("qemu-system-x86_64") is not None and not args.no_qemu
     if have_qemu:
         results["qemu"] = measure("qemu", args)
@@ -229,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
             ("sequential query-version (cmd/s)", "seq_per_s", "{:.0f}"),
             ("pipelined query-version (cmd/s)", "pipe_per_s", "{:.0f}"),
             ("blockdev-add+del pairs (pair/s)", "pairs_per_s", "{:.0f}")]
+    if args.graph:
+        rows += [("blockdev-add (cmd/s)", "add_per_s", "{:.0f}"),
+                 ("blockdev-reopen (cmd/s)", "reopen_per_s", "{:.0f}"),
+                 (f"query-named-block-nodes, {2 * args.graph} nodes (s)", "qnbn_s", "{:.4f}"),
+                 ("  the same, flat (s)", "qnbn_flat_s", "{:.4f}")]
     # ratio = qmpd / QEMU: above 1 is better for rates, worse for the greeting time.
     print(f"{'':36} {'qmpd':>10}" + (f" {'QEMU':>10} {'qmpd/QEMU':>10}" if have_qemu else ""))
     for label, key, fmt in rows:
@@ -239,8 +419,19 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(f"{'in-process add+del, validated':36} {q['inprocess_pairs_validated_per_s']:>10.0f}")
     print(f"{'in-process add+del, no validation':36} {q['inprocess_pairs_unvalidated_per_s']:>10.0f}")
+    print(f"{'reopen, 10-node graph (us)':36} {q['reopen_small_us']:>10.1f}")
+    print(f"{f'reopen, {args.big}-node graph (us)':36} {q['reopen_big_us']:>10.1f}"
+          f"   {q['reopen_big_over_small']:.2f}x the 10-node time (target <= 1.2x)")
+    print(f"{'memory per node (KiB)':36} {q['kib_per_node']:>10.2f}")
+    if "load_rss_growth_pct" in q:
+        print(f"{'daemon RSS before/after load (KiB)':36} {q['load_rss_before_kib']:>10}"
+              f" {q['load_rss_after_kib']:>10} {q['load_rss_growth_pct']:>+9.1f}%"
+              f"  ({args.load_clients} clients x {args.load_commands} commands; target <= 10%)")
+    print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, "
+          f"load average {os.getloadavg()[0]:.2f} (at start {results['load_avg_1m']:.2f})")
     print("targets: greeting <= 250 ms" + (
-        ", sequential >= 2.5x QEMU, pipelined >= 10x QEMU" if have_qemu else
+        ", sequential >= 2.5x QEMU, pipelined >= 10x QEMU, blockdev-add and -reopen"
+        " >= 3x QEMU, query-named-block-nodes <= 0.5x QEMU's time" if have_qemu else
         " (qemu-system-x86_64 not installed: no ratios)"))
     if args.json:
         with open(args.json, "w") as f:

@@ -13,7 +13,8 @@ __all__ = ["Endpoint", "ServerConfig", "run"]
 
 def run(config: ServerConfig) -> int:
     """Serve until ``quit`` or a signal; returns the process exit status."""
-    # Imported here so that ``qmpd --help`` and argument errors never pay for trio.
-    from qmpd.server.app import run as _run
+    # Trio is imported only once the sockets exist (see qmpd.server.startup),
+    # so ``qmpd --help`` and argument errors never pay for it.
+    from qmpd.server.startup import run as _run
 
     return _run(config)

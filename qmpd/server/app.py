@@ -24,6 +24,7 @@ events pile up past ``max_output`` bytes, disconnected.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import time
@@ -38,7 +39,8 @@ from qmpd.commands.errors import QMPError
 from qmpd.protocol.encode import encode_event
 from qmpd.protocol.session import Session
 from qmpd.server.config import Endpoint, ServerConfig
-from qmpd.server.listener import ListenError, UnixListener
+from qmpd.server.listener import UnixListener
+from qmpd.server.startup import refusal_bytes
 from qmpd.server.trace import Tracer
 
 # A client's own commands are paused while more than this many bytes of its
@@ -46,6 +48,11 @@ from qmpd.server.trace import Tracer
 # than they read).
 HIGH_WATER = 1024 * 1024
 READ_SIZE = 65536
+# Sequential fast path (see Client._receive): how long the event loop may
+# block in poll() waiting for the only client's next command, and how many
+# commands in a row may skip trio's scheduler before a real checkpoint.
+FAST_WAIT_MS = 1
+FAST_BUDGET = 16
 # On shutdown, how long clients get to receive what is already queued for them.
 FLUSH_TIMEOUT = 2.0
 
@@ -82,6 +89,11 @@ class Client:
         # Non-blocking descriptors for the direct read/write fast paths (-1: none).
         self.rfd = rfd
         self.fd = wfd
+        self._poll: Any = None
+        self._fast_budget = FAST_BUDGET
+        if rfd >= 0:
+            self._poll = select.poll()
+            self._poll.register(rfd, select.POLLIN)
 
     def push(self, data: bytes) -> None:
         if self.dead:
@@ -111,9 +123,14 @@ class Client:
         self.reader_scope.cancel()
         self.wake.set()
 
-    async def run(self) -> None:
-        self.push(self.session.greeting())
-        self._send_now()
+    async def run(self, greeted: bool = False) -> None:
+        if greeted:
+            # Sent before the event loop ran (qmpd.server.startup).
+            if self.tracer is not None:
+                self.tracer.log(self.cid, "out", self.session.greeting())
+        else:
+            self.push(self.session.greeting())
+            self._send_now()
         with self.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer)
@@ -191,6 +208,23 @@ class Client:
         fd = self.rfd
         if fd < 0:
             return await self.rstream.receive_some(READ_SIZE)
+        if self._fast_budget and len(self.server.clients) == 1:
+            # The only client, nothing else to run and no timer due soon: wait
+            # for its next command in poll() itself, which skips trio's
+            # register/epoll/reschedule round (most of the per-command cost of
+            # a sequential client).  Bounded: FAST_WAIT_MS of blocking when the
+            # client goes quiet, and a real checkpoint every FAST_BUDGET
+            # commands so that new connections and signals are seen.
+            stats = trio.lowlevel.current_statistics()
+            if (not stats.tasks_runnable
+                    and stats.seconds_to_next_deadline > FAST_WAIT_MS / 1000 * 2
+                    and self._poll.poll(FAST_WAIT_MS)):
+                self._fast_budget -= 1
+                try:
+                    return os.read(fd, READ_SIZE)
+                except BlockingIOError:
+                    pass
+        self._fast_budget = FAST_BUDGET
         await trio.lowlevel.wait_readable(fd)
         try:
             return os.read(fd, READ_SIZE)
@@ -248,6 +282,7 @@ class Server:
         # and do not count against the unread-output limit).
         self._running_for: Client | None = None
         self.unix_endpoints = sum(1 for e in config.endpoints if e.kind == "unix")
+        self._refusal = refusal_bytes(config)
 
     # ------------------------------------------------------------ commands
 
@@ -327,14 +362,14 @@ class Server:
         self._shutdown.set()
 
     async def _client_task(self, rstream: Any, wstream: Any,
-                           rfd: int = -1, wfd: int = -1) -> None:
+                           rfd: int = -1, wfd: int = -1, greeted: bool = False) -> None:
         self._next_cid += 1
         client = Client(self, self._next_cid, rstream, wstream, rfd, wfd)
         self.clients.add(client)
         if self.tracer is not None:
             self.tracer.log(client.cid, "connect", b"")
         try:
-            await client.run()
+            await client.run(greeted)
         except Exception:
             log(f"client {client.cid}: unexpected error, disconnected\n"
                 + traceback.format_exc())
@@ -359,6 +394,13 @@ class Server:
             if len(self.clients) >= self.config.max_clients:
                 log(f"refusing a connection on {listener.path}: "
                     f"{self.config.max_clients} clients already connected")
+                # Say why in QMP's own error shape (a client expecting a
+                # greeting shows it), then close.  A fresh socket's buffer
+                # has room for one line, so this never blocks.
+                try:
+                    os.write(conn.fileno(), self._refusal)
+                except OSError:
+                    pass
                 conn.close()
                 continue
             stream = trio.SocketStream(conn)
@@ -384,12 +426,17 @@ class Server:
                 self.emit("SHUTDOWN", {"guest": False, "reason": "host-signal"})
                 self.request_shutdown()
 
-    async def main(self, listeners: list[UnixListener]) -> None:
+    async def main(self, listeners: list[UnixListener],
+                   accepted: list[Any] | None = None) -> None:
         async with trio.open_nursery() as root:
             self._root = root
             root.start_soon(self._watch_signals)
             async with trio.open_nursery() as clients:
                 async with trio.open_nursery() as accept:
+                    for conn in accepted or ():
+                        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+                        fd = conn.fileno()
+                        clients.start_soon(self._client_task, stream, stream, fd, fd, True)
                     for listener in listeners:
                         accept.start_soon(self._accept_unix, listener, clients)
                     if any(e.kind == "stdio" for e in self.config.endpoints):
@@ -402,41 +449,23 @@ class Server:
             root.cancel_scope.cancel()
 
 
-def run(config: ServerConfig) -> int:
-    listeners: list[UnixListener] = []
-    pidfile_written = False
-    server: Server | None = None
+def serve(config: ServerConfig, prep: Any) -> int:
+    """Run the server on what :mod:`qmpd.server.startup` prepared (sockets,
+    pid file, connections already greeted); the caller cleans up."""
+    server = Server(config)
+    accepted, prep.accepted = prep.accepted, []
     try:
-        try:
-            for ep in config.endpoints:
-                if ep.kind == "unix":
-                    listeners.append(UnixListener(ep.path, config.socket_mode))
-        except ListenError as e:
-            log(str(e))
-            return 1
-        if config.pidfile:
-            try:
-                with open(config.pidfile, "w") as f:
-                    f.write(f"{os.getpid()}\n")
-                pidfile_written = True
-            except OSError as e:
-                log(f"cannot write pidfile {config.pidfile}: {e.strerror}")
-                return 1
-        server = Server(config)
-        trio.run(server.main, listeners)
-        return 0
-    except KeyboardInterrupt:
-        return 0
+        trio.run(server.main, prep.listeners, accepted)
     finally:
-        for listener in listeners:
-            listener.remove()
-        if pidfile_written and config.pidfile:
-            try:
-                os.unlink(config.pidfile)
-            except OSError:
-                pass
-        if server is not None and server.tracer is not None:
+        if server.tracer is not None:
             server.tracer.close()
+    return 0
+
+
+def run(config: ServerConfig) -> int:
+    from qmpd.server.startup import run as _run
+
+    return _run(config)
 
 
 __all__ = ["Client", "Endpoint", "Server", "run"]

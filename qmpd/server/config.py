@@ -5,39 +5,63 @@ Kept free of heavy imports: the CLI builds it before trio is loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 # A client whose unsent output grows beyond this many bytes is disconnected.
 # Replies never get there on their own (a client's commands are paused while
 # its output is above HIGH_WATER); only events pile up for a client that
-# stopped reading.
-DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024
+# stopped reading.  Above QEMU's 64 MiB message limit, so that anything QEMU
+# itself would still handle is never cut short by qmpd.
+DEFAULT_MAX_OUTPUT = 128 * 1024 * 1024
 DEFAULT_MAX_CLIENTS = 64
 DEFAULT_SOCKET_MODE = 0o600
 
 
-@dataclass(frozen=True)
 class Endpoint:
     """One place to serve QMP: a UNIX socket path, or stdin/stdout."""
 
-    kind: str  # "unix" or "stdio"
-    path: str = ""
+    # A plain class, not a dataclass: importing dataclasses costs several ms
+    # of the time to greeting.
+    __slots__ = ("kind", "path")
+
+    def __init__(self, kind: str, path: str = "") -> None:
+        self.kind = kind  # "unix" or "stdio"
+        self.path = path
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Endpoint)
+                and (self.kind, self.path) == (other.kind, other.path))
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.path))
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.kind!r}, {self.path!r})"
 
 
-@dataclass
 class ServerConfig:
-    endpoints: list[Endpoint] = field(default_factory=list)
-    qemu_version: tuple[int, int, int] = (7, 2, 22)
-    extensions: bool = False
-    socket_mode: int = DEFAULT_SOCKET_MODE
-    pidfile: str | None = None
-    hmp_output: str = "reply"
-    trace: str | None = None
-    max_clients: int = DEFAULT_MAX_CLIENTS
-    max_output: int = DEFAULT_MAX_OUTPUT
-    # -S: start with the (imaginary) guest paused, status "prelaunch".
-    start_paused: bool = False
-    # -name: what query-name reports.
-    vm_name: str | None = None
-    # --clock: "real" or "virtual" (block jobs advance only on x-qmpd-clock-step).
-    clock: str = "real"
+    """Everything the CLI parsed (keyword arguments, all optional)."""
+
+    def __init__(self, *, endpoints: list[Endpoint] | None = None,
+                 qemu_version: tuple[int, int, int] = (7, 2, 22), extensions: bool = False,
+                 socket_mode: int = DEFAULT_SOCKET_MODE, pidfile: str | None = None,
+                 hmp_output: str = "reply", trace: str | None = None,
+                 max_clients: int = DEFAULT_MAX_CLIENTS, max_output: int = DEFAULT_MAX_OUTPUT,
+                 start_paused: bool = False, vm_name: str | None = None,
+                 clock: str = "real") -> None:
+        self.endpoints = endpoints if endpoints is not None else []
+        self.qemu_version = qemu_version
+        self.extensions = extensions
+        self.socket_mode = socket_mode
+        self.pidfile = pidfile
+        self.hmp_output = hmp_output
+        self.trace = trace
+        self.max_clients = max_clients
+        self.max_output = max_output
+        # -S: start with the (imaginary) guest paused, status "prelaunch".
+        self.start_paused = start_paused
+        # -name: what query-name reports.
+        self.vm_name = vm_name
+        # --clock: "real" or "virtual" (block jobs advance only on x-qmpd-clock-step).
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"ServerConfig({vars(self)!r})"

@@ -157,6 +157,8 @@ def test_client_cap_refuses_extra_connections(start_qmpd):
     extra = socket.socket(socket.AF_UNIX)
     extra.settimeout(20)
     extra.connect(q.sock)
+    # A QMP error line saying which limit, then EOF (see tests/hardening).
+    assert b"too many clients" in extra.recv(4096)
     assert extra.recv(4096) == b""
     extra.close()
     assert a.cmd("query-name") == b.cmd("query-name") == {"return": {}}

@@ -1,0 +1,159 @@
+"""Start-up without trio: the listening sockets, the pid file, and the
+greeting for clients that connect while the event loop is still loading.
+
+Importing trio is most of qmpd's start-up time (about 110 ms of 150 ms on an
+idle machine).  So the sockets are created first, trio and the server are
+imported in a background thread, and meanwhile this module accepts
+connections and sends them their greeting itself (it only needs the version
+numbers).  Once the import is done, the accepted sockets are handed to the
+trio server as clients that have been greeted already.  A client sees the
+same bytes as ever, just sooner.
+
+Plain blocking code: runs before the event loop exists.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import sys
+import threading
+
+from qmpd import __version__
+from qmpd.server.config import ServerConfig
+from qmpd.server.listener import ListenError, UnixListener
+
+# While the loader thread runs, how often (ms) the accept loop looks whether
+# it has finished, and the interpreter's thread switch interval (s): short,
+# so that a connecting client's greeting does not wait for the import.
+POLL_MS = 2
+SWITCH_INTERVAL = 0.0005
+
+
+def log(msg: str) -> None:
+    print(f"qmpd: {msg}", file=sys.stderr, flush=True)
+
+
+def greeting_bytes(config: ServerConfig) -> bytes:
+    """The greeting as :meth:`qmpd.protocol.session.Session.greeting` encodes
+    it for this version (QEMU's key order; a test checks they are equal)."""
+    major, minor, micro = config.qemu_version
+    return (b'{"QMP": {"version": {"qemu": {"micro": %d, "minor": %d, "major": %d}, '
+            b'"package": "qmpd %s"}, "capabilities": ["oob"]}}\r\n'
+            % (micro, minor, major, __version__.encode("ascii")))
+
+
+def refusal_bytes(config: ServerConfig) -> bytes:
+    """What a connection beyond --max-clients gets before it is closed."""
+    return (b'{"error": {"class": "GenericError", "desc": "qmpd: too many clients '
+            b'(%d connected; see --max-clients)"}}\r\n' % config.max_clients)
+
+
+class Prepared:
+    """What start-up made, for the server to use and for cleanup to undo."""
+
+    def __init__(self) -> None:
+        self.listeners: list[UnixListener] = []
+        self.pidfile_written = False
+        # Connections accepted and greeted before the server ran.
+        self.accepted: list[socket.socket] = []
+
+
+def prepare(config: ServerConfig, prep: Prepared) -> bool:
+    """Create the sockets and the pid file; False (after saying why) on failure."""
+    try:
+        for ep in config.endpoints:
+            if ep.kind == "unix":
+                prep.listeners.append(UnixListener(ep.path, config.socket_mode))
+    except ListenError as e:
+        log(str(e))
+        return False
+    if config.pidfile:
+        try:
+            with open(config.pidfile, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            prep.pidfile_written = True
+        except OSError as e:
+            log(f"cannot write pidfile {config.pidfile}: {e.strerror}")
+            return False
+    return True
+
+
+def cleanup(config: ServerConfig, prep: Prepared) -> None:
+    for conn in prep.accepted:
+        conn.close()
+    for listener in prep.listeners:
+        listener.remove()
+    if prep.pidfile_written and config.pidfile:
+        try:
+            os.unlink(config.pidfile)
+        except OSError:
+            pass
+
+
+def greet_while_loading(config: ServerConfig, prep: Prepared) -> BaseException | None:
+    """Import the trio server in a thread; accept and greet until it is done.
+    Returns the import's exception, if any."""
+    failure: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            import qmpd.server.app  # noqa: F401
+        except BaseException as e:  # re-raised in the main thread
+            failure.append(e)
+
+    loader = threading.Thread(target=load, name="qmpd-import", daemon=True)
+    by_fd = {lst.sock.fileno(): lst for lst in prep.listeners}
+    poller = select.poll()
+    for fd, lst in by_fd.items():
+        lst.sock.setblocking(False)
+        poller.register(fd, select.POLLIN)
+    greeting = greeting_bytes(config)
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        loader.start()
+        while loader.is_alive():
+            for fd, _ in poller.poll(POLL_MS):
+                try:
+                    conn, _ = by_fd[fd].sock.accept()
+                except OSError:
+                    continue
+                full = len(prep.accepted) >= config.max_clients
+                try:
+                    # A fresh socket's send buffer always has room for one line.
+                    conn.send(refusal_bytes(config) if full else greeting)
+                except OSError:
+                    conn.close()
+                    continue
+                if full:
+                    conn.close()
+                else:
+                    conn.setblocking(False)
+                    prep.accepted.append(conn)
+        loader.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+        for lst in prep.listeners:
+            lst.sock.setblocking(True)
+    return failure[0] if failure else None
+
+
+def run(config: ServerConfig) -> int:
+    """Serve until ``quit`` or a signal; returns the process exit status."""
+    prep = Prepared()
+    try:
+        if not prepare(config, prep):
+            return 1
+        if prep.listeners:
+            err = greet_while_loading(config, prep)
+            if err is not None:
+                raise err
+        from qmpd.server.app import serve
+
+        return serve(config, prep)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        cleanup(config, prep)

@@ -1,0 +1,1 @@
+"""Hardening tests: fuzzing, load, limits and security (issue 10)."""
