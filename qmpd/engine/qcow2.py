@@ -284,11 +284,34 @@ class Qcow2Driver(Driver):
         except Qcow2FormatError as e:
             raise OSError(5, e.desc if hasattr(e, "desc") else str(e)) from None
 
+    @staticmethod
+    def _debug_events(node: Node, im: Any, offset: int, length: int, write: bool) -> None:
+        """BLKDBG_EVENT(bs->file, READ_AIO / WRITE_AIO) for data cluster I/O,
+        so that blkdebug rules on the file child fire as in QEMU."""
+        e = node.file
+        if e is None or e.child.driver.name != "blkdebug":
+            return
+        from qmpd.engine.qcow2_format import CLUSTER_COMPRESSED, CLUSTER_NORMAL
+
+        dbg = e.child
+        if write:
+            dbg.driver.debug_event(dbg, "write_aio")  # type: ignore[attr-defined]
+            return
+        for ext in im.map_extents(offset, length):
+            if ext.kind == CLUSTER_NORMAL:
+                dbg.driver.debug_event(dbg, "read_aio")  # type: ignore[attr-defined]
+            elif ext.kind == CLUSTER_COMPRESSED:
+                dbg.driver.debug_event(dbg, "read_compressed")  # type: ignore[attr-defined]
+
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
-        return self._io(g, node, lambda im: im.read(offset, length))
+        def r(im: Any) -> bytes:
+            self._debug_events(node, im, offset, length, False)
+            return im.read(offset, length)
+        return self._io(g, node, r)
 
     def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
         def w(im: Any) -> None:
+            self._debug_events(node, im, offset, len(data), True)
             im.write(offset, data)
             im.flush()
         self._io(g, node, w)

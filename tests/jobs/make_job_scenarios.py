@@ -10,11 +10,8 @@ then lets the job finish, and standalone ``wait_event`` steps wait for it.
 
     python3 tests/jobs/make_job_scenarios.py
 
-writes them to tests/data/recorded/scenarios, except job-error-*: those need
-blkdebug's inject-error, which qmpd's blkdebug driver does not emulate yet, so
-they go to tests/jobs/pending/scenarios (their QEMU recordings, in
-tests/jobs/pending/qemu, are the expected job events of test_job_engine.py).
-Then record them against QEMU (tests/data/recorded/README.md).
+writes them to tests/data/recorded/scenarios (job-error-* use blkdebug's
+inject-error to make a job meet an I/O error).  Then record them against QEMU (tests/data/recorded/README.md).
 """
 
 from __future__ import annotations
@@ -473,13 +470,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outdir", default=DEFAULT_OUT)
     ap.add_argument("names", nargs="*")
     args = ap.parse_args(argv)
-    pending = os.path.join(os.path.dirname(__file__), "pending", "scenarios")
     for sc in SCENARIOS:
         if args.names and sc["name"] not in args.names:
             continue
         outdir = args.outdir
-        if sc["name"].startswith("job-error-") and args.outdir == DEFAULT_OUT:
-            outdir = pending
         with open(os.path.join(outdir, sc["name"] + ".json"), "w") as f:
             json.dump(sc, f, indent=1)
             f.write("\n")

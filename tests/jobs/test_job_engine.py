@@ -211,12 +211,12 @@ def fail_reads(h: Harness, node: str, start: int, end: int) -> list[bool]:
     return on
 
 
-PENDING = Path(__file__).parent / "pending" / "qemu"
+RECORDED = Path(__file__).parent.parent / "data" / "recorded" / "qemu"
 
 
 def recorded_job_events(name: str) -> list[tuple[str, dict]]:
     """The job events of a QEMU recording, drain pairs aside, timestamps dropped."""
-    tr = json.loads((PENDING / f"{name}.json").read_text())
+    tr = json.loads((RECORDED / f"{name}.json").read_text())
     return [(e["event"], e.get("data", {})) for e in qmpreplay.job_event_streams(tr)["\"s0\""]]
 
 
