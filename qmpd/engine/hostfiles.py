@@ -15,6 +15,9 @@ from __future__ import annotations
 import os
 
 BLOCK = 4096
+# One shared all-zero block: zero-filled writes (qcow2 COW areas, write -z)
+# cost a dict slot, not 4 KiB each.
+ZERO_BLOCK = bytes(BLOCK)
 
 
 class HostLayer:
@@ -122,11 +125,12 @@ class HostLayer:
             boff = pos - blk * BLOCK
             n = min(BLOCK - boff, end - pos)
             if boff == 0 and n == BLOCK:
-                self.blocks[blk] = bytes(data[i:i + n])
+                chunk = bytes(data[i:i + n])
             else:
                 b = self._block(blk)
                 b[boff:boff + n] = data[i:i + n]
-                self.blocks[blk] = bytes(b)
+                chunk = bytes(b)
+            self.blocks[blk] = ZERO_BLOCK if chunk == ZERO_BLOCK else chunk
             self._note_alloc(blk)
             pos += n
             i += n
