@@ -119,15 +119,19 @@ def _qemu_io(daemon: Any, args: str) -> str:
             except BlockError as e:
                 return _mon(e.desc + "\n")
         out = io.StringIO()
-        QemuIo(NodeIO(g, node), out, out).run(cmd)
+        mon = io.StringIO()
+        qio = QemuIo(NodeIO(g, node), out, out)
+        qio.monitor = mon
+        qio.run(cmd)
     finally:
         tx.abort()      # the temporary BlockBackend goes away again
+    monitor_text = _mon(mon.getvalue())
     text = out.getvalue()
     if getattr(daemon, "hmp_output", "reply") == "stdout":
         sys.stdout.write(text)
         sys.stdout.flush()
-        return ""
-    return text
+        return monitor_text
+    return monitor_text + text
 
 
 def _info(daemon: Any, sub: str, line: str) -> str:

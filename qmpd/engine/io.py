@@ -58,6 +58,22 @@ class NodeIO:
             n = nxt
         n.driver.write_compressed(self.g, n, offset, data)  # type: ignore[attr-defined]
 
+    def info(self) -> tuple[str, str | None, int | None, int, dict | None]:
+        """qemu-io ``info``: format, protocol, cluster size, vm state offset,
+        format-specific data."""
+        n = self.node
+        drv = n.driver
+        proto = drv.name if drv.protocol and drv.name in ("file", "null-co", "null-aio") else None
+        gi = self.g.get_info(n)
+        fs = self.g.format_specific(n)
+        vm_state = 0
+        h = getattr(n.state, "header", None)
+        if drv.name == "qcow2" and h is not None:
+            l2_entries = h.cluster_size // (16 if h.extended_l2 else 8)
+            per_l1 = h.cluster_size * l2_entries
+            vm_state = -(-h.virtual_size // per_l1) * per_l1
+        return drv.name, proto, (gi[0] if gi else None), vm_state, (fs or {}).get("data")
+
     def allocation(self) -> list[tuple[int, int, bool]]:
         size = self.length()
         out: list[tuple[int, int, bool]] = []

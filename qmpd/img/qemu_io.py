@@ -65,6 +65,19 @@ COMMANDS = {
     "length": Command("length", "l", 0, 0, "", "gets the length of the current file"),
     "map": Command("map", None, 0, 0, "", "prints the allocated areas of a file"),
     "flush": Command("flush", "f", 0, 0, "", "flush all in-core file state to disk"),
+    "readv": Command("readv", None, 2, -1, "[-Cqv] [-P pattern] off len [len..]",
+                     "reads a number of bytes at a specified offset"),
+    "writev": Command("writev", None, 2, -1, "[-Cfq] [-P pattern] off len [len..]",
+                      "writes a number of bytes at a specified offset"),
+    "aio_read": Command("aio_read", None, 2, -1, "[-Ciqv] [-P pattern] off len [len..]",
+                        "asynchronously reads a number of bytes"),
+    "aio_write": Command("aio_write", None, 2, -1, "[-Cfiquz] [-P pattern] off len [len..]",
+                         "asynchronously writes a number of bytes"),
+    "aio_flush": Command("aio_flush", None, 0, 0, "",
+                         "completes all outstanding aio requests"),
+    "alloc": Command("alloc", "a", 1, 2, "offset [count]",
+                     "checks if offset is allocated in the file"),
+    "info": Command("info", "i", 0, 0, "", "prints information about the current file"),
 }
 ALIASES = {c.altname: c.name for c in COMMANDS.values() if c.altname}
 
@@ -81,6 +94,7 @@ class QemuIo:
         self.image = image
         self.out = out
         self.err = err
+        self.monitor = out      # where qemu_printf goes (the monitor, under HMP)
         self.clock = clock
 
     # -------------------------------------------------------------- helpers
@@ -190,7 +204,7 @@ class QemuIo:
                 self.err.write(f"bad argument count {argc} to {words[0]}, expected "
                                f"between {cmd.argmin} and {cmd.argmax} arguments\n")
             return False
-        if name in ("write", "discard") and self.image.read_only:
+        if name in ("write", "discard", "writev", "aio_write") and self.image.read_only:
             self.err.write("qemu-io: Block node is read-only\n")
             return False
         try:
@@ -337,6 +351,106 @@ class QemuIo:
         elapsed = self.clock() - start
         if "q" not in flags:
             self._report("discard", elapsed, offset, count, count, 1, "C" in flags)
+
+    # -- vectored and asynchronous requests: done at once, reported as QEMU
+    # reports them when they complete.
+    def _vector(self, cmd: Command, args: list[str], spec: str
+                ) -> tuple[dict[str, str], int, int]:
+        parsed = self._getopt(args, spec)
+        if parsed is None:
+            self._usage(cmd)
+        assert parsed is not None
+        opts, rest = parsed
+        if len(rest) < 2:
+            self._usage(cmd)
+        offset = self._cvtnum(rest[0])
+        total = sum(self._cvtnum(x) for x in rest[1:])
+        return dict(opts), offset, total
+
+    def _vread(self, cmd: Command, args: list[str], spec: str, fail: str) -> None:
+        flags, offset, count = self._vector(cmd, args, spec)
+        pattern = self._pattern(flags["P"]) if "P" in flags else None
+        start = self.clock()
+        try:
+            self._check_request(offset, count)
+            data = self.image.read(offset, count)
+        except OSError as exc:
+            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
+            raise CommandFailed() from None
+        elapsed = self.clock() - start
+        if pattern is not None and data.count(pattern) != len(data):
+            self.out.write(f"Pattern verification failed at offset {offset}, {count} bytes\n")
+        if "q" not in flags:
+            if "v" in flags:
+                self._dump(data, offset)
+            self._report("read", elapsed, offset, count, count, 1, "C" in flags)
+
+    def _vwrite(self, cmd: Command, args: list[str], spec: str, fail: str) -> None:
+        flags, offset, count = self._vector(cmd, args, spec)
+        pattern = self._pattern(flags["P"]) if "P" in flags else 0xCD
+        start = self.clock()
+        try:
+            self._check_request(offset, count)
+            if "z" in flags:
+                self.image.write_zeroes(offset, count, unmap="u" in flags)
+            else:
+                self.image.write(offset, bytes([pattern]) * count)
+        except OSError as exc:
+            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
+            raise CommandFailed() from None
+        elapsed = self.clock() - start
+        if "q" not in flags:
+            self._report("wrote", elapsed, offset, count, count, 1, "C" in flags)
+
+    def cmd_readv(self, cmd: Command, args: list[str]) -> None:
+        self._vread(cmd, args, "CP:qv", "readv")
+
+    def cmd_aio_read(self, cmd: Command, args: list[str]) -> None:
+        self._vread(cmd, args, "CiP:qv", "readv")
+
+    def cmd_writev(self, cmd: Command, args: list[str]) -> None:
+        self._vwrite(cmd, args, "CfP:q", "writev")
+
+    def cmd_aio_write(self, cmd: Command, args: list[str]) -> None:
+        self._vwrite(cmd, args, "CfiP:quz", "aio_write")
+
+    def cmd_aio_flush(self, cmd: Command, args: list[str]) -> None:
+        pass
+
+    def cmd_alloc(self, cmd: Command, args: list[str]) -> None:
+        offset = self._cvtnum(args[0])
+        count = self._cvtnum(args[1]) if len(args) > 1 else 512
+        end = min(offset + count, self.image.length())
+        total = 0
+        for o, n, alloc in self.image.allocation():
+            lo, hi = max(o, offset), min(o + n, end)
+            if alloc and lo < hi:
+                total += hi - lo
+        count = max(0, end - offset)
+        self.out.write(f"{total}/{count} bytes allocated at offset {cvtstr(offset)}\n")
+
+    def cmd_info(self, cmd: Command, args: list[str]) -> None:
+        info = getattr(self.image, "info", None)
+        if info is None:
+            return
+        fmt, proto, cluster, vm_state, specific = info()
+        self.out.write(f"format name: {fmt}\n")
+        if proto:
+            self.out.write(f"format name: {proto}\n")
+        if cluster is None:
+            return
+        self.out.write(f"cluster size: {cvtstr(cluster)}\n"
+                       f"vm state offset: {cvtstr(vm_state)}\n")
+        if specific:
+            from qmpd.protocol.encode import key_order
+
+            self.out.write("Format specific information:\n")
+            # bdrv_image_info_specific_dump prints with qemu_printf: in a
+            # monitor command that is the monitor, not stdout.
+            for k in key_order(list(specific)):
+                v = specific[k]
+                v = str(v).lower() if isinstance(v, bool) else v
+                self.monitor.write(f"    {k.replace('-', ' ')}: {v}\n")
 
     def cmd_length(self, cmd: Command, args: list[str]) -> None:
         self.out.write(cvtstr(self.image.length()) + "\n")
