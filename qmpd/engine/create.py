@@ -84,25 +84,6 @@ def start_create(mgr: Any, job_id: str, options: dict) -> Any:
 
 
 # -- file ---------------------------------------------------------------------
-def _lock_check(g: BlockGraph, layer: Any, perm: int, shared: int) -> None:
-    """raw_check_lock_bytes against the nodes that have the file open."""
-    others = [o for o in layer.nodes if o.alive and o.state is not None and o.state.locking]
-    for i in range(4):
-        p = 1 << i
-        if perm & p:
-            for o in others:
-                _, osh = g.cumulative(o)
-                if not osh & p:
-                    raise BlockError(f'Failed to get "{perms.NAMES[i]}" lock')
-    for i in range(4):
-        p = 1 << i
-        if not shared & p:
-            for o in others:
-                op, _ = g.cumulative(o)
-                if op & p:
-                    raise BlockError(f'Failed to get shared "{perms.NAMES[i]}" lock')
-
-
 def create_file(g: BlockGraph, opts: dict) -> None:
     path = opts["filename"]
     size = opts["size"]
@@ -114,7 +95,7 @@ def create_file(g: BlockGraph, opts: dict) -> None:
         parent = os.path.dirname(path) or "."
         err = errno.ENOENT if not os.path.isdir(parent) else errno.EACCES
         raise BlockError(f"Could not create '{path}': {os.strerror(err)}")
-    _lock_check(g, layer, perms.WRITE | perms.RESIZE, perms.ALL & ~perms.RESIZE)
+    g.lock_check(layer, perms.WRITE | perms.RESIZE, perms.ALL & ~perms.RESIZE)
     if prealloc not in ("off", "falloc", "full"):
         raise BlockError(f"Preallocation mode '{prealloc}' unsupported for this storage")
     layer.truncate(0)

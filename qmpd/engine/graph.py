@@ -409,6 +409,16 @@ class BlockGraph:
             from qmpd.engine.devices import attach_context
 
             attach_context(self, parent, child, tx)
+        e = self.link(parent, child, name, role, tx)
+        if isinstance(parent, Node):
+            self.refresh_perms([child], tx, new_edge=e)
+        else:
+            self.refresh_perms([child], tx)
+        return e
+
+    def link(self, parent: Node | Parent, child: Node, name: str, role: int,
+             tx: Transaction) -> Edge:
+        """Add the edge only (no checks, no permission refresh), undoably."""
         e = Edge(parent, child, name, role)
         parent.children.append(e)
         child.parents.append(e)
@@ -417,10 +427,6 @@ class BlockGraph:
             parent.children.remove(e)
             child.parents.remove(e)
         tx.on_abort(undo)
-        if isinstance(parent, Node):
-            self.refresh_perms([child], tx, new_edge=e)
-        else:
-            self.refresh_perms([child], tx)
         return e
 
     def detach(self, e: Edge, tx: Transaction) -> None:
@@ -580,8 +586,12 @@ class BlockGraph:
             return
         if n.force_share:
             pass
-        others = [o for o in st.layer.nodes
-                  if o is not n and o.alive and o.state is not None and o.state.locking]
+        self.lock_check(st.layer, perm, shared, exclude=n)
+
+    def lock_check(self, layer: Any, perm: int, shared: int, exclude: Node | None = None) -> None:
+        """raw_check_lock_bytes against the other file nodes open on the file."""
+        others = [o for o in layer.nodes
+                  if o is not exclude and o.alive and o.state is not None and o.state.locking]
         if not others:
             return
         for i in range(4):

@@ -297,14 +297,7 @@ def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
             from qmpd.engine.devices import attach_context
 
             attach_context(g, node, new, tx)
-        e = Edge(node, new, name, role)
-        node.children.append(e)
-        new.parents.append(e)
-
-        def undo() -> None:
-            node.children.remove(e)
-            new.parents.remove(e)
-        tx.on_abort(undo)
+        g.link(node, new, name, role, tx)
 
 
 def _replace_edge(g: BlockGraph, node: Node, edge: Edge, tx: Transaction) -> None:

@@ -311,17 +311,22 @@ class QemuIo:
             if count % 512:
                 self.out.write(f"{count} is not a sector-aligned value for 'count'\n")
                 raise CommandFailed()
+        self._do_write(flags, offset, count, pattern, "write")
+
+    def _do_write(self, flags: dict[str, str], offset: int, count: int, pattern: int,
+                  fail: str) -> None:
+        """One write request (-z zeroes, -c compressed, else the pattern), reported."""
         start = self.clock()
         try:
             self._check_request(offset, count)
-            if z:
+            if "z" in flags:
                 self.image.write_zeroes(offset, count, unmap="u" in flags)
-            elif c:
+            elif "c" in flags:
                 self.image.write_compressed(offset, bytes([pattern]) * count)
             else:
                 self.image.write(offset, bytes([pattern]) * count)
         except OSError as exc:
-            self.out.write(f"write failed: {_strerror(exc)}\n")
+            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
             raise CommandFailed() from None
         elapsed = self.clock() - start
         if "q" not in flags:
@@ -388,19 +393,7 @@ class QemuIo:
     def _vwrite(self, cmd: Command, args: list[str], spec: str, fail: str) -> None:
         flags, offset, count = self._vector(cmd, args, spec)
         pattern = self._pattern(flags["P"]) if "P" in flags else 0xCD
-        start = self.clock()
-        try:
-            self._check_request(offset, count)
-            if "z" in flags:
-                self.image.write_zeroes(offset, count, unmap="u" in flags)
-            else:
-                self.image.write(offset, bytes([pattern]) * count)
-        except OSError as exc:
-            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
-            raise CommandFailed() from None
-        elapsed = self.clock() - start
-        if "q" not in flags:
-            self._report("wrote", elapsed, offset, count, count, 1, "C" in flags)
+        self._do_write(flags, offset, count, pattern, fail)
 
     def cmd_readv(self, cmd: Command, args: list[str]) -> None:
         self._vread(cmd, args, "CP:qv", "readv")
