@@ -208,18 +208,23 @@ class Client:
         fd = self.rfd
         if fd < 0:
             return await self.rstream.receive_some(READ_SIZE)
-        if self._fast_budget and len(self.server.clients) == 1:
+        budget = self._fast_budget
+        if budget and len(self.server.clients) == 1:
             # The only client, nothing else to run and no timer due soon: wait
             # for its next command in poll() itself, which skips trio's
             # register/epoll/reschedule round (most of the per-command cost of
             # a sequential client).  Bounded: FAST_WAIT_MS of blocking when the
             # client goes quiet, and a real checkpoint every FAST_BUDGET
-            # commands so that new connections and signals are seen.
-            stats = trio.lowlevel.current_statistics()
-            if (not stats.tasks_runnable
-                    and stats.seconds_to_next_deadline > FAST_WAIT_MS / 1000 * 2
-                    and self._poll.poll(FAST_WAIT_MS)):
-                self._fast_budget -= 1
+            # commands so that new connections, signals and other tasks run.
+            # (The run queue and timers are looked at once per budget: the
+            # statistics call costs as much as the rest of this path.)
+            if budget == FAST_BUDGET:
+                stats = trio.lowlevel.current_statistics()
+                if (stats.tasks_runnable
+                        or stats.seconds_to_next_deadline <= FAST_WAIT_MS / 1000 * FAST_BUDGET):
+                    budget = 0
+            if budget and self._poll.poll(FAST_WAIT_MS):
+                self._fast_budget = budget - 1
                 try:
                     return os.read(fd, READ_SIZE)
                 except BlockingIOError:
