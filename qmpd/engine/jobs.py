@@ -1119,31 +1119,13 @@ class ActiveCommitJob:
             if alloc:
                 bm.set_range(offset, n)
             offset += n
-        job.total = job.current + bm.count()
-        delay = 0
-        while True:
-            yield from job.sleep_ns(delay)
-            if job.cancelled:
-                break
-            ranges = bm.byte_ranges()
-            job.total = job.current + bm.count()
-            if not ranges:
-                if not job.ready_flag:
-                    job.mgr.set_ready(job)
-                if job.should_complete:
-                    break
-                # Steady state: look again every slice (guest writes dirty it).
-                delay = SLICE_NS
-                continue
-            off, n = ranges[0]
-            n = min(n, MIRROR_CHUNK, length - off)
-            _clear_range(bm, off, n)
-            try:
-                copy_range(g, self.bs, self.base, off, n)
-            except OSError as e:
-                return -(e.errno or errno.EIO)
-            job.progress(n)
-            delay = job.rate_delay(n)
+        def copy(off: int, n: int) -> None:
+            copy_range(g, self.bs, self.base, off, n)
+
+        try:
+            yield from mirror_loop(job, bm, length, copy)
+        except OSError as e:
+            return -(e.errno or errno.EIO)
         return 0
 
     def cancel(self, job: Job, force: bool) -> bool:
@@ -1198,6 +1180,36 @@ def _job_bitmap(g: BlockGraph, bs: Node, target: Node) -> Any:
     bm = JobBitmap(bs, "", bitmaps.default_granularity(g, target))
     bs.dirty_bitmaps.append(bm)
     return bm
+
+
+def mirror_loop(job: Job, bm: Any, length: int,
+                copy: Callable[[int, int], None]) -> Generator[Sleep, None, None]:
+    """mirror_run's main loop, shared by active commit and blockdev-mirror:
+    copy dirty chunks at the job's rate, become ready when nothing is dirty,
+    then wait (looking again every slice) until completed or cancelled.
+    ``copy(offset, length)`` raises OSError on an I/O error."""
+    job.total = job.current + bm.count()
+    delay = 0
+    while True:
+        yield from job.sleep_ns(delay)
+        if job.cancelled:
+            return
+        ranges = bm.byte_ranges()
+        job.total = job.current + bm.count()
+        if not ranges:
+            if not job.ready_flag:
+                job.mgr.set_ready(job)
+            if job.should_complete:
+                return
+            # Steady state: look again every slice (guest writes dirty it).
+            delay = SLICE_NS
+            continue
+        off, n = ranges[0]
+        n = min(n, MIRROR_CHUNK, length - off)
+        _clear_range(bm, off, n)
+        copy(off, n)
+        job.progress(n)
+        delay = job.rate_delay(n)
 
 
 def _clear_range(bm: Any, offset: int, length: int) -> None:

@@ -23,7 +23,6 @@ from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.node import Edge, Node, Parent
 
 CR, W, WU, RS = perms.CONSISTENT_READ, perms.WRITE, perms.WRITE_UNCHANGED, perms.RESIZE
-MAX_IO_BYTES = 1 << 20
 
 
 def _mirror_top_driver() -> Any:
@@ -67,7 +66,7 @@ class MirrorJob:
         self.bitmap = bitmap
 
     def run(self, job: Any) -> Generator[Any, None, int]:
-        from qmpd.engine.jobs import SLICE_NS, allocated_above, copy_range
+        from qmpd.engine.jobs import allocated_above, copy_range, mirror_loop
 
         g: BlockGraph = job.mgr.g
         if job.is_cancelled():
@@ -89,37 +88,19 @@ class MirrorJob:
                 if alloc:
                     bm.set_range(offset, n)
                 offset += max(n, 1)
-        job.total = job.current + bm.count()
-        delay = 0
-        while True:
-            yield from job.sleep_ns(delay)
-            if job.cancelled:
-                break
-            ranges = bm.byte_ranges()
-            job.total = job.current + bm.count()
-            if not ranges:
-                if not job.ready_flag:
-                    job.mgr.set_ready(job)
-                if job.should_complete:
-                    break
-                delay = SLICE_NS
-                continue
-            off, n = ranges[0]
-            n = min(n, MAX_IO_BYTES, length - off)
-            first, last = off >> bm.shift, (off + n - 1) >> bm.shift
-            bm.bits.difference_update(range(first, last + 1))
-            try:
-                # mirror_iteration: zero areas of the source become zero writes.
-                for o, m, _alloc, zero in g.block_status(self.bs, off, n):
-                    if zero:
-                        g.write_zeroes(self.target, o, m, False)
-                    else:
-                        copy_range(g, self.bs, self.target, o, m)
-            except OSError as e:
-                job.error = e.strerror or "Input/output error"
-                return -(e.errno or errno.EIO)
-            job.progress(n)
-            delay = job.rate_delay(n)
+        def copy(off: int, n: int) -> None:
+            # mirror_iteration: zero areas of the source become zero writes.
+            for o, m, _alloc, zero in g.block_status(self.bs, off, n):
+                if zero:
+                    g.write_zeroes(self.target, o, m, False)
+                else:
+                    copy_range(g, self.bs, self.target, o, m)
+
+        try:
+            yield from mirror_loop(job, bm, length, copy)
+        except OSError as e:
+            job.error = e.strerror or "Input/output error"
+            return -(e.errno or errno.EIO)
         return 0
 
     def cancel(self, job: Any, force: bool) -> bool:
