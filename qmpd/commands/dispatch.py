@@ -90,11 +90,20 @@ class Dispatcher:
             name: info for name, info in COMMANDS.items()
             if daemon.extensions or not info.extension
         }
+        # (name, arguments) -> (graph, generation, Preencoded): see _cached.
+        self._cache: dict[tuple, tuple[Any, int, Any]] = {}
 
     def command_names(self) -> list[str]:
         return list(self.table)
 
-    def execute(self, name: str, arguments: dict | None, *, oob: bool = False) -> Any:
+    def execute(self, name: str, arguments: dict | None, *, oob: bool = False,
+                preencoded: bool = False) -> Any:
+        """The result of command ``name``, or QMPError.
+
+        With ``preencoded`` (the server's way), a cached command's result may
+        come back as a :class:`Preencoded` text, kept from an earlier run while
+        nothing changed since; in-process callers get plain values.
+        """
         # Bound once in __init__'s import of the families: a function-level
         # import here cost a few microseconds on every command.
         BlockError, ArgumentError, validate = _hot()
@@ -107,8 +116,33 @@ class Dispatcher:
         args = {} if arguments is None else arguments
         try:
             validate(name, args)
+            if not info.pure:
+                # Before the handler: even a failed command may have changed
+                # something on its way (a job it woke, say).
+                self.daemon.graph.generation += 1
+            elif preencoded and info.cached:
+                return self._cached(info, args)
             return info.handler(self.daemon, args)
         except ArgumentError as e:
             raise QMPError(e.desc) from None
         except BlockError as e:
             raise QMPError(e.desc, e.cls) from None
+
+    def _cached(self, info: CommandInfo, args: dict) -> Any:
+        """``info``'s result encoded, from the cache when the graph has not
+        changed since it was made (same graph object, same generation)."""
+        from qmpd.protocol.encode import Preencoded, dumps
+
+        graph = self.daemon.graph
+        gen = graph.generation
+        try:
+            key = (info.name, tuple(args.items()))
+            hit = self._cache.get(key)
+        except TypeError:       # unhashable arguments: not cached
+            return info.handler(self.daemon, args)
+        if hit is not None and hit[0] is graph and hit[1] == gen:
+            return hit[2]
+        result = Preencoded(dumps(info.handler(self.daemon, args)))
+        if graph.generation == gen and self.daemon.graph is graph:
+            self._cache[key] = (graph, gen, result)
+        return result

@@ -9,12 +9,12 @@ from qmpd.commands.registry import command
 from qmpd.engine import queries
 
 
-@command("query-named-block-nodes")
+@command("query-named-block-nodes", cached=True)
 def query_named_block_nodes(daemon: Any, args: dict) -> list:
     return queries.named_block_nodes(daemon.graph, bool(args.get("flat", False)))
 
 
-@command("x-debug-query-block-graph", features=("unstable",))
+@command("x-debug-query-block-graph", features=("unstable",), cached=True)
 def x_debug_query_block_graph(daemon: Any, args: dict) -> dict:
     return queries.block_graph(daemon.graph)
 

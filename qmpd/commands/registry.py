@@ -22,17 +22,29 @@ class CommandInfo:
     # qmpd-only commands (x-qmpd-...) exist only with --extensions.
     extension: bool = False
     features: tuple[str, ...] = field(default_factory=tuple)
+    # Pure: only reads state (queries); every other command may change what
+    # the queries show, so running one makes cached query results stale.
+    pure: bool = False
+    # Cached: a pure command whose encoded reply is kept until the state
+    # changes (large block-graph queries that management software polls).
+    cached: bool = False
 
 
 COMMANDS: dict[str, CommandInfo] = {}
 
 
 def command(name: str, *, allow_oob: bool = False, extension: bool = False,
-            features: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
-    """Register ``fn`` as the handler of QMP command ``name``."""
+            features: tuple[str, ...] = (), pure: bool | None = None,
+            cached: bool = False) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the handler of QMP command ``name``.
+
+    ``pure`` defaults to True for ``query-*`` commands, which only read.
+    """
+    if pure is None:
+        pure = name.startswith("query-") or cached
 
     def register(fn: Handler) -> Handler:
-        COMMANDS[name] = CommandInfo(name, fn, allow_oob, extension, features)
+        COMMANDS[name] = CommandInfo(name, fn, allow_oob, extension, features, pure, cached)
         return fn
 
     return register

@@ -136,6 +136,13 @@ class BlockGraph:
         # Called with (nodes, begin) around a drained section (blockdev-reopen);
         # the job manager pauses and resumes the jobs there (qmpd/engine/jobs.py).
         self.drain_hook: Callable[[list[Node], bool], None] | None = None
+        # Bumped by everything that may change what the queries show (every
+        # command but the pure queries, every step of a job): results cached
+        # for an older generation are stale (qmpd.commands.dispatch).
+        self.generation = 0
+        # While a query runs (nothing changes), filenames are worked out once
+        # per node instead of once per parent that asks: id(node) -> result.
+        self.filename_memo: dict[int, tuple[str, str, dict]] | None = None
         self.visits = 0                         # nodes touched by the last operation
         self.read_fill = 0                      # what unfilled read buffers hold
         self._seq = 0                           # naming order of nodes
@@ -725,6 +732,15 @@ class BlockGraph:
     # filenames (bdrv_refresh_filename)
     def filename_info(self, node: Node) -> tuple[str, str, dict]:
         """(filename, exact_filename, full_open_options) of ``node``."""
+        memo = self.filename_memo
+        if memo is None:
+            return self._filename_info(node)
+        r = memo.get(id(node))
+        if r is None:
+            r = memo[id(node)] = self._filename_info(node)
+        return r
+
+    def _filename_info(self, node: Node) -> tuple[str, str, dict]:
         drv = node.driver
         if node.implicit and node.children:
             return self.filename_info(node.children[0].child)
@@ -734,11 +750,15 @@ class BlockGraph:
         if "filename" in node.options:
             opts["filename"] = node.options["filename"]
         found_any = False
-        for s in drv.strong:
-            for k, v in node.options.items():
-                if (k.startswith(s) if s.endswith(".") else k == s):
-                    opts[k] = v
-                    found_any = True
+        # Most nodes have none of their driver's strong options: one cheap
+        # pass finds out, and only then are they copied in the driver's order.
+        strong = drv.strong
+        if strong and any(k.startswith(strong) for k in node.options):
+            for s in strong:
+                for k, v in node.options.items():
+                    if (k.startswith(s) if s.endswith(".") else k == s):
+                        opts[k] = v
+                        found_any = True
         generate_json = found_any or backing_overridden
         drv.gather_children(self, node, opts, backing_overridden)
         exact = drv.exact_filename(self, node, opts, generate_json)

@@ -202,6 +202,7 @@ class Job:
         if self.waiting_on is PAUSED and self.should_pause():
             return
         self.waiting_on = None
+        self.mgr.g.generation += 1    # the job may change what queries show
         try:
             # A zero-length sleep returns at once: QEMU's zero timer fires
             # before the monitor reads the next command.

@@ -94,7 +94,11 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool, cache: dict) -> dic
 
 def named_block_nodes(g: BlockGraph, flat: bool) -> list[dict[str, Any]]:
     cache: dict = {}
-    out = [block_device_info(g, n, flat, cache) for n in g.nodes.values()]
+    g.filename_memo = {}
+    try:
+        out = [block_device_info(g, n, flat, cache) for n in g.nodes.values()]
+    finally:
+        g.filename_memo = None
     out.reverse()
     return out
 

@@ -25,7 +25,8 @@ import re
 from json.encoder import encode_basestring_ascii as _c_quote_ascii
 from typing import Any
 
-__all__ = ["dumps", "encode_message", "encode_event", "key_order", "quote", "tdb_hash"]
+__all__ = ["Preencoded", "dumps", "encode_message", "encode_event", "key_order", "quote",
+           "tdb_hash"]
 
 QDICT_BUCKET_MAX = 512
 
@@ -105,6 +106,23 @@ def quote(s: str) -> str:
 # ---------------------------------------------------------------------------
 # values
 
+
+class Preencoded:
+    """A value already written as QEMU JSON text: the encoder copies ``text``.
+
+    For large results that are encoded once and sent many times (the block
+    queries' cache in :mod:`qmpd.commands.dispatch`).
+
+    >>> dumps({"return": Preencoded('[{"a": 1}]'), "id": 7})
+    '{"return": [{"a": 1}], "id": 7}'
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 # tuple(dict keys) -> [(key, '"key": '), ...] in QDict iteration order
 _order_cache: dict[tuple[str, ...], list[tuple[str, str]]] = {}
 
@@ -170,6 +188,8 @@ def _enc(o: Any) -> str:
 
 
 def _enc_other(o: Any) -> str:
+    if type(o) is Preencoded:
+        return o.text
     # Subclasses (str/int enums, OrderedDict, ...) take the slow way.
     if isinstance(o, bool):
         return "true" if o else "false"

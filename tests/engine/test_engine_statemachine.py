@@ -250,6 +250,17 @@ class CommandMachine(RuleBasedStateMachine):
     def consistent(self) -> None:
         check_graph(self.g)
 
+    @invariant()
+    def cached_queries_are_current(self) -> None:
+        # The server gets these replies from the dispatcher's cache while the
+        # graph has not changed: after any step they must be what a fresh
+        # run gives.
+        for name, args in (("query-named-block-nodes", {}),
+                           ("query-named-block-nodes", {"flat": True}),
+                           ("x-debug-query-block-graph", {})):
+            cached = self.d.execute(name, args, preencoded=True)
+            assert cached.text == dumps(self.d.execute(name, args)), f"stale {name}"
+
     def teardown(self) -> None:
         assert _digest() == IMAGE_DIGEST, "an image file on the host was modified"
 

@@ -29,7 +29,8 @@ async def test_handler_crash_becomes_generic_error(short_tmp, capfd):
     server = Server(ServerConfig(endpoints=[Endpoint("unix", path)]))
     calls = []
 
-    def faulty(name: str, arguments: dict | None, *, oob: bool = False) -> object:
+    def faulty(name: str, arguments: dict | None, *, oob: bool = False,
+               preencoded: bool = False) -> object:
         calls.append(name)
         if name == "boom":
             raise RuntimeError("kaput")
