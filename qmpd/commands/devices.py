@@ -447,19 +447,19 @@ def device_del(daemon: Any, args: dict) -> dict:
 def query_block(daemon: Any, args: dict) -> list:
     g = daemon.graph
     out = []
-    cache: dict = {}
-    for b in g.backends:
-        if not isinstance(b, dv.BlockBackend):
-            continue
-        info: dict[str, Any] = {"device": "", "qdev": b.qdev_path, "type": "unknown",
-                                "removable": False, "locked": False}
-        e = b.edge
-        if e is not None:
-            ins = queries.block_device_info(g, e.child, False, cache)
-            ins["cache"] = {**ins["cache"], "writeback": b.write_cache}
-            info["inserted"] = ins
-        info["io-status"] = "ok"
-        out.append(info)
+    with g.querying():
+        for b in g.backends:
+            if not isinstance(b, dv.BlockBackend):
+                continue
+            info: dict[str, Any] = {"device": "", "qdev": b.qdev_path, "type": "unknown",
+                                    "removable": False, "locked": False}
+            e = b.edge
+            if e is not None:
+                ins = queries.block_device_info(g, e.child, False)
+                ins["cache"] = {**ins["cache"], "writeback": b.write_cache}
+                info["inserted"] = ins
+            info["io-status"] = "ok"
+            out.append(info)
     return out
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from qmpd.commands.errors import CommandNotFound, QMPError
 from qmpd.commands.registry import COMMANDS, CommandInfo
+from qmpd.protocol.encode import Preencoded, dumps
 
 EventSink = Callable[[str, "dict | None", tuple[int, int]], None]
 
@@ -131,8 +132,6 @@ class Dispatcher:
     def _cached(self, info: CommandInfo, args: dict) -> Any:
         """``info``'s result encoded, from the cache when the graph has not
         changed since it was made (same graph object, same generation)."""
-        from qmpd.protocol.encode import Preencoded, dumps
-
         graph = self.daemon.graph
         gen = graph.generation
         try:

@@ -12,10 +12,11 @@ it, and the undo log puts the graph back exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from qmpd.engine import perms
@@ -730,6 +731,16 @@ class BlockGraph:
 
     # ------------------------------------------------------------------
     # filenames (bdrv_refresh_filename)
+    @contextlib.contextmanager
+    def querying(self) -> Iterator[None]:
+        """A query runs inside: nothing changes meanwhile, so each node's
+        filename is worked out once, not once per parent or chain that asks."""
+        self.filename_memo = {}
+        try:
+            yield
+        finally:
+            self.filename_memo = None
+
     def filename_info(self, node: Node) -> tuple[str, str, dict]:
         """(filename, exact_filename, full_open_options) of ``node``."""
         memo = self.filename_memo

@@ -14,8 +14,8 @@ from qmpd.engine.graph import BlockGraph
 from qmpd.engine.node import Node, Parent
 
 
-def image_info(g: BlockGraph, node: Node, cache: dict) -> dict[str, Any]:
-    filename = filename_of(g, node, cache)
+def image_info(g: BlockGraph, node: Node) -> dict[str, Any]:
+    filename = g.filename_info(node)[0]
     info: dict[str, Any] = {"filename": filename, "format": node.driver.name}
     gi = g.get_info(node)
     if gi is not None:
@@ -43,30 +43,24 @@ def image_info(g: BlockGraph, node: Node, cache: dict) -> dict[str, Any]:
     return info
 
 
-def filename_of(g: BlockGraph, node: Node, cache: dict) -> str:
-    key = id(node)
-    f = cache.get(key)
-    if f is None:
-        f = cache[key] = g.filename_info(node)[0]
-    return f
-
-
-def block_device_info(g: BlockGraph, node: Node, flat: bool, cache: dict) -> dict[str, Any]:
+def block_device_info(g: BlockGraph, node: Node, flat: bool) -> dict[str, Any]:
+    """BlockDeviceInfo of ``node``; call it inside ``g.querying()``, which
+    works each node's file name out only once."""
     info: dict[str, Any] = {}
-    info["file"] = filename_of(g, node, cache)
+    info["file"] = g.filename_info(node)[0]
     info["node-name"] = node.name
     info["ro"] = node.read_only
     info["drv"] = node.driver.name
     b = node.backing
     # QEMU prints bs->backing_file, which the jobs' filters never set.
     if b is not None and node.driver.name not in ("mirror_top", "commit_top"):
-        info["backing_file"] = filename_of(g, b.child, cache)
+        info["backing_file"] = g.filename_info(b.child)[0]
     info["backing_file_depth"] = 0
     info["encrypted"] = False
     info["detect_zeroes"] = node.detect_zeroes
     for k in ("bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr"):
         info[k] = 0
-    top = image_info(g, node, cache)
+    top = image_info(g, node)
     info["image"] = top
     if not flat:
         cur = node
@@ -76,7 +70,7 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool, cache: dict) -> dic
             if nxt is None:
                 break
             info["backing_file_depth"] += 1
-            sub = image_info(g, nxt, cache)
+            sub = image_info(g, nxt)
             # backing-image sits before format-specific in ImageInfo's order.
             fs = img.pop("format-specific", None)
             img["backing-image"] = sub
@@ -93,12 +87,8 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool, cache: dict) -> dic
 
 
 def named_block_nodes(g: BlockGraph, flat: bool) -> list[dict[str, Any]]:
-    cache: dict = {}
-    g.filename_memo = {}
-    try:
-        out = [block_device_info(g, n, flat, cache) for n in g.nodes.values()]
-    finally:
-        g.filename_memo = None
+    with g.querying():
+        out = [block_device_info(g, n, flat) for n in g.nodes.values()]
     out.reverse()
     return out
 
