@@ -7,6 +7,9 @@ installed, for QEMU:
 * sequential ``query-version``: one command, wait for its reply, repeat;
 * pipelined ``query-version``: batches written while a reader collects replies;
 * ``blockdev-add`` + ``blockdev-del`` pairs of a null-co node, sequentially;
+* the flood phase (qmpd only: QEMU's ``-qmp`` socket serves one client at a
+  time): one client's ``query-version`` round trips while another sends a
+  message of ``--flood-mb`` MB of tiny tokens;
 * the graph phase: 2 x ``--graph`` nodes added and reopened one command at a
   time, then ``query-named-block-nodes`` asked repeatedly (flat and not), and
   asked just after a change to the graph (qmpd keeps a query's encoded reply
@@ -351,6 +354,51 @@ def bench_load_memory(server: Any, clients: int, commands: int) -> dict[str, flo
             "load_cmds_per_s": clients * commands / elapsed}
 
 
+def bench_flood(server: Any, megabytes: float) -> dict[str, float]:
+    """Latency of one client's query-version while another client sends one
+    message of ``megabytes`` MB of tiny tokens (``[1,1,1,...]`` in a
+    command's arguments), median and worst."""
+    import socket as _socket
+
+    def connect() -> Client:
+        s = _socket.socket(_socket.AF_UNIX)
+        s.connect(server.sock_path)
+        c = Client(s)
+        while not c.lines:
+            c._fill()
+        c.lines.popleft()
+        c.cmd("qmp_capabilities")
+        return c
+
+    flooder, other = connect(), connect()
+    n = int(megabytes * 1e6 / 2)
+    msg = (b'{"execute": "query-version", "arguments": {"x": [' + b"1," * n + b'1]}}\n')
+    answered = threading.Event()
+
+    def send() -> None:
+        flooder.sock.sendall(msg)
+
+    def receive() -> None:
+        flooder.reply()
+        answered.set()
+
+    threads = [threading.Thread(target=send, daemon=True),
+               threading.Thread(target=receive, daemon=True)]
+    for t in threads:
+        t.start()
+    lat = []
+    while not answered.is_set():
+        t0 = perf()
+        other.cmd("query-version")
+        lat.append(perf() - t0)
+    for t in threads:
+        t.join()
+    flooder.sock.close()
+    other.sock.close()
+    return {"flood_other_median_ms": statistics.median(lat) * 1e3,
+            "flood_other_max_ms": max(lat) * 1e3}
+
+
 def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
     res = {"greeting_ms": bench_startup(target, args.startup_runs) * 1000}
     launch = Launch(target)
@@ -367,6 +415,9 @@ def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
             res.update({k: max(r[k] for r in graph) for k in ("add_per_s", "reopen_per_s")})
             res.update({k: min(r[k] for r in graph)
                         for k in ("qnbn_s", "qnbn_flat_s", "qnbn_changed_s")})
+        # QEMU's -qmp socket takes one client at a time: qmpd only.
+        if target != "qemu" and args.flood_mb:
+            res.update(bench_flood(launch.server, args.flood_mb))
         if target != "qemu" and args.load_clients:
             res.update(bench_load_memory(launch.server, args.load_clients, args.load_commands))
     finally:
@@ -398,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="nodes in the big graph of the reopen-scaling measurement")
     ap.add_argument("--load-clients", type=int, default=64)
     ap.add_argument("--load-commands", type=int, default=200)
+    ap.add_argument("--flood-mb", type=float, default=2.0,
+                    help="size of the tiny-token message in the flood phase; 0: skip")
     ap.add_argument("--rounds", type=int, default=3, help="report the best of this many rounds")
     ap.add_argument("--startup-runs", type=int, default=5)
     ap.add_argument("--no-qemu", action="store_true", help="measure qmpd only")
@@ -426,11 +479,15 @@ def main(argv: list[str] | None = None) -> int:
                  (f"query-named-block-nodes, {2 * args.graph} nodes (s)", "qnbn_s", "{:.4f}"),
                  ("  the same, flat (s)", "qnbn_flat_s", "{:.4f}"),
                  ("  the same, just after a change (s)", "qnbn_changed_s", "{:.4f}")]
+    if args.flood_mb:
+        rows += [(f"{args.flood_mb:g} MB flood: other client, median (ms)",
+                  "flood_other_median_ms", "{:.1f}"),
+                 ("  and worst (ms)", "flood_other_max_ms", "{:.1f}")]
     # ratio = qmpd / QEMU: above 1 is better for rates, worse for the greeting time.
     print(f"{'':36} {'qmpd':>10}" + (f" {'QEMU':>10} {'qmpd/QEMU':>10}" if have_qemu else ""))
     for label, key, fmt in rows:
         line = f"{label:36} {fmt.format(q[key]):>10}"
-        if have_qemu:
+        if have_qemu and key in results["qemu"]:
             e = results["qemu"][key]
             line += f" {fmt.format(e):>10} {q[key] / e:>9.2f}x"
         print(line)
