@@ -415,11 +415,12 @@ def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
             res.update({k: max(r[k] for r in graph) for k in ("add_per_s", "reopen_per_s")})
             res.update({k: min(r[k] for r in graph)
                         for k in ("qnbn_s", "qnbn_flat_s", "qnbn_changed_s")})
+        if target != "qemu" and args.load_clients:
+            res.update(bench_load_memory(launch.server, args.load_clients, args.load_commands))
+        # Last: the flood's 2M tokens would weigh on the memory figures.
         # QEMU's -qmp socket takes one client at a time: qmpd only.
         if target != "qemu" and args.flood_mb:
             res.update(bench_flood(launch.server, args.flood_mb))
-        if target != "qemu" and args.load_clients:
-            res.update(bench_load_memory(launch.server, args.load_clients, args.load_commands))
     finally:
         launch.close()
     return res
