@@ -2,7 +2,7 @@
 
 :class:`NodeIO` gives the qemu-io interpreter (:mod:`qmpd.img.qemu_io`) the
 same interface as an image opened by ``qmpd-img io``: length, read, write,
-write-zeroes, compressed writes, discard and the allocation map, all through
+write-zeroes, compressed writes, discard, truncate and the allocation map, all through
 the node's driver stack and the in-memory host-file layers.
 """
 
@@ -73,6 +73,15 @@ class NodeIO:
             per_l1 = h.cluster_size * l2_entries
             vm_state = -(-h.virtual_size // per_l1) * per_l1
         return drv.name, proto, (gi[0] if gi else None), vm_state, (fs or {}).get("data")
+
+    def truncate(self, size: int, prealloc: str) -> None:
+        from qmpd.engine.errors import BlockError
+        from qmpd.engine.resize import truncate
+
+        try:
+            truncate(self.g, self.node, size, prealloc)
+        except BlockError as e:
+            raise OSError(errno.ENOTSUP, e.desc) from None
 
     def allocation(self) -> list[tuple[int, int, bool]]:
         size = self.length()

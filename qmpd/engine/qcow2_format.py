@@ -1608,9 +1608,10 @@ class Qcow2Image:
         self.virtual_size = size
 
 
-def _preallocate_metadata(img: Qcow2Image, size: int) -> None:
-    """preallocation=metadata: allocate every cluster (qcow2 preallocate_co)."""
-    offset = 0
+def _preallocate_metadata(img: Qcow2Image, size: int, start: int = 0) -> None:
+    """preallocation=metadata: allocate every cluster from ``start`` on
+    (qcow2 preallocate_co; ``start`` is the old size when growing)."""
+    offset = start
     host_end = 0
     while offset < size:
         n = min(size - offset, REQUEST_MAX_BYTES)
@@ -1630,8 +1631,9 @@ def _preallocate_metadata(img: Qcow2Image, size: int) -> None:
         img.store.truncate(host_end)
 
 
-def _preallocate_space(img: Qcow2Image, size: int) -> None:
-    """preallocation=falloc/full: qcow2_co_truncate's allocation of data clusters.
+def _preallocate_space(img: Qcow2Image, size: int, start: int = 0) -> None:
+    """preallocation=falloc/full: qcow2_co_truncate's allocation of data
+    clusters for the guest range from ``start`` (the old size) to ``size``.
 
     New self-describing refcount structures go after the last used cluster,
     the data area follows them, and L2 tables are filled in afterwards (they
@@ -1643,7 +1645,8 @@ def _preallocate_space(img: Qcow2Image, size: int) -> None:
     while last >= 0 and img.get_refcount(last) == 0:
         last -= 1
     old_file_size = (last + 1) * cs if last >= 0 else -(-old_file_size // cs) * cs
-    nb_data = -(-size // cs)
+    first = start // cs * cs
+    nb_data = (-(-size // cs) * cs - first) // cs
     nb_l2 = -(-nb_data // (cs // img.l2_entry_size)) + 1
     allocation_start = img.refcount_area(old_file_size, nb_data + nb_l2, True, 0, 0)
     img.alloc_clusters_at(allocation_start, nb_data)
@@ -1651,7 +1654,7 @@ def _preallocate_space(img: Qcow2Image, size: int) -> None:
     new_file_size = allocation_start + nb_data * cs
     if new_file_size > img.store.size():
         img.store.truncate(new_file_size)
-    host_offset, guest_offset = allocation_start, 0
+    host_offset, guest_offset = allocation_start, first
     while nb_data:
         l2_index = (guest_offset >> img.cluster_bits) & (img.l2_size - 1)
         n = min(nb_data, img.l2_size - l2_index)

@@ -12,6 +12,7 @@ from qmpd.engine import bitmaps, perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.node import Node, Parent
+from qmpd.engine.qcow2_format import _preallocate_metadata, _preallocate_space
 
 
 def block_resize(g: BlockGraph, node: Node, size: int) -> None:
@@ -28,15 +29,29 @@ def block_resize(g: BlockGraph, node: Node, size: int) -> None:
         tx.abort()
 
 
-def truncate(g: BlockGraph, node: Node, size: int) -> None:
-    """bdrv_co_truncate(node, size, exact=false, PREALLOC_MODE_OFF)."""
+def truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> None:
+    """bdrv_co_truncate(node, size, exact=false, prealloc).
+
+    ``prealloc`` other than "off" (qemu-io's ``truncate -m``): the file
+    driver allocates the new range (falloc, full) or refuses (metadata); qcow2
+    allocates the new clusters as its image creation does.
+    """
     if size < 0:
         raise BlockError("Image size cannot be negative")
     if node.read_only:
         raise BlockError("Image is read-only")
     drv = node.driver.name
     if drv == "file":
-        node.state.layer.truncate(size)
+        layer = node.state.layer
+        old = layer.size
+        if prealloc != "off":
+            if old > size:
+                raise BlockError("Cannot use preallocation for shrinking files")
+            if prealloc == "metadata":
+                raise BlockError("Unsupported preallocation mode: metadata")
+        layer.truncate(size)
+        if prealloc != "off" and size > old:
+            layer.write(old, bytes(size - old))    # fallocate / zeroes written
     elif drv == "raw":
         st = node.state
         if st.has_size:
@@ -44,18 +59,18 @@ def truncate(g: BlockGraph, node: Node, size: int) -> None:
         f = node.driver.primary(node)
         if f is None:
             raise BlockError("Image format driver does not support resize")
-        truncate(g, f, size + st.offset)
+        truncate(g, f, size + st.offset, prealloc)
     elif drv == "qcow2":
-        _qcow2_truncate(g, node, size)
+        _qcow2_truncate(g, node, size, prealloc)
     elif drv in ("blkdebug",):
         f = node.file
         assert f is not None
-        truncate(g, f.child, size)
+        truncate(g, f.child, size, prealloc)
     elif node.driver.is_filter:
         f2 = node.driver.filtered(node)
         if f2 is None:
             raise BlockError("Image format driver does not support resize")
-        truncate(g, f2, size)
+        truncate(g, f2, size, prealloc)
     else:
         raise BlockError("Image format driver does not support resize")
     node.total = None
@@ -64,17 +79,24 @@ def truncate(g: BlockGraph, node: Node, size: int) -> None:
     bitmaps.truncate(node, g.virtual_size(node))
 
 
-def _qcow2_truncate(g: BlockGraph, node: Node, size: int) -> None:
+def _qcow2_truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> None:
     st = node.state
     h = st.header
-    if h.nb_snapshots:
-        raise BlockError("Can't resize an image which has snapshots")
     if size % 512:
         raise BlockError("The new size must be a multiple of 512")
+    # Snapshot sizes are only stored reliably from v3 on (qcow2_co_truncate).
+    if h.nb_snapshots and h.version < 3:
+        raise BlockError("Can't resize a v2 image which has snapshots")
     old = h.virtual_size
+    if size < old and prealloc != "off":
+        raise BlockError("Preallocation can't be used for shrinking an image")
     im = node.driver._image(g, node)  # type: ignore[attr-defined]
     if size > old:
         im.truncate_grow(size)
+        if prealloc == "metadata":
+            _preallocate_metadata(im, size, old)
+        elif prealloc in ("falloc", "full"):
+            _preallocate_space(im, size, old)
     elif size < old:
         # Shrinking: QEMU discards the clusters past the end (always passed
         # down to the file) and rewrites the size; qmpd keeps the table sizes.
