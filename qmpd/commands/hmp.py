@@ -26,7 +26,10 @@ from qmpd.engine.node import Parent
 
 QEMU_IO_HELP = ('qemu-io [-d] [device] "[command]" -- run a qemu-io command on a block device'
                 "\n\t\t\t-d: [device] is a device ID rather than a drive ID or node name\n")
-WRITE_COMMANDS = ("write", "w", "writev", "aio_write", "discard", "d", "aio_discard")
+# The permissions qemu-io takes for a command first (cmdinfo_t.perm).
+COMMAND_PERMS = {"write": perms.WRITE, "w": perms.WRITE, "writev": perms.WRITE,
+                 "aio_write": perms.WRITE, "discard": perms.WRITE, "d": perms.WRITE,
+                 "truncate": perms.WRITE | perms.RESIZE, "t": perms.WRITE | perms.RESIZE}
 
 
 def _get_str(p: str) -> tuple[str | None, str]:
@@ -112,8 +115,9 @@ def _qemu_io(daemon: Any, args: str) -> str:
         else:
             edge = g.attach(blk, node, "root", 0, tx)
         words = cmd.split()
-        if words and words[0] in WRITE_COMMANDS:
-            edge.perm |= perms.WRITE
+        need = COMMAND_PERMS.get(words[0], 0) if words else 0
+        if need & ~edge.perm:
+            edge.perm |= need
             try:
                 g.refresh_perms([node], tx)
             except BlockError as e:

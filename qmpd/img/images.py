@@ -144,6 +144,11 @@ class RawImage:
     def write_compressed(self, offset: int, data: bytes) -> None:
         raise OSError(errno.ENOTSUP, "Operation not supported")
 
+    def truncate(self, size: int, prealloc: str) -> None:
+        if prealloc != "off":
+            raise OSError(errno.ENOTSUP, "qmpd-img io: truncate -m is not supported")
+        self.store.truncate(size)
+
     def allocation(self) -> list[tuple[int, int, bool]]:
         size = self.length()
         return [(0, size, True)] if size else []
@@ -180,6 +185,15 @@ class Qcow2Adapter:
 
     def write_compressed(self, offset: int, data: bytes) -> None:
         self.image.write_compressed(offset, data)
+
+    def truncate(self, size: int, prealloc: str) -> None:
+        if size % 512:
+            raise OSError(errno.EINVAL, "The new size must be a multiple of 512")
+        if prealloc != "off" or size < self.image.virtual_size:
+            raise OSError(errno.ENOTSUP, "qmpd-img io: only growing qcow2 images "
+                          "without preallocation is supported")
+        if size > self.image.virtual_size:
+            self.image.truncate_grow(size)
 
     def allocation(self) -> list[tuple[int, int, bool]]:
         return self.image.is_allocated_extents()

@@ -1,7 +1,8 @@
 """``qmpd-img io``: the qemu-io commands scenarios and tests use.
 
-Supported: read, write (-P, -z, -u, -c, -q, -C), discard, length, map, flush,
-plus their qemu-io aliases.  Output text, what goes to stdout versus stderr,
+Supported: read, readv, aio_read, write (-P, -z, -u, -c, -q, -C), writev,
+aio_write, aio_flush, discard, alloc, length, map, info, flush, truncate and
+help, plus their qemu-io aliases.  Output text, what goes to stdout versus stderr,
 and the exit status (1 when any command failed) follow QEMU 7.2's qemu-io.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol, TextIO
 
 from qmpd.img.images import Qcow2Adapter
+from qmpd.img.qemu_io_help import BODIES, TABLE
 from qmpd.img.sizes import SizeError, cvtstr, parse_size
 
 REQUEST_MAX_BYTES = (2**31 - 1) // 512 * 512
@@ -40,6 +42,9 @@ class IoTarget(Protocol):
 
     def allocation(self) -> list[tuple[int, int, bool]]: ...
 
+    def truncate(self, size: int, prealloc: str) -> None:
+        """blk_truncate(exact=false); OSError whose strerror QEMU reports."""
+
 
 class CommandFailed(Exception):
     """A command returned an error (qemu-io then exits with status 1)."""
@@ -55,30 +60,20 @@ class Command:
     oneline: str
 
 
-COMMANDS = {
-    "read": Command("read", "r", 2, -1, "[-abCqv] [-P pattern [-s off] [-l len]] off len",
-                    "reads a number of bytes at a specified offset"),
-    "write": Command("write", "w", 2, -1, "[-bcCfnquz] [-P pattern] off len",
-                     "writes a number of bytes at a specified offset"),
-    "discard": Command("discard", "d", 2, -1, "[-Cq] off len",
-                       "discards a number of bytes at a specified offset"),
-    "length": Command("length", "l", 0, 0, "", "gets the length of the current file"),
-    "map": Command("map", None, 0, 0, "", "prints the allocated areas of a file"),
-    "flush": Command("flush", "f", 0, 0, "", "flush all in-core file state to disk"),
-    "readv": Command("readv", None, 2, -1, "[-Cqv] [-P pattern] off len [len..]",
-                     "reads a number of bytes at a specified offset"),
-    "writev": Command("writev", None, 2, -1, "[-Cfq] [-P pattern] off len [len..]",
-                      "writes a number of bytes at a specified offset"),
-    "aio_read": Command("aio_read", None, 2, -1, "[-Ciqv] [-P pattern] off len [len..]",
-                        "asynchronously reads a number of bytes"),
-    "aio_write": Command("aio_write", None, 2, -1, "[-Cfiquz] [-P pattern] off len [len..]",
-                         "asynchronously writes a number of bytes"),
-    "aio_flush": Command("aio_flush", None, 0, 0, "",
-                         "completes all outstanding aio requests"),
-    "alloc": Command("alloc", "a", 1, 2, "offset [count]",
-                     "checks if offset is allocated in the file"),
-    "info": Command("info", "i", 0, 0, "", "prints information about the current file"),
-}
+def _command(name: str, argmin: int, argmax: int) -> Command:
+    alt, args, oneline = TABLE[name]
+    return Command(name, alt, argmin, argmax, args or "", oneline)
+
+
+# The commands qmpd runs (argument counts from qemu-io-cmds.c); names,
+# usage and summaries from QEMU's own table (qmpd.img.qemu_io_help).
+COMMANDS = {c.name: c for c in (
+    _command("read", 2, -1), _command("write", 2, -1), _command("discard", 2, -1),
+    _command("length", 0, 0), _command("map", 0, 0), _command("flush", 0, 0),
+    _command("readv", 2, -1), _command("writev", 2, -1), _command("aio_read", 2, -1),
+    _command("aio_write", 2, -1), _command("aio_flush", 0, 0), _command("alloc", 1, 2),
+    _command("info", 0, 0), _command("truncate", 1, 3), _command("help", 0, 1),
+)}
 ALIASES = {c.altname: c.name for c in COMMANDS.values() if c.altname}
 
 
@@ -95,6 +90,8 @@ class QemuIo:
         self.out = out
         self.err = err
         self.monitor = out      # where qemu_printf goes (the monitor, under HMP)
+        self._argv0 = ""        # the command's name as typed (getopt's messages)
+        self._permuted: list[str] = []   # the arguments as getopt left them
         self.clock = clock
 
     # -------------------------------------------------------------- helpers
@@ -148,37 +145,50 @@ class QemuIo:
         if offset + count > self.image.length():
             raise OSError(errno.EIO, "Input/output error")
 
-    @staticmethod
-    def _getopt(args: list[str], spec: str) -> tuple[list[tuple[str, str]], list[str]] | None:
-        """POSIX getopt: options stop at the first operand; None on a bad option."""
+    def _getopt(self, args: list[str], spec: str) -> tuple[list[tuple[str, str]], list[str]] | None:
+        """GNU getopt, as qemu-io uses it: options may follow operands (the
+        operands are moved after them, ``--`` ends the options); None on a bad
+        option, after glibc's message (on stderr, named as the command was
+        typed).  ``self._permuted`` is the argument list as getopt leaves it."""
+        prog = self._argv0
         opts: list[tuple[str, str]] = []
+        option_words: list[str] = []
+        operands: list[str] = []
         i = 0
         while i < len(args):
             arg = args[i]
             if arg == "--":
-                i += 1
+                option_words.append(arg)
+                operands.extend(args[i + 1:])
                 break
             if not arg.startswith("-") or arg == "-":
-                break
+                operands.append(arg)
+                i += 1
+                continue
+            option_words.append(arg)
             j = 1
             while j < len(arg):
                 ch = arg[j]
-                pos = spec.find(ch)
+                pos = spec.find(ch) if ch != ":" else -1
                 if pos < 0:
+                    self.err.write(f"{prog}: invalid option -- '{ch}'\n")
                     return None
                 if pos + 1 < len(spec) and spec[pos + 1] == ":":
                     if j + 1 < len(arg):
                         opts.append((ch, arg[j + 1 :]))
                     elif i + 1 < len(args):
                         i += 1
+                        option_words.append(args[i])
                         opts.append((ch, args[i]))
                     else:
+                        self.err.write(f"{prog}: option requires an argument -- '{ch}'\n")
                         return None
                     break
                 opts.append((ch, ""))
                 j += 1
             i += 1
-        return opts, args[i:]
+        self._permuted = option_words + operands
+        return opts, operands
 
     # -------------------------------------------------------------- commands
 
@@ -204,9 +214,11 @@ class QemuIo:
                 self.err.write(f"bad argument count {argc} to {words[0]}, expected "
                                f"between {cmd.argmin} and {cmd.argmax} arguments\n")
             return False
-        if name in ("write", "discard", "writev", "aio_write") and self.image.read_only:
+        if (name in ("write", "discard", "writev", "aio_write", "truncate")
+                and self.image.read_only):
             self.err.write("qemu-io: Block node is read-only\n")
             return False
+        self._argv0 = words[0]
         try:
             getattr(self, "cmd_" + name)(cmd, words[1:])
         except CommandFailed:
@@ -451,6 +463,62 @@ class QemuIo:
     def cmd_flush(self, cmd: Command, args: list[str]) -> None:
         if isinstance(self.image, Qcow2Adapter):
             self.image.image.flush()
+
+    def _error_report(self, msg: str) -> None:
+        # error_report(): the monitor under HMP, else stderr with the program name.
+        if self.monitor is self.out:
+            self.err.write(f"qemu-io: {msg}\n")
+        else:
+            self.monitor.write(msg + "\n")
+
+    def cmd_truncate(self, cmd: Command, args: list[str]) -> None:
+        parsed = self._getopt(args, "m:")
+        if parsed is None:
+            self._usage(cmd)
+        assert parsed is not None
+        opts, rest = parsed
+        prealloc = "off"
+        for _, value in opts:
+            if value not in ("off", "metadata", "falloc", "full"):
+                self._error_report(f"Invalid preallocation mode '{value}'")
+                raise CommandFailed()
+            prealloc = value
+        if not rest:
+            # qemu-io reads argv[optind] past the end: NULL, no number.
+            self._usage(cmd)
+        try:
+            offset = parse_size(rest[0])
+        except SizeError as exc:
+            # print_cvtnum_err(offset, argv[1]): QEMU names the first
+            # argument after getopt's reordering, not the offset.
+            first = self._permuted[0]
+            if exc.too_large:
+                self.out.write(f"Parsing error: argument too large -- {first}\n")
+            else:
+                self.out.write("Parsing error: non-numeric argument, or "
+                               f"extraneous/unrecognized suffix -- {first}\n")
+            raise CommandFailed() from None
+        try:
+            self.image.truncate(offset, prealloc)
+        except OSError as exc:
+            self._error_report(_strerror(exc) if exc.strerror is None else exc.strerror)
+            raise CommandFailed() from None
+
+    def cmd_help(self, cmd: Command, args: list[str]) -> None:
+        def oneline(name: str, cmd_args: str | None, summary: str) -> str:
+            return f"{name} " + (f"{cmd_args} " if cmd_args is not None else "") + f"-- {summary}\n"
+
+        if not args:
+            for name, (_, cmd_args, summary) in TABLE.items():
+                self.out.write(oneline(name, cmd_args, summary))
+            self.out.write("\nUse 'help commandname' for extended help.\n")
+            return
+        found = next((n for n, (alt, _, _) in TABLE.items() if args[0] in (n, alt)), None)
+        if found is None:
+            self.out.write(f"command {args[0]} not found\n")
+            raise CommandFailed()
+        _, cmd_args, summary = TABLE[found]
+        self.out.write(oneline(args[0], cmd_args, summary) + BODIES.get(found, ""))
 
     def cmd_map(self, cmd: Command, args: list[str]) -> None:
         for offset, length, allocated in self.image.allocation():
