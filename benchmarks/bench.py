@@ -85,6 +85,19 @@ class Client:
         return self.reply()
 
 
+def connect(sock_path: str) -> Client:
+    """Another client of a running server, greeted and negotiated."""
+    import socket
+
+    c = Client(socket.socket(socket.AF_UNIX))
+    c.sock.connect(sock_path)
+    while not c.lines:
+        c._fill()
+    c.lines.popleft()
+    c.cmd("qmp_capabilities")
+    return c
+
+
 class Launch:
     """One server process with a negotiated connection, in its own temp dir."""
 
@@ -306,15 +319,8 @@ def bench_load_memory(server: Any, clients: int, commands: int) -> dict[str, flo
     sock_path = server.sock_path
 
     def one(cid: int, n: int) -> None:
-        import socket as _socket
-
-        s = _socket.socket(_socket.AF_UNIX)
-        s.connect(sock_path)
-        c = Client(s)
-        while not c.lines:
-            c._fill()
-        c.lines.popleft()
-        c.cmd("qmp_capabilities")
+        c = connect(sock_path)
+        s = c.sock
         steps = script(cid, n)
         for b in range(0, len(steps), 10):
             batch = steps[b:b + 10]
@@ -358,19 +364,7 @@ def bench_flood(server: Any, megabytes: float) -> dict[str, float]:
     """Latency of one client's query-version while another client sends one
     message of ``megabytes`` MB of tiny tokens (``[1,1,1,...]`` in a
     command's arguments), median and worst."""
-    import socket as _socket
-
-    def connect() -> Client:
-        s = _socket.socket(_socket.AF_UNIX)
-        s.connect(server.sock_path)
-        c = Client(s)
-        while not c.lines:
-            c._fill()
-        c.lines.popleft()
-        c.cmd("qmp_capabilities")
-        return c
-
-    flooder, other = connect(), connect()
+    flooder, other = connect(server.sock_path), connect(server.sock_path)
     n = int(megabytes * 1e6 / 2)
     msg = (b'{"execute": "query-version", "arguments": {"x": [' + b"1," * n + b'1]}}\n')
     answered = threading.Event()

@@ -26,10 +26,8 @@ from qmpd.engine.node import Parent
 
 QEMU_IO_HELP = ('qemu-io [-d] [device] "[command]" -- run a qemu-io command on a block device'
                 "\n\t\t\t-d: [device] is a device ID rather than a drive ID or node name\n")
-# The permissions qemu-io takes for a command first (cmdinfo_t.perm).
-COMMAND_PERMS = {"write": perms.WRITE, "w": perms.WRITE, "writev": perms.WRITE,
-                 "aio_write": perms.WRITE, "discard": perms.WRITE, "d": perms.WRITE,
-                 "truncate": perms.WRITE | perms.RESIZE, "t": perms.WRITE | perms.RESIZE}
+# qemu-io's permission names (qmpd.img.qemu_io.Command.perm) as engine bits.
+PERM_BITS = {"write": perms.WRITE, "resize": perms.RESIZE}
 
 
 def _get_str(p: str) -> tuple[str | None, str]:
@@ -103,7 +101,7 @@ def _qemu_io(daemon: Any, args: str) -> str:
         node = found
 
     from qmpd.engine.io import NodeIO
-    from qmpd.img.qemu_io import QemuIo
+    from qmpd.img.qemu_io import QemuIo, find_command
 
     tx = Transaction()
     blk = Parent("qemu-io")
@@ -115,7 +113,10 @@ def _qemu_io(daemon: Any, args: str) -> str:
         else:
             edge = g.attach(blk, node, "root", 0, tx)
         words = cmd.split()
-        need = COMMAND_PERMS.get(words[0], 0) if words else 0
+        qcmd = find_command(words[0]) if words else None
+        need = 0
+        for name in qcmd.perm if qcmd is not None else ():
+            need |= PERM_BITS[name]
         if need & ~edge.perm:
             edge.perm |= need
             try:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import NoReturn, Protocol, TextIO
 
 from qmpd.img.images import Qcow2Adapter
 from qmpd.img.qemu_io_help import BODIES, TABLE
@@ -58,23 +58,33 @@ class Command:
     argmax: int
     args: str
     oneline: str
+    # What the command needs on its BlockBackend first (cmdinfo_t.perm):
+    # "write", "resize".
+    perm: tuple[str, ...] = ()
 
 
-def _command(name: str, argmin: int, argmax: int) -> Command:
+def _command(name: str, argmin: int, argmax: int, perm: tuple[str, ...] = ()) -> Command:
     alt, args, oneline = TABLE[name]
-    return Command(name, alt, argmin, argmax, args or "", oneline)
+    return Command(name, alt, argmin, argmax, args or "", oneline, perm)
 
 
 # The commands qmpd runs (argument counts from qemu-io-cmds.c); names,
 # usage and summaries from QEMU's own table (qmpd.img.qemu_io_help).
 COMMANDS = {c.name: c for c in (
-    _command("read", 2, -1), _command("write", 2, -1), _command("discard", 2, -1),
-    _command("length", 0, 0), _command("map", 0, 0), _command("flush", 0, 0),
-    _command("readv", 2, -1), _command("writev", 2, -1), _command("aio_read", 2, -1),
-    _command("aio_write", 2, -1), _command("aio_flush", 0, 0), _command("alloc", 1, 2),
-    _command("info", 0, 0), _command("truncate", 1, 3), _command("help", 0, 1),
+    _command("read", 2, -1), _command("write", 2, -1, ("write",)),
+    _command("discard", 2, -1, ("write",)), _command("length", 0, 0), _command("map", 0, 0),
+    _command("flush", 0, 0), _command("readv", 2, -1), _command("writev", 2, -1, ("write",)),
+    _command("aio_read", 2, -1), _command("aio_write", 2, -1, ("write",)),
+    _command("aio_flush", 0, 0), _command("alloc", 1, 2), _command("info", 0, 0),
+    _command("truncate", 1, 3, ("write", "resize")), _command("help", 0, 1),
 )}
+
 ALIASES = {c.altname: c.name for c in COMMANDS.values() if c.altname}
+
+
+def find_command(word: str) -> Command | None:
+    """The command a line's first word names (its name or alternative name)."""
+    return COMMANDS.get(ALIASES.get(word, word))
 
 
 def _strerror(exc: OSError) -> str:
@@ -121,7 +131,7 @@ class QemuIo:
             raise CommandFailed()
         return value
 
-    def _usage(self, cmd: Command) -> None:
+    def _usage(self, cmd: Command) -> NoReturn:
         self.out.write(f"{cmd.name} {cmd.args} -- {cmd.oneline}\n")
         raise CommandFailed()
 
@@ -145,11 +155,13 @@ class QemuIo:
         if offset + count > self.image.length():
             raise OSError(errno.EIO, "Input/output error")
 
-    def _getopt(self, args: list[str], spec: str) -> tuple[list[tuple[str, str]], list[str]] | None:
+    def _getopt(self, cmd: Command, args: list[str], spec: str
+                ) -> tuple[list[tuple[str, str]], list[str]]:
         """GNU getopt, as qemu-io uses it: options may follow operands (the
-        operands are moved after them, ``--`` ends the options); None on a bad
-        option, after glibc's message (on stderr, named as the command was
-        typed).  ``self._permuted`` is the argument list as getopt leaves it."""
+        operands are moved after them, ``--`` ends the options).  A bad option
+        gets glibc's message (on stderr, named as the command was typed), then
+        the command's usage, and fails it.  ``self._permuted`` is the argument
+        list as getopt leaves it."""
         prog = self._argv0
         opts: list[tuple[str, str]] = []
         option_words: list[str] = []
@@ -172,7 +184,7 @@ class QemuIo:
                 pos = spec.find(ch) if ch != ":" else -1
                 if pos < 0:
                     self.err.write(f"{prog}: invalid option -- '{ch}'\n")
-                    return None
+                    self._usage(cmd)
                 if pos + 1 < len(spec) and spec[pos + 1] == ":":
                     if j + 1 < len(arg):
                         opts.append((ch, arg[j + 1 :]))
@@ -182,7 +194,7 @@ class QemuIo:
                         opts.append((ch, args[i]))
                     else:
                         self.err.write(f"{prog}: option requires an argument -- '{ch}'\n")
-                        return None
+                        self._usage(cmd)
                     break
                 opts.append((ch, ""))
                 j += 1
@@ -197,8 +209,7 @@ class QemuIo:
         words = [w for w in line.split(" ") if w]
         if not words:
             return True
-        name = ALIASES.get(words[0], words[0])
-        cmd = COMMANDS.get(name)
+        cmd = find_command(words[0])
         if cmd is None:
             self.err.write(f'command "{words[0]}" not found\n')
             return False
@@ -214,23 +225,18 @@ class QemuIo:
                 self.err.write(f"bad argument count {argc} to {words[0]}, expected "
                                f"between {cmd.argmin} and {cmd.argmax} arguments\n")
             return False
-        if (name in ("write", "discard", "writev", "aio_write", "truncate")
-                and self.image.read_only):
+        if "write" in cmd.perm and self.image.read_only:
             self.err.write("qemu-io: Block node is read-only\n")
             return False
         self._argv0 = words[0]
         try:
-            getattr(self, "cmd_" + name)(cmd, words[1:])
+            getattr(self, "cmd_" + cmd.name)(cmd, words[1:])
         except CommandFailed:
             return False
         return True
 
     def cmd_read(self, cmd: Command, args: list[str]) -> None:
-        parsed = self._getopt(args, "bCl:pP:qs:v")
-        if parsed is None:
-            self._usage(cmd)
-        assert parsed is not None
-        opts, rest = parsed
+        opts, rest = self._getopt(cmd, args, "bCl:pP:qs:v")
         flags = dict(opts)
         if len(rest) != 2:
             self._usage(cmd)
@@ -280,11 +286,7 @@ class QemuIo:
             self.out.write(f"{offset + i:08x}:  {hexes} {text}\n")
 
     def cmd_write(self, cmd: Command, args: list[str]) -> None:
-        parsed = self._getopt(args, "bcCfnpP:qs:uz")
-        if parsed is None:
-            self._usage(cmd)
-        assert parsed is not None
-        opts, rest = parsed
+        opts, rest = self._getopt(cmd, args, "bcCfnpP:qs:uz")
         flags = dict(opts)
         pattern = 0xCD
         if "P" in flags:
@@ -345,11 +347,7 @@ class QemuIo:
             self._report("wrote", elapsed, offset, count, count, 1, "C" in flags)
 
     def cmd_discard(self, cmd: Command, args: list[str]) -> None:
-        parsed = self._getopt(args, "Cq")
-        if parsed is None:
-            self._usage(cmd)
-        assert parsed is not None
-        opts, rest = parsed
+        opts, rest = self._getopt(cmd, args, "Cq")
         flags = dict(opts)
         if len(rest) != 2:
             self._usage(cmd)
@@ -373,11 +371,7 @@ class QemuIo:
     # reports them when they complete.
     def _vector(self, cmd: Command, args: list[str], spec: str
                 ) -> tuple[dict[str, str], int, int]:
-        parsed = self._getopt(args, spec)
-        if parsed is None:
-            self._usage(cmd)
-        assert parsed is not None
-        opts, rest = parsed
+        opts, rest = self._getopt(cmd, args, spec)
         if len(rest) < 2:
             self._usage(cmd)
         offset = self._cvtnum(rest[0])
@@ -472,11 +466,7 @@ class QemuIo:
             self.monitor.write(msg + "\n")
 
     def cmd_truncate(self, cmd: Command, args: list[str]) -> None:
-        parsed = self._getopt(args, "m:")
-        if parsed is None:
-            self._usage(cmd)
-        assert parsed is not None
-        opts, rest = parsed
+        opts, rest = self._getopt(cmd, args, "m:")
         prealloc = "off"
         for _, value in opts:
             if value not in ("off", "metadata", "falloc", "full"):
