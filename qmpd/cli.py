@@ -24,6 +24,7 @@ import signal
 import sys
 
 from qmpd import __version__
+from qmpd.profiles.registry import DEFAULT_VERSION, SERIES, UnknownRelease, parse_release
 from qmpd.server.config import (
     DEFAULT_MAX_CLIENTS,
     DEFAULT_MAX_OUTPUT,
@@ -148,16 +149,11 @@ def parse_chardevs(chardevs: list[str], mons: list[str]) -> list[Endpoint]:
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
-    parts = text.split(".")
+    """The exact version of ``--qemu-version``, whose series must have a profile."""
     try:
-        nums = [int(p) for p in parts]
-    except ValueError:
-        nums = []
-    if len(nums) not in (2, 3) or any(n < 0 for n in nums):
-        raise UsageError(f"--qemu-version {text}: expected MAJOR.MINOR.MICRO, e.g. 7.2.22")
-    if len(nums) == 2:
-        nums.append(0)
-    return nums[0], nums[1], nums[2]
+        return parse_release(text)[1]
+    except UnknownRelease as e:
+        raise UsageError(str(e)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -170,7 +166,7 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qmpd", allow_abbrev=False,
-        description="A QMP daemon that answers like QEMU 7.2's block layer, in memory. "
+        description="A QMP daemon that answers like a QEMU release's block layer, in memory. "
                     "Image files are read, never written: the graph, objects, jobs and "
                     "every write are kept in memory and are gone when qmpd exits.",
         epilog="QEMU spellings accepted: -qmp unix:PATH,server=on,wait=off | -qmp stdio, "
@@ -180,9 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"qmpd {__version__}")
     p.add_argument("--socket", action="append", default=[], metavar="PATH",
                    help="listen for QMP clients on this UNIX socket (repeatable)")
-    p.add_argument("--qemu-version", default="7.2.22", metavar="X.Y.Z",
-                   help="version reported in the greeting and by query-version (default "
-                        "%(default)s); only these strings change, qmpd behaves as 7.2"),
+    p.add_argument("--qemu-version", default=DEFAULT_VERSION, metavar="X.Y.Z",
+                   help="answer as this QEMU release: its commands, schema, texts and "
+                        "semantics, and this exact version in the greeting and "
+                        f"query-version (default %(default)s; releases: {', '.join(SERIES)})")
     p.add_argument("--pidfile", "-pidfile", metavar="FILE", help="write the process id here")
     p.add_argument("--extensions", action="store_true",
                    help="enable qmpd's own commands: x-qmpd-reset (back to an empty "

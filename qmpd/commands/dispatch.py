@@ -13,6 +13,7 @@ from typing import Any
 
 from qmpd.commands.errors import CommandNotFound, QMPError
 from qmpd.commands.registry import COMMANDS, CommandInfo
+from qmpd.profiles import Profile, select
 from qmpd.protocol.encode import Preencoded, dumps
 
 EventSink = Callable[[str, "dict | None", tuple[int, int]], None]
@@ -36,40 +37,67 @@ def _load_families() -> None:
     )
 
 
-_HOT: tuple[Any, Any, Any] | None = None
+_HOT: tuple[Any, Any] | None = None
 
 
-def _hot() -> tuple[Any, Any, Any]:
-    """(BlockError, ArgumentError, validate), imported on first use (the
-    schema package is not needed before the first command)."""
+def _hot() -> tuple[Any, Any]:
+    """(BlockError, ArgumentError), imported on first use (the engine and
+    schema packages are not needed before the first command)."""
     global _HOT
     if _HOT is None:
         from qmpd.engine.errors import BlockError
-        from qmpd.schema import ArgumentError, validate
+        from qmpd.schema import ArgumentError
 
-        _HOT = (BlockError, ArgumentError, validate)
+        _HOT = (BlockError, ArgumentError)
     return _HOT
 
 
 class Daemon:
-    """Everything a command acts on: the block graph, objects, run state.
+    """Everything a command acts on: the release it answers as, the block
+    graph, objects, run state.
 
     It knows nothing of sockets: events go to ``event_sink``, which the
-    server points at its broadcast.
+    server points at its broadcast.  (The job machinery keeps its own
+    attributes here too: see qmpd/commands/jobs.py.)
     """
 
-    def __init__(self, *, qemu_version: tuple[int, int, int] = (7, 2, 22),
-                 package: str | None = None, extensions: bool = False) -> None:
+    def __init__(self, profile: Profile | None = None, *, package: str | None = None,
+                 extensions: bool = False) -> None:
         from qmpd import __version__
         from qmpd.engine.graph import BlockGraph
+        from qmpd.schema import load
 
-        self.qemu_version = qemu_version
+        #: The QEMU release whose answers qmpd gives (--qemu-version).
+        self.profile: Profile = profile if profile is not None else select()
+        #: That release's QAPI schema: argument checks and introspection.
+        self.schema = load(self.profile.schema_dir)
         self.package = package if package is not None else f"qmpd {__version__}"
         self.extensions = extensions
-        self.graph = BlockGraph()
+        self.graph = BlockGraph(self.profile)
         self.running = True
+        #: "prelaunch" (-S until the first cont), "paused" (after stop) or "running".
+        self.run_state = "running"
         self.quit_requested = False
         self.event_sink: EventSink | None = None
+        #: Set by the Dispatcher built on this daemon (query-commands reads its table).
+        self.dispatcher: Dispatcher | None = None
+        #: Where qemu-io output of human-monitor-command goes: "reply" or "stdout".
+        self.hmp_output = "reply"
+        #: -name: what query-name reports.
+        self.vm_name: str | None = None
+        #: Callables run by x-qmpd-reset, for subsystems with per-daemon state.
+        self.reset_hooks: list[Callable[[], None]] = []
+
+    @property
+    def qemu_version(self) -> tuple[int, int, int]:
+        """The exact version reported (greeting, query-version, info version)."""
+        return self.profile.version
+
+    def new_graph(self) -> None:
+        """An empty block graph of the same release (x-qmpd-reset)."""
+        from qmpd.engine.graph import BlockGraph
+
+        self.graph = BlockGraph(self.profile)
 
     def emit(self, name: str, data: dict | None = None) -> None:
         """Send event ``name`` to every negotiated client, now."""
@@ -87,10 +115,15 @@ class Dispatcher:
         _load_families()
         self.daemon = daemon
         daemon.dispatcher = self   # query-commands and query-qmp-schema read the table
+        # The release's commands are those its schema describes (qmpd has a
+        # handler for each); qmpd's own x-qmpd-* ones only with --extensions.
+        offered = set(daemon.schema.command_names())
         self.table: dict[str, CommandInfo] = {
             name: info for name, info in COMMANDS.items()
-            if daemon.extensions or not info.extension
+            if (daemon.extensions if info.extension else name in offered)
         }
+        self.profile = daemon.profile
+        self.validate = daemon.schema.validate
         # (name, arguments) -> (graph, generation, Preencoded): see _cached.
         self._cache: dict[tuple, tuple[Any, int, Any]] = {}
 
@@ -107,7 +140,7 @@ class Dispatcher:
         """
         # Bound once in __init__'s import of the families: a function-level
         # import here cost a few microseconds on every command.
-        BlockError, ArgumentError, validate = _hot()
+        BlockError, ArgumentError = _hot()
 
         info = self.table.get(name)
         if info is None:
@@ -116,7 +149,7 @@ class Dispatcher:
             raise QMPError(f"The command {name} does not support OOB")
         args = {} if arguments is None else arguments
         try:
-            validate(name, args)
+            self.validate(name, args)
             if not info.pure:
                 # Before the handler: even a failed command may have changed
                 # something on its way (a job it woke, say).
@@ -127,7 +160,11 @@ class Dispatcher:
         except ArgumentError as e:
             raise QMPError(e.desc) from None
         except BlockError as e:
-            raise QMPError(e.desc, e.cls) from None
+            raise QMPError(self.profile.render_all(e.parts), e.cls) from None
+        except QMPError as e:
+            if isinstance(e.message, str):
+                raise
+            raise QMPError(self.profile.render(e.message), e.cls) from None
 
     def _cached(self, info: CommandInfo, args: dict) -> Any:
         """``info``'s result encoded, from the cache when the graph has not

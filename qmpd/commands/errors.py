@@ -1,20 +1,40 @@
 """The QMP error type: what every layer's failure becomes on the wire.
 
 ``QMPError(desc, cls)`` renders as ``{"error": {"class": cls, "desc": desc}}``.
-The engine and the schema validator raise their own errors; the dispatcher
-translates them into this one.
+``desc`` may be a :class:`~qmpd.profiles.base.Message` (a key and its
+parameters): the dispatcher renders it in the words of the daemon's profile
+before the error leaves it.  The engine and the schema validator raise their
+own errors; the dispatcher translates them into this one.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from qmpd.profiles.base import Message, Text
 
 
 class QMPError(Exception):
     """A command failed; ``cls`` is QEMU's QapiErrorClass name."""
 
-    def __init__(self, desc: str, cls: str = "GenericError") -> None:
+    def __init__(self, desc: Text, cls: str = "GenericError") -> None:
         super().__init__(desc)
-        self.desc = desc
+        self.message = desc
         self.cls = cls
+
+    @classmethod
+    def of(cls, key: str, error_class: str = "GenericError", /, **params: Any) -> QMPError:
+        """The error of message ``key`` with ``params``."""
+        return cls(Message(key, **params), error_class)
+
+    @property
+    def desc(self) -> str:
+        """The text in the baseline words (the dispatcher renders by profile)."""
+        m = self.message
+        return m if isinstance(m, str) else m.text()
+
+    def __str__(self) -> str:
+        return self.desc
 
 
 class CommandNotFound(QMPError):

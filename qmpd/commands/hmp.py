@@ -132,7 +132,7 @@ def _qemu_io(daemon: Any, args: str) -> str:
         tx.abort()      # the temporary BlockBackend goes away again
     monitor_text = _mon(mon.getvalue())
     text = out.getvalue()
-    if getattr(daemon, "hmp_output", "reply") == "stdout":
+    if daemon.hmp_output == "stdout":
         sys.stdout.write(text)
         sys.stdout.flush()
         return monitor_text

@@ -71,9 +71,9 @@ def start_create(mgr: Any, job_id: str, options: dict) -> Any:
     if drv not in ("file", "qcow2"):
         raise BlockError(f"qmpd cannot create '{drv}' images (only file and qcow2)")
     if not id_wellformed(job_id):
-        raise BlockError(f"Invalid job ID '{job_id}'")
+        raise BlockError.of("job.id-invalid", id=job_id)
     if mgr.find(job_id) is not None:
-        raise BlockError(f"Job ID '{job_id}' already in use")
+        raise BlockError.of("job.id-in-use", id=job_id)
     job = Job(mgr, job_id, "create", {"auto-dismiss": False})
     job.block_job = False
     mgr.jobs.append(job)

@@ -24,6 +24,7 @@ from qmpd.engine.bitmaps import note_write
 from qmpd.engine.drivers import Driver, get_driver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.node import Edge, Node, Parent
+from qmpd.profiles import Profile, select
 
 NODE_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*\Z")
 GENERIC_KEYS = ("node-name", "discard", "cache.direct", "cache.no-flush", "read-only",
@@ -127,7 +128,10 @@ def inherit_options(role: int, child: dict, parent: dict) -> None:
 class BlockGraph:
     """All nodes, objects and parents of the daemon's block layer."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile: Profile | None = None) -> None:
+        # The QEMU release the graph answers as: its semantic switches are
+        # asked here, never version numbers (qmpd.profiles).
+        self.profile: Profile = profile if profile is not None else select()
         self.nodes: dict[str, Node] = {}        # naming order
         self.name_counter = 0
         self.throttle_groups: dict[str, ThrottleGroup] = {}

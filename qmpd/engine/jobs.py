@@ -291,9 +291,9 @@ class JobManager:
         if jid is None:
             jid = ""
         if not id_wellformed(jid):
-            raise BlockError(f"Invalid job ID '{jid}'")
+            raise BlockError.of("job.id-invalid", id=jid)
         if self.find(jid) is not None:
-            raise BlockError(f"Job ID '{jid}' already in use")
+            raise BlockError.of("job.id-in-use", id=jid)
         job = Job(self, jid, jtype, args)
         self.jobs.append(job)
         job.transition("created")

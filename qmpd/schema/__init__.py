@@ -1,13 +1,14 @@
 """Schema-driven argument validation in QEMU 7.2's words, and ``query-qmp-schema``.
 
-The argument shapes live only in the JSON Schema documents under ``schema/``
-(installed as ``qmpd/_schema``; see ``schema/README.md`` for the ``x-qapi-*``
-keywords).  This module reads them lazily and offers:
+The argument shapes live only in the JSON Schema documents under
+``schema/<release>/`` (installed as ``qmpd/_schema``; see ``schema/README.md``
+for the ``x-qapi-*`` keywords); each release's profile names its folder.
+:func:`load` reads one folder lazily and gives a :class:`Schema` with:
 
-* :func:`validate` -- check a command's arguments exactly like QEMU's QAPI
+* :meth:`Schema.validate` -- check a command's arguments exactly like QEMU's QAPI
   QObject input visitor does, raising :class:`ArgumentError` with the text of
   the first fault QEMU meets;
-* :func:`introspect` -- the ``query-qmp-schema`` reply (SchemaInfo list) for a
+* :meth:`Schema.introspect` -- the ``query-qmp-schema`` reply (SchemaInfo list) for a
   set of commands and events, numbered and masked the way QEMU's
   ``scripts/qapi/introspect.py`` does it.
 """
@@ -17,9 +18,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qmpd.schema._loader import SchemaSet
+    from qmpd.schema._loader import Checker, SchemaSet
 
-__all__ = ["ArgumentError", "validate", "introspect", "command_names", "event_names"]
+__all__ = ["ArgumentError", "Schema", "load", "validate", "introspect", "command_names",
+           "event_names"]
 
 
 class ArgumentError(Exception):
@@ -30,54 +32,102 @@ class ArgumentError(Exception):
         self.desc = desc
 
 
-_SET: SchemaSet | None = None
+class Schema:
+    """One release's schema (the folder its profile names): checks and introspection."""
 
-
-def _schema_set() -> SchemaSet:
-    # Loaded on first use so that importing qmpd stays cheap.
-    global _SET
-    if _SET is None:
+    def __init__(self, folder: str) -> None:
         from qmpd.schema._loader import load_schema_set
 
-        _SET = load_schema_set()
-    return _SET
+        self.folder = folder
+        self.set: SchemaSet = load_schema_set(folder)
+        self._checkers: dict[str, Checker | None] = {}
+        self._compiler: Any = None
 
+    def _checker(self, command: str) -> Checker | None:
+        try:
+            return self._checkers[command]
+        except KeyError:
+            pass
+        entry = self.set.commands.get(command)
+        if entry is None:
+            chk = None
+        else:
+            if self._compiler is None:
+                from qmpd.schema._visitor import Compiler
+
+                self._compiler = Compiler(self.set)
+            chk = self._compiler.command_checker(command, entry)
+        self._checkers[command] = chk
+        return chk
+
+    def validate(self, command: str, args: dict) -> None:
+        """Raise :class:`ArgumentError` if ``args`` is not valid for ``command``.
+
+        ``args`` must keep the client's key order (nested dicts too): QEMU's
+        choice among several unexpected keys depends on it.  Commands the
+        schema does not describe are not checked.
+        """
+        from qmpd.schema._visitor import VisitError
+
+        checker = self._checker(command)
+        if checker is None:
+            return
+        try:
+            checker(args)
+        except VisitError as e:
+            raise ArgumentError(e.desc) from None
+
+    def introspect(self, commands: list[str], events: list[str]) -> list[dict[str, Any]]:
+        """The ``query-qmp-schema`` return value describing ``commands`` and ``events``.
+
+        Names the schema does not describe are left out.  Entities come in QAPI
+        definition order, then the types they reach in first-use order, with
+        non-command, non-event names masked as decimal strings like QEMU does.
+        """
+        from qmpd.schema._introspect import build
+
+        return build(self.set, commands, events)
+
+    def command_names(self) -> list[str]:
+        """Every command the schema files describe, in QAPI order."""
+        return self.set.command_names()
+
+    def event_names(self) -> list[str]:
+        """Every event the schema files describe, in QAPI order."""
+        return self.set.event_names()
+
+
+_LOADED: dict[str, Schema] = {}
+
+
+def load(folder: str | None = None) -> Schema:
+    """The schema of ``schema/<folder>/`` (the default release's when None),
+    read once per process."""
+    if folder is None:
+        from qmpd.profiles import select
+
+        folder = select().schema_dir
+    schema = _LOADED.get(folder)
+    if schema is None:
+        schema = _LOADED[folder] = Schema(folder)
+    return schema
+
+
+# The default release's schema, for code and tests that have no profile at hand.
 
 def validate(command: str, args: dict) -> None:
-    """Raise :class:`ArgumentError` if ``args`` is not valid for ``command``.
-
-    ``args`` must keep the client's key order (nested dicts too): QEMU's choice
-    among several unexpected keys depends on it.  Commands the schema does not
-    describe are not checked.
-    """
-    from qmpd.schema._visitor import VisitError
-
-    checker = _schema_set().checker(command)
-    if checker is None:
-        return
-    try:
-        checker(args)
-    except VisitError as e:
-        raise ArgumentError(e.desc) from None
+    """:meth:`Schema.validate` with the default release's schema."""
+    load().validate(command, args)
 
 
 def introspect(commands: list[str], events: list[str]) -> list[dict[str, Any]]:
-    """The ``query-qmp-schema`` return value describing ``commands`` and ``events``.
-
-    Names the schema does not describe are left out.  Entities come in QAPI
-    definition order, then the types they reach in first-use order, with
-    non-command, non-event names masked as decimal strings like QEMU does.
-    """
-    from qmpd.schema._introspect import build
-
-    return build(_schema_set(), commands, events)
+    """:meth:`Schema.introspect` with the default release's schema."""
+    return load().introspect(commands, events)
 
 
 def command_names() -> list[str]:
-    """Every command the schema files describe, in QAPI order."""
-    return _schema_set().command_names()
+    return load().command_names()
 
 
 def event_names() -> list[str]:
-    """Every event the schema files describe, in QAPI order."""
-    return _schema_set().event_names()
+    return load().event_names()

@@ -1,6 +1,7 @@
-"""Loading the JSON Schema documents and resolving their ``$ref``s by QAPI name.
+"""Loading one release's JSON Schema documents and indexing them by QAPI name.
 
-Every file under ``schema/`` is read once.  Named types live in ``$defs`` of
+Each release has its folder ``schema/<series>/`` (see :mod:`qmpd.profiles`);
+every file in it is read once.  Named types live in ``$defs`` of
 the ``types-*.json`` and ``builtins.json`` files; QAPI type names are unique,
 so a ``$ref`` such as ``types-block.json#/$defs/BlockdevRef`` resolves to
 the name ``BlockdevRef``.  Commands and events are in the family files under
@@ -11,12 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
 
 Checker = Callable[[dict], None]
 
 
-def _schema_files() -> Iterator[tuple[str, str]]:
+def _schema_files(folder: str) -> Iterator[tuple[str, str]]:
     # Installed wheel: qmpd/_schema (pyproject force-include).  Editable or
     # source checkout: the repository's top-level schema/ directory.
     # Imported here, not at module level: start-up of the daemon stays cheap.
@@ -24,7 +24,7 @@ def _schema_files() -> Iterator[tuple[str, str]]:
     from pathlib import Path
 
     try:
-        pkg = resources.files("qmpd") / "_schema"
+        pkg = resources.files("qmpd") / "_schema" / folder
         if pkg.is_dir():
             entries = sorted((e for e in pkg.iterdir() if e.name.endswith(".json")),
                              key=lambda e: e.name)
@@ -34,7 +34,9 @@ def _schema_files() -> Iterator[tuple[str, str]]:
                 return
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
         pass
-    repo = Path(__file__).resolve().parents[2] / "schema"
+    repo = Path(__file__).resolve().parents[2] / "schema" / folder
+    if not repo.is_dir():
+        raise FileNotFoundError(f"no schema folder {folder!r} (looked in {repo})")
     for p in sorted(repo.glob("*.json")):
         yield p.name, p.read_text(encoding="utf-8")
 
@@ -64,8 +66,6 @@ class SchemaSet:
                 self.commands[name] = c
             for name, e in doc.get("x-qapi-events", {}).items():
                 self.events[name] = e
-        self._checkers: dict[str, Checker | None] = {}
-        self._visitor: Any = None
 
     def command_names(self) -> list[str]:
         return sorted(self.commands, key=lambda n: self.commands[n]["x-qapi-order"])
@@ -73,22 +73,8 @@ class SchemaSet:
     def event_names(self) -> list[str]:
         return sorted(self.events, key=lambda n: self.events[n]["x-qapi-order"])
 
-    def checker(self, command: str) -> Checker | None:
-        try:
-            return self._checkers[command]
-        except KeyError:
-            pass
-        entry = self.commands.get(command)
-        if entry is None:
-            chk = None
-        else:
-            if self._visitor is None:
-                from qmpd.schema._visitor import Compiler
-                self._visitor = Compiler(self)
-            chk = self._visitor.command_checker(command, entry)
-        self._checkers[command] = chk
-        return chk
 
 
-def load_schema_set() -> SchemaSet:
-    return SchemaSet({name: json.loads(text) for name, text in _schema_files()})
+def load_schema_set(folder: str) -> SchemaSet:
+    """The documents of ``schema/<folder>/``."""
+    return SchemaSet({name: json.loads(text) for name, text in _schema_files(folder)})

@@ -369,23 +369,22 @@ class Server:
         # Deferred to the first command so that the greeting goes out before the
         # engine, schema and command modules are imported.
         from qmpd.commands.dispatch import Daemon, Dispatcher
+        from qmpd.profiles.registry import load
 
         cfg = self.config
-        daemon = Daemon(qemu_version=cfg.qemu_version, extensions=cfg.extensions)
-        daemon.hmp_output = cfg.hmp_output  # type: ignore[attr-defined]
-        daemon.vm_name = cfg.vm_name  # type: ignore[attr-defined]
+        daemon = Daemon(load(cfg.qemu_series, cfg.qemu_version), extensions=cfg.extensions)
+        daemon.hmp_output = cfg.hmp_output
+        daemon.vm_name = cfg.vm_name
         if cfg.start_paused:
             daemon.running = False
-            daemon.run_state = "prelaunch"  # type: ignore[attr-defined]
+            daemon.run_state = "prelaunch"
         daemon.event_sink = self.broadcast
         # Background work of the daemon (the block-job runner) runs in the root
         # nursery, so a client's disconnect does not stop it.
         daemon.clock_mode = cfg.clock  # type: ignore[attr-defined]
         if self._root is not None:
             daemon.spawn = self._root.start_soon  # type: ignore[attr-defined]
-        dispatcher = Dispatcher(daemon)
-        # query-commands and query-qmp-schema list the dispatcher's table.
-        daemon.dispatcher = dispatcher  # type: ignore[attr-defined]
+        dispatcher = Dispatcher(daemon)   # links itself to the daemon
         self._daemon = daemon
         self._execute = dispatcher.execute
         return dispatcher.execute

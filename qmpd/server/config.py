@@ -5,6 +5,8 @@ Kept free of heavy imports: the CLI builds it before trio is loaded.
 
 from __future__ import annotations
 
+from qmpd.profiles.registry import DEFAULT_VERSION, parse_release
+
 # A client whose unsent output grows beyond this many bytes is disconnected.
 # Replies never get there on their own (a client's commands are paused while
 # its output is above HIGH_WATER); only events pile up for a client that
@@ -41,14 +43,19 @@ class ServerConfig:
     """Everything the CLI parsed (keyword arguments, all optional)."""
 
     def __init__(self, *, endpoints: list[Endpoint] | None = None,
-                 qemu_version: tuple[int, int, int] = (7, 2, 22), extensions: bool = False,
+                 qemu_version: tuple[int, int, int] | None = None, extensions: bool = False,
                  socket_mode: int = DEFAULT_SOCKET_MODE, pidfile: str | None = None,
                  hmp_output: str = "reply", trace: str | None = None,
                  max_clients: int = DEFAULT_MAX_CLIENTS, max_output: int = DEFAULT_MAX_OUTPUT,
                  start_paused: bool = False, vm_name: str | None = None,
                  clock: str = "real") -> None:
         self.endpoints = endpoints if endpoints is not None else []
+        # The release qmpd answers as (qmpd.profiles): its series picks the
+        # profile, the exact version is what the greeting reports.
+        if qemu_version is None:
+            qemu_version = parse_release(DEFAULT_VERSION)[1]
         self.qemu_version = qemu_version
+        self.qemu_series = f"{qemu_version[0]}.{qemu_version[1]}"
         self.extensions = extensions
         self.socket_mode = socket_mode
         self.pidfile = pidfile

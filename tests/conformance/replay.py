@@ -39,42 +39,88 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qmpd.profiles.registry import SERIES
 from tests.conformance import qmpreplay
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-# (scenarios, QEMU's transcripts of them): the shared scenarios and the
-# project's own recordings, then the block-graph corpus (tests/data/recorded).
-SUITES = [
-    (REPO / "tests/data/scenarios/scenarios", REPO / "tests/data/scenarios/qemu"),
-    (REPO / "tests/data/recorded/scenarios", REPO / "tests/data/recorded/qemu"),
-]
-KNOWN = HERE / "known_differences.json"
+# Scenario folders, each beside its recordings: one folder per QEMU release
+# the scenarios were recorded on -- ``qemu`` (7.2, the first) and
+# ``qemu-<series>`` (``qemu-10.0``, ``qemu-5.2``).  Every recording is
+# replayed against qmpd answering as the release that made it.
+SUITES = [REPO / "tests/data/scenarios", REPO / "tests/data/recorded"]
+FIRST_SERIES = "7.2"
 
 Diff = int | str
 
 
-def _index() -> dict[str, tuple[Path, Path]]:
+@dataclass(frozen=True)
+class Case:
+    """One recording to replay: ``id`` is ``<series>/<scenario name>``."""
+
+    id: str
+    series: str
+    scenario: Path
+    transcript: Path
+
+    @property
+    def name(self) -> str:
+        return self.scenario.stem
+
+
+def _series_of(folder: Path) -> str | None:
+    if folder.name == "qemu":
+        return FIRST_SERIES
+    if folder.name.startswith("qemu-"):
+        return folder.name[len("qemu-"):]
+    return None
+
+
+def _index() -> dict[str, Case]:
     out = {}
-    for scenarios, expected in SUITES:
-        for path in scenarios.glob("*.json"):
-            if (expected / path.name).exists():
-                out[path.stem] = (path, expected / path.name)
+    for suite in SUITES:
+        scenarios = suite / "scenarios"
+        for folder in sorted(suite.iterdir()):
+            series = _series_of(folder)
+            # Recordings of a release qmpd has no profile for yet are not replayed.
+            if series is None or series not in SERIES or not folder.is_dir():
+                continue
+            for transcript in sorted(folder.glob("*.json")):
+                scenario = scenarios / transcript.name
+                if scenario.exists():
+                    cid = f"{series}/{transcript.stem}"
+                    out[cid] = Case(cid, series, scenario, transcript)
     return out
 
 
 def scenario_names() -> list[str]:
-    return sorted(_index())
+    """Every case id (``<series>/<name>``), 7.2's first."""
+    return sorted(_index(), key=lambda c: (c.split("/")[0] != FIRST_SERIES, c))
 
 
-def load_known() -> dict[str, list[Diff]]:
-    with open(KNOWN) as f:
+def known_file(series: str) -> Path:
+    """Where the steps that differ from QEMU ``series`` are listed."""
+    return HERE / ("known_differences.json" if series == FIRST_SERIES
+                   else f"known_differences-{series}.json")
+
+
+def load_known(series: str = FIRST_SERIES) -> dict[str, list[Diff]]:
+    path = known_file(series)
+    if not path.exists():
+        return {}
+    with open(path) as f:
         return json.load(f)
 
 
-def qmpd_target() -> str:
+def recorded_version(transcript: dict) -> str:
+    """The exact QEMU version a transcript was recorded on (its greeting)."""
+    v = transcript["greeting"]["QMP"]["version"]["qemu"]
+    return f"{v['major']}.{v['minor']}.{v['micro']}"
+
+
+def qmpd_target(version: str) -> str:
     return (f"cmd:{shlex.quote(sys.executable)} -m qmpd --socket {{sock}} "
-            "--qemu-version 7.2.22")
+            f"--qemu-version {version}")
 
 
 @contextlib.contextmanager
@@ -106,9 +152,17 @@ def image_tools_env() -> Iterator[None]:
 
 @dataclass
 class Result:
-    name: str
+    name: str           # the case id, <series>/<scenario name>
     expected: dict
     actual: dict
+
+    @property
+    def series(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def scenario(self) -> str:
+        return self.name.split("/", 1)[1]
 
     @property
     def setup_error(self) -> dict | None:
@@ -153,12 +207,13 @@ def record(names: Iterable[str], jobs: int = 0) -> dict[str, Result]:
     index = _index()
 
     def one(name: str) -> Result:
-        scenario, transcript = index[name]
-        sc = qmpreplay.load_scenario(str(scenario))
-        rec = qmpreplay.Recorder(qmpd_target(), mask_keys=["package"])
-        actual = rec.record(sc)
-        with open(transcript) as f:
+        case = index[name]
+        with open(case.transcript) as f:
             expected = json.load(f)
+        sc = qmpreplay.load_scenario(str(case.scenario))
+        rec = qmpreplay.Recorder(qmpd_target(recorded_version(expected)),
+                                 mask_keys=["package"])
+        actual = rec.record(sc)
         return Result(name, expected, actual)
 
     with image_tools_env(), ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -195,15 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update-known", action="store_true",
                    help="rewrite known_differences.json from this run")
     args = p.parse_args(argv)
-    names = args.names or scenario_names()
+    every = scenario_names()
+    names = ([c for c in every if c in args.names or c.split("/", 1)[1] in args.names
+              or c.split("/", 1)[0] in args.names] if args.names else every)
     results = record(names, args.jobs)
     outdir = args.outdir or tempfile.mkdtemp(prefix="qmpd-conformance-")
     os.makedirs(outdir, exist_ok=True)
     expdir = tempfile.mkdtemp(prefix="qmpd-expected-")
     try:
         for name, r in results.items():
-            qmpreplay.write_json(r.actual, os.path.join(outdir, f"{name}.json"))
-            qmpreplay.write_json(r.expected, os.path.join(expdir, f"{name}.json"))
+            flat = name.replace("/", "--")
+            qmpreplay.write_json(r.actual, os.path.join(outdir, f"{flat}.json"))
+            qmpreplay.write_json(r.expected, os.path.join(expdir, f"{flat}.json"))
             if r.setup_error:
                 print(f"{name}: skipped, setup failed: {r.setup_error['command']}: "
                       f"{r.setup_error['output'].strip()[:200]}", file=sys.stderr)
@@ -214,17 +272,25 @@ def main(argv: list[str] | None = None) -> int:
         if not args.outdir:
             shutil.rmtree(outdir, ignore_errors=True)
     if args.update_known:
-        known: dict[str, Any] = load_known() if KNOWN.exists() and args.names else {}
-        for name, r in results.items():
-            known.pop(name, None)
-            if not r.setup_error and r.differences():
-                known[name] = r.differences()
-        with open(KNOWN, "w") as f:
-            # One scenario per line: reviewable diffs when steps come and go.
-            rows = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(known.items())]
-            f.write("{\n" + ",\n".join(rows) + ("\n" if rows else "") + "}\n")
-        print(f"wrote {KNOWN.relative_to(REPO)}", file=sys.stderr)
+        for series in sorted({r.series for r in results.values()}):
+            update_known(series, [r for r in results.values() if r.series == series],
+                         keep_others=bool(args.names))
     return 0
+
+
+def update_known(series: str, results: list[Result], keep_others: bool) -> None:
+    """Rewrite ``series``'s known differences from ``results``."""
+    path = known_file(series)
+    known: dict[str, Any] = load_known(series) if keep_others else {}
+    for r in results:
+        known.pop(r.scenario, None)
+        if not r.setup_error and r.differences():
+            known[r.scenario] = r.differences()
+    with open(path, "w") as f:
+        # One scenario per line: reviewable diffs when steps come and go.
+        rows = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(known.items())]
+        f.write("{\n" + ",\n".join(rows) + ("\n" if rows else "") + "}\n")
+    print(f"wrote {path.relative_to(REPO)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

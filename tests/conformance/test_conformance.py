@@ -1,5 +1,7 @@
-"""Every committed scenario, replayed against a fresh qmpd, answers as QEMU
-7.2 did -- except for the steps listed in known_differences.json.
+"""Every committed recording, replayed against a fresh qmpd answering as the
+QEMU release that made it, answers as that QEMU did -- except for the steps
+listed in that release's known differences (known_differences.json for 7.2,
+known_differences-<series>.json for the others).
 
 A difference that is not listed fails (a regression, or a new scenario that
 needs a look); a listed step that now matches is reported as a warning so
@@ -34,12 +36,13 @@ def test_scenario_matches_qemu(conformance_results, name):
     if result.setup_error:
         err = result.setup_error
         pytest.skip(f"setup failed ({err['command']}): {err['output'].strip()[:200]}")
-    known = replay.load_known().get(name, [])
+    known = replay.load_known(result.series).get(result.scenario, [])
     differ = result.differences()
     fixed = [d for d in known if d not in differ]
     if fixed:
-        warnings.warn(f"{name}: listed in known_differences.json but now as QEMU: {fixed}",
-                      stacklevel=1)
+        warnings.warn(f"{name}: listed in {replay.known_file(result.series).name} but now "
+                      f"as QEMU: {fixed}", stacklevel=1)
     new = [d for d in differ if d not in known]
-    assert not new, (f"{name}: differs from QEMU 7.2 at {new} (not in "
-                     f"known_differences.json):\n" + replay.describe(result, new))
+    assert not new, (f"{name}: differs from QEMU {result.series} at {new} (not in "
+                     f"{replay.known_file(result.series).name}):\n"
+                     + replay.describe(result, new))

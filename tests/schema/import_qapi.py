@@ -8,7 +8,7 @@ Debian x86_64 build compiles in (the ``if:`` conditions are evaluated against
 as JSON Schema (draft 2020-12) plus the ``x-qapi-*`` keywords that
 ``qmpd.schema`` reads (see ``schema/README.md``).
 
-    python tests/schema/import_qapi.py /path/to/qemu-7.2.0 [--all OUTDIR]
+    python tests/schema/import_qapi.py /path/to/qemu-7.2.0 [--out schema/7.2] [--all OUTDIR]
 
 ``--all OUTDIR`` writes every command and event instead (used once to check
 ``qmpd.schema.introspect`` against a live ``query-qmp-schema``).
@@ -425,7 +425,9 @@ def main() -> None:
                if isinstance(e, QAPISchemaEvent) and present(e)]
         families = {"all": (cmds, evs)}
     else:
-        out = Path(__file__).resolve().parents[2] / "schema"
+        # The release's folder under schema/ (its profile names it).
+        out = (Path(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--out"
+               else Path(__file__).resolve().parents[2] / "schema" / "7.2")
         families = FAMILIES
     docs = {}
     for fam, (cmds, evs) in families.items():

@@ -22,7 +22,10 @@ from schema_testlib import load
 
 from qmpd.schema import ArgumentError, validate
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
+SCHEMA_ROOT = Path(__file__).resolve().parents[2] / "schema"
+# The recorded cases below are QEMU 7.2's; every release folder is checked for
+# validity and resolvable refs (test_every_release_folder_is_consistent).
+SCHEMA_DIR = SCHEMA_ROOT / "7.2"
 DOCS = {p.name: json.loads(p.read_text()) for p in sorted(SCHEMA_DIR.glob("*.json"))}
 REGISTRY = Registry().with_resources(
     [(name, Resource.from_contents(doc)) for name, doc in DOCS.items()])
@@ -47,6 +50,18 @@ def _refs(o: Any) -> list[str]:
     if isinstance(o, list):
         return [r for v in o for r in _refs(v)]
     return []
+
+
+@pytest.mark.parametrize("folder", sorted(p.name for p in SCHEMA_ROOT.iterdir() if p.is_dir()))
+def test_every_release_folder_is_consistent(folder: str) -> None:
+    docs = {p.name: json.loads(p.read_text()) for p in sorted((SCHEMA_ROOT / folder).glob("*.json"))}
+    for doc in docs.values():
+        jsonschema.Draft202012Validator.check_schema(doc)
+    refs = {r for doc in docs.values() for r in _refs(doc)}
+    assert refs
+    for r in refs:
+        fname, _, pointer = r.partition("#/$defs/")
+        assert pointer in docs[fname]["$defs"], r
 
 
 def test_every_ref_resolves() -> None:

@@ -46,9 +46,9 @@ def test_stdio_monitor():
 
 def test_ignored_qemu_options_and_extras():
     cfg = parse_args(["-M", "q35", "-accel", "kvm", "-accel", "tcg", "--socket", "/tmp/a",
-                      "--qemu-version", "6.0.0", "--extensions", "--hmp-output", "stdout",
+                      "--qemu-version", "7.2.5", "--extensions", "--hmp-output", "stdout",
                       "--socket-mode", "660", "-name", "guest=vm1,debug-threads=on"])
-    assert cfg.qemu_version == (6, 0, 0)
+    assert cfg.qemu_version == (7, 2, 5)
     assert cfg.extensions and cfg.hmp_output == "stdout"
     assert cfg.socket_mode == 0o660
     assert cfg.vm_name == "vm1"
@@ -70,6 +70,9 @@ def test_commas_are_escaped_by_doubling():
     (["--socket", "/tmp/a", "-display", "gtk"], "-display none"),
     (["--socket", "/tmp/a", "-drive", "file=x.img"], "-drive: not supported"),
     (["--socket", "/tmp/a", "--qemu-version", "seven"], "MAJOR.MINOR.MICRO"),
+    # A release series without a profile is refused, naming the ones there are.
+    (["--socket", "/tmp/a", "--qemu-version", "6.0.0"],
+     r"no profile for QEMU 6\.0 \(it has: .*7\.2"),
     (["--socket", "/tmp/a", "--socket-mode", "999"], "octal"),
     (["-qmp", "stdio", "-qmp", "stdio"], "only one monitor"),
 ])
