@@ -19,6 +19,7 @@ from typing import NoReturn, Protocol, TextIO
 from qmpd.img.images import Qcow2Adapter
 from qmpd.img.qemu_io_help import BODIES, TABLE
 from qmpd.img.sizes import SizeError, cvtstr, parse_size
+from qmpd.qobject import key_order
 
 REQUEST_MAX_BYTES = (2**31 - 1) // 512 * 512
 
@@ -441,8 +442,6 @@ class QemuIo:
         self.out.write(f"cluster size: {cvtstr(cluster)}\n"
                        f"vm state offset: {cvtstr(vm_state)}\n")
         if specific:
-            from qmpd.protocol.encode import key_order
-
             self.out.write("Format specific information:\n")
             # bdrv_image_info_specific_dump prints with qemu_printf: in a
             # monitor command that is the monitor, not stdout.

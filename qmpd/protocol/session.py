@@ -26,8 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from qmpd.protocol.encode import encode_message, key_order
+from qmpd.protocol.encode import encode_message
 from qmpd.protocol.splitter import JSONStreamParser, ParsedValue, ParseError
+from qmpd.qobject import key_order
 
 __all__ = ["Request", "Session"]
 
