@@ -25,7 +25,10 @@ from typing import Any
 from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction, flatten, id_wellformed
+from qmpd.engine.jobs import Job
 from qmpd.engine.node import Node, Parent
+from qmpd.engine.qcow2_format import Qcow2FormatError
+from qmpd.engine.qcow2_format import create_qcow2 as make_qcow2
 
 
 class CreateJob:
@@ -65,8 +68,6 @@ class CreateJob:
 
 def start_create(mgr: Any, job_id: str, options: dict) -> Any:
     """qmp_blockdev_create."""
-    from qmpd.engine.jobs import Job
-
     drv = options["driver"]
     if drv not in ("file", "qcow2"):
         raise BlockError(f"qmpd cannot create '{drv}' images (only file and qcow2)")
@@ -122,9 +123,6 @@ def open_blockdev_ref(g: BlockGraph, ref: Any, tx: Transaction) -> Node:
 
 
 def create_qcow2(g: BlockGraph, opts: dict) -> None:
-    from qmpd.engine.qcow2_format import Qcow2FormatError
-    from qmpd.engine.qcow2_format import create_qcow2 as make
-
     tx = Transaction()
     try:
         node = open_blockdev_ref(g, opts["file"], tx)
@@ -138,7 +136,7 @@ def create_qcow2(g: BlockGraph, opts: dict) -> None:
             raise BlockError("data-file-raw requires data-file")
         version = opts.get("version", "v3")
         try:
-            data = make(size, cluster_size=opts.get("cluster-size", 65536),
+            data = make_qcow2(size, cluster_size=opts.get("cluster-size", 65536),
                         backing_file=opts.get("backing-file"),
                         backing_format=opts.get("backing-fmt"),
                         compat="0.10" if version == "v2" else "1.1",

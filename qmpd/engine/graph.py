@@ -20,61 +20,30 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from qmpd.engine import perms
+from qmpd.engine.aio import attach_context
 from qmpd.engine.bitmaps import note_write
-from qmpd.engine.drivers import Driver, get_driver
+from qmpd.engine.devices.model import Machine
+from qmpd.engine.drivers.base import Driver
+from qmpd.engine.drivers.registry import get_driver
 from qmpd.engine.errors import BlockError
-from qmpd.engine.node import Edge, Node, Parent
+from qmpd.engine.exports import ExportState
+from qmpd.engine.hostfiles import HostFiles
+from qmpd.engine.node import Edge, Node, Parent, id_wellformed
+from qmpd.engine.objects import IOThread, ThrottleGroup
+from qmpd.engine.qcow2_format import is_qcow2
+from qmpd.engine.transaction import Transaction
 from qmpd.profiles import Profile, select
+from qmpd.qobject import dumps
 
-NODE_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*\Z")
+__all__ = ["BlockGraph", "Transaction", "flatten", "extract_sub", "inherit_options",
+           "id_wellformed", "is_true", "GENERIC_KEYS"]
+
 GENERIC_KEYS = ("node-name", "discard", "cache.direct", "cache.no-flush", "read-only",
                 "auto-read-only", "detect-zeroes")
 
 
-def id_wellformed(name: str) -> bool:
-    return bool(NODE_NAME_RE.match(name))
-
-
 def is_true(v: Any) -> bool:
     return v is True or v == "on"
-
-
-class Transaction:
-    """An undo log: ``abort()`` runs the undo steps in reverse."""
-
-    def __init__(self) -> None:
-        self._undo: list[Callable[[], None]] = []
-        self._commit: list[Callable[[], None]] = []
-
-    def on_abort(self, fn: Callable[[], None]) -> None:
-        self._undo.append(fn)
-
-    def on_commit(self, fn: Callable[[], None]) -> None:
-        self._commit.append(fn)
-
-    def abort(self) -> None:
-        while self._undo:
-            self._undo.pop()()
-        self._commit.clear()
-
-    def commit(self) -> None:
-        for fn in self._commit:
-            fn()
-        self._commit.clear()
-        self._undo.clear()
-
-
-class ThrottleGroup:
-    def __init__(self, gid: str, limits: dict) -> None:
-        self.id = gid
-        self.limits = limits
-        self.users = 0
-
-
-class IOThread:
-    def __init__(self, oid: str, props: dict) -> None:
-        self.id = oid
-        self.props = props
 
 
 def flatten(d: dict, prefix: str = "", out: dict | None = None) -> dict:
@@ -151,9 +120,11 @@ class BlockGraph:
         self.visits = 0                         # nodes touched by the last operation
         self.read_fill = 0                      # what unfilled read buffers hold
         self._seq = 0                           # naming order of nodes
-        from qmpd.engine.hostfiles import HostFiles
-
         self.hostfiles = HostFiles()
+        # The guest devices using the graph (device_add / device_del).
+        self.machine = Machine()
+        # The NBD server and the block exports (nbd-server-*, block-export-*).
+        self.exports = ExportState()
         # Where engine events go (BLOCK_WRITE_THRESHOLD): the daemon's emit.
         self.emit_event: Callable[[str, dict], None] | None = None
         self._rand = random.Random()
@@ -315,8 +286,6 @@ class BlockGraph:
         return node
 
     def _probe(self, child: Node) -> Driver:
-        from qmpd.engine.qcow2_format import is_qcow2
-
         head = self.read(child, 0, 512)
         drv = get_driver("qcow2" if is_qcow2(head) else "raw")
         assert drv is not None
@@ -418,8 +387,6 @@ class BlockGraph:
             raise BlockError(f"Making '{child.name}' a {name} child of '{parent.name}' would "
                              "create a cycle")
         if isinstance(parent, Node) and parent.aio_context != child.aio_context:
-            from qmpd.engine.devices import attach_context
-
             attach_context(self, parent, child, tx)
         e = self.link(parent, child, name, role, tx)
         if isinstance(parent, Node):
@@ -779,8 +746,6 @@ class BlockGraph:
         exact = drv.exact_filename(self, node, opts, generate_json)
         if exact:
             return exact, exact, opts
-        from qmpd.protocol.encode import dumps
-
         return "json:" + dumps(opts), "", opts
 
     def backing_overridden(self, node: Node) -> bool:

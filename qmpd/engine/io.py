@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import errno
 
+from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.node import Node
+from qmpd.engine.resize import truncate
 
 # qemu-io fills its buffers with this byte before a read (qemu_io_alloc), so
 # drivers that leave the buffer alone (null-co without read-zeroes) show it.
@@ -75,9 +77,6 @@ class NodeIO:
         return drv.name, proto, (gi[0] if gi else None), vm_state, (fs or {}).get("data")
 
     def truncate(self, size: int, prealloc: str) -> None:
-        from qmpd.engine.errors import BlockError
-        from qmpd.engine.resize import truncate
-
         try:
             truncate(self.g, self.node, size, prealloc)
         except BlockError as e:

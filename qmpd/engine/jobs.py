@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmpd.engine import perms
+from qmpd.engine.drivers.registry import get_driver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction, id_wellformed
 from qmpd.engine.node import Edge, Node, Parent
@@ -1274,8 +1275,6 @@ def start_commit(mgr: JobManager, args: dict) -> Job:
 
 
 def _new_filter(g: BlockGraph, drvname: str, name: str | None, tx: Transaction) -> Node:
-    from qmpd.engine.drivers import get_driver
-
     drv = get_driver(drvname)
     assert drv is not None
     node = Node(drv)
@@ -1381,46 +1380,3 @@ def _start_active_job(mgr: JobManager, args: dict, bs: Node, base: Node) -> Job:
     job.driver = ActiveCommitJob(bs, base, mt, blk)
     mgr.start(job, job.driver.run(job))
     return job
-
-
-# ---------------------------------------------------------------------------
-# the jobs' own filter drivers (not available to blockdev-add)
-def _register_filters() -> None:
-    from qmpd.engine import drivers
-
-    class CommitTopDriver(drivers.Driver):
-        """block/commit.c bdrv_commit_top: passes reads to its backing child."""
-
-        name = "commit_top"
-        is_filter = True
-        can_reopen = False
-
-        def child_perm(self, node: Node, edge: Edge, perm: int,
-                       shared: int) -> tuple[int, int]:
-            return 0, perms.ALL
-
-        def virtual_size(self, g: BlockGraph, node: Node) -> int:
-            return node.total or 0
-
-        def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
-                           generate_json: bool) -> str:
-            b = node.backing
-            return g.filename_info(b.child)[0] if b else ""
-
-    class MirrorTopDriver(CommitTopDriver):
-        """block/mirror.c bdrv_mirror_top (the commit flavour)."""
-
-        name = "mirror_top"
-
-        def child_perm(self, node: Node, edge: Edge, perm: int,
-                       shared: int) -> tuple[int, int]:
-            if node.state == "stop":
-                return 0, perms.ALL
-            p, s = perms.default(edge.role, not node.read_only, perm, shared)
-            return p & ~perms.CONSISTENT_READ, s | perms.WRITE
-
-    drivers._DRIVERS.setdefault("commit_top", CommitTopDriver())
-    drivers._DRIVERS.setdefault("mirror_top", MirrorTopDriver())
-
-
-_register_filters()

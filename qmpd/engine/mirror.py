@@ -18,39 +18,16 @@ from typing import Any
 
 from qmpd.engine import bitmaps as bmod
 from qmpd.engine import perms
+from qmpd.engine.drivers.mirror_top import PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction
-from qmpd.engine.node import Edge, Node, Parent
+from qmpd.engine.node import Node, Parent
 
 CR, W, WU, RS = perms.CONSISTENT_READ, perms.WRITE, perms.WRITE_UNCHANGED, perms.RESIZE
 
 
-def _mirror_top_driver() -> Any:
-    """bdrv_mirror_top for a plain mirror (``is_commit`` false): default filter perms."""
-    from qmpd.engine.drivers import get_driver
-
-    base = type(get_driver("mirror_top"))
-
-    class MirrorTop(base):  # type: ignore[misc, valid-type]
-        def child_perm(self, node: Node, edge: Edge, perm: int,
-                       shared: int) -> tuple[int, int]:
-            if node.state == "stop":
-                return 0, perms.ALL
-            return perms.default(edge.role, not node.read_only, perm, shared)
-
-    return MirrorTop()
-
-
-_DRIVER: Any = None
-
-
-def _driver() -> Any:
-    global _DRIVER
-    if _DRIVER is None:
-        import qmpd.engine.jobs  # noqa: F401  (registers the mirror_top driver)
-
-        _DRIVER = _mirror_top_driver()
-    return _DRIVER
+# The filter a mirror job inserts (bdrv_mirror_top without is_commit).
+MIRROR_TOP = PlainMirrorTopDriver()
 
 
 class MirrorJob:
@@ -183,7 +160,7 @@ def start_mirror(mgr: Any, args: dict) -> Any:
         raise BlockError("Can't mirror node into itself")
     tx = Transaction()
     try:
-        mt = Node(_driver())
+        mt = Node(MIRROR_TOP)
         g._assign_name(mt, args.get("filter-node-name"), tx)
         mt.implicit = "filter-node-name" not in args
         mt.total = g.virtual_size(bs)

@@ -10,12 +10,20 @@ permissions the parent holds on the child and shares with others.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from qmpd.engine import perms
 
 if TYPE_CHECKING:
-    from qmpd.engine.drivers import Driver
+    from qmpd.engine.drivers.base import Driver
+
+# id_wellformed (util/id.c): node names and every other user-given id.
+_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*\Z")
+
+
+def id_wellformed(name: str) -> bool:
+    return bool(_ID_RE.match(name))
 
 
 class Edge:

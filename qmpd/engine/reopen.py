@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from qmpd.engine import perms
+from qmpd.engine.aio import attach_context
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import (
     GENERIC_KEYS,
@@ -33,11 +34,10 @@ from qmpd.engine.graph import (
     is_true,
 )
 from qmpd.engine.node import Edge, Node
+from qmpd.qobject import key_order
 
 
 def _order(keys: list[str]) -> list[str]:
-    from qmpd.protocol.encode import key_order
-
     return list(key_order(keys))
 
 
@@ -294,8 +294,6 @@ def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
         if new.aio_context != node.aio_context:
             # bdrv_attach_child_common: the new child must follow the node's
             # AioContext (or the node the child's).
-            from qmpd.engine.devices import attach_context
-
             attach_context(g, node, new, tx)
         g.link(node, new, name, role, tx)
 

@@ -8,11 +8,17 @@ the in-memory host-file layer; host files are never touched.
 
 from __future__ import annotations
 
+import struct
+
 from qmpd.engine import bitmaps, perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.node import Node, Parent
-from qmpd.engine.qcow2_format import _preallocate_metadata, _preallocate_space
+from qmpd.engine.qcow2_format import (
+    DISCARD_ALWAYS,
+    _preallocate_metadata,
+    _preallocate_space,
+)
 
 
 def block_resize(g: BlockGraph, node: Node, size: int) -> None:
@@ -100,10 +106,6 @@ def _qcow2_truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off")
     elif size < old:
         # Shrinking: QEMU discards the clusters past the end (always passed
         # down to the file) and rewrites the size; qmpd keeps the table sizes.
-        import struct
-
-        from qmpd.engine.qcow2_format import DISCARD_ALWAYS
-
         cs = h.cluster_size
         start = -(-size // cs) * cs
         if start < old:

@@ -11,6 +11,7 @@ read-only, as QEMU does (errors of that reopen are ignored, as in QEMU).
 from __future__ import annotations
 
 from qmpd.engine import perms
+from qmpd.engine.aio import attach_context
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.node import Edge, Node, Parent
@@ -85,8 +86,6 @@ def append(g: BlockGraph, new: Node, top: Node, tx: Transaction) -> None:
     if g.reaches(top, new):
         raise BlockError(f"Making '{top.name}' a backing child of '{new.name}' would create "
                          "a cycle")
-    from qmpd.engine.devices import attach_context
-
     attach_context(g, new, top, tx)
     e = Edge(new, top, "backing", role)
     new.children.append(e)

@@ -1,7 +1,8 @@
 """The sans-I/O QMP protocol core: bytes in, replies and requests out.
 
-* :mod:`qmpd.protocol.encode` – QEMU's exact JSON output (hash key order,
-  escapes, ``%.17g``), :func:`dumps`, :func:`encode_message`, :func:`encode_event`.
+* :mod:`qmpd.protocol.encode` – messages on the wire (:func:`encode_message`,
+  :func:`encode_event`) in QEMU's exact JSON (:mod:`qmpd.qobject`: hash key
+  order, escapes, ``%.17g``; :func:`dumps`).
 * :mod:`qmpd.protocol.splitter` – QEMU's streaming JSON lexer/streamer/parser.
 * :mod:`qmpd.protocol.session` – per-connection state: greeting, envelope
   checks, capabilities negotiation, reply framing.

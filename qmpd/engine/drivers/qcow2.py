@@ -12,9 +12,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qmpd.engine import perms
-from qmpd.engine.drivers import Commit, Driver, _number_opt, _size_opt
+from qmpd.engine.drivers.base import Commit, Driver, number_opt, size_opt
 from qmpd.engine.errors import BlockError
 from qmpd.engine.node import Node
+from qmpd.engine.qcow2_format import (
+    CLUSTER_COMPRESSED,
+    CLUSTER_NORMAL,
+    Qcow2FormatError,
+    Qcow2Image,
+    is_qcow2,
+    parse_qcow2_header,
+)
 
 if TYPE_CHECKING:
     from qmpd.engine.graph import BlockGraph, Transaction
@@ -127,8 +135,6 @@ class Qcow2Driver(Driver):
     strong = ("encrypt.key-secret",)
 
     def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
-        from qmpd.engine.qcow2_format import Qcow2FormatError, is_qcow2, parse_qcow2_header
-
         child = g.attach_file_child(node, perms.ROLE_IMAGE, tx)
         first = g.read(child, 0, 65536)
         if not is_qcow2(first):
@@ -154,13 +160,13 @@ class Qcow2Driver(Driver):
         l2_set = "l2-cache-size" in opts
         rc_set = "refcount-cache-size" in opts
         entry_set = "l2-cache-entry-size" in opts
-        combined = _size_opt("cache-size", opts["cache-size"]) if combined_set else 0
-        l2_max_setting = _size_opt("l2-cache-size", opts["l2-cache-size"]) if l2_set \
+        combined = size_opt("cache-size", opts["cache-size"]) if combined_set else 0
+        l2_max_setting = size_opt("l2-cache-size", opts["l2-cache-size"]) if l2_set \
             else DEFAULT_L2_CACHE_MAX_SIZE
-        rc = _size_opt("refcount-cache-size", opts["refcount-cache-size"]) if rc_set else 0
-        entry = _size_opt("l2-cache-entry-size", opts["l2-cache-entry-size"]) if entry_set \
+        rc = size_opt("refcount-cache-size", opts["refcount-cache-size"]) if rc_set else 0
+        entry = size_opt("l2-cache-entry-size", opts["l2-cache-entry-size"]) if entry_set \
             else cluster_size
-        interval = _number_opt(opts["cache-clean-interval"]) \
+        interval = number_opt(opts["cache-clean-interval"]) \
             if "cache-clean-interval" in opts else 600
 
         min_rc = MIN_REFCOUNT_CACHE_SIZE * cluster_size
@@ -262,8 +268,6 @@ class Qcow2Driver(Driver):
 
     # -- data path ----------------------------------------------------------
     def _image(self, g: BlockGraph, node: Node) -> Any:
-        from qmpd.engine.qcow2_format import Qcow2Image
-
         st = node.state
         if st.image is None:
             st.image = Qcow2Image(_ChildStore(g, node), backing=_BackingReader(g, node),
@@ -277,8 +281,6 @@ class Qcow2Driver(Driver):
         return bool(v) if v is not None else node.discard == "unmap"
 
     def _io(self, g: BlockGraph, node: Node, fn: Any) -> Any:
-        from qmpd.engine.qcow2_format import Qcow2FormatError
-
         try:
             return fn(self._image(g, node))
         except Qcow2FormatError as e:
@@ -291,8 +293,6 @@ class Qcow2Driver(Driver):
         e = node.file
         if e is None or e.child.driver.name != "blkdebug":
             return
-        from qmpd.engine.qcow2_format import CLUSTER_COMPRESSED, CLUSTER_NORMAL
-
         dbg = e.child
         if write:
             dbg.driver.debug_event(dbg, "write_aio")  # type: ignore[attr-defined]

@@ -1,0 +1,97 @@
+"""The ``quorum`` driver (QEMU 7.2 block/quorum.c): options, children and
+permissions; reads come from the first child, writes go to all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qmpd.engine import perms
+from qmpd.engine.drivers.base import Driver
+from qmpd.engine.errors import BlockError
+from qmpd.engine.node import Edge, Node
+
+if TYPE_CHECKING:
+    from qmpd.engine.graph import BlockGraph, Transaction
+
+
+class QuorumDriver(Driver):
+    name = "quorum"
+    can_reopen = False
+    strong = ("vote-threshold", "blkverify", "rewrite-corrupted", "read-pattern")
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        idx: set[int] = set()
+        for k in opts:
+            if k.startswith("children."):
+                head = k[len("children."):].split(".", 1)[0]
+                if head.isdigit():
+                    idx.add(int(head))
+        n = 0
+        while n in idx:
+            n += 1
+        if n != len(idx):
+            raise BlockError("Option children is not a valid array")
+        if n < 1:
+            raise BlockError("Number of provided children must be 1 or more")
+        threshold = opts.get("vote-threshold", 0)
+        threshold = ((threshold & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
+        if threshold < 1:
+            raise BlockError("Parameter 'vote-threshold' expects a value >= 1")
+        if threshold > n:
+            raise BlockError("threshold may not exceed children count")
+        pattern = opts.get("read-pattern", "quorum")
+        rewrite = False
+        if pattern == "quorum":
+            blkverify = bool(opts.get("blkverify", False))
+            if blkverify and (n != 2 or threshold != 2):
+                raise BlockError("blkverify=on can only be set if there are exactly two files "
+                                 "and vote-threshold is 2")
+            rewrite = bool(opts.get("rewrite-corrupted", False))
+            if rewrite and blkverify:
+                raise BlockError("rewrite-corrupted=on cannot be used with blkverify=on")
+        node.state = {"n": n, "threshold": threshold, "rewrite": rewrite}
+        for i in range(n):
+            g.open_and_attach(node, opts, f"children.{i}", perms.ROLE_DATA, tx)
+        sizes = {g.virtual_size(e.child) for e in node.children}
+        if len(sizes) > 1:
+            raise BlockError("Could not refresh total sector count: Input/output error")
+
+    def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
+        p = perm & perms.ALL
+        if node.state and node.state.get("rewrite"):
+            p |= perms.WRITE
+        s = shared & (perms.CONSISTENT_READ | perms.WRITE_UNCHANGED)
+        return p, s
+
+    def _children(self, node: Node) -> list[Node]:
+        return [e.child for e in node.children if e.name.startswith("children.")]
+
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        ch = self._children(node)
+        return g.virtual_size(ch[0]) if ch else 0
+
+    def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        total = 0
+        for c in self._children(node):
+            s = g.actual_size(c)
+            if s is None:
+                return None
+            total += s
+        return total
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        ch = self._children(node)
+        return g.read(ch[0], offset, length) if ch else bytes(length)
+
+    def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        for c in self._children(node):
+            g.write(c, offset, data)
+
+    def gather_children(self, g: BlockGraph, node: Node, opts: dict,
+                        backing_overridden: bool) -> None:
+        opts["children"] = [g.filename_info(c)[2] for c in self._children(node)]
+
+    def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
+                       generate_json: bool) -> str:
+        return ""

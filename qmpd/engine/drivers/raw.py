@@ -1,0 +1,123 @@
+"""The ``raw`` format driver (QEMU 7.2 block/raw-format.c): a window
+(``offset``, ``size``) on its ``file`` child, or a plain filter without one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qmpd.engine import perms
+from qmpd.engine.drivers.base import Commit, Driver, g_writable, size_opt
+from qmpd.engine.errors import BlockError
+from qmpd.engine.node import Edge, Node
+
+if TYPE_CHECKING:
+    from qmpd.engine.graph import BlockGraph, Transaction
+
+
+class RawState:
+    __slots__ = ("offset", "has_size", "size")
+
+    def __init__(self, offset: int, has_size: bool, size: int) -> None:
+        self.offset = offset
+        self.has_size = has_size
+        self.size = size
+
+
+class RawDriver(Driver):
+    name = "raw"
+    variable_length = True
+    mutable = ("offset", "size")
+    strong = ("offset", "size")
+
+    @staticmethod
+    def _read_options(opts: dict) -> tuple[int, bool, int]:
+        offset = size_opt("offset", opts.get("offset", 0))
+        has_size = "size" in opts
+        size = size_opt("size", opts["size"]) if has_size else 0
+        return offset, has_size, size
+
+    @staticmethod
+    def _apply(g: BlockGraph, child: Node, offset: int, has_size: bool, size: int) -> RawState:
+        real = g.virtual_size(child)
+        if offset > real:
+            raise BlockError(f"Offset ({offset}) cannot be greater than size of the "
+                             f"containing file ({real})")
+        if has_size and real - offset < size:
+            raise BlockError(f"The sum of offset ({offset}) and size ({size}) has to be smaller "
+                             f"or equal to the  actual size of the containing file ({real})")
+        if has_size and size % 512:
+            raise BlockError("Specified size is not multiple of 512")
+        return RawState(offset, has_size, size if has_size else real - offset)
+
+    def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        offset, has_size, size = self._read_options(opts)
+        role = (perms.ROLE_DATA | perms.ROLE_PRIMARY) if (has_size or offset) \
+            else (perms.ROLE_FILTERED | perms.ROLE_PRIMARY)
+        child = g.attach_file_child(node, role, tx)
+        node.state = self._apply(g, child, offset, has_size, size)
+
+    def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
+        p, s = perms.default(edge.role, g_writable(node), perm, shared)
+        p &= ~(perms.WRITE | perms.RESIZE)
+        p |= perm & (perms.WRITE | perms.RESIZE)
+        return p, s
+
+    def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
+        offset, has_size, size = self._read_options(opts)
+        opts.pop("offset", None)
+        opts.pop("size", None)
+        child = self.primary(node)
+        assert child is not None
+        st = self._apply(g, child, offset, has_size, size)
+
+        def commit() -> None:
+            node.state = st
+        return commit
+
+    def virtual_size(self, g: BlockGraph, node: Node) -> int:
+        # raw_getlength: the size follows the (possibly replaced) child.
+        st = node.state
+        f = self.primary(node)
+        length = g.virtual_size(f) if f else 0
+        if length < st.offset:
+            st.size = 0
+        elif st.has_size:
+            st.size = min(st.size, length - st.offset)
+        else:
+            st.size = length - st.offset
+        return st.size
+
+    def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
+        f = self.primary(node)
+        return g.get_info(f) if f else None
+
+    def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
+        f = self.primary(node)
+        if f is None:
+            return bytes(length)
+        return g.read(f, node.state.offset + offset, length)
+
+    def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        f = self.primary(node)
+        if f is not None:
+            g.write(f, node.state.offset + offset, data)
+
+    def write_zeroes(self, g: BlockGraph, node: Node, offset: int, length: int,
+                     unmap: bool) -> None:
+        f = self.primary(node)
+        if f is not None:
+            g.write_zeroes(f, node.state.offset + offset, length, unmap)
+
+    def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
+        f = self.primary(node)
+        if f is not None:
+            g.discard(f, node.state.offset + offset, length)
+
+    def block_status(self, g: BlockGraph, node: Node, offset: int,
+                     length: int) -> list[tuple[int, int, bool, bool]]:
+        f = self.primary(node)
+        if f is None:
+            return [(offset, length, True, False)]
+        base = node.state.offset
+        return [(o - base, n, a, z) for o, n, a, z in g.block_status(f, base + offset, length)]

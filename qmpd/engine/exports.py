@@ -1,0 +1,183 @@
+"""NBD server and block exports (QEMU 7.2 blockdev-nbd.c, block/export/export.c,
+nbd/server.c).
+
+qmpd tracks the server and its exports but serves no NBD traffic: the server
+"listens" without opening a socket.  An export holds its node through an
+unnamed BlockBackend (a ``Parent`` on ``graph.backends`` with the permissions
+QEMU's export takes), so the node cannot be deleted while exported and the
+graph queries show the export's BlockBackend like QEMU's.  The state is the
+graph's (``graph.exports``, an :class:`ExportState`).
+
+The functions that remove exports return their ids: the caller sends
+``BLOCK_EXPORT_DELETED`` for each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from qmpd.engine import bitmaps as bm
+from qmpd.engine import perms
+from qmpd.engine.errors import BlockError
+from qmpd.engine.node import Edge, Node, Parent, id_wellformed
+from qmpd.engine.transaction import Transaction
+
+if TYPE_CHECKING:
+    from qmpd.engine.graph import BlockGraph
+
+NBD_MAX_STRING_SIZE = 4096
+
+
+class ExportBackend(Parent):
+    """The BlockBackend of an export: ``blockdev-del`` of its node says "in use"."""
+
+    def __init__(self) -> None:
+        # The "device-backend" kind is what makes blockdev-del refuse the node.
+        super().__init__("device-backend", "", "an unnamed block device")
+
+
+@dataclass
+class Export:
+    id: str
+    type: str
+    node: Node
+    name: str
+    blk: ExportBackend
+    edge: Edge
+    bitmaps: list[bm.DirtyBitmap] = field(default_factory=list)
+
+
+@dataclass
+class ExportState:
+    nbd_running: bool = False
+    exports: list[Export] = field(default_factory=list)   # newest first
+
+
+def nbd_server_start(g: BlockGraph) -> None:
+    st = g.exports
+    if st.nbd_running:
+        raise BlockError("NBD server already running")
+    st.nbd_running = True
+
+
+def nbd_server_stop(g: BlockGraph) -> list[str]:
+    """nbd-server-stop: the ids of the NBD exports it removed, in removal order."""
+    st = g.exports
+    if not st.nbd_running:
+        raise BlockError("NBD server not running")
+    # blk_exp_close_all_type(BLOCK_EXPORT_TYPE_NBD): QEMU walks its export
+    # list (newest first) and each removal sends the event.
+    gone = [_delete(g, exp) for exp in list(st.exports) if exp.type == "nbd"]
+    st.nbd_running = False
+    return gone
+
+
+def _delete(g: BlockGraph, exp: Export) -> str:
+    """blk_exp_delete: drop the export and its hold on the node; its id."""
+    st = g.exports
+    st.exports.remove(exp)
+    for b in exp.bitmaps:
+        b.busy = False
+    tx = Transaction()
+    node = exp.edge.child
+    g.detach(exp.edge, tx)
+    if exp.blk in g.backends:
+        g.backends.remove(exp.blk)
+    # blk_unref: a node only the export held (an overlay it was moved to) goes.
+    g.unref(node, tx)
+    if node.alive:
+        g.refresh_perms([node], tx)
+    tx.commit()
+    return exp.id
+
+
+def export_add(g: BlockGraph, args: dict) -> Export:
+    """block-export-add (only NBD exports)."""
+    st = g.exports
+    eid = args["id"]
+    if not id_wellformed(eid):
+        raise BlockError("Invalid block export id")
+    if any(e.id == eid for e in st.exports):
+        raise BlockError(f"Block export id '{eid}' is already in use")
+    etype = args["type"]
+    if etype != "nbd":
+        raise BlockError(f"qmpd does not support '{etype}' exports")
+    name = args["node-name"]
+    node = g.nodes.get(name)
+    if node is None:
+        raise BlockError(f"Cannot find device='' nor node-name='{name}'")
+    writable = args.get("writable", False)
+    if node.read_only and writable:
+        raise BlockError("Cannot export read-only node as writable")
+    if "iothread" in args and args["iothread"] not in g.iothreads:
+        raise BlockError(f"iothread \"{args['iothread']}\" not found")
+    tx = Transaction()
+    blk = ExportBackend()
+    try:
+        edge = g.attach(blk, node, "root", 0, tx)
+        edge.perm = perms.CONSISTENT_READ | (perms.WRITE if writable else 0)
+        edge.shared = perms.ALL
+        g.refresh_perms([node], tx)
+        exp = _nbd_create(g, st, args, node, blk, edge, tx)
+    except BlockError:
+        tx.abort()
+        raise
+    tx.commit()
+    g.backends.append(blk)
+    st.exports.insert(0, exp)
+    return exp
+
+
+def _nbd_create(g: BlockGraph, st: ExportState, args: dict, node: Node, blk: ExportBackend,
+                edge: Edge, tx: Transaction) -> Export:
+    """nbd_export_create."""
+    if not st.nbd_running:
+        raise BlockError("NBD server not running")
+    name = args.get("name", args["node-name"])
+    if len(name.encode()) > NBD_MAX_STRING_SIZE:
+        raise BlockError(f"export name '{name}' too long")
+    desc = args.get("description")
+    if desc is not None and len(desc.encode()) > NBD_MAX_STRING_SIZE:
+        raise BlockError(f"description '{desc}' too long")
+    if any(e.name == name for e in st.exports if e.type == "nbd"):
+        raise BlockError(f"NBD server already has export named '{name}'")
+    # Resizing is not allowed while the NBD server exports the node.
+    edge.shared = perms.ALL & ~perms.RESIZE
+    g.refresh_perms([node], tx)
+    readonly = not args.get("writable", False)
+    found: list[bm.DirtyBitmap] = []
+    for item in args.get("bitmaps", []):
+        if isinstance(item, str):
+            b = None
+            n: Node | None = node
+            while n is not None:
+                b = bm.find(n, item)
+                if b is not None:
+                    break
+                n = g.filter_or_cow(n)
+            if b is None or n is None:
+                raise BlockError(f"Bitmap '{item}' is not found")
+            if readonly and not n.read_only and b.recording:
+                raise BlockError(f"Enabled bitmap '{item}' incompatible with readonly export")
+        else:
+            _, b = bm.lookup(g, item["node"], item["name"])
+        bm.check(b, bm.ALLOW_RO)
+        found.append(b)
+    for b in found:
+        b.busy = True
+    return Export(args["id"], "nbd", node, name, blk, edge, found)
+
+
+def export_del(g: BlockGraph, eid: str) -> str:
+    """block-export-del: the id of the export removed."""
+    exp = next((e for e in g.exports.exports if e.id == eid), None)
+    if exp is None:
+        raise BlockError(f"Export '{eid}' is not found")
+    return _delete(g, exp)
+
+
+def query_block_exports(g: BlockGraph) -> list[dict[str, Any]]:
+    # The export's BlockBackend may have moved (blockdev-snapshot, mirror pivot).
+    return [{"id": e.id, "type": e.type, "node-name": e.edge.child.name, "shutting-down": False}
+            for e in g.exports.exports]

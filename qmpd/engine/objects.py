@@ -1,0 +1,159 @@
+"""User-created QOM objects the block layer uses: throttle groups and iothreads
+(QEMU 7.2 block/throttle-groups.c, util/throttle.c, iothread.c).
+
+The objects live on the :class:`~qmpd.engine.graph.BlockGraph`
+(``throttle_groups``, ``iothreads``); :func:`add` and :func:`delete` are
+``object-add`` and ``object-del`` in QEMU's order of checks: the id must be an
+identifier, then the properties are set (throttle limits are validated as
+they are set), then the id must be free among all user-created objects, then
+the object completes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from qmpd.engine.errors import BlockError
+from qmpd.engine.node import id_wellformed
+
+if TYPE_CHECKING:
+    from qmpd.engine.graph import BlockGraph
+
+THROTTLE_VALUE_MAX = 1000000000000000
+UINT_MAX = 0xFFFFFFFF
+U64 = (1 << 64) - 1
+
+# ThrottleLimits member -> (bucket, field); buckets in QEMU's BucketType order.
+_BUCKETS = ("bps-total", "bps-read", "bps-write", "iops-total", "iops-read", "iops-write")
+IOTHREAD_DEFAULTS = {"poll-max-ns": 32768, "poll-grow": 0, "poll-shrink": 0, "aio-max-batch": 0}
+
+
+class ThrottleGroup:
+    """A throttle-group object; ``users`` counts the throttle nodes in it."""
+
+    def __init__(self, gid: str, limits: dict) -> None:
+        self.id = gid
+        self.limits = limits
+        self.users = 0
+
+
+class IOThread:
+    """An iothread object: an AioContext nodes and devices can move to."""
+
+    def __init__(self, oid: str, props: dict) -> None:
+        self.id = oid
+        self.props = props
+
+
+def _limits_to_config(limits: dict, cfg: dict) -> None:
+    for key, value in limits.items():
+        if key == "iops-size":
+            cfg["op_size"] = value & U64
+            continue
+        for b in _BUCKETS:
+            if key == b:
+                cfg[b]["avg"] = value & U64
+            elif key == b + "-max":
+                cfg[b]["max"] = value & U64
+            elif key == b + "-max-length":
+                if value & U64 > UINT_MAX:
+                    raise BlockError(f"{key} value must be in the range [0, {UINT_MAX}]")
+                cfg[b]["burst"] = value & U64
+    _throttle_is_valid(cfg)
+
+
+def _throttle_is_valid(cfg: dict) -> None:
+    """throttle_is_valid."""
+    def avg(b: str) -> int:
+        return cfg[b]["avg"]
+
+    def mx(b: str) -> int:
+        return cfg[b]["max"]
+
+    if (avg("bps-total") and (avg("bps-read") or avg("bps-write"))) or \
+            (avg("iops-total") and (avg("iops-read") or avg("iops-write"))) or \
+            (mx("bps-total") and (mx("bps-read") or mx("bps-write"))) or \
+            (mx("iops-total") and (mx("iops-read") or mx("iops-write"))):
+        raise BlockError("bps/iops/max total values and read/write values cannot be used at "
+                         "the same time")
+    if cfg["op_size"] and not (avg("iops-total") or avg("iops-read") or avg("iops-write")):
+        raise BlockError("iops size requires an iops value to be set")
+    for b in _BUCKETS:
+        bk = cfg[b]
+        if bk["avg"] > THROTTLE_VALUE_MAX or bk["max"] > THROTTLE_VALUE_MAX:
+            raise BlockError(f"bps/iops/max values must be within [0, {THROTTLE_VALUE_MAX}]")
+        if not bk["burst"]:
+            raise BlockError("the burst length cannot be 0")
+        if bk["burst"] > 1 and not bk["max"]:
+            raise BlockError("burst length set without burst rate")
+        if bk["max"] and bk["burst"] > THROTTLE_VALUE_MAX // bk["max"]:
+            raise BlockError("burst length too high for this burst rate")
+        if bk["max"] and not bk["avg"]:
+            raise BlockError("bps_max/iops_max require corresponding bps/iops values")
+        if bk["max"] and bk["max"] < bk["avg"]:
+            raise BlockError("bps_max/iops_max cannot be lower than bps/iops")
+
+
+def _new_config() -> dict:
+    cfg: dict[str, Any] = {b: {"avg": 0, "max": 0, "burst": 1} for b in _BUCKETS}
+    cfg["op_size"] = 0
+    return cfg
+
+
+def _check_free(g: BlockGraph, oid: str) -> None:
+    if oid in g.throttle_groups or oid in g.iothreads:
+        raise BlockError(f"attempt to add duplicate property '{oid}' to object "
+                         "(type 'container')")
+
+
+def add(g: BlockGraph, args: dict) -> None:
+    """object-add of a throttle-group or an iothread."""
+    oid = args["id"]
+    qom_type = args["qom-type"]
+    if not id_wellformed(oid):
+        raise BlockError("Parameter 'id' expects an identifier")
+    if qom_type == "throttle-group":
+        cfg = _new_config()
+        for key, value in args.items():
+            if key == "limits":
+                _limits_to_config(value, cfg)
+            elif key.startswith("x-"):
+                _limits_to_config({key[2:]: value}, cfg)
+        _check_free(g, oid)
+        g.throttle_groups[oid] = ThrottleGroup(oid, cfg)
+    elif qom_type == "iothread":
+        props = dict(IOTHREAD_DEFAULTS)
+        for key in props:
+            if key in args:
+                if args[key] < 0:
+                    raise BlockError(f"{key} value must be in range [0, {(1 << 63) - 1}]")
+                props[key] = args[key]
+        _check_free(g, oid)
+        g.iothreads[oid] = IOThread(oid, props)
+        props["thread-id"] = os.getpid() + len(g.iothreads)
+    else:
+        raise BlockError(f"object type '{qom_type}' is not supported by qmpd")
+
+
+def delete(g: BlockGraph, oid: str) -> None:
+    """object-del: a throttle group still used by a node stays."""
+    if oid in g.throttle_groups:
+        if g.throttle_groups[oid].users:
+            raise BlockError(f"object '{oid}' is in use, can not be deleted")
+        del g.throttle_groups[oid]
+    elif oid in g.iothreads:
+        del g.iothreads[oid]
+    else:
+        raise BlockError(f"object '{oid}' not found")
+
+
+def query_iothreads(g: BlockGraph) -> list[dict[str, Any]]:
+    """IOThreadInfo of every iothread, in QAPI member order."""
+    out = []
+    for t in g.iothreads.values():
+        p = t.props
+        out.append({"id": t.id, "thread-id": p["thread-id"], "poll-max-ns": p["poll-max-ns"],
+                    "poll-grow": p["poll-grow"], "poll-shrink": p["poll-shrink"],
+                    "aio-max-batch": p["aio-max-batch"]})
+    return out
