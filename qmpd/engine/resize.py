@@ -8,17 +8,11 @@ the in-memory host-file layer; host files are never touched.
 
 from __future__ import annotations
 
-import struct
-
 from qmpd.engine import bitmaps, perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.node import Node, Parent
-from qmpd.engine.qcow2_format import (
-    DISCARD_ALWAYS,
-    _preallocate_metadata,
-    _preallocate_space,
-)
+from qmpd.qcow2 import preallocate_metadata, preallocate_space
 
 
 def block_resize(g: BlockGraph, node: Node, size: int) -> None:
@@ -100,31 +94,18 @@ def _qcow2_truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off")
     if size > old:
         im.truncate_grow(size)
         if prealloc == "metadata":
-            _preallocate_metadata(im, size, old)
+            preallocate_metadata(im, size, old)
         elif prealloc in ("falloc", "full"):
-            _preallocate_space(im, size, old)
+            preallocate_space(im, size, old)
     elif size < old:
-        # Shrinking: QEMU discards the clusters past the end (always passed
-        # down to the file) and rewrites the size; qmpd keeps the table sizes.
-        cs = h.cluster_size
-        start = -(-size // cs) * cs
-        if start < old:
-            im.cluster_discard(start, old - start, DISCARD_ALWAYS, True)
-            im.flush()
-        im.store.write(24, struct.pack(">Q", size))
-        # qcow2_get_last_cluster: the file ends after the last used cluster.
-        nclusters = -(-im.store.size() // cs)
-        last = nclusters - 1
-        while last >= 0 and im.get_refcount(last) == 0:
-            last -= 1
-        if (last + 1) * cs < im.store.size():
-            im.store.truncate((last + 1) * cs)
+        # Shrinking: QEMU discards the clusters past the end and cuts the
+        # file after its last used cluster; qmpd keeps the table sizes.
+        if im.truncate_shrink(size):
             f = node.file
             if f is not None:
                 # bdrv_co_truncate(bs->file) refreshes the file's cached length.
                 f.child.total = None
                 g.virtual_size(f.child)
-        im.virtual_size = size
     h.virtual_size = size
 
 

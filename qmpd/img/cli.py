@@ -183,15 +183,13 @@ def cmd_io(argv: list[str]) -> int:
         return 1
     path = operands[0]
     try:
-        opened = open_image(path, fmt, read_only=read_only)
+        opened = open_image(path, fmt, read_only=read_only, unmap=unmap)
     except ImageOpenError as exc:
         sys.stderr.write(f"qemu-io: can't open device {path}: {exc}\n")
         return 1
     for warning in opened.warnings:
         sys.stderr.write(warning)
     top = opened.top
-    if not unmap and hasattr(top, "image"):
-        top.image.discard_passthrough[2] = False
     try:
         ok = run_commands(top, commands)
     finally:
