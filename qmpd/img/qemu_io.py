@@ -14,12 +14,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn, Protocol, TextIO
+from typing import NoReturn, Protocol, TextIO, TypeVar
 
 from qmpd.img.images import Qcow2Adapter
 from qmpd.img.qemu_io_help import BODIES, TABLE
 from qmpd.img.sizes import SizeError, cvtstr, parse_size
 from qmpd.qobject import key_order
+
+# What a request helper returns (the data of a read, None for a write).
+_T = TypeVar("_T")
 
 REQUEST_MAX_BYTES = (2**31 - 1) // 512 * 512
 
@@ -257,14 +260,8 @@ class QemuIo:
         if pattern_count < 0 or pattern_offset + pattern_count > count:
             self.out.write("pattern verification range exceeds end of read data\n")
             raise CommandFailed()
-        start = self.clock()
-        try:
-            self._check_request(offset, count)
-            data = self.image.read(offset, count)
-        except OSError as exc:
-            self.out.write(f"read failed: {_strerror(exc)}\n")
-            raise CommandFailed() from None
-        elapsed = self.clock() - start
+        data, elapsed = self._request(offset, count, "read",
+                                      lambda: self.image.read(offset, count))
         failed = False
         if pattern is not None:
             region = data[pattern_offset : pattern_offset + pattern_count]
@@ -278,6 +275,20 @@ class QemuIo:
             self._report("read", elapsed, offset, count, count, 1, "C" in flags)
         if failed:
             raise CommandFailed()
+
+    def _request(self, offset: int, count: int, fail: str,
+                 run: Callable[[], _T]) -> tuple[_T, float]:
+        """One request on the image, timed: the range check, then ``run``; an
+        error fails the command with "FAIL failed: <errno text>" as qemu-io
+        prints it.  Returns what ``run`` returned and the time it took."""
+        start = self.clock()
+        try:
+            self._check_request(offset, count)
+            result = run()
+        except OSError as exc:
+            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
+            raise CommandFailed() from None
+        return result, self.clock() - start
 
     def _dump(self, data: bytes, offset: int) -> None:
         for i in range(0, len(data), 16):
@@ -331,19 +342,15 @@ class QemuIo:
     def _do_write(self, flags: dict[str, str], offset: int, count: int, pattern: int,
                   fail: str) -> None:
         """One write request (-z zeroes, -c compressed, else the pattern), reported."""
-        start = self.clock()
-        try:
-            self._check_request(offset, count)
+        def write() -> None:
             if "z" in flags:
                 self.image.write_zeroes(offset, count, unmap="u" in flags)
             elif "c" in flags:
                 self.image.write_compressed(offset, bytes([pattern]) * count)
             else:
                 self.image.write(offset, bytes([pattern]) * count)
-        except OSError as exc:
-            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
-            raise CommandFailed() from None
-        elapsed = self.clock() - start
+
+        _, elapsed = self._request(offset, count, fail, write)
         if "q" not in flags:
             self._report("wrote", elapsed, offset, count, count, 1, "C" in flags)
 
@@ -357,14 +364,8 @@ class QemuIo:
         if count > REQUEST_MAX_BYTES:
             self.out.write(f"length cannot exceed {REQUEST_MAX_BYTES}, given {rest[1]}\n")
             raise CommandFailed()
-        start = self.clock()
-        try:
-            self._check_request(offset, count)
-            self.image.discard(offset, count)
-        except OSError as exc:
-            self.out.write(f"discard failed: {_strerror(exc)}\n")
-            raise CommandFailed() from None
-        elapsed = self.clock() - start
+        _, elapsed = self._request(offset, count, "discard",
+                                   lambda: self.image.discard(offset, count))
         if "q" not in flags:
             self._report("discard", elapsed, offset, count, count, 1, "C" in flags)
 
@@ -382,14 +383,8 @@ class QemuIo:
     def _vread(self, cmd: Command, args: list[str], spec: str, fail: str) -> None:
         flags, offset, count = self._vector(cmd, args, spec)
         pattern = self._pattern(flags["P"]) if "P" in flags else None
-        start = self.clock()
-        try:
-            self._check_request(offset, count)
-            data = self.image.read(offset, count)
-        except OSError as exc:
-            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
-            raise CommandFailed() from None
-        elapsed = self.clock() - start
+        data, elapsed = self._request(offset, count, fail,
+                                      lambda: self.image.read(offset, count))
         if pattern is not None and data.count(pattern) != len(data):
             self.out.write(f"Pattern verification failed at offset {offset}, {count} bytes\n")
         if "q" not in flags:

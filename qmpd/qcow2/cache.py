@@ -35,12 +35,15 @@ class MetadataCache:
         self.l2_tables: dict[int, bytearray] = {}
         self.dirty: set[tuple[str, int]] = set()
 
+    def _load(self, tables: dict[int, bytearray], offset: int) -> bytearray:
+        """The cached cluster at ``offset``, read on first use."""
+        table = tables.get(offset)
+        if table is None:
+            table = tables[offset] = bytearray(read_exact(self.store, offset, self.cluster_size))
+        return table
+
     def load_refblock(self, offset: int) -> bytearray:
-        block = self.refblocks.get(offset)
-        if block is None:
-            block = bytearray(read_exact(self.store, offset, self.cluster_size))
-            self.refblocks[offset] = block
-        return block
+        return self._load(self.refblocks, offset)
 
     def new_refblock(self, offset: int) -> bytearray:
         """An all-zero refcount block at ``offset`` (written on the next flush)."""
@@ -50,11 +53,7 @@ class MetadataCache:
         return block
 
     def load_l2(self, offset: int) -> bytearray:
-        table = self.l2_tables.get(offset)
-        if table is None:
-            table = bytearray(read_exact(self.store, offset, self.cluster_size))
-            self.l2_tables[offset] = table
-        return table
+        return self._load(self.l2_tables, offset)
 
     def put_l2(self, offset: int, table: bytearray) -> None:
         """A new L2 table at ``offset`` (written on the next flush)."""

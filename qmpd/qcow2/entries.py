@@ -38,6 +38,22 @@ _PLAIN_SUBCLUSTER = {
 }
 
 
+# What block status reports for each subcluster type (map and read).
+BLOCK_STATUS_KIND = {
+    SC_NORMAL: CLUSTER_NORMAL,
+    SC_ZERO_PLAIN: CLUSTER_ZERO_PLAIN,
+    SC_ZERO_ALLOC: CLUSTER_ZERO_ALLOC,
+    SC_UNALLOC_PLAIN: CLUSTER_UNALLOCATED,
+    SC_UNALLOC_ALLOC: CLUSTER_UNALLOCATED,
+    SC_COMPRESSED: CLUSTER_COMPRESSED,
+}
+
+# Subclusters that read as zeros or from the backing file, with no data of
+# their own: a partial write-zeroes may turn them into zero subclusters.
+DATALESS_SUBCLUSTERS = frozenset({SC_UNALLOC_PLAIN, SC_UNALLOC_ALLOC, SC_ZERO_PLAIN,
+                                  SC_ZERO_ALLOC})
+
+
 def sub_alloc_range(a: int, b: int) -> int:
     """QCOW_OFLAG_SUB_ALLOC_RANGE: the bitmap bits of subclusters ``a`` to ``b - 1``."""
     return ((1 << b) - 1) & ~((1 << a) - 1)
@@ -80,6 +96,14 @@ def compressed_location(geo: Geometry, entry: int) -> tuple[int, int]:
     nb_csectors = ((entry >> geo.csize_shift) & geo.csize_mask) + 1
     csize = nb_csectors * COMPRESSED_SECTOR_SIZE - (coffset & (COMPRESSED_SECTOR_SIZE - 1))
     return coffset, csize
+
+
+def compressed_entry(geo: Geometry, host_offset: int, length: int) -> int:
+    """The L2 entry of a compressed cluster whose ``length`` bytes of data
+    start at ``host_offset`` (the inverse of :func:`compressed_location`)."""
+    nb_csectors = ((host_offset + length - 1) // COMPRESSED_SECTOR_SIZE
+                   - host_offset // COMPRESSED_SECTOR_SIZE)
+    return host_offset | QCOW_OFLAG_COMPRESSED | (nb_csectors << geo.csize_shift)
 
 
 def needs_new_alloc(geo: Geometry, entry: int) -> bool:

@@ -268,22 +268,9 @@ def build_header_cluster(
         bf_offset = header_length + len(body)
         bf_size = len(name)
         body += name
-    head = struct.pack(
-        ">IIQIIQIIQQIIQ",
-        QCOW_MAGIC,
-        version,
-        bf_offset,
-        bf_size,
-        cluster_bits,
-        virtual_size,
-        0,
-        l1_size,
-        l1_table_offset,
-        refcount_table_offset,
-        refcount_table_clusters,
-        nb_snapshots,
-        snapshots_offset,
-    )
+    head = struct.pack(">IIQIIQIIQQIIQ", QCOW_MAGIC, version, bf_offset, bf_size, cluster_bits,
+                       virtual_size, 0, l1_size, l1_table_offset, refcount_table_offset,
+                       refcount_table_clusters, nb_snapshots, snapshots_offset)
     if version >= 3:
         head += struct.pack(
             ">QQQII",

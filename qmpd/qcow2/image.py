@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 from qmpd.qcow2.allocator import ClusterAllocator
 from qmpd.qcow2.cache import HostDiscards, MetadataCache
-from qmpd.qcow2.entries import compressed_location, subcluster_type
+from qmpd.qcow2.entries import (
+    BLOCK_STATUS_KIND,
+    DATALESS_SUBCLUSTERS,
+    compressed_entry,
+    compressed_location,
+    subcluster_type,
+)
 from qmpd.qcow2.header import build_header_cluster, parse_qcow2_header
 from qmpd.qcow2.mapping import HostMapper
 from qmpd.qcow2.refcount import RefcountTable
@@ -26,7 +32,6 @@ from qmpd.qcow2.spec import (
     CLUSTER_UNALLOCATED,
     CLUSTER_ZERO_ALLOC,
     CLUSTER_ZERO_PLAIN,
-    COMPRESSED_SECTOR_SIZE,
     DISCARD_ALWAYS,
     DISCARD_REQUEST,
     HEADER_SIZE_OFFSET,
@@ -35,14 +40,7 @@ from qmpd.qcow2.spec import (
     MAX_CLUSTER_BITS,
     MIN_CLUSTER_BITS,
     QCOW_MAGIC_BYTES,
-    QCOW_OFLAG_COMPRESSED,
-    SC_COMPRESSED,
     SC_INVALID,
-    SC_NORMAL,
-    SC_UNALLOC_ALLOC,
-    SC_UNALLOC_PLAIN,
-    SC_ZERO_ALLOC,
-    SC_ZERO_PLAIN,
     SECTOR_SIZE,
     Geometry,
     Qcow2FormatError,
@@ -50,16 +48,6 @@ from qmpd.qcow2.spec import (
 from qmpd.qcow2.store import BackingReader, ByteStore, read_exact
 from qmpd.qcow2.tables import ClusterTables
 from qmpd.qcow2.zeroing import ClusterZeroing
-
-# What block status reports for each subcluster type.
-_EXTENT_KIND = {
-    SC_NORMAL: CLUSTER_NORMAL,
-    SC_ZERO_PLAIN: CLUSTER_ZERO_PLAIN,
-    SC_ZERO_ALLOC: CLUSTER_ZERO_ALLOC,
-    SC_UNALLOC_PLAIN: CLUSTER_UNALLOCATED,
-    SC_UNALLOC_ALLOC: CLUSTER_UNALLOCATED,
-    SC_COMPRESSED: CLUSTER_COMPRESSED,
-}
 
 # The block layer's fallback for zeroes a driver refuses: a bounce buffer of
 # at most this many bytes per write (MAX_WRITE_ZEROES_BOUNCE_BUFFER sectors).
@@ -172,7 +160,7 @@ class Qcow2Image:
             sctype = subcluster_type(geo, entry, bitmap, sc)
             if sctype == SC_INVALID:
                 raise Qcow2FormatError("Invalid cluster entry found")
-            kind = _EXTENT_KIND[sctype]
+            kind = BLOCK_STATUS_KIND[sctype]
             n = min(end, (pos // scs + 1) * scs) - pos
             host = (entry & L2E_OFFSET_MASK) + (pos & (cs - 1)) if kind in (
                 CLUSTER_NORMAL, CLUSTER_ZERO_ALLOC) else 0
@@ -339,8 +327,7 @@ class Qcow2Image:
             nbytes = scs
             entry, bitmap = self.tables.lookup(offset)
             sc = (offset % self.geo.cluster_size) // scs
-            if subcluster_type(self.geo, entry, bitmap, sc) not in (
-                    SC_UNALLOC_PLAIN, SC_UNALLOC_ALLOC, SC_ZERO_PLAIN, SC_ZERO_ALLOC):
+            if subcluster_type(self.geo, entry, bitmap, sc) not in DATALESS_SUBCLUSTERS:
                 return False
         return self.zeroing.zeroize(offset, nbytes, unmap, virtual_size=self.virtual_size,
                                     has_backing=self.backing is not None)
@@ -402,9 +389,7 @@ class Qcow2Image:
         if tables.entry(table, idx) & L2E_OFFSET_MASK:
             raise OSError(5, "Input/output error")
         host = self.allocator.alloc_bytes(len(out))
-        nb_csectors = ((host + len(out) - 1) // COMPRESSED_SECTOR_SIZE
-                       - host // COMPRESSED_SECTOR_SIZE)
-        entry = host | QCOW_OFLAG_COMPRESSED | (nb_csectors << self.geo.csize_shift)
+        entry = compressed_entry(self.geo, host, len(out))
         table, idx, l2off = tables.table_for_write(offset)
         tables.set(table, l2off, idx, entry, 0 if self.geo.extended_l2 else None)
         self.flush()
@@ -414,23 +399,17 @@ class Qcow2Image:
 
     def update_header(self) -> None:
         """qcow2_update_header: rewrite the whole first cluster."""
+        geo, tables, refcounts = self.geo, self.tables, self.refcounts
         self.store.write(0, build_header_cluster(
-            version=self.geo.version,
-            cluster_bits=self.geo.cluster_bits,
-            virtual_size=self.virtual_size,
-            l1_size=self.tables.l1_size,
-            l1_table_offset=self.tables.l1_offset,
-            refcount_table_offset=self.refcounts.offset,
-            refcount_table_clusters=self.refcounts.clusters,
-            refcount_order=self.geo.refcount_order,
+            version=geo.version, cluster_bits=geo.cluster_bits, virtual_size=self.virtual_size,
+            l1_size=tables.l1_size, l1_table_offset=tables.l1_offset,
+            refcount_table_offset=refcounts.offset, refcount_table_clusters=refcounts.clusters,
+            refcount_order=geo.refcount_order,
             incompatible_features=self.incompatible_features,
             compatible_features=self.compatible_features,
-            autoclear_features=self.autoclear_features,
-            compression_type=self.compression_type,
-            backing_file=self.backing_file,
-            backing_format=self.backing_format,
-            unknown_extensions=self.header.unknown_extensions,
-        ))
+            autoclear_features=self.autoclear_features, compression_type=self.compression_type,
+            backing_file=self.backing_file, backing_format=self.backing_format,
+            unknown_extensions=self.header.unknown_extensions))
 
     def _write_virtual_size(self, size: int) -> None:
         self.store.write(HEADER_SIZE_OFFSET, struct.pack(">Q", size))

@@ -21,7 +21,7 @@ from qmpd.qcow2.spec import (
     Geometry,
     Qcow2FormatError,
 )
-from qmpd.qcow2.store import read_exact
+from qmpd.qcow2.store import read_table
 
 
 def refcount_metadata_size(
@@ -97,13 +97,10 @@ class RefcountTable:
 
     def __init__(self, geo: Geometry, cache: MetadataCache, discards: HostDiscards,
                  table_offset: int, table_clusters: int) -> None:
-        self.geo = geo
-        self.cache = cache
-        self.discards = discards
+        self.geo, self.cache, self.discards = geo, cache, discards
         self.offset = table_offset
         self.size = table_clusters * geo.cluster_size // 8
-        raw = read_exact(cache.store, table_offset, self.size * 8)
-        self.table = list(struct.unpack(f">{self.size}Q", raw))
+        self.table = read_table(cache.store, table_offset, self.size)
         self._update_max_index()
         self.free_cluster_index = 0
 
@@ -297,8 +294,7 @@ class RefcountTable:
                         block = self._alloc_block(cluster_index)
                     except Again:
                         # Let the caller retry the same clusters first.
-                        if self.free_cluster_index > (start >> cluster_bits):
-                            self.free_cluster_index = start >> cluster_bits
+                        self.free_cluster_index = min(self.free_cluster_index, start >> cluster_bits)
                         raise
                     block_off = self.table[table_index] & REFT_OFFSET_MASK
                 old_table_index = table_index

@@ -8,6 +8,7 @@ opens host files itself.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Protocol
 
@@ -63,6 +64,12 @@ def read_exact(store: ByteStore, offset: int, length: int) -> bytes:
     if len(data) < length:
         data = data + bytes(length - len(data))
     return data
+
+
+def read_table(store: ByteStore, offset: int, entries: int) -> list[int]:
+    """A table of big-endian 64-bit entries (the L1 and refcount tables)."""
+    raw = read_exact(store, offset, entries * 8) if entries else b""
+    return list(struct.unpack(f">{entries}Q", raw))
 
 
 class BackingReader(Protocol):

@@ -22,7 +22,7 @@ from qmpd.qcow2.spec import (
     Geometry,
     Qcow2FormatError,
 )
-from qmpd.qcow2.store import read_exact
+from qmpd.qcow2.store import read_table
 
 
 class ClusterTables:
@@ -30,15 +30,11 @@ class ClusterTables:
 
     def __init__(self, geo: Geometry, cache: MetadataCache, allocator: ClusterAllocator,
                  l1_offset: int, l1_size: int) -> None:
-        self.geo = geo
-        self.cache = cache
-        self.allocator = allocator
-        self.l1_offset = l1_offset
-        self.l1_size = l1_size
         if l1_size > QCOW_MAX_L1_SIZE // 8:
             raise Qcow2FormatError("Active L1 table too large")
-        raw = read_exact(cache.store, l1_offset, l1_size * 8) if l1_size else b""
-        self.l1 = list(struct.unpack(f">{l1_size}Q", raw))
+        self.geo, self.cache, self.allocator = geo, cache, allocator
+        self.l1_offset, self.l1_size = l1_offset, l1_size
+        self.l1 = read_table(cache.store, l1_offset, l1_size)
 
     # ------------------------------------------------------------ L1
 

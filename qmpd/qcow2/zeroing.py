@@ -9,6 +9,8 @@ type passes through (:class:`~qmpd.qcow2.cache.HostDiscards`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from qmpd.qcow2.allocator import ClusterAllocator
 from qmpd.qcow2.cache import HostDiscards
 from qmpd.qcow2.entries import cluster_type, sub_alloc_range
@@ -32,6 +34,21 @@ class ClusterZeroing:
         self.allocator = allocator
         self.discards = discards
         self.geo = tables.geo
+
+    def _slots(self, offset: int, nb_clusters: int) -> Iterator[tuple[bytearray, int, int, int, int]]:
+        """The L2 slots of ``nb_clusters`` clusters from ``offset`` on, ready to
+        change: (table, index, the table's host offset, entry, bitmap).  Each
+        table is allocated or copied for writing as its first slot comes up
+        (zero_in_l2_slice and discard_in_l2_slice walk them the same way)."""
+        geo = self.geo
+        tables = self.tables
+        while nb_clusters > 0:
+            table, idx, l2off = tables.table_for_write(offset)
+            n = min(nb_clusters, geo.l2_size - idx)
+            for i in range(idx, idx + n):
+                yield table, i, l2off, tables.entry(table, i), tables.bitmap(table, i)
+            nb_clusters -= n
+            offset += n * geo.cluster_size
 
     def _zero_l2_subclusters(self, offset: int, nb_subclusters: int) -> bool:
         """Set zero bits for subclusters of one cluster; False for compressed ones."""
@@ -70,30 +87,23 @@ class ClusterZeroing:
             if head and not self._zero_l2_subclusters(offset - head, -(-head // scs)):
                 return False
             nb = -(-(end_offset - offset) // cs) if end_offset > offset else 0
-            while nb > 0:
-                table, idx, l2off = tables.table_for_write(offset)
-                n = min(nb, geo.l2_size - idx)
-                for i in range(n):
-                    old = tables.entry(table, idx + i)
-                    old_bm = tables.bitmap(table, idx + i)
-                    ctype = cluster_type(geo, old)
-                    do_unmap = ctype == CLUSTER_COMPRESSED or (
-                        unmap and ctype in (CLUSTER_NORMAL, CLUSTER_ZERO_ALLOC))
-                    new = 0 if do_unmap else old
-                    if geo.extended_l2:
-                        new_bm = L2_BITMAP_ALL_ZEROES
-                        if old == new and old_bm == new_bm:
-                            continue
-                        tables.set(table, l2off, idx + i, new, new_bm)
-                    else:
-                        new |= QCOW_OFLAG_ZERO
-                        if old == new:
-                            continue
-                        tables.set(table, l2off, idx + i, new)
-                    if do_unmap:
-                        self.allocator.free_entry(old, DISCARD_REQUEST)
-                nb -= n
-                offset += n * cs
+            for table, idx, l2off, old, old_bm in self._slots(offset, nb):
+                ctype = cluster_type(geo, old)
+                do_unmap = ctype == CLUSTER_COMPRESSED or (
+                    unmap and ctype in (CLUSTER_NORMAL, CLUSTER_ZERO_ALLOC))
+                new = 0 if do_unmap else old
+                if geo.extended_l2:
+                    new_bm = L2_BITMAP_ALL_ZEROES
+                    if old == new and old_bm == new_bm:
+                        continue
+                    tables.set(table, l2off, idx, new, new_bm)
+                else:
+                    new |= QCOW_OFLAG_ZERO
+                    if old == new:
+                        continue
+                    tables.set(table, l2off, idx, new)
+                if do_unmap:
+                    self.allocator.free_entry(old, DISCARD_REQUEST)
             if tail and not self._zero_l2_subclusters(end_offset, -(-tail // scs)):
                 return False
         return True
@@ -105,26 +115,18 @@ class ClusterZeroing:
         tables = self.tables
         nb = -(-nbytes // geo.cluster_size)
         with self.discards.batched():
-            while nb > 0:
-                table, idx, l2off = tables.table_for_write(offset)
-                n = min(nb, geo.l2_size - idx)
-                for i in range(n):
-                    old = tables.entry(table, idx + i)
-                    old_bm = tables.bitmap(table, idx + i)
-                    ctype = cluster_type(geo, old)
-                    new, new_bm = old, old_bm
-                    if full_discard:
-                        new = new_bm = 0
-                    elif has_backing or ctype in (
-                            CLUSTER_NORMAL, CLUSTER_ZERO_ALLOC, CLUSTER_COMPRESSED):
-                        if geo.extended_l2:
-                            new, new_bm = 0, L2_BITMAP_ALL_ZEROES
-                        else:
-                            new = QCOW_OFLAG_ZERO if geo.version >= 3 else 0
-                    if old == new and old_bm == new_bm:
-                        continue
-                    tables.set(table, l2off, idx + i, new,
-                               new_bm if geo.extended_l2 else None)
-                    self.allocator.free_entry(old, dtype)
-                nb -= n
-                offset += n * geo.cluster_size
+            for table, idx, l2off, old, old_bm in self._slots(offset, nb):
+                ctype = cluster_type(geo, old)
+                new, new_bm = old, old_bm
+                if full_discard:
+                    new = new_bm = 0
+                elif has_backing or ctype in (
+                        CLUSTER_NORMAL, CLUSTER_ZERO_ALLOC, CLUSTER_COMPRESSED):
+                    if geo.extended_l2:
+                        new, new_bm = 0, L2_BITMAP_ALL_ZEROES
+                    else:
+                        new = QCOW_OFLAG_ZERO if geo.version >= 3 else 0
+                if old == new and old_bm == new_bm:
+                    continue
+                tables.set(table, l2off, idx, new, new_bm if geo.extended_l2 else None)
+                self.allocator.free_entry(old, dtype)
