@@ -12,7 +12,8 @@ from qmpd.engine import bitmaps, perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.node import Node, Parent
-from qmpd.qcow2 import preallocate_metadata, preallocate_space
+from qmpd.qcow2 import Qcow2FormatError, preallocate_metadata, preallocate_space
+from qmpd.qcow2.spec import BDRV_MAX_LENGTH
 
 
 def block_resize(g: BlockGraph, node: Node, size: int) -> None:
@@ -38,6 +39,8 @@ def truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> Non
     """
     if size < 0:
         raise BlockError("Image size cannot be negative")
+    if size > BDRV_MAX_LENGTH:
+        raise BlockError(f"offset({size}) exceeds maximum({BDRV_MAX_LENGTH})")
     if node.read_only:
         raise BlockError("Image is read-only")
     drv = node.driver.name
@@ -92,7 +95,10 @@ def _qcow2_truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off")
         raise BlockError("Preallocation can't be used for shrinking an image")
     im = node.driver._image(g, node)  # type: ignore[attr-defined]
     if size > old:
-        im.truncate_grow(size)
+        try:
+            im.truncate_grow(size)
+        except Qcow2FormatError as e:
+            raise BlockError(e.desc) from None
         if prealloc == "metadata":
             preallocate_metadata(im, size, old)
         elif prealloc in ("falloc", "full"):

@@ -193,7 +193,10 @@ class Qcow2Adapter:
             raise OSError(errno.ENOTSUP, "qmpd-img io: only growing qcow2 images "
                           "without preallocation is supported")
         if size > self.image.virtual_size:
-            self.image.truncate_grow(size)
+            try:
+                self.image.truncate_grow(size)
+            except Qcow2FormatError as exc:
+                raise OSError(errno.EFBIG, exc.desc) from None
 
     def allocation(self) -> list[tuple[int, int, bool]]:
         return self.image.is_allocated_extents()

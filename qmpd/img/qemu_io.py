@@ -19,12 +19,11 @@ from typing import NoReturn, Protocol, TextIO, TypeVar
 from qmpd.img.images import Qcow2Adapter
 from qmpd.img.qemu_io_help import BODIES, TABLE
 from qmpd.img.sizes import SizeError, cvtstr, parse_size
+from qmpd.qcow2.spec import BDRV_MAX_LENGTH, REQUEST_MAX_BYTES
 from qmpd.qobject import key_order
 
 # What a request helper returns (the data of a read, None for a write).
 _T = TypeVar("_T")
-
-REQUEST_MAX_BYTES = (2**31 - 1) // 512 * 512
 
 
 class IoTarget(Protocol):
@@ -110,20 +109,24 @@ class QemuIo:
 
     # -------------------------------------------------------------- helpers
 
-    def _cvtnum(self, text: str) -> int:
+    def _cvtnum(self, text: str, named: str | None = None) -> int:
+        """qemu-io's cvtnum: a size up to INT64_MAX, else its parsing error
+        naming ``named`` (default: the text itself)."""
+        named = text if named is None else named
         try:
             value = parse_size(text)
         except SizeError as exc:
-            if exc.too_large:
-                self.out.write(f"Parsing error: argument too large -- {text}\n")
-            else:
-                self.out.write("Parsing error: non-numeric argument, or "
-                               f"extraneous/unrecognized suffix -- {text}\n")
-            raise CommandFailed() from None
-        if value > 2**63 - 1:
-            self.out.write(f"Parsing error: argument too large -- {text}\n")
-            raise CommandFailed()
-        return value
+            too_large = exc.too_large
+        else:
+            if value <= 2**63 - 1:
+                return value
+            too_large = True
+        if too_large:
+            self.out.write(f"Parsing error: argument too large -- {named}\n")
+        else:
+            self.out.write("Parsing error: non-numeric argument, or "
+                           f"extraneous/unrecognized suffix -- {named}\n")
+        raise CommandFailed()
 
     def _pattern(self, text: str) -> int:
         try:
@@ -470,18 +473,12 @@ class QemuIo:
         if not rest:
             # qemu-io reads argv[optind] past the end: NULL, no number.
             self._usage(cmd)
-        try:
-            offset = parse_size(rest[0])
-        except SizeError as exc:
-            # print_cvtnum_err(offset, argv[1]): QEMU names the first
-            # argument after getopt's reordering, not the offset.
-            first = self._permuted[0]
-            if exc.too_large:
-                self.out.write(f"Parsing error: argument too large -- {first}\n")
-            else:
-                self.out.write("Parsing error: non-numeric argument, or "
-                               f"extraneous/unrecognized suffix -- {first}\n")
-            raise CommandFailed() from None
+        # print_cvtnum_err(offset, argv[1]): QEMU names the first argument
+        # after getopt's reordering, not the offset.
+        offset = self._cvtnum(rest[0], named=self._permuted[0])
+        if offset > BDRV_MAX_LENGTH:
+            self._error_report(f"offset({offset}) exceeds maximum({BDRV_MAX_LENGTH})")
+            raise CommandFailed()
         try:
             self.image.truncate(offset, prealloc)
         except OSError as exc:

@@ -418,7 +418,10 @@ class Qcow2Image:
     def truncate_grow(self, size: int) -> None:
         """qcow2_co_truncate growing with preallocation=off."""
         per_l1 = self.geo.cluster_size * self.geo.l2_size
-        self.tables.grow_l1(-(-size // per_l1), True)
+        try:
+            self.tables.grow_l1(-(-size // per_l1), True)
+        except Qcow2FormatError as e:
+            raise Qcow2FormatError(f"Failed to grow the L1 table: {e.desc}") from None
         self.flush()
         self._write_virtual_size(size)
 

@@ -45,6 +45,9 @@ COMPRESSED_SECTOR_SIZE = 512
 SECTOR_SIZE = 512
 # Largest single request the block layer hands a driver (BDRV_REQUEST_MAX_BYTES).
 REQUEST_MAX_BYTES = (2**31 - 1) // 512 * 512
+# Largest image the block layer allows (BDRV_MAX_LENGTH: INT64_MAX aligned
+# down to BDRV_MAX_ALIGNMENT, 1 GiB); bdrv_co_truncate refuses more.
+BDRV_MAX_LENGTH = (2**63 - 1) // 2**30 * 2**30
 
 V2_HEADER_LEN = 72
 V3_HEADER_LEN = 112  # 104 plus compression type byte and padding (QEMU >= 5.1)

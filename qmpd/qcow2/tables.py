@@ -52,7 +52,7 @@ class ClusterTables:
             while min_size > new_size:
                 new_size = (new_size * 3 + 1) // 2
         if new_size > QCOW_MAX_L1_SIZE // 8:
-            raise Qcow2FormatError("L1 table too large")
+            raise Qcow2FormatError("File too large")  # -EFBIG
         new_table = self.l1 + [0] * (new_size - self.l1_size)
         new_offset = self.allocator.alloc(new_size * 8)
         self.cache.flush()

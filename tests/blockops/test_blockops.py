@@ -148,6 +148,19 @@ def test_resize_grows_the_guest_view(s: Session, d: str) -> None:
         "The new size must be a multiple of 512"
 
 
+def test_resize_beyond_what_qcow2_or_the_block_layer_holds(s: Session, d: str) -> None:
+    # QEMU 7.2's answers (measured): the block layer's limit comes before
+    # qcow2's own checks, and an L1 table that cannot grow is an error, not
+    # a crash; the image stays as it was.
+    add_qcow2(s, "base", f"{d}/base.qcow2")
+    assert s.error("block_resize", **{"node-name": "base"}, size=2**63 - 1) == \
+        "offset(9223372036854775807) exceeds maximum(9223372035781033984)"
+    for size in (2**62, 9223372035781033984):
+        assert s.error("block_resize", **{"node-name": "base"}, size=size) == \
+            "Failed to grow the L1 table: File too large"
+    assert s.io("base", "length") == "1 MiB\n"
+
+
 def test_an_export_holds_its_node(s: Session, d: str) -> None:
     add_qcow2(s, "base", f"{d}/base.qcow2")
     s("nbd-server-start", addr={"type": "unix", "data": {"path": f"{d}/nbd.sock"}})
