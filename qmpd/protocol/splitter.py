@@ -468,38 +468,31 @@ def _parse_tokens(tokens: list[tuple[int, bytes]]) -> Any:
                 frame[1] = 1
                 frame[2] = value
                 break  # parse the member value
+            container = frame[0]
             if kind == 1:  # parse_pair(), after the value
-                d = frame[0]
                 key = frame[2]
-                if key in d:
+                if key in container:
                     raise _perror(b"duplicate key")
-                d[key] = value
-                if pos >= n:
-                    raise _perror(eoi)
-                typ = tokens[pos][0]
-                pos += 1
-                if typ == JSON_RCURLY:
-                    stack.pop()
-                    value = d
-                    continue
-                if typ != JSON_COMMA:
-                    raise _perror(b"expected separator in dict")
-                if pos >= n:  # parse_pair()'s peek
-                    raise _perror(eoi)
-                frame[1] = 0
-                break
-            lst = frame[0]  # parse_array()
-            lst.append(value)
+                container[key] = value
+                close, separator_error = JSON_RCURLY, b"expected separator in dict"
+            else:  # parse_array()
+                container.append(value)
+                close, separator_error = JSON_RSQUARE, b"expected separator in list"
+            # Then a comma, or the end of the container.
             if pos >= n:
                 raise _perror(eoi)
             typ = tokens[pos][0]
             pos += 1
-            if typ == JSON_RSQUARE:
+            if typ == close:
                 stack.pop()
-                value = lst
+                value = container
                 continue
             if typ != JSON_COMMA:
-                raise _perror(b"expected separator in list")
+                raise _perror(separator_error)
+            if kind == 1:
+                if pos >= n:  # parse_pair()'s peek
+                    raise _perror(eoi)
+                frame[1] = 0
             break
 
 
