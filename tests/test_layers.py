@@ -35,8 +35,6 @@ def test_engine_has_no_import_circle(report: Report) -> None:
     assert engine == []
 
 
-@pytest.mark.xfail(strict=True, reason="remaining circles: qmpd.schema._loader <-> "
-                   "qmpd.schema._visitor, qmpd.server.app <-> qmpd.server.startup")
 def test_qmpd_has_no_import_circle(report: Report) -> None:
     assert report.cycles == []
 
