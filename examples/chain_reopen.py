@@ -69,7 +69,7 @@ async def draw(qmp: QMPClient, graph: str | None, tag: str) -> None:
     """qmpd-graph's drawing over this connection (QEMU serves one client at a time)."""
     if not graph:
         return
-    from qmpd.graph import render, to_dot
+    from qmpd.graphviz import render, to_dot
 
     data = {"graph": await qmp.execute("x-debug-query-block-graph"),
             "nodes": await qmp.execute("query-named-block-nodes", {"flat": True}),

@@ -67,24 +67,25 @@ def query_status(daemon: Any, args: dict) -> dict:
     return {"running": daemon.running, "singlestep": False, "status": _run_state(daemon)}
 
 
+def _set_running(daemon: Any, running: bool) -> dict:
+    """Pause or resume the (imaginary) guest.  QEMU emits STOP or RESUME
+    only on a real transition: a second stop, or cont while running,
+    succeeds silently (verified on 7.2)."""
+    if daemon.running != running:
+        daemon.running = running
+        daemon.run_state = "running" if running else "paused"
+        daemon.emit("RESUME" if running else "STOP")
+    return {}
+
+
 @command("stop")
 def stop(daemon: Any, args: dict) -> dict:
-    # QEMU emits STOP only on a real transition; a second stop is silent.
-    if daemon.running:
-        daemon.running = False
-        daemon.run_state = "paused"
-        daemon.emit("STOP")
-    return {}
+    return _set_running(daemon, False)
 
 
 @command("cont")
 def cont(daemon: Any, args: dict) -> dict:
-    # cont while running succeeds without an event (verified on 7.2).
-    if not daemon.running:
-        daemon.running = True
-        daemon.run_state = "running"
-        daemon.emit("RESUME")
-    return {}
+    return _set_running(daemon, True)
 
 
 @command("query-name")

@@ -27,8 +27,8 @@ from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction, flatten, id_wellformed
 from qmpd.engine.jobs import Job
 from qmpd.engine.node import Node, Parent
-from qmpd.engine.qcow2_format import Qcow2FormatError
-from qmpd.engine.qcow2_format import create_qcow2 as make_qcow2
+from qmpd.qcow2 import Qcow2FormatError
+from qmpd.qcow2 import create_qcow2 as make_qcow2
 
 
 class CreateJob:

@@ -30,9 +30,9 @@ from qmpd.engine.exports import ExportState
 from qmpd.engine.hostfiles import HostFiles
 from qmpd.engine.node import Edge, Node, Parent, id_wellformed
 from qmpd.engine.objects import IOThread, ThrottleGroup
-from qmpd.engine.qcow2_format import is_qcow2
 from qmpd.engine.transaction import Transaction
 from qmpd.profiles import Profile, select
+from qmpd.qcow2 import is_qcow2
 from qmpd.qobject import dumps
 
 __all__ = ["BlockGraph", "Transaction", "flatten", "extract_sub", "inherit_options",

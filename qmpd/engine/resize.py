@@ -8,17 +8,12 @@ the in-memory host-file layer; host files are never touched.
 
 from __future__ import annotations
 
-import struct
-
 from qmpd.engine import bitmaps, perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.node import Node, Parent
-from qmpd.engine.qcow2_format import (
-    DISCARD_ALWAYS,
-    _preallocate_metadata,
-    _preallocate_space,
-)
+from qmpd.qcow2 import Qcow2FormatError, preallocate_metadata, preallocate_space
+from qmpd.qcow2.spec import BDRV_MAX_LENGTH
 
 
 def block_resize(g: BlockGraph, node: Node, size: int) -> None:
@@ -44,6 +39,8 @@ def truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> Non
     """
     if size < 0:
         raise BlockError("Image size cannot be negative")
+    if size > BDRV_MAX_LENGTH:
+        raise BlockError(f"offset({size}) exceeds maximum({BDRV_MAX_LENGTH})")
     if node.read_only:
         raise BlockError("Image is read-only")
     drv = node.driver.name
@@ -98,33 +95,23 @@ def _qcow2_truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off")
         raise BlockError("Preallocation can't be used for shrinking an image")
     im = node.driver._image(g, node)  # type: ignore[attr-defined]
     if size > old:
-        im.truncate_grow(size)
+        try:
+            im.truncate_grow(size)
+        except Qcow2FormatError as e:
+            raise BlockError(e.desc) from None
         if prealloc == "metadata":
-            _preallocate_metadata(im, size, old)
+            preallocate_metadata(im, size, old)
         elif prealloc in ("falloc", "full"):
-            _preallocate_space(im, size, old)
+            preallocate_space(im, size, old)
     elif size < old:
-        # Shrinking: QEMU discards the clusters past the end (always passed
-        # down to the file) and rewrites the size; qmpd keeps the table sizes.
-        cs = h.cluster_size
-        start = -(-size // cs) * cs
-        if start < old:
-            im.cluster_discard(start, old - start, DISCARD_ALWAYS, True)
-            im.flush()
-        im.store.write(24, struct.pack(">Q", size))
-        # qcow2_get_last_cluster: the file ends after the last used cluster.
-        nclusters = -(-im.store.size() // cs)
-        last = nclusters - 1
-        while last >= 0 and im.get_refcount(last) == 0:
-            last -= 1
-        if (last + 1) * cs < im.store.size():
-            im.store.truncate((last + 1) * cs)
+        # Shrinking: QEMU discards the clusters past the end and cuts the
+        # file after its last used cluster; qmpd keeps the table sizes.
+        if im.truncate_shrink(size):
             f = node.file
             if f is not None:
                 # bdrv_co_truncate(bs->file) refreshes the file's cached length.
                 f.child.total = None
                 g.virtual_size(f.child)
-        im.virtual_size = size
     h.virtual_size = size
 
 

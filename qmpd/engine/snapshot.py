@@ -147,7 +147,7 @@ class SnapshotSyncAction(SnapshotAction):
         self.new: Node | None = None
 
     def prepare(self, g: BlockGraph, tx: Transaction) -> None:
-        from qmpd.engine.qcow2_format import Qcow2FormatError, create_qcow2
+        from qmpd.qcow2 import Qcow2FormatError, create_qcow2
 
         d = self.data
         node_name = d.get("node-name")

@@ -84,31 +84,28 @@ def _img_error(text: str) -> int:
     return 1
 
 
+def _wants_usage(opts: list[tuple[str, str]]) -> bool:
+    """-h anywhere prints the usage and ends the command (nothing else the
+    options say has been acted on yet).  Of the other options, a repeated
+    one counts as its last occurrence, as getopt loops leave it."""
+    if any(key == "h" for key, _ in opts):
+        sys.stdout.write(USAGE)
+        return True
+    return False
+
+
 def cmd_create(argv: list[str]) -> int:
     try:
         opts, operands = _getopt_long(argv, "F:b:f:ho:qu", {"help": "h", "object": "O:"})
     except ValueError as exc:
         return _img_error(str(exc))
-    fmt = "raw"
-    backing = backing_fmt = None
-    options: list[str] = []
-    quiet = unsafe = False
-    for key, value in opts:
-        if key == "h":
-            sys.stdout.write(USAGE)
-            return 0
-        if key == "f":
-            fmt = value
-        elif key == "b":
-            backing = value
-        elif key == "F":
-            backing_fmt = value
-        elif key == "o":
-            options.append(value)
-        elif key == "q":
-            quiet = True
-        elif key == "u":
-            unsafe = True
+    if _wants_usage(opts):
+        return 0
+    last = dict(opts)
+    fmt = last.get("f", "raw")
+    backing, backing_fmt = last.get("b"), last.get("F")
+    options = [value for key, value in opts if key == "o"]
+    quiet, unsafe = "q" in last, "u" in last
     if any(key in ("help", "?") for o in options for key, _ in split_options(o)):
         if fmt not in FORMATS:
             sys.stderr.write(f"qemu-img: Unknown file format '{fmt}'\n")
@@ -158,22 +155,13 @@ def cmd_io(argv: list[str]) -> int:
     except ValueError as exc:
         sys.stderr.write(f"qemu-io: {exc}\nTry 'qemu-io --help' for more information\n")
         return 1
-    fmt: str | None = None
-    read_only = False
-    unmap = True
-    commands: list[str] = []
-    for key, value in opts:
-        if key == "h":
-            sys.stdout.write(USAGE)
-            return 0
-        if key == "c":
-            commands.append(value)
-        elif key == "f":
-            fmt = value
-        elif key == "r":
-            read_only = True
-        elif key == "d":
-            unmap = value in ("on", "unmap")
+    if _wants_usage(opts):
+        return 0
+    last = dict(opts)
+    fmt = last.get("f")
+    read_only = "r" in last
+    unmap = last.get("d", "unmap") in ("on", "unmap")
+    commands = [value for key, value in opts if key == "c"]
     if len(operands) > 1:
         sys.stderr.write("qemu-io: too many arguments\nTry 'qemu-io --help' for more "
                          "information\n")
@@ -183,15 +171,13 @@ def cmd_io(argv: list[str]) -> int:
         return 1
     path = operands[0]
     try:
-        opened = open_image(path, fmt, read_only=read_only)
+        opened = open_image(path, fmt, read_only=read_only, unmap=unmap)
     except ImageOpenError as exc:
         sys.stderr.write(f"qemu-io: can't open device {path}: {exc}\n")
         return 1
     for warning in opened.warnings:
         sys.stderr.write(warning)
     top = opened.top
-    if not unmap and hasattr(top, "image"):
-        top.image.discard_passthrough[2] = False
     try:
         ok = run_commands(top, commands)
     finally:

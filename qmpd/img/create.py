@@ -2,7 +2,7 @@
 
 The flow, option printing order and messages follow QEMU 7.2's
 bdrv_img_create() and the qcow2/raw create drivers; the bytes written come
-from :func:`qmpd.engine.qcow2_format.create_qcow2`.
+from :func:`qmpd.qcow2.create_qcow2`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from qmpd.engine.qcow2_format import Qcow2FormatError, create_qcow2
 from qmpd.img.images import ImageOpenError, open_image
 from qmpd.img.sizes import SizeError, parse_size
+from qmpd.qcow2 import Qcow2FormatError, create_qcow2
 
 INT64_MAX = 2**63 - 1
 SIZE_HELP = (

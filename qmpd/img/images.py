@@ -14,7 +14,7 @@ import errno
 import os
 from dataclasses import dataclass, field
 
-from qmpd.engine.qcow2_format import (
+from qmpd.qcow2 import (
     BackingReader,
     Qcow2FormatError,
     Qcow2Image,
@@ -52,7 +52,7 @@ class ImageOpenError(Exception):
 
 
 class FileStore:
-    """A :class:`~qmpd.engine.qcow2_format.ByteStore` over a host file descriptor."""
+    """A :class:`~qmpd.qcow2.ByteStore` over a host file descriptor."""
 
     def __init__(self, path: str, writable: bool) -> None:
         flags = os.O_RDWR if writable else os.O_RDONLY
@@ -193,7 +193,10 @@ class Qcow2Adapter:
             raise OSError(errno.ENOTSUP, "qmpd-img io: only growing qcow2 images "
                           "without preallocation is supported")
         if size > self.image.virtual_size:
-            self.image.truncate_grow(size)
+            try:
+                self.image.truncate_grow(size)
+            except Qcow2FormatError as exc:
+                raise OSError(errno.EFBIG, exc.desc) from None
 
     def allocation(self) -> list[tuple[int, int, bool]]:
         return self.image.is_allocated_extents()
@@ -219,9 +222,13 @@ def _os_error_text(exc: OSError) -> str:
 
 
 def open_image(path: str, fmt: str | None, *, read_only: bool = False,
-               _depth: int = 0, _stores: list[FileStore] | None = None,
+               unmap: bool = True, _depth: int = 0, _stores: list[FileStore] | None = None,
                _warnings: list[str] | None = None) -> OpenedImage:
-    """Open ``path`` like qemu-io does (raises :class:`ImageOpenError`)."""
+    """Open ``path`` like qemu-io does (raises :class:`ImageOpenError`).
+
+    ``unmap`` is BDRV_O_UNMAP (qemu-io's default; ``-d ignore`` clears it):
+    guest discards reach the qcow2 image's file.
+    """
     stores: list[FileStore] = [] if _stores is None else _stores
     warnings: list[str] = [] if _warnings is None else _warnings
     if _depth > 16:
@@ -260,7 +267,7 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
         backing = sub.top
         chain.append(sub.top)
     try:
-        image = Qcow2Image(store, backing=backing, read_only=read_only)
+        image = Qcow2Image(store, backing=backing, read_only=read_only, unmap=unmap)
     except Qcow2FormatError as exc:
         raise ImageOpenError(exc.desc) from None
     return OpenedImage(Qcow2Adapter(image, store, chain), stores, warnings)

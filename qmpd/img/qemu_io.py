@@ -14,14 +14,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn, Protocol, TextIO
+from typing import NoReturn, Protocol, TextIO, TypeVar
 
 from qmpd.img.images import Qcow2Adapter
 from qmpd.img.qemu_io_help import BODIES, TABLE
 from qmpd.img.sizes import SizeError, cvtstr, parse_size
+from qmpd.qcow2.spec import BDRV_MAX_LENGTH, REQUEST_MAX_BYTES
 from qmpd.qobject import key_order
 
-REQUEST_MAX_BYTES = (2**31 - 1) // 512 * 512
+# What a request helper returns (the data of a read, None for a write).
+_T = TypeVar("_T")
 
 
 class IoTarget(Protocol):
@@ -107,20 +109,24 @@ class QemuIo:
 
     # -------------------------------------------------------------- helpers
 
-    def _cvtnum(self, text: str) -> int:
+    def _cvtnum(self, text: str, named: str | None = None) -> int:
+        """qemu-io's cvtnum: a size up to INT64_MAX, else its parsing error
+        naming ``named`` (default: the text itself)."""
+        named = text if named is None else named
         try:
             value = parse_size(text)
         except SizeError as exc:
-            if exc.too_large:
-                self.out.write(f"Parsing error: argument too large -- {text}\n")
-            else:
-                self.out.write("Parsing error: non-numeric argument, or "
-                               f"extraneous/unrecognized suffix -- {text}\n")
-            raise CommandFailed() from None
-        if value > 2**63 - 1:
-            self.out.write(f"Parsing error: argument too large -- {text}\n")
-            raise CommandFailed()
-        return value
+            too_large = exc.too_large
+        else:
+            if value <= 2**63 - 1:
+                return value
+            too_large = True
+        if too_large:
+            self.out.write(f"Parsing error: argument too large -- {named}\n")
+        else:
+            self.out.write("Parsing error: non-numeric argument, or "
+                           f"extraneous/unrecognized suffix -- {named}\n")
+        raise CommandFailed()
 
     def _pattern(self, text: str) -> int:
         try:
@@ -257,14 +263,8 @@ class QemuIo:
         if pattern_count < 0 or pattern_offset + pattern_count > count:
             self.out.write("pattern verification range exceeds end of read data\n")
             raise CommandFailed()
-        start = self.clock()
-        try:
-            self._check_request(offset, count)
-            data = self.image.read(offset, count)
-        except OSError as exc:
-            self.out.write(f"read failed: {_strerror(exc)}\n")
-            raise CommandFailed() from None
-        elapsed = self.clock() - start
+        data, elapsed = self._request(offset, count, "read",
+                                      lambda: self.image.read(offset, count))
         failed = False
         if pattern is not None:
             region = data[pattern_offset : pattern_offset + pattern_count]
@@ -278,6 +278,20 @@ class QemuIo:
             self._report("read", elapsed, offset, count, count, 1, "C" in flags)
         if failed:
             raise CommandFailed()
+
+    def _request(self, offset: int, count: int, fail: str,
+                 run: Callable[[], _T]) -> tuple[_T, float]:
+        """One request on the image, timed: the range check, then ``run``; an
+        error fails the command with "FAIL failed: <errno text>" as qemu-io
+        prints it.  Returns what ``run`` returned and the time it took."""
+        start = self.clock()
+        try:
+            self._check_request(offset, count)
+            result = run()
+        except OSError as exc:
+            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
+            raise CommandFailed() from None
+        return result, self.clock() - start
 
     def _dump(self, data: bytes, offset: int) -> None:
         for i in range(0, len(data), 16):
@@ -331,19 +345,15 @@ class QemuIo:
     def _do_write(self, flags: dict[str, str], offset: int, count: int, pattern: int,
                   fail: str) -> None:
         """One write request (-z zeroes, -c compressed, else the pattern), reported."""
-        start = self.clock()
-        try:
-            self._check_request(offset, count)
+        def write() -> None:
             if "z" in flags:
                 self.image.write_zeroes(offset, count, unmap="u" in flags)
             elif "c" in flags:
                 self.image.write_compressed(offset, bytes([pattern]) * count)
             else:
                 self.image.write(offset, bytes([pattern]) * count)
-        except OSError as exc:
-            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
-            raise CommandFailed() from None
-        elapsed = self.clock() - start
+
+        _, elapsed = self._request(offset, count, fail, write)
         if "q" not in flags:
             self._report("wrote", elapsed, offset, count, count, 1, "C" in flags)
 
@@ -357,14 +367,8 @@ class QemuIo:
         if count > REQUEST_MAX_BYTES:
             self.out.write(f"length cannot exceed {REQUEST_MAX_BYTES}, given {rest[1]}\n")
             raise CommandFailed()
-        start = self.clock()
-        try:
-            self._check_request(offset, count)
-            self.image.discard(offset, count)
-        except OSError as exc:
-            self.out.write(f"discard failed: {_strerror(exc)}\n")
-            raise CommandFailed() from None
-        elapsed = self.clock() - start
+        _, elapsed = self._request(offset, count, "discard",
+                                   lambda: self.image.discard(offset, count))
         if "q" not in flags:
             self._report("discard", elapsed, offset, count, count, 1, "C" in flags)
 
@@ -382,14 +386,8 @@ class QemuIo:
     def _vread(self, cmd: Command, args: list[str], spec: str, fail: str) -> None:
         flags, offset, count = self._vector(cmd, args, spec)
         pattern = self._pattern(flags["P"]) if "P" in flags else None
-        start = self.clock()
-        try:
-            self._check_request(offset, count)
-            data = self.image.read(offset, count)
-        except OSError as exc:
-            self.out.write(f"{fail} failed: {_strerror(exc)}\n")
-            raise CommandFailed() from None
-        elapsed = self.clock() - start
+        data, elapsed = self._request(offset, count, fail,
+                                      lambda: self.image.read(offset, count))
         if pattern is not None and data.count(pattern) != len(data):
             self.out.write(f"Pattern verification failed at offset {offset}, {count} bytes\n")
         if "q" not in flags:
@@ -475,18 +473,12 @@ class QemuIo:
         if not rest:
             # qemu-io reads argv[optind] past the end: NULL, no number.
             self._usage(cmd)
-        try:
-            offset = parse_size(rest[0])
-        except SizeError as exc:
-            # print_cvtnum_err(offset, argv[1]): QEMU names the first
-            # argument after getopt's reordering, not the offset.
-            first = self._permuted[0]
-            if exc.too_large:
-                self.out.write(f"Parsing error: argument too large -- {first}\n")
-            else:
-                self.out.write("Parsing error: non-numeric argument, or "
-                               f"extraneous/unrecognized suffix -- {first}\n")
-            raise CommandFailed() from None
+        # print_cvtnum_err(offset, argv[1]): QEMU names the first argument
+        # after getopt's reordering, not the offset.
+        offset = self._cvtnum(rest[0], named=self._permuted[0])
+        if offset > BDRV_MAX_LENGTH:
+            self._error_report(f"offset({offset}) exceeds maximum({BDRV_MAX_LENGTH})")
+            raise CommandFailed()
         try:
             self.image.truncate(offset, prealloc)
         except OSError as exc:

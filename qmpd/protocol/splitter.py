@@ -87,6 +87,8 @@ JSON_KEYWORD = 108
 JSON_STRING = 109
 
 _TOKEN_TYPES = frozenset(range(JSON_LCURLY, JSON_STRING + 1))
+# Lexer states that end with something for the parser: a token or an error.
+_EMITTING = _TOKEN_TYPES | {JSON_ERROR}
 LOOKAHEAD = 0x80
 
 
@@ -408,25 +410,17 @@ def _parse_tokens(tokens: list[tuple[int, bytes]]) -> Any:
         if pos >= n:
             raise _perror(eoi)
         typ, tok = tokens[pos]
-        if typ == JSON_LCURLY:
+        if typ == JSON_LCURLY or typ == JSON_LSQUARE:
+            # parse_object() / parse_array(): empty, or a frame to fill.
+            is_dict = typ == JSON_LCURLY
             pos += 1
             if pos >= n:
                 raise _perror(eoi)
-            if tokens[pos][0] == JSON_RCURLY:
+            value: Any = {} if is_dict else []
+            if tokens[pos][0] == (JSON_RCURLY if is_dict else JSON_RSQUARE):
                 pos += 1
-                value: Any = {}
             else:
-                stack.append([{}, 0, None])
-                continue
-        elif typ == JSON_LSQUARE:
-            pos += 1
-            if pos >= n:
-                raise _perror(eoi)
-            if tokens[pos][0] == JSON_RSQUARE:
-                pos += 1
-                value = []
-            else:
-                stack.append([[], 2, None])
+                stack.append([value, 0 if is_dict else 2, None])
                 continue
         elif typ == JSON_STRING:
             pos += 1
@@ -468,38 +462,31 @@ def _parse_tokens(tokens: list[tuple[int, bytes]]) -> Any:
                 frame[1] = 1
                 frame[2] = value
                 break  # parse the member value
+            container = frame[0]
             if kind == 1:  # parse_pair(), after the value
-                d = frame[0]
                 key = frame[2]
-                if key in d:
+                if key in container:
                     raise _perror(b"duplicate key")
-                d[key] = value
-                if pos >= n:
-                    raise _perror(eoi)
-                typ = tokens[pos][0]
-                pos += 1
-                if typ == JSON_RCURLY:
-                    stack.pop()
-                    value = d
-                    continue
-                if typ != JSON_COMMA:
-                    raise _perror(b"expected separator in dict")
-                if pos >= n:  # parse_pair()'s peek
-                    raise _perror(eoi)
-                frame[1] = 0
-                break
-            lst = frame[0]  # parse_array()
-            lst.append(value)
+                container[key] = value
+                close, separator_error = JSON_RCURLY, b"expected separator in dict"
+            else:  # parse_array()
+                container.append(value)
+                close, separator_error = JSON_RSQUARE, b"expected separator in list"
+            # Then a comma, or the end of the container.
             if pos >= n:
                 raise _perror(eoi)
             typ = tokens[pos][0]
             pos += 1
-            if typ == JSON_RSQUARE:
+            if typ == close:
                 stack.pop()
-                value = lst
+                value = container
                 continue
             if typ != JSON_COMMA:
-                raise _perror(b"expected separator in list")
+                raise _perror(separator_error)
+            if kind == 1:
+                if pos >= n:  # parse_pair()'s peek
+                    raise _perror(eoi)
+                frame[1] = 0
             break
 
 
@@ -730,19 +717,14 @@ class JSONStreamParser:
                 new = nxt & ~LOOKAHEAD
                 if consumed:
                     token.append(ch)
-                if new in _TOKEN_TYPES:
+                if new in _EMITTING:
+                    # A token (or an error) ends: hand it on, then start over,
+                    # or recover after an error (json_lexer_feed_char).
                     tok = bytes(token)
                     token.clear()
                     self._process(new, tok)
-                    new = IN_START
-                elif new == IN_START:
-                    token.clear()
-                elif new == JSON_ERROR:
-                    tok = bytes(token)
-                    token.clear()
-                    self._process(JSON_ERROR, tok)
-                    new = IN_RECOVERY
-                elif new == IN_RECOVERY:
+                    new = IN_RECOVERY if new == JSON_ERROR else IN_START
+                elif new == IN_START or new == IN_RECOVERY:
                     token.clear()
                 state = new
             self._state = state

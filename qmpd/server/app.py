@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -39,8 +40,8 @@ from qmpd.commands.errors import QMPError
 from qmpd.protocol.encode import encode_event
 from qmpd.protocol.session import Session
 from qmpd.server.config import Endpoint, ServerConfig
+from qmpd.server.greeting import refusal_bytes
 from qmpd.server.listener import UnixListener
-from qmpd.server.startup import refusal_bytes
 from qmpd.server.trace import Tracer
 
 perf = time.perf_counter
@@ -527,23 +528,18 @@ class Server:
             root.cancel_scope.cancel()
 
 
-def serve(config: ServerConfig, prep: Any) -> int:
-    """Run the server on what :mod:`qmpd.server.startup` prepared (sockets,
-    pid file, connections already greeted); the caller cleans up."""
+def serve(config: ServerConfig, listeners: list[UnixListener],
+          accepted: list[socket.socket]) -> int:
+    """Run the server on what :mod:`qmpd.server.startup` prepared: the
+    listening sockets and the connections it greeted already (which the
+    server now owns); the caller removes the sockets and the pid file."""
     server = Server(config)
-    accepted, prep.accepted = prep.accepted, []
     try:
-        trio.run(server.main, prep.listeners, accepted)
+        trio.run(server.main, listeners, accepted)
     finally:
         if server.tracer is not None:
             server.tracer.close()
     return 0
 
 
-def run(config: ServerConfig) -> int:
-    from qmpd.server.startup import run as _run
-
-    return _run(config)
-
-
-__all__ = ["Client", "Endpoint", "Server", "run"]
+__all__ = ["Client", "Endpoint", "Server", "serve"]

@@ -20,8 +20,8 @@ import socket
 import sys
 import threading
 
-from qmpd import __version__
 from qmpd.server.config import ServerConfig
+from qmpd.server.greeting import greeting_bytes, refusal_bytes
 from qmpd.server.listener import ListenError, UnixListener
 
 # While the loader thread runs, how often (ms) the accept loop looks whether
@@ -33,21 +33,6 @@ SWITCH_INTERVAL = 0.0005
 
 def log(msg: str) -> None:
     print(f"qmpd: {msg}", file=sys.stderr, flush=True)
-
-
-def greeting_bytes(config: ServerConfig) -> bytes:
-    """The greeting as :meth:`qmpd.protocol.session.Session.greeting` encodes
-    it for this version (QEMU's key order; a test checks they are equal)."""
-    major, minor, micro = config.qemu_version
-    return (b'{"QMP": {"version": {"qemu": {"micro": %d, "minor": %d, "major": %d}, '
-            b'"package": "qmpd %s"}, "capabilities": ["oob"]}}\r\n'
-            % (micro, minor, major, __version__.encode("ascii")))
-
-
-def refusal_bytes(config: ServerConfig) -> bytes:
-    """What a connection beyond --max-clients gets before it is closed."""
-    return (b'{"error": {"class": "GenericError", "desc": "qmpd: too many clients '
-            b'(%d connected; see --max-clients)"}}\r\n' % config.max_clients)
 
 
 class Prepared:
@@ -150,9 +135,12 @@ def run(config: ServerConfig) -> int:
             err = greet_while_loading(config, prep)
             if err is not None:
                 raise err
+        # startup -> app, never back: the server gets the sockets as arguments.
         from qmpd.server.app import serve
 
-        return serve(config, prep)
+        # Handed over: from now on the server closes them, not cleanup().
+        accepted, prep.accepted = prep.accepted, []
+        return serve(config, prep.listeners, accepted)
     except KeyboardInterrupt:
         return 0
     finally:

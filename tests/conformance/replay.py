@@ -9,7 +9,7 @@ answered, recorded with ``--mask-key package``), and the block-graph corpus
 
 Scenario setup lines call ``qemu-img`` / ``qemu-io``; they always run against
 qmpd's own ``qmpd-img`` through a PATH shim (CI has no QEMU), and a scenario
-whose setup fails is reported as skipped, with the reason.
+whose setup fails is a failure (qmpd-img broke), reported with the reason.
 
 ``known_differences.json`` maps a scenario name to the steps (indexes, or
 "negotiation", "greeting", "job-events", "exit") that currently differ from
@@ -168,6 +168,13 @@ class Result:
     def setup_error(self) -> dict | None:
         return self.actual.get("setup_error")
 
+    def setup_failure(self) -> str | None:
+        """Why the scenario could not be set up (a failure, never a skip)."""
+        err = self.setup_error
+        if not err:
+            return None
+        return f"{self.name}: setup failed: {err['command']}: {err['output'].strip()[:200]}"
+
     def differences(self) -> list[Diff]:
         """Steps (and scenario-level aspects) where qmpd differs from QEMU."""
         exp, act = self.expected, self.actual
@@ -257,14 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     outdir = args.outdir or tempfile.mkdtemp(prefix="qmpd-conformance-")
     os.makedirs(outdir, exist_ok=True)
     expdir = tempfile.mkdtemp(prefix="qmpd-expected-")
+    setup_failures = [f for f in (r.setup_failure() for r in results.values()) if f]
     try:
         for name, r in results.items():
             flat = name.replace("/", "--")
             qmpreplay.write_json(r.actual, os.path.join(outdir, f"{flat}.json"))
             qmpreplay.write_json(r.expected, os.path.join(expdir, f"{flat}.json"))
-            if r.setup_error:
-                print(f"{name}: skipped, setup failed: {r.setup_error['command']}: "
-                      f"{r.setup_error['output'].strip()[:200]}", file=sys.stderr)
         qmpreplay.cmd_compare(argparse.Namespace(
             expected=expdir, actual=outdir, verbose=args.verbose, strict_hmp=False))
     finally:
@@ -275,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         for series in sorted({r.series for r in results.values()}):
             update_known(series, [r for r in results.values() if r.series == series],
                          keep_others=bool(args.names))
-    return 0
+    for failure in setup_failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if setup_failures else 0
 
 
 def update_known(series: str, results: list[Result], keep_others: bool) -> None:

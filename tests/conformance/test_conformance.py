@@ -5,8 +5,8 @@ known_differences-<series>.json for the others).
 
 A difference that is not listed fails (a regression, or a new scenario that
 needs a look); a listed step that now matches is reported as a warning so
-that the list can shrink.  Scenarios whose setup cannot run (qmpd-img
-missing or failing) are skipped with the reason.
+that the list can shrink.  A scenario whose setup cannot run (qmpd-img
+failing) fails with the reason: a skip would hide the regression.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def conformance_results(request: pytest.FixtureRequest) -> dict[str, replay.Resu
 @pytest.mark.parametrize("name", NAMES)
 def test_scenario_matches_qemu(conformance_results, name):
     result = conformance_results[name]
-    if result.setup_error:
-        err = result.setup_error
-        pytest.skip(f"setup failed ({err['command']}): {err['output'].strip()[:200]}")
+    failure = result.setup_failure()
+    if failure:
+        pytest.fail(failure)
     known = replay.load_known(result.series).get(result.scenario, [])
     differ = result.differences()
     fixed = [d for d in known if d not in differ]

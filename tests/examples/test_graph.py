@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from qmpd import graph
+from qmpd import graphviz
 from qmpd.testing import VM
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -35,7 +35,7 @@ def edge_line(dot: str, parent_name: str, child_name: str, data: dict) -> str:
 
 def test_commit_job_frozen_links_and_implicit_filter() -> None:
     data = commit_data()
-    dot = graph.to_dot(data)
+    dot = graphviz.to_dot(data)
     # QEMU freezes commit_top -> mid -> base; top -> commit_top stays free.
     assert "frozen" in edge_line(dot, "#block010", "mid", data)
     assert "frozen" in edge_line(dot, "mid", "base", data)
@@ -50,27 +50,27 @@ def test_commit_job_frozen_links_and_implicit_filter() -> None:
 
 
 def test_named_filter_is_not_implicit() -> None:
-    assert graph.is_implicit("#block123", "commit_top")
-    assert not graph.is_implicit("my-filter", "commit_top")
-    assert not graph.is_implicit("#block123", "qcow2")
+    assert graphviz.is_implicit("#block123", "commit_top")
+    assert not graphviz.is_implicit("my-filter", "commit_top")
+    assert not graphviz.is_implicit("#block123", "qcow2")
 
 
 def test_cli_from_json_writes_dot(tmp_path: Path) -> None:
     out = tmp_path / "g.dot"
-    rc = graph.main(["--from-json", str(DATA / "qemu72-commit-graph.json"), "-o", str(out)])
+    rc = graphviz.main(["--from-json", str(DATA / "qemu72-commit-graph.json"), "-o", str(out)])
     assert rc == 0 and out.read_text().startswith('digraph "block graph" {')
 
 
 def test_png_without_dot_says_what_to_install(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))   # no 'dot' in an empty PATH
-    rc = graph.main(["--from-json", str(DATA / "qemu72-commit-graph.json"),
+    rc = graphviz.main(["--from-json", str(DATA / "qemu72-commit-graph.json"),
                      "-o", str(tmp_path / "g.png")])
     assert rc == 1
     assert "needs Graphviz's 'dot'" in capsys.readouterr().err
 
 
 def test_no_server_is_a_clear_error(capsys) -> None:
-    assert graph.main(["/tmp/qmpd-no-such-dir/x.sock"]) == 1
+    assert graphviz.main(["/tmp/qmpd-no-such-dir/x.sock"]) == 1
     assert "cannot connect to /tmp/qmpd-no-such-dir/x.sock" in capsys.readouterr().err
 
 
@@ -78,7 +78,7 @@ def test_console_script_against_a_running_qmpd() -> None:
     with VM() as vm:
         vm.launch()
         vm.command("blockdev-add", driver="null-co", node_name="disk0", read_only=True)
-        res = subprocess.run([sys.executable, "-m", "qmpd.graph", vm.sock_path, "--no-legend"],
+        res = subprocess.run([sys.executable, "-m", "qmpd.graphviz", vm.sock_path, "--no-legend"],
                              cwd=REPO, capture_output=True, text=True, timeout=60,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
     assert res.returncode == 0, res.stderr
@@ -89,6 +89,6 @@ def test_console_script_against_a_running_qmpd() -> None:
                     reason="Graphviz 'dot' is not installed: PNG rendering not tested")
 def test_png_rendering(tmp_path: Path) -> None:
     out = tmp_path / "g.png"
-    assert graph.main(["--from-json", str(DATA / "qemu72-commit-graph.json"),
+    assert graphviz.main(["--from-json", str(DATA / "qemu72-commit-graph.json"),
                        "-o", str(out)]) == 0
     assert out.read_bytes().startswith(b"\x89PNG")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -130,8 +132,24 @@ def test_add_blockdev_failure_stops_launch() -> None:
         vm.launch()
 
 
-def test_test_dir_is_a_module_attribute() -> None:
-    assert os.path.isdir(iotests.test_dir)
+def test_test_dir_is_where_scripts_files_live(vm) -> None:
+    # iotests scripts build paths as os.path.join(iotests.test_dir, NAME);
+    # file_path() names land there too, and filters show them as TEST_DIR.
+    path = os.path.join(iotests.test_dir, "td.qcow2")
+    iotests.qemu_img_create("-f", "qcow2", path, "1M")
+    vm.command("blockdev-add", driver="qcow2", node_name="td",
+               file={"driver": "file", "filename": path})
+    assert iotests.filter_testfiles(vm.node_info("td")["file"]) == "TEST_DIR/td.qcow2"
+    assert os.path.dirname(iotests.file_path("td2.img")) == iotests.test_dir
+
+
+def test_test_dir_follows_the_environment(tmp_path) -> None:
+    # As in iotests, TEST_DIR (set by the test runner) decides the directory.
+    out = subprocess.run(
+        [sys.executable, "-c", "from qmpd import testing; print(testing.test_dir)"],
+        env={**os.environ, "TEST_DIR": str(tmp_path)}, capture_output=True, text=True,
+        check=True).stdout
+    assert out.strip() == str(tmp_path)
 
 
 def test_blockdev_create_runs_the_job_to_its_end(vm, capsys) -> None:

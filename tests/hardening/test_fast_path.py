@@ -10,14 +10,22 @@ import threading
 from typing import Any
 
 
-def hammer(conn: Any, stop: threading.Event, errors: list) -> None:
+def hammer(conn: Any, stop: threading.Event, errors: list, served: list | None = None) -> None:
+    """query-status back to back until ``stop``; each answer must be its own
+    (same id) and consistent (``running`` exactly when the status is
+    "running", while another client stops and continues the VM)."""
     i = 0
     try:
         while not stop.is_set():
             conn.send(b'{"execute": "query-status", "id": %d}\n' % i)
             r = conn.reply()
-            assert r["id"] == i and r["return"]["running"] in (True, False)
+            assert r["id"] == i, r
+            status = r["return"]
+            assert status["status"] in ("running", "paused"), status
+            assert status["running"] is (status["status"] == "running"), status
             i += 1
+            if served is not None:
+                served[0] = i
     except (EOFError, ConnectionResetError, BrokenPipeError):
         pass  # the daemon went away (signal test) with our command unread
     except Exception as e:
@@ -26,8 +34,8 @@ def hammer(conn: Any, stop: threading.Event, errors: list) -> None:
 
 def test_newcomer_is_served_while_a_client_sends_back_to_back(qmpd: Any) -> None:
     busy = qmpd.connect(negotiate=True)
-    stop, errors = threading.Event(), []
-    t = threading.Thread(target=hammer, args=(busy, stop, errors), daemon=True)
+    stop, errors, served = threading.Event(), [], [0]
+    t = threading.Thread(target=hammer, args=(busy, stop, errors, served), daemon=True)
     t.start()
     try:
         for _ in range(20):
@@ -41,6 +49,8 @@ def test_newcomer_is_served_while_a_client_sends_back_to_back(qmpd: Any) -> None
         stop.set()
         t.join(20)
     assert not errors
+    # The busy client was served all along, not only the newcomers.
+    assert served[0] > 0
     assert [e["event"] for e in busy.events][:2] == ["STOP", "RESUME"]
 
 

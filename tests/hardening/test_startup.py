@@ -15,7 +15,7 @@ from conftest import REPO, Conn
 from qmpd import __version__
 from qmpd.protocol.session import Session
 from qmpd.server.config import ServerConfig
-from qmpd.server.startup import greeting_bytes
+from qmpd.server.greeting import greeting_bytes
 
 
 @pytest.mark.parametrize("version", [(7, 2, 22), (7, 2, 0), (7, 2, 11)])

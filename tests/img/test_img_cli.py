@@ -42,6 +42,20 @@ def test_written_data_reads_back_through_backing_chain(tmp_path: Path) -> None:
     assert rc == 0 and "Pattern verification failed" not in out
 
 
+@pytest.mark.parametrize("size,message", [
+    # QEMU 7.2's qemu-io (measured): cvtnum's limit, the block layer's, qcow2's L1.
+    ("9223372036854775808", "Parsing error: argument too large -- 9223372036854775808\n"),
+    ("9223372036854775807",
+     "qemu-io: offset(9223372036854775807) exceeds maximum(9223372035781033984)\n"),
+    ("4611686018427387904", "qemu-io: Failed to grow the L1 table: File too large\n"),
+])
+def test_truncate_too_large_is_refused(tmp_path: Path, size: str, message: str) -> None:
+    img = str(tmp_path / "t.qcow2")
+    assert qmpd_runner(["qemu-img", "create", "-q", "-f", "qcow2", img, "1M"])[0] == 0
+    rc, out, err = qmpd_runner(["qemu-io", "-f", "qcow2", "-c", f"truncate {size}", img])
+    assert rc == 1 and out + err == message
+
+
 def test_pattern_mismatch_fails(tmp_path: Path) -> None:
     img = str(tmp_path / "d.img")
     assert qmpd_runner(["qemu-img", "create", "-q", "-f", "raw", img, "4k"])[0] == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from img_cases import qmpd_runner
 
-from qmpd.engine.qcow2_format import (
+from qmpd.qcow2 import (
     Qcow2FormatError,
     create_qcow2,
     is_qcow2,

@@ -1,10 +1,10 @@
-"""qcow2_format as a library over an in-memory store (how the block engine uses it)."""
+"""qmpd.qcow2 as a library over an in-memory store (how the block engine uses it)."""
 
 from __future__ import annotations
 
 import pytest
 
-from qmpd.engine.qcow2_format import (
+from qmpd.qcow2 import (
     CLUSTER_COMPRESSED,
     CLUSTER_NORMAL,
     CLUSTER_UNALLOCATED,
@@ -43,7 +43,7 @@ def test_reopening_the_store_sees_the_data() -> None:
     Qcow2Image(store).write(5000, b"abc")
     again = Qcow2Image(store)
     assert again.read(5000, 3) == b"abc"
-    assert parse_qcow2_header(bytes(store.data)).l1_table_offset == again.l1_table_offset
+    assert parse_qcow2_header(bytes(store.data)).l1_table_offset == again.tables.l1_offset
 
 
 def test_zero_discard_and_compressed_cluster_kinds() -> None:

@@ -1,7 +1,7 @@
 """The qcow2 block driver: header, options and image information.
 
 The on-disk format itself (header parsing, clusters) lives in
-:mod:`qmpd.engine.qcow2_format`; this module is the driver glue: it reads the
+:mod:`qmpd.qcow2`; this module is the driver glue: it reads the
 header through the node's ``file`` child, applies QEMU 7.2's option checks
 (cache sizes, lazy refcounts, encryption, data-file) in QEMU's order, and
 reports what ``query-named-block-nodes`` shows.
@@ -15,7 +15,7 @@ from qmpd.engine import perms
 from qmpd.engine.drivers.base import Commit, Driver, number_opt, size_opt
 from qmpd.engine.errors import BlockError
 from qmpd.engine.node import Node
-from qmpd.engine.qcow2_format import (
+from qmpd.qcow2 import (
     CLUSTER_COMPRESSED,
     CLUSTER_NORMAL,
     Qcow2FormatError,
