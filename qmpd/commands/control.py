@@ -14,7 +14,7 @@ from typing import Any
 from qmpd.commands.registry import command
 
 
-@command("qmp_capabilities")
+@command("qmp_capabilities", blockless=True)
 def qmp_capabilities(daemon: Any, args: dict) -> dict:
     # The session tracks negotiation and OOB itself (when this reply is
     # encoded); the argument shape ({"enable": [QMPCapability]}) is checked
@@ -22,7 +22,7 @@ def qmp_capabilities(daemon: Any, args: dict) -> dict:
     return {}
 
 
-@command("query-version")
+@command("query-version", blockless=True)
 def query_version(daemon: Any, args: dict) -> dict:
     major, minor, micro = daemon.qemu_version
     return {"qemu": {"major": major, "minor": minor, "micro": micro},
@@ -34,12 +34,12 @@ def _command_names(daemon: Any) -> list[str]:
     return list(daemon.dispatcher.command_names())
 
 
-@command("query-commands")
+@command("query-commands", blockless=True)
 def query_commands(daemon: Any, args: dict) -> list[dict]:
     return [{"name": name} for name in _command_names(daemon)]
 
 
-@command("query-qmp-schema")
+@command("query-qmp-schema", blockless=True)
 def query_qmp_schema(daemon: Any, args: dict) -> list[dict]:
     # The events are those of the release's schema: every event qmpd sends
     # is described there (a test checks it), so no list is kept by hand.
@@ -61,7 +61,7 @@ def _run_state(daemon: Any) -> str:
     return "running" if daemon.running else daemon.run_state
 
 
-@command("query-status")
+@command("query-status", blockless=True)
 def query_status(daemon: Any, args: dict) -> dict:
     # StatusInfo member order: running, singlestep, status.
     return {"running": daemon.running, "singlestep": False, "status": _run_state(daemon)}
@@ -88,7 +88,7 @@ def cont(daemon: Any, args: dict) -> dict:
     return _set_running(daemon, True)
 
 
-@command("query-name")
+@command("query-name", blockless=True)
 def query_name(daemon: Any, args: dict) -> dict:
     name = daemon.vm_name
     return {"name": name} if name else {}
@@ -106,15 +106,24 @@ def x_qmpd_reset(daemon: Any, args: dict) -> dict:
     """
     old_jobs = getattr(daemon, "job_manager", None)
     if old_jobs is not None:
-        # The old runner keeps its manager; with no jobs left on the old
-        # graph it has nothing to run and emits nothing more.  The next job
-        # command builds a manager for the new graph (commands/jobs.py).
+        # The old jobs run no more and emit nothing; the old runner's task
+        # ends.  The next job command builds a manager and a runner for the
+        # new graph (commands/jobs.py).
         old_jobs.g.jobs = []
         daemon.job_manager = None
+    old_runner = getattr(daemon, "job_runner", None)
+    if old_runner is not None:
+        old_runner.stop()
+        daemon.job_runner = None
+    daemon.on_quit = None
     clock = getattr(daemon, "job_clock", None)
     if clock is not None and getattr(clock, "virtual", False):
         daemon.job_clock = None   # a fresh virtual clock starts at 0 again
     daemon.new_graph()
+    # Cached query replies belong to the old graph: let go of it.
+    cache = getattr(getattr(daemon, "dispatcher", None), "_cache", None)
+    if cache is not None:
+        cache.clear()
     # Other subsystems that keep per-daemon state (a job scheduler, a
     # virtual clock) register a callable here to be reset with the graph.
     for hook in daemon.reset_hooks:

@@ -13,8 +13,9 @@ from typing import Any
 
 from qmpd.commands.errors import CommandNotFound, QMPError
 from qmpd.commands.registry import COMMANDS, CommandInfo
+from qmpd.commands.stepwise import Stepwise
 from qmpd.profiles import Profile, select
-from qmpd.protocol.encode import Preencoded, dumps
+from qmpd.protocol.encode import Preencoded, PreencodedParts, dumps
 
 EventSink = Callable[[str, "dict | None", tuple[int, int]], None]
 
@@ -85,6 +86,9 @@ class Daemon:
         self.hmp_output = "reply"
         #: -name: what query-name reports.
         self.vm_name: str | None = None
+        #: The largest reply (--max-output; None in process): qemu-io output
+        #: that would be larger is refused before it is made.
+        self.max_output: int | None = None
         #: Callables run by x-qmpd-reset, for subsystems with per-daemon state.
         self.reset_hooks: list[Callable[[], None]] = []
 
@@ -131,12 +135,14 @@ class Dispatcher:
         return list(self.table)
 
     def execute(self, name: str, arguments: dict | None, *, oob: bool = False,
-                preencoded: bool = False) -> Any:
+                preencoded: bool = False, stepwise: bool = False) -> Any:
         """The result of command ``name``, or QMPError.
 
         With ``preencoded`` (the server's way), a cached command's result may
         come back as a :class:`Preencoded` text, kept from an earlier run while
-        nothing changed since; in-process callers get plain values.
+        nothing changed since; in-process callers get plain values.  With
+        ``stepwise`` (the server's way too), a long command comes back as a
+        :class:`~qmpd.commands.stepwise.Stepwise` for the caller to run.
         """
         # Bound once in __init__'s import of the families: a function-level
         # import here cost a few microseconds on every command.
@@ -156,7 +162,12 @@ class Dispatcher:
                 self.daemon.graph.generation += 1
             elif preencoded and info.cached:
                 return self._cached(info, args)
-            return info.handler(self.daemon, args)
+            result = info.handler(self.daemon, args)
+            if result.__class__ is Stepwise and not stepwise:
+                result = result.run()
+                if result.__class__ is PreencodedParts:
+                    result = result.value()
+            return result
         except ArgumentError as e:
             raise QMPError(e.desc) from None
         except BlockError as e:

@@ -10,63 +10,150 @@ QEMU prints qemu-io's results on its own stdout and returns ``""``; qmpd
 returns them in the reply, where a client can see them, unless the daemon
 runs with ``--hmp-output stdout``.  Monitor text uses ``\\r\\n`` line ends;
 qemu-io's own output keeps ``\\n`` as on QEMU's stdout.
+
+A qemu-io command runs in steps (:class:`~qmpd.commands.stepwise.Stepwise`):
+the server serves other clients between its chunks of data.  Its output is
+kept already escaped for the JSON reply and may not grow past the daemon's
+``max_output`` (``--max-output``): a dump that would is refused before it
+starts, with a ``GenericError`` saying so.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import sys
+from collections.abc import Generator
 from typing import Any
 
+from qmpd.commands.errors import QMPError
 from qmpd.commands.registry import command
+from qmpd.commands.stepwise import Stepwise
+from qmpd.cstrings import cstring
 from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import Transaction
 from qmpd.engine.node import Parent
+from qmpd.protocol.encode import PreencodedParts, quote
 
 QEMU_IO_HELP = ('qemu-io [-d] [device] "[command]" -- run a qemu-io command on a block device'
                 "\n\t\t\t-d: [device] is a device ID rather than a drive ID or node name\n")
 # qemu-io's permission names (qmpd.img.qemu_io.Command.perm) as engine bits.
 PERM_BITS = {"write": perms.WRITE, "resize": perms.RESIZE}
+# monitor_parse_arguments() reads each string argument into a 1024-byte
+# buffer: get_str() keeps the first 1023 bytes and drops the rest silently.
+GET_STR_MAX = 1023
+# Characters a JSON string carries as they are, and newlines (the rest is escaped).
+_JSON_UNSAFE = re.compile(r'[^ !#-\[\]-~\n]')
+
+
+def _c_buffer(text: str) -> str:
+    """``text`` as it comes out of get_str()'s buffer: at most GET_STR_MAX
+    bytes of its C form (a multi-byte character cut in two reads as U+FFFD)."""
+    if len(text) <= GET_STR_MAX // 4:
+        return text
+    raw = cstring(text)
+    if len(raw) <= GET_STR_MAX:
+        return text
+    return raw[:GET_STR_MAX].replace(b"\xc0\x80", b"\0").decode("utf-8", "replace")
+
+
+# qemu_isspace(): C's isspace() in the C locale (Python's also takes \x1c-\x1f).
+_SPACE = " \t\n\v\f\r"
+_WORD = re.compile(r"[^ \t\n\v\f\r]*")
+# get_command_name(): up to a space or "/".
+_COMMAND_NAME = re.compile(r"[^/ \t\n\v\f\r]*")
+_QUOTED_STOP = re.compile(r'["\\]')
+_ESCAPES = {"n": "\n", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 
 
 def _get_str(p: str) -> tuple[str | None, str]:
-    """monitor/hmp.c get_str: a word or a double-quoted string."""
-    p = p.lstrip()
+    """monitor/hmp.c get_str: a word or a double-quoted string (as much of it
+    as its 1024-byte buffer keeps).  Scans by regular expression: a command
+    line may be tens of megabytes."""
+    p = p.lstrip(_SPACE)
     if not p:
         return None, p
-    if p[0] == '"':
-        out = []
-        i = 1
-        while i < len(p) and p[i] != '"':
-            if p[i] == "\\":
-                i += 1
-                c = p[i] if i < len(p) else ""
-                i += 1
-                esc = {"n": "\n", "r": "\r", "\\": "\\", "'": "'", '"': '"'}.get(c)
-                if esc is None:
-                    return None, p[i:]
-                out.append(esc)
-            else:
-                out.append(p[i])
-                i += 1
-        if i >= len(p):
+    if p[0] != '"':
+        end = _WORD.match(p).end()  # type: ignore[union-attr]
+        return _c_buffer(p[:end]), p[end:]
+    out: list[str] = []
+    kept = 0            # characters kept: enough once past the buffer's size
+    i = 1
+    while True:
+        stop = _QUOTED_STOP.search(p, i)
+        if stop is None:
             return None, ""
-        return "".join(out), p[i + 1:]
-    i = 0
-    while i < len(p) and not p[i].isspace():
-        i += 1
-    return p[:i], p[i:]
+        j = stop.start()
+        if kept <= GET_STR_MAX:
+            out.append(p[i:j][: GET_STR_MAX + 1 - kept])
+            kept += len(out[-1])
+        if p[j] == '"':
+            return _c_buffer("".join(out)), p[j + 1:]
+        esc = _ESCAPES.get(p[j + 1 : j + 2])
+        if esc is None:
+            return None, p[j + 2:]
+        if kept <= GET_STR_MAX:
+            out.append(esc)
+            kept += 1
+        i = j + 2
 
 
 def _mon(text: str) -> str:
     return text.replace("\n", "\r\n")
 
 
-def _qemu_io(daemon: Any, args: str) -> str:
+class _ReplyText:
+    """qemu-io's output as it will travel in the JSON reply: escaped when
+    written, counted against the reply limit."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+
+    def write(self, text: str) -> int:
+        # Dumps and reports are plain ASCII lines: only their newlines need
+        # escaping, which str.replace does at memory speed.
+        if _JSON_UNSAFE.search(text) is None:
+            escaped = text.replace("\n", "\\n")
+        else:
+            escaped = quote(text)[1:-1]
+        self.size += len(escaped)
+        if self.limit is not None and self.size > self.limit:
+            raise _too_large(self.size, self.limit)
+        self.parts.append(escaped.encode("ascii"))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _too_large(size: int, limit: int) -> QMPError:
+    return QMPError(f"Reply too large: the output of this qemu-io command would be more than "
+                    f"{size} bytes, above qmpd's --max-output limit of {limit} bytes "
+                    "(ask for less at a time, or start qmpd with --hmp-output stdout)")
+
+
+def _reads_change_data(node: Any) -> bool:
+    """Whether reading ``node`` writes somewhere below it (copy-on-read)."""
+    seen: set[int] = set()
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.driver.name == "copy-on-read":
+            return True
+        todo.extend(e.child for e in n.children)
+    return False
+
+
+def _qemu_io(daemon: Any, args: str) -> str | Stepwise:
     rest = args
     qdev = False
-    stripped = rest.lstrip()
+    stripped = rest.lstrip(_SPACE)
     if stripped.startswith("-"):
         if stripped[1:2] == "d":
             qdev = True
@@ -80,7 +167,7 @@ def _qemu_io(daemon: Any, args: str) -> str:
     cmd, rest = _get_str(rest)
     if cmd is None:
         return _mon('qemu-io: string expected\nTry "help qemu-io" for more information\n')
-    if rest.strip():
+    if rest.strip(_SPACE):
         return _mon("qemu-io: extraneous characters at the end of line\n"
                     'Try "help qemu-io" for more information\n')
     g = daemon.graph
@@ -100,11 +187,31 @@ def _qemu_io(daemon: Any, args: str) -> str:
             return _mon(f"Error: Cannot find device='' nor node-name='{device}'\n")
         node = found
 
-    from qmpd.engine.io import NodeIO
-    from qmpd.img.qemu_io import QemuIo, find_command
+    from qmpd.img.qemu_io import find_command
 
+    words = cmd.split()
+    qcmd = find_command(words[0]) if words else None
+    need = 0
+    for name in qcmd.perm if qcmd is not None else ():
+        need |= PERM_BITS[name]
+    writes = bool(need) or _reads_change_data(node)
+    return Stepwise(_qemu_io_steps(daemon, node, dev_edge, cmd, need), writes=writes)
+
+
+def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
+                   need: int) -> Generator[None, None, str | PreencodedParts]:
+    """hmp_qemu_io(): a temporary BlockBackend on ``node`` (or the device's
+    own), the permissions the command needs, the command, a step per chunk."""
+    from qmpd.engine.io import NodeIO
+    from qmpd.img.qemu_io import OutputTooLarge, QemuIo
+
+    g = daemon.graph
+    to_stdout = daemon.hmp_output == "stdout"
+    limit = daemon.max_output
     tx = Transaction()
     blk = Parent("qemu-io")
+    mon = io.StringIO()
+    out: Any = sys.stdout if to_stdout else _ReplyText(limit)
     try:
         if dev_edge is not None:
             edge = dev_edge
@@ -112,31 +219,30 @@ def _qemu_io(daemon: Any, args: str) -> str:
             tx.on_abort(lambda: setattr(dev_edge, "perm", old_perm))
         else:
             edge = g.attach(blk, node, "root", 0, tx)
-        words = cmd.split()
-        qcmd = find_command(words[0]) if words else None
-        need = 0
-        for name in qcmd.perm if qcmd is not None else ():
-            need |= PERM_BITS[name]
         if need & ~edge.perm:
             edge.perm |= need
             try:
                 g.refresh_perms([node], tx)
             except BlockError as e:
                 return _mon(e.desc + "\n")
-        out = io.StringIO()
-        mon = io.StringIO()
-        qio = QemuIo(NodeIO(g, node), out, out)
+        qio = QemuIo(NodeIO(g, node, edge), out, out)
         qio.monitor = mon
-        qio.run(cmd)
+        if limit is not None and not to_stdout:
+            qio.output_limit = limit
+        try:
+            yield from qio.run_steps(cmd)
+        except OutputTooLarge as e:
+            raise _too_large(e.size, e.limit) from None
     finally:
         tx.abort()      # the temporary BlockBackend goes away again
     monitor_text = _mon(mon.getvalue())
-    text = out.getvalue()
-    if daemon.hmp_output == "stdout":
-        sys.stdout.write(text)
+    if to_stdout:
         sys.stdout.flush()
         return monitor_text
-    return monitor_text + text
+    if not out.parts:
+        return monitor_text
+    # The reply's string: its pieces are sent as they are, never joined.
+    return PreencodedParts([quote(monitor_text)[:-1].encode("ascii"), *out.parts, b'"'])
 
 
 def _info(daemon: Any, sub: str, line: str) -> str:
@@ -158,10 +264,8 @@ def human_monitor_command(daemon: Any, args: dict) -> str:
 
         raise QMPError("Parameter 'cpu-index' expects a CPU number")
     line = args["command-line"]
-    p = line.lstrip()
-    name_end = 0
-    while name_end < len(p) and p[name_end] != "/" and not p[name_end].isspace():
-        name_end += 1
+    p = line.lstrip(_SPACE)
+    name_end = _COMMAND_NAME.match(p).end()  # type: ignore[union-attr]
     name = p[:name_end]
     if not name:
         return ""

@@ -28,6 +28,9 @@ class CommandInfo:
     # Cached: a pure command whose encoded reply is kept until the state
     # changes (large block-graph queries that management software polls).
     cached: bool = False
+    # Blockless: neither reads nor changes the block layer (negotiation,
+    # version, run state), so it may run beside any long data-path command.
+    blockless: bool = False
 
 
 COMMANDS: dict[str, CommandInfo] = {}
@@ -35,7 +38,7 @@ COMMANDS: dict[str, CommandInfo] = {}
 
 def command(name: str, *, allow_oob: bool = False, extension: bool = False,
             features: tuple[str, ...] = (), pure: bool | None = None,
-            cached: bool = False) -> Callable[[Handler], Handler]:
+            cached: bool = False, blockless: bool = False) -> Callable[[Handler], Handler]:
     """Register ``fn`` as the handler of QMP command ``name``.
 
     ``pure`` defaults to True for ``query-*`` commands, which only read.
@@ -44,7 +47,8 @@ def command(name: str, *, allow_oob: bool = False, extension: bool = False,
         pure = name.startswith("query-") or cached
 
     def register(fn: Handler) -> Handler:
-        COMMANDS[name] = CommandInfo(name, fn, allow_oob, extension, features, pure, cached)
+        COMMANDS[name] = CommandInfo(name, fn, allow_oob, extension, features, pure, cached,
+                                     blockless)
         return fn
 
     return register

@@ -151,7 +151,7 @@ def cmd_transaction(daemon: Any, args: dict) -> dict:
             c = prep(daemon, act["data"], tx)
             if c is not None:
                 commits.append(c)
-    except BlockError:
+    except BaseException:
         tx.abort()
         raise
     finally:

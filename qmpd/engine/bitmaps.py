@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from qmpd.cstrings import cstring
 from qmpd.engine.errors import BlockError
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ def _qcow2_can_store(g: BlockGraph, node: Node, name: str, granularity: int) -> 
     if nbytes > BME_MAX_PHYS_SIZE or nbytes > BME_MAX_TABLE_SIZE * cluster:
         raise BlockError("Too much space will be occupied by the bitmap. "
                          "Use larger granularity")
-    if len(name.encode()) > MAX_NAME:
+    if len(cstring(name)) > MAX_NAME:
         raise BlockError(f"Name length exceeds maximum ({MAX_NAME} characters)")
     persistent = [b for b in node.dirty_bitmaps if b.persistent]
     if len(persistent) + 1 > QCOW2_MAX_BITMAPS:
@@ -202,7 +203,7 @@ def _qcow2_can_store(g: BlockGraph, node: Node, name: str, granularity: int) -> 
 
     def entry(n: int) -> int:
         return (24 + n + 7) & ~7
-    if sum(entry(len(b.name.encode())) for b in persistent) + entry(len(name.encode())) \
+    if sum(entry(len(cstring(b.name))) for b in persistent) + entry(len(cstring(name))) \
             > QCOW2_MAX_DIR:
         raise BlockError("Not enough space in the bitmap directory")
 
@@ -225,7 +226,7 @@ def add(g: BlockGraph, node_name: str, name: str, granularity: int | None = None
         can_store(g, node, name, granularity)
     if find(node, name) is not None:
         raise BlockError(f"Bitmap already exists: {name}")
-    if len(name.encode()) > MAX_NAME:
+    if len(cstring(name)) > MAX_NAME:
         raise BlockError(f"Bitmap name too long: {name}")
     bm = DirtyBitmap(node, name, granularity)
     bm.disabled = disabled

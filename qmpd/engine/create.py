@@ -25,6 +25,7 @@ from typing import Any
 from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction, flatten, id_wellformed
+from qmpd.engine.hostfiles import os_path
 from qmpd.engine.jobs import Job
 from qmpd.engine.node import Node, Parent
 from qmpd.qcow2 import Qcow2FormatError
@@ -93,18 +94,37 @@ def create_file(g: BlockGraph, opts: dict) -> None:
         raise BlockError("Extent size hint is too large")
     layer = g.hostfiles.open_or_create(path)
     if layer is None:
-        parent = os.path.dirname(path) or "."
+        parent = os.path.dirname(os_path(path)) or b"."
         err = errno.ENOENT if not os.path.isdir(parent) else errno.EACCES
         raise BlockError(f"Could not create '{path}': {os.strerror(err)}")
     g.lock_check(layer, perms.WRITE | perms.RESIZE, perms.ALL & ~perms.RESIZE)
     if prealloc not in ("off", "falloc", "full"):
         raise BlockError(f"Preallocation mode '{prealloc}' unsupported for this storage")
+    if prealloc != "off" and size:
+        _check_space(path, size - layer.allocated(), prealloc)
     layer.truncate(0)
     layer.truncate(size)
     if prealloc != "off" and size:
-        layer.write(0, bytes(size))
+        # A megabyte at a time: zero blocks share one buffer in the layer.
+        zeros = bytes(1 << 20)
+        for pos in range(0, size, len(zeros)):
+            layer.write(pos, zeros if size - pos >= len(zeros) else zeros[: size - pos])
     for n in layer.nodes:
         n.total = None
+
+
+def _check_space(path: str, need: int, prealloc: str) -> None:
+    """What preallocating ``need`` more bytes would do on the host: fail with
+    ENOSPC where the file system has less room (qmpd keeps the zeros in
+    memory, but QEMU would have written them)."""
+    try:
+        st = os.statvfs(os.path.dirname(os_path(path)) or b".")
+    except OSError:
+        return
+    if need > st.f_bavail * st.f_frsize:
+        what = ("Could not preallocate new data" if prealloc == "falloc"
+                else "Could not write zeros for preallocation")
+        raise BlockError(f"{what}: {os.strerror(errno.ENOSPC)}")
 
 
 # -- qcow2 --------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from qmpd.cstrings import cstring
 from qmpd.engine import bitmaps as bm
 from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
@@ -135,10 +136,10 @@ def _nbd_create(g: BlockGraph, st: ExportState, args: dict, node: Node, blk: Exp
     if not st.nbd_running:
         raise BlockError("NBD server not running")
     name = args.get("name", args["node-name"])
-    if len(name.encode()) > NBD_MAX_STRING_SIZE:
+    if len(cstring(name)) > NBD_MAX_STRING_SIZE:
         raise BlockError(f"export name '{name}' too long")
     desc = args.get("description")
-    if desc is not None and len(desc.encode()) > NBD_MAX_STRING_SIZE:
+    if desc is not None and len(cstring(desc)) > NBD_MAX_STRING_SIZE:
         raise BlockError(f"description '{desc}' too long")
     if any(e.name == name for e in st.exports if e.type == "nbd"):
         raise BlockError(f"NBD server already has export named '{name}'")

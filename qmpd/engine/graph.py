@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from qmpd.cstrings import cstring
 from qmpd.engine import perms
 from qmpd.engine.aio import attach_context
 from qmpd.engine.bitmaps import note_write
@@ -144,7 +145,7 @@ class BlockGraph:
             raise BlockError(f"node-name={name} is conflicting with a device id")
         if name in self.nodes:
             raise BlockError(f"Duplicate nodes with node-name='{name}'")
-        if len(name.encode()) >= 32:
+        if len(cstring(name)) >= 32:
             raise BlockError("Node name too long")
         node.name = name
         node.auto_named = auto
@@ -175,7 +176,7 @@ class BlockGraph:
         try:
             node = self.open(tx, opts)
             node.monitor_owned = True
-        except BlockError:
+        except BaseException:
             tx.abort()
             raise
         tx.commit()
@@ -617,7 +618,7 @@ class BlockGraph:
         tx.on_abort(lambda: setattr(node, "monitor_owned", True))
         try:
             self._delete_node(node, tx)
-        except BlockError:
+        except BaseException:
             tx.abort()
             raise
         tx.commit()

@@ -14,10 +14,18 @@ from __future__ import annotations
 
 import os
 
+from qmpd.cstrings import cstring
+
 BLOCK = 4096
 # One shared all-zero block: zero-filled writes (qcow2 COW areas, write -z)
 # cost a dict slot, not 4 KiB each.
 ZERO_BLOCK = bytes(BLOCK)
+
+
+def os_path(path: str) -> bytes:
+    """The bytes QEMU hands the OS for a path a client sent (see
+    :mod:`qmpd.cstrings`): a NUL is C0 80, never an error."""
+    return cstring(path)
 
 
 class HostLayer:
@@ -33,13 +41,14 @@ class HostLayer:
         self.freed: set[int] = set()            # host blocks punched out
         self._host_alloc: list[tuple[int, int]] | None = None
         self.nodes: set = set()                 # file nodes open on this file
+        self._last = ZERO_BLOCK                 # the block written last (shared)
 
     # -- host access -------------------------------------------------------
     def _host_read(self, offset: int, length: int) -> bytes:
         if offset >= self.host_size or length <= 0:
             return bytes(max(length, 0))
         try:
-            with open(self.path, "rb") as f:
+            with open(os_path(self.path), "rb") as f:
                 f.seek(offset)
                 data = f.read(min(length, self.host_size - offset))
         except OSError:
@@ -51,7 +60,7 @@ class HostLayer:
         if self._host_alloc is None:
             ext: list[tuple[int, int]] = []
             try:
-                fd = os.open(self.path, os.O_RDONLY)
+                fd = os.open(os_path(self.path), os.O_RDONLY)
             except OSError:
                 self._host_alloc = []
                 return []
@@ -119,6 +128,7 @@ class HostLayer:
     def write(self, offset: int, data: bytes) -> None:
         pos = offset
         i = 0
+        last = self._last
         end = offset + len(data)
         while pos < end:
             blk = pos // BLOCK
@@ -130,10 +140,19 @@ class HostLayer:
                 b = self._block(blk)
                 b[boff:boff + n] = data[i:i + n]
                 chunk = bytes(b)
-            self.blocks[blk] = ZERO_BLOCK if chunk == ZERO_BLOCK else chunk
+            # Blocks equal to the one before share its bytes: a pattern or
+            # zero write of gigabytes costs a dict slot per block, not 4 KiB.
+            if chunk == last:
+                chunk = last
+            elif chunk == ZERO_BLOCK:
+                chunk = last = ZERO_BLOCK
+            else:
+                last = chunk
+            self.blocks[blk] = chunk
             self._note_alloc(blk)
             pos += n
             i += n
+        self._last = last
         if end > self.size:
             self.size = end
 
@@ -196,12 +215,13 @@ class HostFiles:
     def open_or_create(self, path: str) -> HostLayer | None:
         """The layer blockdev-create writes ``path`` in: the host file's if it
         exists, else a memory-only file (None: its directory is not writable)."""
+        host = os_path(path)
         try:
-            st = os.stat(path)
+            st = os.stat(host)
         except OSError:
             lay = self.virtual.get(path)
             if lay is None:
-                parent = os.path.dirname(path) or "."
+                parent = os.path.dirname(host) or b"."
                 if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
                     return None
                 lay = self.virtual[path] = HostLayer(path, 0, 0)

@@ -12,7 +12,7 @@ import errno
 
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.node import Node
+from qmpd.engine.node import Edge, Node
 from qmpd.engine.resize import truncate
 
 # qemu-io fills its buffers with this byte before a read (qemu_io_alloc), so
@@ -23,9 +23,16 @@ QEMU_IO_FILL = 0xAB
 class NodeIO:
     read_only = False
 
-    def __init__(self, g: BlockGraph, node: Node) -> None:
+    def __init__(self, g: BlockGraph, node: Node, edge: Edge | None = None) -> None:
         self.g = g
-        self.node = node
+        self._node = node
+        # The BlockBackend's edge, when there is one: a long request follows
+        # it if a job replaces the node between two of its chunks.
+        self._edge = edge
+
+    @property
+    def node(self) -> Node:
+        return self._edge.child if self._edge is not None else self._node
 
     def length(self) -> int:
         return self.g.virtual_size(self.node)

@@ -998,7 +998,7 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
         while it is not None and it is not stop:
             mgr.add_bdrv(job, "intermediate node", it, 0, basic, tx)
             it = g.filter_or_cow(it)
-    except BlockError:
+    except BaseException:
         tx.abort()
         raise
     tx.commit()
@@ -1319,7 +1319,7 @@ def _start_intermediate(mgr: JobManager, args: dict, bs: Node, top: Node,
             bperm |= RS
         base_blk = mgr.add_backend(job, base, bperm, CR | WU, tx)
         top_blk = mgr.add_backend(job, top, 0, perms.ALL, tx)
-    except BlockError:
+    except BaseException:
         tx.abort()
         raise
     tx.commit()
@@ -1373,7 +1373,7 @@ def _start_active_job(mgr: JobManager, args: dict, bs: Node, base: Node) -> Job:
             mgr.add_bdrv(job, "intermediate node", it, 0, shared, tx)
             it = g.filter_or_cow(it)
         freeze_chain(mt, base, tx)
-    except BlockError:
+    except BaseException:
         tx.abort()
         raise
     tx.commit()

@@ -179,7 +179,7 @@ def start_mirror(mgr: Any, args: dict) -> Any:
         tx.on_abort(lambda: bmod._release(bm))
         mgr.add_bdrv(job, "source", bs, 0, WU | W | CR, tx)
         mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
-    except BlockError:
+    except BaseException:
         tx.abort()
         raise
     tx.commit()

@@ -144,7 +144,7 @@ def reopen(g: BlockGraph, entries: list[dict]) -> None:
         tx = Transaction()
         try:
             _run(g, queue, tx)
-        except BlockError:
+        except BaseException:
             tx.abort()
             raise
         tx.commit()

@@ -240,7 +240,7 @@ def blockdev_snapshot(g: BlockGraph, node: str, overlay: str) -> None:
     tx = Transaction()
     try:
         act.prepare(g, tx)
-    except BlockError:
+    except BaseException:
         tx.abort()
         raise
     tx.commit()

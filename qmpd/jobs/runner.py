@@ -68,19 +68,30 @@ class JobRunner:
         self.mgr = mgr
         self.clock = clock
         self._kick = trio.Event() if _in_trio() else None
+        self._stopped = False
 
     def kick(self) -> None:
         if self._kick is not None:
             self._kick.set()
 
+    def stop(self) -> None:
+        """End the task and let go of the manager (and so of its graph):
+        x-qmpd-reset replaces both, and a runner left waiting would keep
+        the old ones alive for the daemon's whole life."""
+        self._stopped = True
+        self.mgr = None
+        self.kick()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopped:
             if self._kick is None:
                 self._kick = trio.Event()
             run_due(self.mgr)
             # Zero-length sleeps still yield to the clients (QEMU's job
             # coroutine yields to the main loop at every job_sleep_ns).
             await trio.lowlevel.checkpoint()
+            if self._stopped:
+                return
             if any(j.runnable(self.mgr.clock()) for j in self.mgr.jobs):
                 continue
             self._kick = trio.Event()

@@ -12,8 +12,30 @@ from typing import Any
 
 from qmpd.qobject import Preencoded, dumps, key_order, quote, tdb_hash
 
-__all__ = ["Preencoded", "dumps", "encode_message", "encode_event", "key_order", "quote",
-           "tdb_hash"]
+__all__ = ["Preencoded", "PreencodedParts", "dumps", "encode_message", "encode_event",
+           "key_order", "quote", "tdb_hash"]
+
+
+class PreencodedParts:
+    """A large value already written as QEMU JSON text, in ASCII pieces that
+    are sent one after the other and never joined (joining tens of
+    megabytes stalls the event loop, and doubles the memory for a moment).
+
+    Only a reply's whole ``return`` value can be one: see
+    :meth:`qmpd.protocol.session.Session.reply_parts`.
+    """
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.size = sum(len(p) for p in parts)
+
+    def value(self) -> Any:
+        """The value itself (for in-process callers)."""
+        import orjson
+
+        return orjson.loads(b"".join(self.parts))
 
 
 def encode_message(obj: Any) -> bytes:

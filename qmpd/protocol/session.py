@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from qmpd.protocol.encode import encode_message
+from qmpd.protocol.encode import Preencoded, PreencodedParts, encode_message
 from qmpd.protocol.splitter import JSONStreamParser, ParsedValue, ParseError
 from qmpd.qobject import key_order
 
@@ -136,6 +136,15 @@ class Session:
         if req.has_id:
             msg["id"] = req.id
         return encode_message(msg)
+
+    def reply_parts(self, req: Request, result: PreencodedParts) -> list[bytes]:
+        """The success reply to ``req`` whose ``return`` value is ``result``,
+        as pieces to send in order: the value's own pieces are not copied."""
+        whole = self.reply(req, Preencoded(""))
+        # "return" comes first in QEMU's key order of a reply; the id (if
+        # any) and the line end follow the value.
+        cut = len(b'{"return": ')
+        return [whole[:cut], *result.parts, whole[cut:]]
 
     def error(self, req: Request, cls: str, desc: str) -> bytes:
         """The error reply to ``req``: ``{"id": ..., "error": {class, desc}}``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from qmpd.cstrings import cstring, from_cstring
 from qmpd.qcow2.spec import (
     AUTOCLEAR_DATA_FILE_RAW,
     COMPAT_LAZY_REFCOUNTS,
@@ -192,9 +193,9 @@ def parse_qcow2_header(data: bytes) -> Qcow2Header:
             raise Qcow2FormatError("ext_end: Invalid extension length")
         payload = bytes(data[pos : pos + length])
         if magic == EXT_BACKING_FORMAT:
-            hdr.backing_format = payload.decode("utf-8", "replace")
+            hdr.backing_format = from_cstring(payload)
         elif magic == EXT_DATA_FILE:
-            hdr.external_data_file = payload.decode("utf-8", "replace")
+            hdr.external_data_file = from_cstring(payload)
         elif magic == EXT_FEATURE_TABLE:
             hdr.has_feature_table = True
         elif magic == EXT_BITMAPS:
@@ -206,7 +207,7 @@ def parse_qcow2_header(data: bytes) -> Qcow2Header:
         if backing_file_size > 1023 or backing_file_offset > cluster_size:
             raise Qcow2FormatError("Backing file name too long")
         raw = data[backing_file_offset : backing_file_offset + backing_file_size]
-        hdr.backing_file = bytes(raw).decode("utf-8", "replace")
+        hdr.backing_file = from_cstring(bytes(raw))
     return hdr
 
 
@@ -252,9 +253,9 @@ def build_header_cluster(
     header_length = V3_HEADER_LEN if version >= 3 else V2_HEADER_LEN
     body = bytearray()
     if backing_format:
-        body += _header_ext(EXT_BACKING_FORMAT, backing_format.encode())
+        body += _header_ext(EXT_BACKING_FORMAT, cstring(backing_format))
     if data_file:
-        body += _header_ext(EXT_DATA_FILE, data_file.encode())
+        body += _header_ext(EXT_DATA_FILE, cstring(data_file))
     # QEMU 7.2 leaves the feature name table out of headers of clusters of
     # 4 KiB or less (measured: present from 8 KiB up).
     if version >= 3 and cluster_size > 4096:
@@ -264,7 +265,7 @@ def build_header_cluster(
     body += _header_ext(EXT_END, b"")
     bf_offset = bf_size = 0
     if backing_file:
-        name = backing_file.encode()
+        name = cstring(backing_file)
         bf_offset = header_length + len(body)
         bf_size = len(name)
         body += name

@@ -15,6 +15,18 @@ and the client's writer task sends whatever has accumulated.  Commands run
 synchronously in the reader task of the client that sent them; the daemon
 state is only ever touched from one task at a time.
 
+Long data-path work (a qemu-io command over megabytes) comes back from the
+dispatcher as a :class:`~qmpd.commands.stepwise.Stepwise`: the reader runs it
+a step at a time and lets every other task run in between, so other clients
+are answered within milliseconds and signals act at once.  Beside it, other
+clients' commands run only if they cannot see a state half done: commands
+that do not look at the block layer at all, and, beside work that only
+reads, queries.  The rest wait until it is finished, each client's commands
+still in its own order.  A long reply is queued as pieces, never joined.
+
+Shutdown keeps every line whole: each client's writer finishes what it has
+queued, ``SHUTDOWN`` last, for as long as the client keeps reading.
+
 Resilience: a client's bad input only produces error replies for that client;
 an exception escaping a handler becomes a GenericError reply and a traceback
 on stderr; a client that stops reading is paused (its own commands) and, if
@@ -23,6 +35,7 @@ events pile up past ``max_output`` bytes, disconnected.
 
 from __future__ import annotations
 
+import collections
 import os
 import select
 import signal
@@ -37,7 +50,8 @@ import trio
 
 from qmpd import __version__
 from qmpd.commands.errors import QMPError
-from qmpd.protocol.encode import encode_event
+from qmpd.commands.stepwise import Stepwise
+from qmpd.protocol.encode import PreencodedParts, encode_event
 from qmpd.protocol.session import Session
 from qmpd.server.config import Endpoint, ServerConfig
 from qmpd.server.greeting import refusal_bytes
@@ -69,8 +83,13 @@ SPIN_MAX_S = 200e-6 if len(os.sched_getaffinity(0)) > 1 else 0.0
 # With other clients connected, input is parsed in slices of at most this
 # many bytes, the others served in between (see Client._reader).
 FEED_SLICE = 8192
-# On shutdown, how long clients get to receive what is already queued for them.
+# A reply in pieces up to this size is joined and sent as any other.
+SMALL_REPLY = 65536
+# On shutdown, a client gets what is queued for it (SHUTDOWN last) as long as
+# it keeps reading: it is dropped after FLUSH_TIMEOUT seconds without taking
+# a byte, or SHUTDOWN_CAP seconds in all.
 FLUSH_TIMEOUT = 2.0
+SHUTDOWN_CAP = 10.0
 
 
 def _slices(data: bytes) -> list[bytes]:
@@ -113,6 +132,10 @@ class Client:
         self.wstream = wstream
         self.session = Session(server.version_info)
         self.buf = bytearray()
+        # Pieces of long replies (and whatever was in buf before them), sent
+        # before buf; ``queued`` is their size.
+        self.queue: collections.deque[bytes | bytearray] = collections.deque()
+        self.queued = 0
         self.wake = trio.Event()
         self.drained = trio.Event()
         self.closing = False
@@ -138,6 +161,24 @@ class Client:
             self.tracer.log(self.cid, "out", data)
         self.buf += data
 
+    def push_parts(self, parts: list[bytes]) -> None:
+        """Queue one message given in pieces (a long reply) without joining them."""
+        if self.dead:
+            return
+        if self.tracer is not None:
+            for part in parts:
+                self.tracer.log(self.cid, "out", part)
+        if self.buf:
+            self.queue.append(self.buf)
+            self.queued += len(self.buf)
+            self.buf = bytearray()
+        self.queue.extend(parts)
+        self.queued += sum(len(p) for p in parts)
+        self.wake.set()
+
+    def unsent(self) -> int:
+        return self.queued + len(self.buf)
+
     def push_event(self, data: bytes) -> None:
         """Queue an event caused by another client: only these can pile up
         without bound (a client's own commands wait for its output to drain)."""
@@ -151,6 +192,7 @@ class Client:
                 f"{self.server.config.max_output} bytes of output unread")
             self.dead = True
             self.buf = bytearray()
+            self.queue.clear()
             self.scope.cancel()
 
     def finish(self) -> None:
@@ -212,10 +254,18 @@ class Client:
                         if item.__class__ is bytes:
                             self.push(item)
                         else:
-                            self.push(execute(self, item))
+                            if server.long is not None and server.long_client is not self:
+                                await server.wait_beside_long(self, item)
+                            out = execute(self, item)
+                            if out.__class__ is not bytes:
+                                out = await server.run_long(self, item, out)
+                            if out.__class__ is list:
+                                self.push_parts(out)
+                            else:
+                                self.push(out)
                             if server.quitting:
                                 return
-                        if len(self.buf) > HIGH_WATER:
+                        if self.unsent() > HIGH_WATER:
                             await self._wait_drained()
                     # Input after a qmp_capabilities is held back until its reply
                     # switched the session's mode.
@@ -227,7 +277,7 @@ class Client:
         """Write the queued output straight to the socket if the writer task is
         idle: saves a task switch per reply on the request/response path.
         Whatever the kernel does not take now is left to the writer."""
-        if self.sending or self.fd < 0:
+        if self.sending or self.fd < 0 or self.queue:
             self.wake.set()
             return
         data = self.buf
@@ -312,32 +362,68 @@ class Client:
             return None
 
     async def _wait_drained(self) -> None:
-        while len(self.buf) > HIGH_WATER and not self.dead:
+        while self.unsent() > HIGH_WATER and not self.dead:
             self.wake.set()
             self.drained = trio.Event()
             await self.drained.wait()
 
     async def _writer(self) -> None:
-        send = self.wstream.send_all
         while True:
-            if not self.buf:
+            if self.queue:
+                data = self.queue.popleft()
+                self.queued -= len(data)
+            elif self.buf:
+                data = self.buf
+                self.buf = bytearray()
+            else:
                 if self.closing or self.dead:
                     return
                 await self.wake.wait()
                 self.wake = trio.Event()
                 continue
-            data = self.buf
-            self.buf = bytearray()
             self.sending = True
-            try:
-                await send(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                # The peer went away; nothing more to do for this client.
+            if not await self._send(data):
+                # The peer went away (or, at shutdown, stopped reading).
                 self.dead = True
+                self.buf = bytearray()
+                self.queue.clear()
                 self.scope.cancel()
                 return
             self.sending = False
-            self.drained.set()
+            if not self.queue:
+                self.drained.set()
+
+    async def _send(self, data: bytes | bytearray) -> bool:
+        """Write all of ``data``; False if the peer is gone, or if at shutdown
+        it took nothing for FLUSH_TIMEOUT seconds.  (The direct writes also
+        keep a line that is being sent whole when shutdown begins: only a
+        peer that stops reading can be left with part of one.)"""
+        fd = self.fd
+        if fd < 0:
+            try:
+                await self.wstream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return False
+            return True
+        with memoryview(data) as view:
+            sent = 0
+            while sent < len(view):
+                try:
+                    sent += os.write(fd, view[sent:])
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return False
+                if not self.closing:
+                    await trio.lowlevel.wait_writable(fd)
+                    continue
+                with trio.move_on_after(FLUSH_TIMEOUT) as waited:
+                    await trio.lowlevel.wait_writable(fd)
+                if waited.cancelled_caught:
+                    log(f"client {self.cid}: not reading, dropped at shutdown")
+                    return False
+        return True
 
 
 class Server:
@@ -361,6 +447,12 @@ class Server:
         # The client whose command is running (its events need no wake-up
         # and do not count against the unread-output limit).
         self._running_for: Client | None = None
+        # The long (stepwise) command in progress, if any: its client, and
+        # whether it changes data on its way (see wait_beside_long).
+        self.long: Stepwise | None = None
+        self.long_client: Client | None = None
+        self._long_done = trio.Event()
+        self._table: dict[str, Any] = {}
         self.unix_endpoints = sum(1 for e in config.endpoints if e.kind == "unix")
         self._refusal = refusal_bytes(config)
 
@@ -385,28 +477,45 @@ class Server:
         daemon.clock_mode = cfg.clock  # type: ignore[attr-defined]
         if self._root is not None:
             daemon.spawn = self._root.start_soon  # type: ignore[attr-defined]
+        # The largest reply a client gets (qemu-io's output is refused before
+        # it is made when it would be larger).
+        daemon.max_output = cfg.max_output
         dispatcher = Dispatcher(daemon)   # links itself to the daemon
+        self._table = dispatcher.table
         self._daemon = daemon
         self._execute = dispatcher.execute
         return dispatcher.execute
 
-    def execute(self, client: Client, req: Any) -> bytes:
-        """Run one command; always returns the reply bytes, never raises."""
+    def execute(self, client: Client, req: Any) -> bytes | Stepwise:
+        """Run one command; returns the reply bytes (never raises), or the
+        command's remaining work for :meth:`run_long`."""
         session = client.session
         self._running_for = client
         try:
             run = self._execute or self._load_dispatcher()
-            result = run(req.name, req.arguments, oob=req.oob, preencoded=True)
+            result = run(req.name, req.arguments, oob=req.oob, preencoded=True, stepwise=True)
+            if result.__class__ is Stepwise:
+                return result
             reply = session.reply(req, result)
         except QMPError as e:
             return session.error(req, e.cls, e.desc)
         except Exception as e:
-            log(f"internal error in command {req.name!r}:\n" + traceback.format_exc())
-            return session.error(req, "GenericError",
-                                 f"qmpd internal error in '{req.name}': "
-                                 f"{type(e).__name__}: {e}")
+            return self._internal_error(session, req, e)
         finally:
             self._running_for = None
+        return self._finish(session, req, reply)
+
+    def _internal_error(self, session: Session, req: Any, e: Exception) -> bytes:
+        log(f"internal error in command {req.name!r}:\n" + traceback.format_exc())
+        return session.error(req, "GenericError",
+                             f"qmpd internal error in '{req.name}': {type(e).__name__}: {e}")
+
+    def _finish(self, session: Session, req: Any, reply: bytes) -> bytes:
+        """The reply as sent: refused if larger than --max-output; quit's
+        cleanup."""
+        limit = self.config.max_output
+        if len(reply) > limit:
+            reply = session.error(req, "GenericError", _too_large(len(reply), limit))
         if self._daemon.quit_requested:
             # Daemon-side cleanup first (QEMU cancels its block jobs): its
             # events still reach the clients, ahead of the quit reply.
@@ -415,6 +524,63 @@ class Server:
                 on_quit()
             self.request_shutdown()
         return reply
+
+    async def run_long(self, client: Client, req: Any, work: Stepwise) -> bytes | list[bytes]:
+        """Run ``work`` a step at a time, every other task running in between;
+        the reply (as pieces when it is a long one)."""
+        session = client.session
+        self.long = work
+        self.long_client = client
+        self._long_done = trio.Event()
+        try:
+            while True:
+                self._running_for = client
+                try:
+                    if work.step():
+                        break
+                finally:
+                    self._running_for = None
+                await trio.lowlevel.checkpoint()
+            result = work.result
+            if result.__class__ is PreencodedParts:
+                if result.size > self.config.max_output:
+                    return session.error(req, "GenericError",
+                                         _too_large(result.size, self.config.max_output))
+                parts = session.reply_parts(req, result)
+                if result.size > SMALL_REPLY:
+                    return parts
+                reply = b"".join(parts)   # goes out at once, as any short reply
+            else:
+                reply = session.reply(req, result)
+        except QMPError as e:
+            return session.error(req, e.cls, e.desc)
+        except Exception as e:
+            return self._internal_error(session, req, e)
+        finally:
+            work.close()
+            self.long = None
+            self.long_client = None
+            self._long_done.set()
+            # Queries cached while it ran (beside a read through a filter
+            # that changes nothing visible) are not trusted after it.
+            self._daemon.graph.generation += 1
+        return self._finish(session, req, reply)
+
+    def _may_run_beside_long(self, req: Any) -> bool:
+        work = self.long
+        if work is None:
+            return True
+        info = self._table.get(req.name)
+        if info is None or info.blockless:
+            return True     # an error reply, or nothing of the block layer
+        return info.pure and not work.writes
+
+    async def wait_beside_long(self, client: Client, req: Any) -> None:
+        """Hold ``req`` of ``client`` while another client's long command is
+        in progress and ``req`` could see its work half done."""
+        while (self.long is not None and self.long_client is not client
+               and not self._may_run_beside_long(req)):
+            await self._long_done.wait()
 
     # ------------------------------------------------------------ events
 
@@ -524,8 +690,15 @@ class Server:
                     accept.cancel_scope.cancel()
                 for client in tuple(self.clients):
                     client.finish()
-                clients.cancel_scope.deadline = trio.current_time() + FLUSH_TIMEOUT
+                # Each writer drops its client when it stops reading (see
+                # Client._send); this bounds the whole flush.
+                clients.cancel_scope.deadline = trio.current_time() + SHUTDOWN_CAP
             root.cancel_scope.cancel()
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (f"Reply too large: {size} bytes, more than qmpd's --max-output limit "
+            f"of {limit} bytes")
 
 
 def serve(config: ServerConfig, listeners: list[UnixListener],

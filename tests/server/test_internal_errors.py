@@ -30,7 +30,7 @@ async def test_handler_crash_becomes_generic_error(short_tmp, capfd):
     calls = []
 
     def faulty(name: str, arguments: dict | None, *, oob: bool = False,
-               preencoded: bool = False) -> object:
+               preencoded: bool = False, stepwise: bool = False) -> object:
         calls.append(name)
         if name == "boom":
             raise RuntimeError("kaput")

@@ -26,9 +26,9 @@ from pathlib import Path
 MAX_LINES = 900
 MAX_ENGINE_FUNCTION_IMPORTS = 5
 # What the engine and the protocol layer may import from qmpd: themselves and
-# the neutral modules every layer may use (QObject conventions, the release
-# profiles, the qcow2 format).
-NEUTRAL = ("qmpd.qobject", "qmpd.profiles", "qmpd.qcow2", "qmpd.common")
+# the neutral modules every layer may use (QObject conventions, C strings, the
+# release profiles, the qcow2 format).
+NEUTRAL = ("qmpd.qobject", "qmpd.cstrings", "qmpd.profiles", "qmpd.qcow2", "qmpd.common")
 ALLOWED_BELOW = {
     "qmpd.engine": ("qmpd.engine", *NEUTRAL),
     "qmpd.protocol": ("qmpd.protocol", *NEUTRAL),

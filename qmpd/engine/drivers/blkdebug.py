@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from qmpd.engine import perms
 from qmpd.engine.drivers.base import Driver, g_writable, size_opt
 from qmpd.engine.errors import BlockError
+from qmpd.engine.hostfiles import os_path
 from qmpd.engine.node import Edge, Node
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class BlkdebugDriver(Driver):
         config = opts.get("config")
         if config is not None:
             try:
-                with open(config):
+                with open(os_path(config)):
                     pass
             except OSError as e:
                 raise BlockError("Could not read blkdebug config file: "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from qmpd.engine.drivers.base import Commit, Driver
 from qmpd.engine.errors import BlockError
+from qmpd.engine.hostfiles import os_path
 from qmpd.engine.node import Node
 
 if TYPE_CHECKING:
@@ -46,8 +47,9 @@ class FileDriver(Driver):
             raise BlockError("aio=native was specified, but it requires cache.direct=on, "
                              "which was not specified.")
         locking = opts.get("locking", "auto") != "off"
+        host = os_path(path)
         try:
-            st = os.stat(path)
+            st = os.stat(host)
         except OSError as e:
             virtual = g.hostfiles.virtual.get(path)
             if virtual is None:
@@ -63,9 +65,9 @@ class FileDriver(Driver):
         if not node.read_only:
             if stat_mod.S_ISDIR(st.st_mode):
                 raise BlockError(f"Could not open '{path}': {os.strerror(errno.EISDIR)}")
-            if not os.access(path, os.W_OK) and not node.auto_read_only:
+            if not os.access(host, os.W_OK) and not node.auto_read_only:
                 raise BlockError(f"Could not open '{path}': {os.strerror(errno.EACCES)}")
-        elif not os.access(path, os.R_OK):
+        elif not os.access(host, os.R_OK):
             raise BlockError(f"Could not open '{path}': {os.strerror(errno.EACCES)}")
         if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISBLK(st.st_mode)
                 or stat_mod.S_ISCHR(st.st_mode)):
