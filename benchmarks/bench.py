@@ -185,8 +185,9 @@ def bench_pairs(client: Client, n: int) -> float:
 def bench_inprocess_pairs(n: int) -> dict[str, float]:
     """Pairs per second through Dispatcher.execute and straight to the handlers."""
     from qmpd.commands.dispatch import Daemon, Dispatcher
+    from qmpd.jobs.clock import VirtualClock
 
-    dispatcher = Dispatcher(Daemon())
+    dispatcher = Dispatcher(Daemon(job_time=VirtualClock()))
     execute = dispatcher.execute
     add = dispatcher.table["blockdev-add"].handler
     delete = dispatcher.table["blockdev-del"].handler

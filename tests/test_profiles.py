@@ -17,6 +17,7 @@ import pytest
 
 from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
+from qmpd.jobs.clock import VirtualClock
 from qmpd.profiles import SERIES, Profile, select
 from qmpd.profiles.messages import BASE
 
@@ -39,13 +40,13 @@ def test_every_profile_loads_its_schema_and_offers_only_its_commands(series: str
     major, minor = (int(x) for x in series.split("."))
     profile = select(f"{major}.{minor}.0")
     assert profile.series == series
-    d = Dispatcher(Daemon(profile))
+    d = Dispatcher(Daemon(profile, job_time=VirtualClock()))
     offered = set(d.command_names())
     described = set(d.daemon.schema.command_names())
     # Everything the release's schema describes works; qmpd's own commands
     # are there only with --extensions.
     assert offered == {n for n in described if not n.startswith("x-qmpd-")}
-    with_ext = set(Dispatcher(Daemon(profile, extensions=True)).command_names())
+    with_ext = set(Dispatcher(Daemon(profile, job_time=VirtualClock(), extensions=True)).command_names())
     assert with_ext == described
 
 
@@ -58,7 +59,7 @@ def _sent_events() -> set[str]:
 @pytest.mark.parametrize("series", sorted(SERIES))
 def test_query_qmp_schema_lists_every_event_qmpd_sends(series: str) -> None:
     major, minor = (int(x) for x in series.split("."))
-    d = Dispatcher(Daemon(select(f"{major}.{minor}.0")))
+    d = Dispatcher(Daemon(select(f"{major}.{minor}.0"), job_time=VirtualClock()))
     described = {e["name"] for e in d.execute("query-qmp-schema", {})
                  if e["meta-type"] == "event"}
     sent = _sent_events()
@@ -76,8 +77,8 @@ class _Reworded(Profile):
 def test_an_error_by_key_is_worded_by_the_daemons_profile() -> None:
     args = {"job-id": "1bad", "options": {"driver": "file", "filename": "/nonexistent",
                                           "size": 0}}
-    base = Dispatcher(Daemon(select("7.2.22")))
-    other = Dispatcher(Daemon(_Reworded((7, 2, 22))))
+    base = Dispatcher(Daemon(select("7.2.22"), job_time=VirtualClock()))
+    other = Dispatcher(Daemon(_Reworded((7, 2, 22)), job_time=VirtualClock()))
     with pytest.raises(QMPError) as e1:
         base.execute("blockdev-create", args)
     with pytest.raises(QMPError) as e2:

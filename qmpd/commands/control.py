@@ -104,28 +104,15 @@ def x_qmpd_reset(daemon: Any, args: dict) -> dict:
     tests.  Nothing is emitted: no job events, no DEVICE_DELETED.  The run
     state (stop/cont) and the clients' sessions are left as they are.
     """
-    old_jobs = getattr(daemon, "job_manager", None)
-    if old_jobs is not None:
-        # The old jobs run no more and emit nothing; the old runner's task
-        # ends.  The next job command builds a manager and a runner for the
-        # new graph (commands/jobs.py).
-        old_jobs.g.jobs = []
-        daemon.job_manager = None
-    old_runner = getattr(daemon, "job_runner", None)
-    if old_runner is not None:
-        old_runner.stop()
-        daemon.job_runner = None
-    daemon.on_quit = None
-    clock = getattr(daemon, "job_clock", None)
-    if clock is not None and getattr(clock, "virtual", False):
-        daemon.job_clock = None   # a fresh virtual clock starts at 0 again
+    # A new graph, and the job manager with it: the old graph's jobs go
+    # without a word and a virtual job clock starts at 0 again.
     daemon.new_graph()
     # Cached query replies belong to the old graph: let go of it.
     cache = getattr(getattr(daemon, "dispatcher", None), "_cache", None)
     if cache is not None:
         cache.clear()
-    # Other subsystems that keep per-daemon state (a job scheduler, a
-    # virtual clock) register a callable here to be reset with the graph.
+    # Other subsystems that keep per-daemon state register a callable here
+    # to be reset with the graph.
     for hook in daemon.reset_hooks:
         hook()
     return {}

@@ -14,6 +14,7 @@ from typing import Any
 from qmpd.commands.errors import CommandNotFound, QMPError
 from qmpd.commands.registry import COMMANDS, CommandInfo
 from qmpd.commands.stepwise import Stepwise
+from qmpd.engine.jobs.state import JobManager, JobTime
 from qmpd.profiles import Profile, select
 from qmpd.protocol.encode import Preencoded, PreencodedParts, dumps
 
@@ -58,12 +59,13 @@ class Daemon:
     graph, objects, run state.
 
     It knows nothing of sockets: events go to ``event_sink``, which the
-    server points at its broadcast.  (The job machinery keeps its own
-    attributes here too: see qmpd/commands/jobs.py.)
+    server points at its broadcast.  Its block jobs get their time from
+    ``job_time``, which must be given: the server's running job runner
+    (qmpd.jobs.runner), or in-process a ``qmpd.jobs.clock.VirtualClock``.
     """
 
-    def __init__(self, profile: Profile | None = None, *, package: str | None = None,
-                 extensions: bool = False) -> None:
+    def __init__(self, profile: Profile | None = None, *, job_time: JobTime,
+                 package: str | None = None, extensions: bool = False) -> None:
         from qmpd import __version__
         from qmpd.engine.graph import BlockGraph
         from qmpd.schema import load
@@ -91,6 +93,8 @@ class Daemon:
         self.max_output: int | None = None
         #: Callables run by x-qmpd-reset, for subsystems with per-daemon state.
         self.reset_hooks: list[Callable[[], None]] = []
+        #: The block jobs, for the daemon's lifetime (serving the current graph).
+        self.jobs = JobManager(self.graph, self.emit, job_time)
 
     @property
     def qemu_version(self) -> tuple[int, int, int]:
@@ -102,6 +106,8 @@ class Daemon:
         from qmpd.engine.graph import BlockGraph
 
         self.graph = BlockGraph(self.profile)
+        # The old graph's jobs go without a word (and a virtual clock restarts).
+        self.jobs.reset(self.graph)
 
     def emit(self, name: str, data: dict | None = None) -> None:
         """Send event ``name`` to every negotiated client, now."""

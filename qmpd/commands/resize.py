@@ -9,7 +9,7 @@ from qmpd.commands.registry import command
 from qmpd.engine.errors import BlockError
 from qmpd.engine.node import Node
 from qmpd.engine.resize import block_resize, set_write_threshold
-from qmpd.engine.snapshot import lookup_bs
+from qmpd.engine.surgery import lookup_bs
 
 
 @command("block_resize")

@@ -15,7 +15,10 @@ from qmpd.commands.registry import command
 from qmpd.engine import bitmaps as bm
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction
-from qmpd.engine.snapshot import SnapshotAction, blockdev_snapshot
+from qmpd.engine.jobs.backup import create_backup
+from qmpd.engine.jobs.create import start_create
+from qmpd.engine.jobs.mirror import start_mirror
+from qmpd.engine.snapshot import SnapshotAction, SnapshotSyncAction, blockdev_snapshot
 
 # Action kind -> prepare(daemon, data, tx) returning a commit callback (or None).
 Prepare = Callable[[Any, dict, Transaction], "Callable[[], None] | None"]
@@ -46,8 +49,6 @@ def _snap(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
 
 @action("blockdev-snapshot-sync")
 def _snap_sync(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
-    from qmpd.engine.snapshot import SnapshotSyncAction
-
     g: BlockGraph = daemon.graph
     act = SnapshotSyncAction(data)
     act.prepare(g, tx)
@@ -87,13 +88,10 @@ def _bm_merge(daemon: Any, data: dict, tx: Transaction) -> None:
 
 @action("blockdev-backup")
 def _backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
-    from qmpd.commands.jobs import manager
-    from qmpd.engine.backup import create_backup
-
-    mgr = manager(daemon)
+    mgr = daemon.jobs
     job = create_backup(mgr, data, tx)
     # blockdev_backup_commit: job_start
-    return lambda: mgr.start(job, job.driver.run(job))
+    return lambda: mgr.start(job, job.driver)
 
 
 @command("blockdev-backup")
@@ -104,19 +102,13 @@ def cmd_blockdev_backup(daemon: Any, args: dict) -> dict:
 
 @command("blockdev-create")
 def cmd_blockdev_create(daemon: Any, args: dict) -> dict:
-    from qmpd.commands.jobs import manager
-    from qmpd.engine.create import start_create
-
-    start_create(manager(daemon), args["job-id"], args["options"])
+    start_create(daemon.jobs, args["job-id"], args["options"])
     return {}
 
 
 @command("blockdev-mirror")
 def cmd_blockdev_mirror(daemon: Any, args: dict) -> dict:
-    from qmpd.commands.jobs import manager
-    from qmpd.engine.mirror import start_mirror
-
-    start_mirror(manager(daemon), args)
+    start_mirror(daemon.jobs, args)
     return {}
 
 

@@ -1,1 +1,2 @@
-"""Job runner: the trio side of block jobs (time, sleeping, waking)."""
+"""Job time outside the engine: the clocks (clock.py) and the trio task that
+enters jobs at their deadlines (runner.py)."""

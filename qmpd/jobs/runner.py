@@ -1,112 +1,86 @@
-"""Advances block jobs over time.
+"""Advances block jobs over time: the trio side of the job manager.
 
 The engine's jobs (:mod:`qmpd.engine.jobs`) are generators that sleep until a
 deadline on the job clock.  :class:`JobRunner` is one trio task that enters
 every job whose deadline has passed, then waits for the next deadline or for
-a kick (a command that changed a job).  With ``--clock virtual`` the clock
-only moves on ``x-qmpd-clock-step``, which runs the due jobs itself: job time
+a wake-up (a command that changed a job).  The server starts it with
+``nursery.start`` before it makes the daemon, whose job manager it then
+serves: a manager made with a runner that is not running refuses at once
+instead of leaving its jobs asleep.  With ``--clock virtual`` the clock only
+moves on ``x-qmpd-clock-step``, which runs the due jobs itself: job time
 stands still otherwise, and tests stop a job exactly where they want.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import trio
 
+from qmpd.jobs.clock import RealClock, VirtualClock
 
-class RealClock:
-    virtual = False
-
-    def now(self) -> int:
-        return time.monotonic_ns()
-
-
-class VirtualClock:
-    virtual = True
-
-    def __init__(self) -> None:
-        self.t = 0
-
-    def now(self) -> int:
-        return self.t
-
-    def step(self, ns: int) -> None:
-        self.t += ns
-
-
-def make_clock(mode: str) -> RealClock | VirtualClock:
-    return VirtualClock() if mode == "virtual" else RealClock()
-
-
-def run_due(mgr: Any) -> None:
-    """Enter every job whose timer has expired, until none is due."""
-    for _ in range(1_000_000):
-        now = mgr.clock()
-        due = [j for j in list(mgr.jobs) if j.runnable(now)]
-        if not due:
-            return
-        for j in due:
-            if j.runnable(mgr.clock()):
-                j.enter()
-
-
-def next_deadline(mgr: Any) -> int | None:
-    best = None
-    for j in mgr.jobs:
-        w = j.waiting_on
-        if j.co is None or w is None or w.deadline is None:
-            continue
-        if best is None or w.deadline < best:
-            best = w.deadline
-    return best
+if TYPE_CHECKING:
+    # Typing only: the server imports this module before its greeting, the
+    # engine only with its first command.
+    from qmpd.engine.jobs.state import JobManager
 
 
 class JobRunner:
-    def __init__(self, mgr: Any, clock: RealClock | VirtualClock) -> None:
-        self.mgr = mgr
-        self.clock = clock
-        self._kick = trio.Event() if _in_trio() else None
-        self._stopped = False
+    """The daemon's job time (a :class:`~qmpd.engine.jobs.state.JobTime`) in a
+    trio program: its clock, and the task that enters due jobs."""
 
-    def kick(self) -> None:
+    def __init__(self, clock: RealClock | VirtualClock) -> None:
+        self.clock = clock
+        self._jobs: JobManager | None = None
+        self._kick: trio.Event | None = None
+
+    # -- JobTime -------------------------------------------------------------------
+    @property
+    def virtual(self) -> bool:
+        return self.clock.virtual
+
+    def now(self) -> int:
+        return self.clock.now()
+
+    def step(self, ns: int) -> None:
+        self.clock.step(ns)
+
+    def reset(self) -> None:
+        self.clock.reset()
+
+    def serve(self, jobs: JobManager) -> None:
+        if self._kick is None:
+            raise RuntimeError("the job runner is not running: start it with "
+                               "nursery.start(runner.run) before making the daemon")
+        self._jobs = jobs
+        self._kick.set()
+
+    def wake(self) -> None:
         if self._kick is not None:
             self._kick.set()
 
-    def stop(self) -> None:
-        """End the task and let go of the manager (and so of its graph):
-        x-qmpd-reset replaces both, and a runner left waiting would keep
-        the old ones alive for the daemon's whole life."""
-        self._stopped = True
-        self.mgr = None
-        self.kick()
-
-    async def run(self) -> None:
-        while not self._stopped:
-            if self._kick is None:
-                self._kick = trio.Event()
-            run_due(self.mgr)
+    # -- the task --------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        self._kick = trio.Event()
+        task_status.started()
+        while True:
+            # A fresh event before looking: a wake-up while we look is kept.
+            kick = self._kick = trio.Event()
+            jobs = self._jobs
+            if jobs is not None:
+                jobs.run_due()
             # Zero-length sleeps still yield to the clients (QEMU's job
             # coroutine yields to the main loop at every job_sleep_ns).
             await trio.lowlevel.checkpoint()
-            if self._stopped:
-                return
-            if any(j.runnable(self.mgr.clock()) for j in self.mgr.jobs):
+            if jobs is None:
+                await kick.wait()
                 continue
-            self._kick = trio.Event()
-            deadline = None if self.clock.virtual else next_deadline(self.mgr)
+            if jobs.any_due():
+                continue
+            deadline = None if self.clock.virtual else jobs.next_deadline()
             if deadline is None:
-                await self._kick.wait()
+                await kick.wait()
             else:
-                delay = max(0, deadline - self.clock.now()) / 1e9
-                with trio.move_on_after(delay):
-                    await self._kick.wait()
-
-
-def _in_trio() -> bool:
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return False
-    return True
+                with trio.move_on_after(max(0, deadline - self.clock.now()) / 1e9):
+                    await kick.wait()

@@ -51,6 +51,8 @@ import trio
 from qmpd import __version__
 from qmpd.commands.errors import QMPError
 from qmpd.commands.stepwise import Stepwise
+from qmpd.jobs.clock import make_clock
+from qmpd.jobs.runner import JobRunner
 from qmpd.protocol.encode import PreencodedParts, encode_event
 from qmpd.protocol.session import Session
 from qmpd.server.config import Endpoint, ServerConfig
@@ -444,6 +446,8 @@ class Server:
         self._daemon: Any = None
         self._execute: Callable[..., Any] | None = None
         self._root: trio.Nursery | None = None
+        # Block-job time: started in main (nursery.start), before any daemon.
+        self.job_runner = JobRunner(make_clock(config.clock))
         # The client whose command is running (its events need no wake-up
         # and do not count against the unread-output limit).
         self._running_for: Client | None = None
@@ -465,18 +469,15 @@ class Server:
         from qmpd.profiles.registry import load
 
         cfg = self.config
-        daemon = Daemon(load(cfg.qemu_series, cfg.qemu_version), extensions=cfg.extensions)
+        # The runner refuses to serve the daemon's jobs unless main started it.
+        daemon = Daemon(load(cfg.qemu_series, cfg.qemu_version), job_time=self.job_runner,
+                        extensions=cfg.extensions)
         daemon.hmp_output = cfg.hmp_output
         daemon.vm_name = cfg.vm_name
         if cfg.start_paused:
             daemon.running = False
             daemon.run_state = "prelaunch"
         daemon.event_sink = self.broadcast
-        # Background work of the daemon (the block-job runner) runs in the root
-        # nursery, so a client's disconnect does not stop it.
-        daemon.clock_mode = cfg.clock  # type: ignore[attr-defined]
-        if self._root is not None:
-            daemon.spawn = self._root.start_soon  # type: ignore[attr-defined]
         # The largest reply a client gets (qemu-io's output is refused before
         # it is made when it would be larger).
         daemon.max_output = cfg.max_output
@@ -519,9 +520,7 @@ class Server:
         if self._daemon.quit_requested:
             # Daemon-side cleanup first (QEMU cancels its block jobs): its
             # events still reach the clients, ahead of the quit reply.
-            on_quit = getattr(self._daemon, "on_quit", None)
-            if on_quit is not None:
-                on_quit()
+            self._daemon.jobs.cancel_all()
             self.request_shutdown()
         return reply
 
@@ -676,6 +675,9 @@ class Server:
         async with trio.open_nursery() as root:
             self._root = root
             root.start_soon(self._watch_signals)
+            # The job runner lives in the root nursery, so a client's
+            # disconnect does not stop the jobs it started.
+            await root.start(self.job_runner.run)
             async with trio.open_nursery() as clients:
                 async with trio.open_nursery() as accept:
                     for conn in accepted or ():

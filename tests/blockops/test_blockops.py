@@ -18,6 +18,7 @@ import pytest
 
 from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
+from qmpd.jobs.clock import VirtualClock
 
 
 def qmpd_img(*args: str) -> None:
@@ -29,7 +30,7 @@ class Session:
     """A dispatcher plus the events it sent."""
 
     def __init__(self) -> None:
-        self.disp = Dispatcher(Daemon())
+        self.disp = Dispatcher(Daemon(job_time=VirtualClock()))
         self.events: list[tuple[str, Any]] = []
         self.disp.daemon.event_sink = lambda name, data, ts: self.events.append((name, data))
 

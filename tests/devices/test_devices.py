@@ -15,6 +15,7 @@ import trio
 
 from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
+from qmpd.jobs.clock import VirtualClock
 
 ACTIVE_BB = "Cannot change iothread of active block backend"
 
@@ -23,7 +24,7 @@ class Env:
     """A dispatcher plus the events its daemon emitted."""
 
     def __init__(self) -> None:
-        self.daemon = Daemon()
+        self.daemon = Daemon(job_time=VirtualClock())
         self.events: list[tuple[str, Any]] = []
         self.daemon.event_sink = lambda name, data, ts: self.events.append((name, data))
         self.d = Dispatcher(self.daemon)

@@ -18,6 +18,7 @@ from qmpd.engine import queries
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.reopen import reopen
+from qmpd.jobs.clock import VirtualClock
 from qmpd.protocol.encode import dumps
 
 
@@ -137,7 +138,7 @@ def test_reopen_cost_does_not_grow_with_graph():
 
 
 def test_dispatcher_turns_engine_errors_into_qmp_errors():
-    d = Dispatcher(Daemon())
+    d = Dispatcher(Daemon(job_time=VirtualClock()))
     with pytest.raises(QMPError) as ei:
         d.execute("blockdev-del", {"node-name": "x"})
     assert (ei.value.cls, ei.value.desc) == ("GenericError",
@@ -145,7 +146,7 @@ def test_dispatcher_turns_engine_errors_into_qmp_errors():
 
 
 def test_qemu_io_through_hmp_writes_only_memory(imgdir):
-    d = Dispatcher(Daemon())
+    d = Dispatcher(Daemon(job_time=VirtualClock()))
     path = f"{imgdir}/top.qcow2"
     with open(path, "rb") as f:
         original = f.read()

@@ -30,6 +30,7 @@ from qmpd.engine import perms, queries
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.reopen import reopen
+from qmpd.jobs.clock import VirtualClock
 from qmpd.protocol.encode import dumps
 
 NAMES = [f"n{i}" for i in range(6)]
@@ -173,7 +174,7 @@ class CommandMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.d = Dispatcher(Daemon())
+        self.d = Dispatcher(Daemon(job_time=VirtualClock()))
         self.g = self.d.daemon.graph
 
     def snapshot(self) -> str:

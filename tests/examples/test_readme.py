@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from qmpd.commands.dispatch import Daemon, Dispatcher
+from qmpd.jobs.clock import VirtualClock
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
@@ -38,7 +39,7 @@ def test_support_table_lists_every_command() -> None:
         if line.startswith("| `"):
             first = line.split("|")[1]
             listed.update(re.findall(r"`([^`]+)`", first))
-    implemented = set(Dispatcher(Daemon(extensions=True)).command_names())
+    implemented = set(Dispatcher(Daemon(job_time=VirtualClock(), extensions=True)).command_names())
     assert sorted(implemented - listed) == [], \
         "commands missing from README.md's 'Supported commands' table: add a row for each"
     assert sorted(listed - implemented) == [], "README lists commands qmpd does not have"

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
+from qmpd.jobs.clock import VirtualClock
 from qmpd.protocol import Request, Session
 from qmpd.protocol.splitter import JSONStreamParser, ParsedValue
 
@@ -124,7 +125,7 @@ def check_line(line: bytes) -> dict:
 def run_in_process(parts: list[bytes]) -> list[bytes]:
     """What the server does with these bytes, minus the socket."""
     out: list[bytes] = []
-    daemon = Daemon()
+    daemon = Daemon(job_time=VirtualClock())
     daemon.event_sink = lambda name, data, ts: out.append(
         json.dumps({"event": name, "data": data,
                     "timestamp": {"seconds": ts[0], "microseconds": ts[1]}}).encode() + b"\r\n")

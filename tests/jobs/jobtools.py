@@ -11,6 +11,7 @@ from typing import Any
 from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
 from qmpd.img.cli import main as img_main
+from qmpd.jobs.clock import VirtualClock
 
 MiB = 1024 * 1024
 
@@ -36,12 +37,9 @@ class Harness:
     """A daemon with a virtual job clock; ``run`` returns a reply or an error dict."""
 
     def __init__(self) -> None:
-        from qmpd.jobs.runner import VirtualClock
-
-        self.daemon = Daemon(extensions=True)
+        self.daemon = Daemon(job_time=VirtualClock(), extensions=True)
         self.events: list[tuple[str, dict]] = []
         self.daemon.event_sink = lambda name, data, ts: self.events.append((name, data or {}))
-        self.daemon.job_clock = VirtualClock()  # type: ignore[attr-defined]
         self.disp = Dispatcher(self.daemon)
 
     def run(self, name: str, **args: Any) -> Any:

@@ -1,5 +1,6 @@
-"""Block jobs without a server: the state machine, the rate limiter, and what
-stream and commit do to the graph and the data, driven by a virtual clock.
+"""Block jobs without a server: the verbs in every state a user can reach,
+the rate limiter, and what stream and commit do to the graph and the data,
+driven by a virtual clock.
 
 Expected values come from the QEMU 7.2 recordings in tests/data/recorded/qemu/job-*.json
 and the reference (sections 5.5 and 7).
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qmpd.engine.jobs import TRANSITIONS, VERBS, RateLimit
+from qmpd.engine.jobs.state import RateLimit
 from tests.conformance import qmpreplay
 from tests.jobs.jobtools import Harness, MiB, make_chain
 
@@ -28,11 +29,126 @@ def h(tmp_path) -> Harness:
     return harness
 
 
-def test_transition_table_is_qemus() -> None:
-    assert TRANSITIONS["running"] == ("paused", "ready", "waiting", "aborting")
-    assert TRANSITIONS["standby"] == ("ready",)
-    assert VERBS["complete"] == ("ready", "standby")
-    assert VERBS["dismiss"] == ("concluded",)
+# -- the verbs in each state ------------------------------------------------------
+# How a user gets job "j" into each state QEMU lets a job rest in.
+def _running(h: Harness) -> None:
+    h.ok("block-stream", job_id="j", device="top", speed=65536)
+
+
+def _paused(h: Harness) -> None:
+    _running(h)
+    h.ok("job-pause", id="j")
+
+
+def _ready(h: Harness) -> None:
+    h.ok("block-commit", job_id="j", device="top", base_node="base")
+
+
+def _standby(h: Harness) -> None:
+    _ready(h)
+    h.ok("job-pause", id="j")
+
+
+def _pending(h: Harness) -> None:
+    h.ok("block-stream", job_id="j", device="top", auto_finalize=False)
+
+
+def _concluded(h: Harness) -> None:
+    h.ok("block-stream", job_id="j", device="top", auto_finalize=False, auto_dismiss=False)
+    h.ok("job-finalize", id="j")
+
+
+REACH = {"running": _running, "paused": _paused, "ready": _ready, "standby": _standby,
+         "pending": _pending, "concluded": _concluded}
+# Each verb as a user sends it.
+SEND = {"pause": ("job-pause", {"id": "j"}), "resume": ("job-resume", {"id": "j"}),
+        "cancel": ("job-cancel", {"id": "j"}), "complete": ("job-complete", {"id": "j"}),
+        "finalize": ("job-finalize", {"id": "j"}), "dismiss": ("job-dismiss", {"id": "j"}),
+        "set-speed": ("block-job-set-speed", {"device": "j", "speed": 1 << 30})}
+GONE = "gone"
+# What the user sees afterwards: the job's status in query-jobs (GONE: no
+# longer listed), or the error of a verb the job does not take (QEMU 7.2's
+# texts, as in the recordings job-manual-finalize, job-stream-mid,
+# job-commit-active-speed and ops-mirror).
+AFTER: dict[tuple[str, str], str] = {
+    ("running", "pause"): "paused",
+    ("running", "resume"): "Can't resume a job that was not paused",
+    ("running", "cancel"): GONE,
+    ("running", "set-speed"): GONE,       # unthrottled, it finishes at once
+    ("paused", "pause"): "Job is already paused",
+    ("paused", "resume"): "running",
+    ("paused", "cancel"): GONE,
+    ("paused", "set-speed"): "paused",
+    ("ready", "pause"): "standby",
+    ("ready", "resume"): "Can't resume a job that was not paused",
+    ("ready", "cancel"): GONE,
+    ("ready", "complete"): GONE,
+    ("ready", "set-speed"): "ready",
+    ("standby", "pause"): "Job is already paused",
+    ("standby", "resume"): "ready",
+    ("standby", "cancel"): GONE,
+    ("standby", "complete"): "standby",   # taken now, acted on after resume
+    ("standby", "set-speed"): "standby",
+    ("pending", "cancel"): GONE,
+    ("pending", "finalize"): GONE,
+    ("concluded", "dismiss"): GONE,
+}
+
+
+def _status(h: Harness) -> str:
+    jobs = h.ok("query-jobs")
+    return jobs[0]["status"] if jobs else GONE
+
+
+@pytest.mark.parametrize("state", list(REACH))
+@pytest.mark.parametrize("verb", list(SEND))
+def test_verb_in_state(h: Harness, state: str, verb: str) -> None:
+    REACH[state](h)
+    assert _status(h) == state
+    name, args = SEND[verb]
+    r = h.run(name, **{k.replace("-", "_"): v for k, v in args.items()})
+    expected = AFTER.get((state, verb),
+                         f"Job 'j' in state '{state}' cannot accept command verb '{verb}'")
+    if expected == GONE or expected in REACH:
+        assert r == {"return": {}}
+        assert _status(h) == expected
+    else:
+        assert r == {"error": {"class": "GenericError", "desc": expected}}
+        assert _status(h) == state      # a refused verb changes nothing
+
+
+def test_block_job_verbs_match_their_job_twins(h: Harness) -> None:
+    # block-job-* find the job by "device" and say DeviceNotActive when it
+    # is missing; job-* say "Job not found".
+    assert h.run("job-pause", id="nope")["error"] == {"class": "GenericError",
+                                                       "desc": "Job not found"}
+    assert h.run("block-job-pause", device="nope")["error"] == {
+        "class": "DeviceNotActive", "desc": "Block job 'nope' not found"}
+    _running(h)
+    h.ok("block-job-pause", device="j")
+    assert h.job("j")["status"] == "paused"
+    # A job the user paused is cancelled only with force.
+    assert h.run("block-job-cancel", device="j")["error"]["desc"] == \
+        "The block job for device 'j' is currently paused"
+    h.ok("block-job-resume", device="j")
+    assert h.statuses("j") == ["created", "running", "paused", "running"]
+    h.ok("block-job-cancel", device="j")
+    assert h.statuses("j")[-4:] == ["aborting", "BLOCK_JOB_CANCELLED", "concluded", "null"]
+    _concluded(h)
+    h.ok("block-job-dismiss", id="j")
+    assert h.ok("query-jobs") == []
+
+
+def test_quit_cancels_every_job_and_reset_forgets_them(h: Harness) -> None:
+    _running(h)
+    h.daemon.jobs.cancel_all()
+    assert h.statuses("j")[-4:] == ["aborting", "BLOCK_JOB_CANCELLED", "concluded", "null"]
+    _pending(h)
+    h.take_events()
+    h.ok("x-qmpd-reset")
+    # The jobs went without a word; the same manager serves the new graph.
+    assert h.events == [] and h.ok("query-jobs") == []
+    assert h.daemon.jobs.g is h.daemon.graph
 
 
 def test_rate_limit_first_slice() -> None:

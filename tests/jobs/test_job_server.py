@@ -1,11 +1,18 @@
 """Block jobs through a real ``qmpd --socket``: event order on the wire, the
-virtual clock extension, jobs outliving their client, and quit with a job running."""
+virtual clock extension, jobs outliving their client, and quit with a job
+running; and the job runner that the server starts before its daemon."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+import trio
+
+from qmpd.commands.dispatch import Daemon, Dispatcher
+from qmpd.jobs.clock import RealClock
+from qmpd.jobs.runner import JobRunner
 from tests.jobs.jobtools import MiB, make_chain
 
 VIRTUAL = ("--clock", "virtual", "--extensions")
@@ -120,3 +127,46 @@ def test_quit_with_a_running_job_ends_cleanly(start_qmpd, short_tmp) -> None:
     assert conn.events[2]["event"] == "SHUTDOWN"
     assert q.wait() == 0
     assert "Traceback" not in q.stderr()
+
+
+def test_a_runner_that_is_not_running_serves_no_daemon() -> None:
+    # Jobs that nothing would ever wake are refused up front.
+    with pytest.raises(RuntimeError, match="job runner is not running"):
+        Daemon(job_time=JobRunner(RealClock()))
+
+
+async def test_started_runner_runs_jobs_before_and_after_a_reset(short_tmp) -> None:
+    runner = JobRunner(RealClock())
+    events: list[tuple[str, dict]] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        daemon = Daemon(job_time=runner, extensions=True)
+        daemon.event_sink = lambda name, data, ts: events.append((name, data or {}))
+        dispatcher = Dispatcher(daemon)
+
+        def run(name: str, args: dict | None = None) -> Any:
+            return dispatcher.execute(name, args)
+
+        async def stream_to_the_end(job: str) -> None:
+            paths = make_chain(short_tmp)
+            for n, b in (("base", None), ("mid", "base"), ("top", "mid")):
+                a: dict[str, Any] = {"driver": "qcow2", "node-name": n,
+                                     "file": {"driver": "file", "node-name": n + "-file",
+                                              "filename": paths[n]}}
+                if b:
+                    a["backing"] = b
+                run("blockdev-add", a)
+            # 8 MiB/s: the second chunk waits for its timer, which only the
+            # runner's task can see expire.
+            run("block-stream", {"job-id": job, "device": "top", "speed": 8 * MiB})
+            assert run("query-jobs")[0]["status"] == "running"
+            with trio.fail_after(20):      # a hang guard, not a measurement
+                while run("query-jobs"):
+                    await trio.sleep(0.01)
+            assert (("JOB_STATUS_CHANGE", {"status": "null", "id": job}) in events)
+
+        await stream_to_the_end("s0")
+        # The same manager and runner serve the new graph after a reset.
+        run("x-qmpd-reset")
+        await stream_to_the_end("s1")
+        nursery.cancel_scope.cancel()

@@ -24,22 +24,23 @@ from typing import Any
 
 from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
-from qmpd.engine.graph import BlockGraph, Transaction, flatten, id_wellformed
+from qmpd.engine.graph import BlockGraph, flatten
 from qmpd.engine.hostfiles import os_path
-from qmpd.engine.jobs import Job
+from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
+from qmpd.engine.transaction import Transaction
 from qmpd.qcow2 import Qcow2FormatError
 from qmpd.qcow2 import create_qcow2 as make_qcow2
 
 
-class CreateJob:
-    """The job driver: run() does the whole creation in one step."""
+class CreateJob(JobDriver):
+    """blockdev_create_run: the whole creation in one step."""
 
     def __init__(self, options: dict) -> None:
         self.options = options
 
-    def run(self, job: Any) -> Generator[Any, None, int]:
-        g: BlockGraph = job.mgr.g
+    def run(self, job: Job) -> Generator[Sleep, None, int]:
+        g = job.mgr.g
         job.total = 1
         try:
             if self.options["driver"] == "file":
@@ -54,34 +55,14 @@ class CreateJob:
         return 0
         yield  # a generator, for the job runner
 
-    def prepare(self, job: Any) -> int:
-        return 0
 
-    def commit(self, job: Any) -> None:
-        pass
-
-    def abort(self, job: Any) -> None:
-        pass
-
-    def clean(self, job: Any) -> None:
-        pass
-
-
-def start_create(mgr: Any, job_id: str, options: dict) -> Any:
+def start_create(mgr: JobManager, job_id: str, options: dict) -> Job:
     """qmp_blockdev_create."""
     drv = options["driver"]
     if drv not in ("file", "qcow2"):
         raise BlockError(f"qmpd cannot create '{drv}' images (only file and qcow2)")
-    if not id_wellformed(job_id):
-        raise BlockError.of("job.id-invalid", id=job_id)
-    if mgr.find(job_id) is not None:
-        raise BlockError.of("job.id-in-use", id=job_id)
-    job = Job(mgr, job_id, "create", {"auto-dismiss": False})
-    job.block_job = False
-    mgr.jobs.append(job)
-    job.transition("created")
-    job.driver = CreateJob(options)
-    mgr.start(job, job.driver.run(job))
+    job = mgr.create_job(job_id, "create", {"auto-dismiss": False}, block_job=False)
+    mgr.start(job, CreateJob(options))
     return job
 
 

@@ -1,6 +1,5 @@
-"""blockdev-backup on the job machinery of :mod:`qmpd.engine.jobs` (QEMU 7.2
-blockdev.c do_backup_common, block/backup.c, block/copy-before-write.c,
-block/block-copy.c).
+"""blockdev-backup (QEMU 7.2 blockdev.c do_backup_common, block/backup.c,
+block/copy-before-write.c, block/block-copy.c).
 
 The job inserts a ``copy-before-write`` filter above the source (auto-named
 unless ``filter-node-name`` is given) with the source as its ``file`` child and
@@ -16,36 +15,40 @@ either replaced by it (bits copied) or merged with it, per ``bitmap-mode``.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from dataclasses import dataclass, field
 
 from qmpd.engine import bitmaps as bmod
-from qmpd.engine import perms
+from qmpd.engine import perms, surgery
 from qmpd.engine.drivers.copy_before_write import CopyBeforeWriteDriver
 from qmpd.engine.errors import BlockError
-from qmpd.engine.graph import BlockGraph, Transaction
-from qmpd.engine.node import Edge, Node
+from qmpd.engine.graph import BlockGraph
+from qmpd.engine.jobs.data import is_allocated
+from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
+from qmpd.engine.node import Node
+from qmpd.engine.transaction import Transaction
 
 CBW = CopyBeforeWriteDriver()
 DEFAULT_CLUSTER = 65536          # BLOCK_COPY_CLUSTER_SIZE_DEFAULT
 
 
-class BackupJob:
-    """The backup job's driver (run/prepare/commit/abort/clean) and its block-copy state."""
+@dataclass(eq=False)
+class BackupJob(JobDriver):
+    """backup_job_driver, and the job's block-copy state."""
 
-    def __init__(self, source: Node, target: Node, cbw: Node, sync: str,
-                 bitmap: bmod.DirtyBitmap | None, bitmap_mode: str | None,
-                 cluster: int) -> None:
-        self.source = source
-        self.target = target
-        self.cbw = cbw
-        self.sync = sync
-        self.bitmap = bitmap
-        self.bitmap_mode = bitmap_mode
-        self.cluster = cluster
-        self.shift = cluster.bit_length() - 1
-        self.dirty: set[int] = set()       # the block-copy bitmap, in clusters
-        self.job: Any = None
-        self.copy_bitmap: bmod.DirtyBitmap | None = None
+    source: Node
+    target: Node
+    cbw: Node
+    sync: str
+    bitmap: bmod.DirtyBitmap | None
+    bitmap_mode: str | None
+    cluster: int
+    dirty: set[int] = field(default_factory=set)   # the block-copy bitmap, in clusters
+    job: Job | None = None
+    copy_bitmap: bmod.DirtyBitmap | None = None
+
+    @property
+    def shift(self) -> int:
+        return self.cluster.bit_length() - 1
 
     # -- block-copy ----------------------------------------------------------
     def _copy(self, g: BlockGraph, offset: int, n: int) -> None:
@@ -69,16 +72,15 @@ class BackupJob:
                     self.job.progress(min(self.cluster, size - off))
 
     # -- the job body (backup_run) ---------------------------------------------
-    def run(self, job: Any) -> Generator[Any, None, int]:
-        g: BlockGraph = job.mgr.g
+    def run(self, job: Job) -> Generator[Sleep, None, int]:
+        g = job.mgr.g
         size = g.virtual_size(self.source)
         if self.sync == "none":
+            # Only old data before guest writes is copied, until cancelled.
             while not job.is_cancelled():
-                yield from _job_yield(job)
+                yield from job.yield_idle()
             return 0
         if self.sync == "top":
-            from qmpd.engine.jobs import is_allocated
-
             for i in sorted(self.dirty):
                 off = i << self.shift
                 n = min(self.cluster, size - off)
@@ -103,9 +105,6 @@ class BackupJob:
             job.progress(n)
         return 0
 
-    def prepare(self, job: Any) -> int:
-        return 0
-
     def _cleanup_sync_bitmap(self, ret: int) -> None:
         bm = self.bitmap
         if bm is None:
@@ -119,61 +118,33 @@ class BackupJob:
         else:
             bmod.reclaim(bm)
 
-    def commit(self, job: Any) -> None:
+    def commit(self, job: Job) -> None:
         self._cleanup_sync_bitmap(0)
 
-    def abort(self, job: Any) -> None:
+    def abort(self, job: Job) -> None:
         self._cleanup_sync_bitmap(-1)
 
-    def clean(self, job: Any) -> None:
+    def clean(self, job: Job) -> None:
         # bdrv_cbw_drop: the source takes the filter's place again.
-        from qmpd.engine.jobs import drop_filter
-
         self.cbw.state = None
         if self.copy_bitmap is not None:
             bmod._release(self.copy_bitmap)
         if self.cbw.alive:
-            tx = Transaction()
-            drop_filter(job.mgr.g, self.cbw, tx)
-            tx.commit()
-
-
-def _job_yield(job: Any) -> Generator[Any, None, None]:
-    """job_yield: sleep until something enters the job (a cancel)."""
-    from qmpd.engine.jobs import Sleep
-
-    if not job.should_pause():
-        job.busy = False
-        yield Sleep(None)       # no deadline: only job_enter wakes it
-        job.busy = True
-    yield from job.pause_point()
+            with surgery.all_or_nothing() as tx:
+                surgery.drop_filter(job.mgr.g, self.cbw, tx)
 
 
 def _insert_cbw(g: BlockGraph, source: Node, target: Node, name: str | None,
                 tx: Transaction) -> Node:
     """bdrv_cbw_append -> bdrv_insert_node: the filter takes the source's place."""
-    from qmpd.engine.snapshot import replace_node_noperm
-
     cbw = Node(CBW)
     g._assign_name(cbw, name, tx)
     cbw.options = {"driver": CBW.name, "file": source.name, "target": target.name}
-    fe = Edge(cbw, source, "file", perms.ROLE_FILTERED | perms.ROLE_PRIMARY)
-    cbw.children.append(fe)
-    source.parents.append(fe)
-    te = Edge(cbw, target, "target", perms.ROLE_DATA)
-    cbw.children.append(te)
-    target.parents.append(te)
-
-    def undo() -> None:
-        for e in (fe, te):
-            if e in cbw.children:
-                cbw.children.remove(e)
-            if e in e.child.parents:
-                e.child.parents.remove(e)
-    tx.on_abort(undo)
+    fe = g.link(cbw, source, "file", perms.ROLE_FILTERED | perms.ROLE_PRIMARY, tx)
+    te = g.link(cbw, target, "target", perms.ROLE_DATA, tx)
     g.refresh_perms([cbw], tx, new_edge=fe)
     g.refresh_perms([cbw], tx, new_edge=te)
-    replace_node_noperm(g, source, cbw, tx, skip=fe)
+    surgery.replace_node_noperm(g, source, cbw, tx, skip=fe)
     g.refresh_perms([cbw, source], tx)
     return cbw
 
@@ -186,16 +157,15 @@ def cluster_size(g: BlockGraph, target: Node) -> int:
     return max(DEFAULT_CLUSTER, gi[0])
 
 
-def create_backup(mgr: Any, args: dict, tx: Transaction) -> Any:
+def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
     """blockdev_backup_prepare + do_backup_common + backup_job_create.
 
-    Returns the created job; the caller starts it (``mgr.start``) at commit.
+    Returns the created job; the caller starts it with its driver
+    (``mgr.start(job, job.driver)``) when the transaction commits.
     """
-    from qmpd.engine.snapshot import lookup_bs, op_blocker
-
-    g: BlockGraph = mgr.g
-    bs = lookup_bs(g, args["device"], args["device"])
-    target = lookup_bs(g, args["target"], args["target"])
+    g = mgr.g
+    bs = surgery.lookup_bs(g, args["device"], args["device"])
+    target = surgery.lookup_bs(g, args["target"], args["target"])
     sync = args["sync"]
     has_bitmap = "bitmap" in args
     mode = args.get("bitmap-mode")
@@ -228,8 +198,8 @@ def create_backup(mgr: Any, args: dict, tx: Transaction) -> Any:
         raise BlockError("Source and target cannot be the same")
     if args.get("compress") and target.driver.name != "qcow2":
         raise BlockError(f"Compression is not supported for this drive {target.name}")
-    _job_blocker(g, bs)
-    op_blocker(g, target)
+    surgery.check_not_busy(g, bs)
+    surgery.op_blocker(g, target)
     workers = perf.get("max-workers", 64)
     if workers < 1 or workers > 2**31 - 1:
         raise BlockError(f"max-workers must be between 1 and {2**31 - 1}")
@@ -289,10 +259,3 @@ def create_backup(mgr: Any, args: dict, tx: Transaction) -> Any:
     mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
     job.driver = drv
     return job
-
-
-def _job_blocker(g: BlockGraph, node: Node) -> None:
-    for j in g.jobs:
-        if node in getattr(j, "nodes", ()):
-            raise BlockError(f"Node '{node.name}' is busy: block device is in use by block "
-                             f"job: {j.type}")

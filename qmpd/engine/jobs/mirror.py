@@ -1,0 +1,273 @@
+"""blockdev-mirror and the active commit, which share mirror.c's loop (QEMU
+7.2 blockdev.c qmp_blockdev_mirror / blockdev_mirror_common, block/mirror.c
+mirror_start_job, mirror_run, mirror_exit_common; commit_active_start is in
+:mod:`qmpd.engine.jobs.commit`).
+
+A ``mirror_top`` filter (implicit and auto-named unless ``filter-node-name``)
+takes the source's place; the job copies what is dirty into the target
+through its own BlockBackend, says BLOCK_JOB_READY once nothing is dirty,
+and keeps copying what guest writes dirty.  ``job-complete`` pivots: the
+source's users move to the target.  Cancelling a ready job completes it
+without the pivot; ``force`` cancels it.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from qmpd.engine import bitmaps as bmod
+from qmpd.engine import perms, surgery
+from qmpd.engine.drivers.mirror_top import PlainMirrorTopDriver
+from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import BlockGraph
+from qmpd.engine.jobs.data import allocated_above, copy_range
+from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
+from qmpd.engine.node import Node, Parent
+from qmpd.engine.perms import CONSISTENT_READ as CR
+from qmpd.engine.perms import RESIZE as RS
+from qmpd.engine.perms import WRITE as W
+from qmpd.engine.perms import WRITE_UNCHANGED as WU
+
+MIRROR_CHUNK = 1024 * 1024      # mirror's MAX_IO_BYTES
+# The filter a mirror job inserts (bdrv_mirror_top without is_commit).
+MIRROR_TOP = PlainMirrorTopDriver()
+
+
+class JobBitmap(bmod.DirtyBitmap):
+    """The active commit's anonymous dirty bitmap (no name in queries)."""
+
+    def info(self) -> dict[str, Any]:
+        d = super().info()
+        d.pop("name", None)
+        return d
+
+
+def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int,
+                copy: Callable[[int, int], None]) -> Generator[Sleep, None, None]:
+    """mirror_run's main loop: copy dirty chunks at the job's rate, become
+    ready when nothing is dirty, then wait (looking again every slice) until
+    completed or cancelled.  ``copy(offset, length)`` raises OSError on an
+    I/O error."""
+    job.total = job.current + bm.count()
+    delay = 0
+    while True:
+        yield from job.sleep_ns(delay)
+        if job.cancelled:
+            return
+        ranges = bm.byte_ranges()
+        job.total = job.current + bm.count()
+        if not ranges:
+            if not job.ready_flag:
+                job.mgr.set_ready(job)
+            if job.should_complete:
+                return
+            # Steady state: look again every slice (guest writes dirty it).
+            delay = SLICE_NS
+            continue
+        off, n = ranges[0]
+        n = min(n, MIRROR_CHUNK, length - off)
+        _clear_range(bm, off, n)
+        copy(off, n)
+        job.progress(n)
+        delay = job.rate_delay(n)
+
+
+def _clear_range(bm: bmod.DirtyBitmap, offset: int, length: int) -> None:
+    first = offset >> bm.shift
+    last = (offset + length - 1) >> bm.shift
+    bm.bits.difference_update(range(first, last + 1))
+
+
+def _dirty_allocated(g: BlockGraph, bm: bmod.DirtyBitmap, top: Node, base: Node | None,
+                     length: int) -> None:
+    """mirror_dirty_init: what is allocated above ``base`` is dirty."""
+    offset = 0
+    while offset < length:
+        alloc, n = allocated_above(g, top, base, offset, length - offset)
+        if alloc:
+            bm.set_range(offset, n)
+        offset += max(n, 1)
+
+
+class _MirrorDriver(JobDriver):
+    """What mirror_job_driver and commit_active_job_driver share."""
+
+    can_complete = True
+
+    def _loop(self, job: Job, bm: bmod.DirtyBitmap, length: int,
+              copy: Callable[[int, int], None],
+              keep_error: bool) -> Generator[Sleep, None, int]:
+        try:
+            yield from mirror_loop(job, bm, length, copy)
+        except OSError as e:
+            if keep_error:
+                job.error = e.strerror or "Input/output error"
+            return -(e.errno or errno.EIO)
+        return 0
+
+    def cancel(self, job: Job, force: bool) -> bool:
+        return force or not job.ready_flag
+
+    def _exit(self, job: Job, pivot: bool) -> None:
+        raise NotImplementedError
+
+    def prepare(self, job: Job) -> int:
+        self._exit(job, job.should_complete)
+        return 0
+
+    def abort(self, job: Job) -> None:
+        self._exit(job, False)
+
+
+@dataclass(eq=False)
+class MirrorJob(_MirrorDriver):
+    """mirror_job_driver: source into target, pivot on complete."""
+
+    bs: Node
+    target: Node
+    mtop: Node
+    target_blk: Parent
+    sync: str
+    bitmap: bmod.DirtyBitmap
+
+    def run(self, job: Job) -> Generator[Sleep, None, int]:
+        g = job.mgr.g
+        if job.is_cancelled():
+            return 0
+        length = g.virtual_size(self.bs)
+        if length != g.virtual_size(self.target):
+            job.error = "Source and target image have different sizes"
+            return -errno.EINVAL
+        bm = self.bitmap
+        if self.sync == "full" and self.target.discard != "unmap":
+            # mirror_dirty_init: a target that cannot write zeroes with unmap
+            # is copied in full.
+            bm.set_range(0, length)
+        elif self.sync != "none":
+            base = g.filter_or_cow(self.bs) if self.sync == "top" else None
+            _dirty_allocated(g, bm, self.bs, base, length)
+
+        def copy(off: int, n: int) -> None:
+            # mirror_iteration: zero areas of the source become zero writes.
+            for o, m, _alloc, zero in g.block_status(self.bs, off, n):
+                if zero:
+                    g.write_zeroes(self.target, o, m, False)
+                else:
+                    copy_range(g, self.bs, self.target, o, m)
+
+        return (yield from self._loop(job, bm, length, copy, keep_error=True))
+
+    def _exit(self, job: Job, pivot: bool) -> None:
+        g = job.mgr.g
+        if bmod.find(self.bs, "") is self.bitmap or self.bitmap in self.bs.dirty_bitmaps:
+            self.bs.dirty_bitmaps.remove(self.bitmap)
+        if self.target_blk in job.backends:
+            job.mgr.remove_backend(job, self.target_blk)
+        if pivot and self.target.alive and self.bs.alive:
+            if self.bs.read_only != self.target.read_only:
+                surgery.set_read_only(g, self.target, self.bs.read_only)
+            with surgery.all_or_nothing() as tx:
+                # bdrv_replace_node(src, target): the filter's link moves too, so
+                # dropping the filter below hands its users to the target.
+                surgery.replace_node_noperm(g, self.bs, self.target, tx)
+                g.refresh_perms([self.target, self.bs], tx)
+        job.mgr.remove_all_bdrv(job)
+        if self.mtop.alive:
+            with surgery.all_or_nothing() as tx:
+                self.mtop.state = "stop"
+                surgery.drop_filter(g, self.mtop, tx)
+
+
+@dataclass(eq=False)
+class ActiveCommitJob(_MirrorDriver):
+    """commit_active_job_driver: the active layer into its base, ready, then
+    pivot on complete."""
+
+    bs: Node
+    base: Node
+    mtop: Node
+    target_blk: Parent
+    bitmap: JobBitmap | None = None
+
+    def run(self, job: Job) -> Generator[Sleep, None, int]:
+        g = job.mgr.g
+        length = g.virtual_size(self.bs)
+        overlay = surgery.find_overlay(self.bs, self.base)
+        bm = self.bitmap = JobBitmap(self.bs, "", bmod.default_granularity(g, self.base))
+        self.bs.dirty_bitmaps.append(bm)
+        _dirty_allocated(g, bm, self.bs, overlay, length)
+
+        def copy(off: int, n: int) -> None:
+            copy_range(g, self.bs, self.base, off, n)
+
+        return (yield from self._loop(job, bm, length, copy, keep_error=False))
+
+    def _exit(self, job: Job, pivot: bool) -> None:
+        g = job.mgr.g
+        with surgery.all_or_nothing() as tx:
+            surgery.unfreeze_chain(self.mtop, self.base)
+            if pivot:
+                # bdrv_replace_node(top, base) for the users of top other than
+                # the filter, then the filter goes.
+                surgery.replace_node(g, self.bs, self.base, tx,
+                             skip=lambda e: not isinstance(e.parent, Node)
+                             or e.parent is self.mtop)
+            if self.bitmap is not None and self.bitmap in self.bs.dirty_bitmaps:
+                self.bs.dirty_bitmaps.remove(self.bitmap)
+            if self.target_blk in job.backends:
+                job.mgr.remove_backend(job, self.target_blk)
+            job.mgr.remove_all_bdrv(job)
+            if self.mtop.alive:
+                surgery.drop_filter(g, self.mtop, tx)
+
+
+def target_perm(g: BlockGraph, target: Node, source: Node, perm: int) -> int:
+    """A job's permissions on its target, with resize where the target is the smaller."""
+    return perm | RS if g.virtual_size(target) < g.virtual_size(source) else perm
+
+
+def start_mirror(mgr: JobManager, args: dict) -> Job:
+    """qmp_blockdev_mirror and mirror_start_job."""
+    g = mgr.g
+    device = args["device"]
+    bs = surgery.lookup_bs(g, device, device)
+    if not surgery.is_root(bs):
+        raise BlockError("Need a root block node")
+    target = surgery.lookup_bs(g, args["target"], args["target"])
+    sync = args["sync"]
+    gran = args.get("granularity", 0)
+    if gran != 0 and (gran < 512 or gran > 64 * 1048576):
+        raise BlockError("Parameter 'granularity' expects a value in range [512B, 64MB]")
+    if gran & (gran - 1):
+        raise BlockError("Parameter 'granularity' expects a power of 2")
+    surgery.check_not_busy(g, bs)
+    surgery.op_blocker(g, target)
+    if any(isinstance(e.parent, Parent) and e.parent.kind == "device-backend"
+           for e in target.parents):
+        raise BlockError("Cannot mirror to an attached block device")
+    if sync == "top" and g.filter_or_cow(bs) is None:
+        sync = "full"
+    if sync in ("incremental", "bitmap"):
+        raise BlockError(f"Sync mode '{sync}' not supported")
+    if args.get("buf-size", 0) < 0:
+        raise BlockError("Parameter 'buf-size' expects a non-negative value")
+    if bs is target:
+        raise BlockError("Can't mirror node into itself")
+    with surgery.all_or_nothing() as tx:
+        mt = surgery.new_filter_node(g, MIRROR_TOP, args.get("filter-node-name"), tx)
+        mt.total = g.virtual_size(bs)
+        surgery.append(g, mt, bs, tx)
+        job = mgr.create(args.get("job-id"), "mirror", args, mt, CR, CR | WU | W, tx)
+        blk = mgr.add_backend(job, target, target_perm(g, target, bs, W), WU, tx)
+        if not gran:
+            gran = bmod.default_granularity(g, target)
+        bm = bmod.DirtyBitmap(bs, "", gran)
+        bs.dirty_bitmaps.insert(0, bm)
+        tx.on_abort(lambda: bmod._release(bm))
+        mgr.add_bdrv(job, "source", bs, 0, WU | W | CR, tx)
+        mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
+    mgr.start(job, MirrorJob(bs, target, mt, blk, sync, bm))
+    return job

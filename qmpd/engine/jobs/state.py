@@ -1,0 +1,688 @@
+"""The job state machine (QEMU 7.2 job.c and the generic part of blockjob.c):
+statuses and their transitions, the verbs and the states that accept them,
+the rate limiter (util/ratelimit), job creation, completion (the one-job
+transaction: prepare, commit or abort, clean), drains, and the query views.
+
+A job kind (stream.py, commit.py, mirror.py, backup.py, create.py in this
+package) brings a :class:`JobDriver`.  Its ``run`` is a Python generator that
+plays the part of QEMU's job coroutine: it yields ``Sleep(deadline_ns)``
+where QEMU calls ``job_sleep_ns`` and ``PAUSED`` where it yields in
+``job_pause_point``.  Whoever owns time (the :class:`JobTime` the manager is
+made with) resumes the job with :meth:`Job.enter` when its timer expires, and
+the verbs enter it where QEMU would ``job_enter`` it (resume, set-speed,
+cancel, complete, end of a drain).  Events go out through ``emit``.
+
+Everything here is synchronous.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import BlockGraph
+from qmpd.engine.node import Edge, Node, Parent, id_wellformed
+from qmpd.engine.surgery import all_or_nothing, attach_fixed, release_children
+from qmpd.engine.transaction import Transaction
+
+Emit = Callable[[str, dict], None]
+
+STATUSES = ("undefined", "created", "running", "paused", "ready", "standby", "waiting",
+            "pending", "aborting", "concluded", "null")
+# job.c JobSTT: allowed transitions.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "undefined": ("created",),
+    "created": ("running", "aborting", "null"),
+    "running": ("paused", "ready", "waiting", "aborting"),
+    "paused": ("running",),
+    "ready": ("standby", "waiting", "aborting"),
+    "standby": ("ready",),
+    "waiting": ("pending", "aborting"),
+    "pending": ("aborting", "concluded"),
+    "aborting": ("aborting", "concluded"),
+    "concluded": ("null",),
+    "null": (),
+}
+# job.c JobVerbTable: the states in which each verb is accepted.
+VERBS: dict[str, tuple[str, ...]] = {
+    "cancel": ("created", "running", "paused", "ready", "standby", "waiting", "pending"),
+    "pause": ("created", "running", "paused", "ready", "standby"),
+    "resume": ("created", "running", "paused", "ready", "standby"),
+    "set-speed": ("created", "running", "paused", "ready", "standby"),
+    "complete": ("ready", "standby"),
+    "finalize": ("pending",),
+    "dismiss": ("concluded",),
+}
+
+SLICE_NS = 100_000_000          # BLOCK_JOB_SLICE_TIME
+
+
+class RateLimit:
+    """util/ratelimit.h, with an explicit clock."""
+
+    def __init__(self) -> None:
+        self.slice_quota = 0
+        self.slice_ns = SLICE_NS
+        self.slice_start = 0
+        self.slice_end = 0
+        self.dispatched = 0
+
+    def set_speed(self, speed: int) -> None:
+        self.slice_quota = 0 if speed == 0 else max(int(speed * self.slice_ns / 1e9), 1)
+
+    def delay(self, n: int, now: int) -> int:
+        if not self.slice_quota:
+            return 0
+        if self.slice_end < now:
+            self.slice_start = now
+            self.slice_end = now + self.slice_ns
+            self.dispatched = 0
+        self.dispatched += n
+        if self.dispatched < self.slice_quota:
+            return 0
+        slices = self.dispatched / self.slice_quota
+        self.slice_end = self.slice_start + int(slices * self.slice_ns)
+        return self.slice_end - now
+
+
+@dataclass
+class Sleep:
+    deadline: int | None     # None: wait until entered
+
+
+PAUSED = Sleep(None)
+
+
+class JobDriver:
+    """A job kind's callbacks (job.h JobDriver): ``run`` is the job's body;
+    at completion ``prepare`` (may still fail the job), then ``commit`` or
+    ``abort``, then ``clean``.  The defaults are QEMU's missing callbacks."""
+
+    # Whether the kind has a .complete callback (mirror and active commit).
+    can_complete = False
+
+    def run(self, job: Job) -> Generator[Sleep, None, int]:
+        raise NotImplementedError
+
+    def prepare(self, job: Job) -> int:
+        return 0
+
+    def commit(self, job: Job) -> None:
+        pass
+
+    def abort(self, job: Job) -> None:
+        pass
+
+    def clean(self, job: Job) -> None:
+        pass
+
+    def cancel(self, job: Job, force: bool) -> bool:
+        """The cancel's effective ``force`` (without a .cancel callback: always)."""
+        return True
+
+    def complete(self, job: Job) -> None:
+        job.should_complete = True
+
+
+class JobTime(Protocol):
+    """Where jobs read the time, and who enters them at their deadlines: the
+    server's trio runner (qmpd/jobs/runner.py), or in-process a virtual clock
+    that only x-qmpd-clock-step moves (qmpd/jobs/clock.py)."""
+
+    @property
+    def virtual(self) -> bool: ...
+
+    def now(self) -> int: ...
+
+    def step(self, ns: int) -> None:
+        """Move a virtual clock on (the caller then runs the due jobs)."""
+
+    def reset(self) -> None:
+        """x-qmpd-reset: a virtual clock starts at 0 again."""
+
+    def serve(self, jobs: JobManager) -> None:
+        """Take on ``jobs``: enter them at their deadlines from now on."""
+
+    def wake(self) -> None:
+        """A verb changed a job: look at the deadlines again."""
+
+
+class Job:
+    """One job (Job, and BlockJob unless ``block_job`` is false)."""
+
+    def __init__(self, mgr: JobManager, jid: str, jtype: str, args: dict,
+                 block_job: bool = True) -> None:
+        self.mgr = mgr
+        self.id = jid
+        self.type = jtype
+        # blockdev-create's job is a plain job: no BLOCK_JOB_* events, not
+        # in query-block-jobs, no graph links.
+        self.block_job = block_job
+        self.status = "undefined"
+        self.auto_finalize = args.get("auto-finalize", True)
+        self.auto_dismiss = args.get("auto-dismiss", True)
+        self.on_error = args.get("on-error", "report")
+        self.speed = 0
+        self.limit = RateLimit()
+        self.current = 0
+        self.total = 0
+        self.busy = False
+        self.paused = False
+        self.pause_count = 1          # job_create: a job starts paused until job_start
+        self.user_paused = False
+        self.cancelled = False
+        self.force_cancel = False
+        self.should_complete = False
+        self.ready_flag = False
+        self.ret = 0
+        self.io_status = "ok"
+        self.error: str | None = None
+        self.edges: list[Edge] = []
+        self.children = self.edges    # what graph code walks on a parent
+        self.nodes: list[Node] = []
+        self.backends: list[Parent] = []
+        self.co: Generator[Sleep, None, int] | None = None
+        self.waiting_on: Sleep | None = None
+        self.deferred = False         # body finished, completion not yet run
+        self.driver = JobDriver()     # the kind's, from mgr.start on
+
+    def user_desc(self) -> str:
+        # child_job_get_parent_desc
+        return f"{self.type} job '{self.id}'"
+
+    def label(self) -> str:
+        return self.id
+
+    # -- state machine -------------------------------------------------------
+    def transition(self, new: str) -> None:
+        assert new in TRANSITIONS[self.status], (self.status, new)
+        self.status = new
+        self.mgr.emit("JOB_STATUS_CHANGE", {"status": new, "id": self.id})
+
+    def apply_verb(self, verb: str) -> None:
+        if self.status not in VERBS[verb]:
+            raise BlockError(f"Job '{self.id}' in state '{self.status}' cannot accept "
+                             f"command verb '{verb}'")
+
+    def is_cancelled(self) -> bool:
+        return self.force_cancel
+
+    def should_pause(self) -> bool:
+        return self.pause_count > 0
+
+    def now(self) -> int:
+        return self.mgr.time.now()
+
+    # -- coroutine helpers (job_sleep_ns, job_pause_point) ---------------------
+    def pause_point(self) -> Generator[Sleep, None, None]:
+        if self.should_pause() and not self.is_cancelled():
+            status = self.status
+            self.transition("standby" if status == "ready" else "paused")
+            self.paused = True
+            self.busy = False
+            yield PAUSED
+            self.busy = True
+            self.paused = False
+            self.transition(status)
+
+    def sleep_ns(self, ns: int) -> Generator[Sleep, None, None]:
+        if not self.should_pause():
+            self.busy = False
+            yield Sleep(self.now() + ns)
+            self.busy = True
+        yield from self.pause_point()
+
+    def yield_idle(self) -> Generator[Sleep, None, None]:
+        """job_yield: wait until entered (used by other job drivers, e.g. backup)."""
+        if not self.should_pause():
+            self.busy = False
+            yield Sleep(None)
+            self.busy = True
+        yield from self.pause_point()
+
+    # -- driving ---------------------------------------------------------------
+    def runnable(self, now: int) -> bool:
+        w = self.waiting_on
+        if self.co is None or self.deferred or w is None:
+            return False
+        if w is PAUSED:
+            return False
+        return w.deadline is not None and w.deadline <= now
+
+    def enter(self) -> None:
+        """Run the body until its next yield; on return, complete the job."""
+        if self.co is None or self.deferred:
+            return
+        if self.waiting_on is PAUSED and self.should_pause():
+            return
+        self.waiting_on = None
+        self.mgr.g.generation += 1    # the job may change what queries show
+        try:
+            # A zero-length sleep returns at once: QEMU's zero timer fires
+            # before the monitor reads the next command.
+            while True:
+                w = self.waiting_on = next(self.co)
+                if w is PAUSED or w.deadline is None or w.deadline > self.now():
+                    break
+        except StopIteration as stop:
+            self.ret = stop.value or 0
+            if self.ret and self.error is None:
+                self.error = os.strerror(-self.ret)   # job_update_rc
+            self.co = None
+            self.deferred = True
+            self.busy = False
+            self.mgr.completed(self)
+
+    def enter_if_sleeping(self, timer_only: bool = False) -> None:
+        """job_enter_cond: wake a job that is not busy (and not paused)."""
+        w = self.waiting_on
+        if w is None or w is PAUSED or self.busy:
+            return
+        if timer_only and w.deadline is None:
+            return
+        self.enter()
+
+    def error_action(self, is_read: bool, err: int) -> str:
+        """block_job_error_action: the on-error policy's answer, and its event."""
+        policy = self.on_error
+        if policy in ("enospc", "auto"):
+            action = "stop" if err == errno.ENOSPC else "report"
+        else:
+            action = policy
+        if action == "stop":
+            if not self.user_paused:
+                self.pause_count += 1
+                self.user_paused = True
+            self.io_status = "nospace" if err == errno.ENOSPC else "failed"
+        self.mgr.emit("BLOCK_JOB_ERROR", {"device": self.id,
+                                          "operation": "read" if is_read else "write",
+                                          "action": action})
+        return action
+
+    def progress(self, n: int) -> None:
+        self.current += n
+
+    def rate_delay(self, n: int) -> int:
+        return self.limit.delay(n, self.now())
+
+
+class JobManager:
+    """The jobs of the daemon's graph, the events they emit, and the job verbs.
+
+    It lives as long as the daemon; ``time`` is a declared dependency (there
+    is no job manager whose jobs nothing would ever wake)."""
+
+    def __init__(self, g: BlockGraph, emit: Emit, time: JobTime) -> None:
+        self.emit = emit
+        self.time = time
+        self.g = g
+        self._bind(g)
+        time.serve(self)
+
+    def _bind(self, g: BlockGraph) -> None:
+        self.g = g
+        g.jobs = []
+        # blockdev-reopen's drained sections pause the jobs there.
+        g.drain_hook = self.drained
+
+    def wakeup(self) -> None:
+        self.time.wake()
+
+    @property
+    def jobs(self) -> list[Job]:
+        return self.g.jobs
+
+    # -- lookup ----------------------------------------------------------------
+    def find(self, jid: str) -> Job | None:
+        for j in self.jobs:
+            if j.id == jid:
+                return j
+        return None
+
+    def get_job(self, jid: str) -> Job:
+        j = self.find(jid)
+        if j is None:
+            raise BlockError("Job not found")
+        return j
+
+    def get_block_job(self, jid: str) -> Job:
+        j = self.find(jid)
+        if j is None:
+            raise BlockError(f"Block job '{jid}' not found", "DeviceNotActive")
+        return j
+
+    # -- creation (job_create / block_job_create) -------------------------------
+    def create_job(self, jid: str, jtype: str, args: dict, block_job: bool = True) -> Job:
+        """job_create: a new job, ``created``, with no links yet."""
+        if not id_wellformed(jid):
+            raise BlockError.of("job.id-invalid", id=jid)
+        if self.find(jid) is not None:
+            raise BlockError.of("job.id-in-use", id=jid)
+        job = Job(self, jid, jtype, args, block_job)
+        self.jobs.append(job)
+        job.transition("created")
+        return job
+
+    def create(self, jid: str | None, jtype: str, args: dict, main: Node,
+               perm: int, shared: int, tx: Transaction) -> Job:
+        """block_job_create: the job and its link to ``main``; undone with ``tx``."""
+        job = self.create_job("" if jid is None else jid, jtype, args)
+        tx.on_abort(lambda: self.early_fail(job))
+        self.add_bdrv(job, "main node", main, perm, shared, tx)
+        speed = args.get("speed", 0)
+        if speed < 0:
+            raise BlockError("Parameter 'speed' expects a non-negative value")
+        job.speed = speed
+        job.limit.set_speed(speed)
+        return job
+
+    def early_fail(self, job: Job) -> None:
+        if job in self.jobs:
+            self.jobs.remove(job)
+        if job.status == "created":
+            job.transition("null")
+
+    def add_bdrv(self, job: Job, name: str, node: Node, perm: int, shared: int,
+                 tx: Transaction) -> Edge:
+        e = attach_fixed(self.g, job, node, name, perm, shared, tx)
+        if node not in job.nodes:
+            job.nodes.append(node)
+        return e
+
+    def add_backend(self, job: Job, node: Node, perm: int, shared: int,
+                    tx: Transaction) -> Parent:
+        blk = Parent("job-backend", "", "an unnamed block device")
+        self.g.backends.append(blk)
+        tx.on_abort(lambda: self.g.backends.remove(blk))
+        attach_fixed(self.g, blk, node, "root", perm, shared, tx)
+        job.backends.append(blk)
+        return blk
+
+    def remove_backend(self, job: Job, blk: Parent) -> None:
+        with all_or_nothing() as tx:
+            release_children(self.g, blk, tx)
+        if blk in self.g.backends:
+            self.g.backends.remove(blk)
+        if blk in job.backends:
+            job.backends.remove(blk)
+
+    def remove_all_bdrv(self, job: Job) -> None:
+        with all_or_nothing() as tx:
+            release_children(self.g, job, tx)
+        job.nodes.clear()
+
+    def start(self, job: Job, driver: JobDriver) -> None:
+        """job_start: the kind's body runs at once up to its first yield."""
+        job.driver = driver
+        job.co = driver.run(job)
+        job.pause_count -= 1
+        job.busy = True
+        job.paused = False
+        job.transition("running")
+        job.enter()
+        self.wakeup()
+
+    # -- completion (job_completed and the txn functions) -------------------------
+    def completed(self, job: Job) -> None:
+        # job_update_rc: a cancelled job fails with ECANCELED.
+        if not job.ret and job.is_cancelled():
+            job.ret = -errno.ECANCELED
+        if job.ret and job.error is None:
+            job.error = os.strerror(-job.ret)
+        if job.ret == 0:
+            job.transition("waiting")
+            job.transition("pending")
+            if job.auto_finalize:
+                self.do_finalize(job)
+            else:
+                self.emit("BLOCK_JOB_PENDING", {"type": job.type, "id": job.id})
+        else:
+            self.txn_abort(job)
+
+    def do_finalize(self, job: Job) -> None:
+        ret = job.driver.prepare(job) if job.ret == 0 else job.ret
+        if ret:
+            job.ret = ret
+            job.error = job.error or os.strerror(-ret)
+            self.txn_abort(job)
+            return
+        job.driver.commit(job)
+        self.finalize_single(job)
+
+    def txn_abort(self, job: Job) -> None:
+        job.transition("aborting")
+        job.driver.abort(job)
+        self.finalize_single(job)
+
+    def finalize_single(self, job: Job) -> None:
+        job.driver.clean(job)
+        for blk in list(job.backends):
+            self.remove_backend(job, blk)
+        data = self.completion_data(job)
+        if not job.block_job:
+            pass    # a plain job (blockdev-create): no BLOCK_JOB_* events
+        elif job.is_cancelled():
+            self.emit("BLOCK_JOB_CANCELLED", data)
+        else:
+            if job.ret:
+                data["error"] = job.error or os.strerror(-job.ret)
+            self.emit("BLOCK_JOB_COMPLETED", data)
+        job.transition("concluded")
+        if job.auto_dismiss:
+            self.dismiss(job)
+
+    def completion_data(self, job: Job) -> dict:
+        return {"device": job.id, "len": job.total, "offset": job.current,
+                "speed": job.speed, "type": job.type}
+
+    def dismiss(self, job: Job) -> None:
+        job.transition("null")
+        # block_job_free: the job's links go when the job does.
+        self.remove_all_bdrv(job)
+        if job in self.jobs:
+            self.jobs.remove(job)
+
+    def set_ready(self, job: Job) -> None:
+        job.ready_flag = True
+        job.transition("ready")
+        self.emit("BLOCK_JOB_READY", self.completion_data(job))
+
+    # -- verbs -------------------------------------------------------------------
+    def pause(self, job: Job) -> None:
+        job.apply_verb("pause")
+        if job.user_paused:
+            raise BlockError("Job is already paused")
+        job.user_paused = True
+        self._pause(job)
+
+    def _pause(self, job: Job) -> None:
+        job.pause_count += 1
+        if not job.paused:
+            job.enter_if_sleeping()
+
+    def resume(self, job: Job) -> None:
+        job.apply_verb("resume")
+        if not job.user_paused or job.pause_count <= 0:
+            raise BlockError("Can't resume a job that was not paused")
+        job.user_paused = False
+        job.io_status = "ok"        # block_job_user_resume
+        self._resume(job)
+
+    def _resume(self, job: Job) -> None:
+        job.pause_count -= 1
+        if job.pause_count:
+            return
+        if job.waiting_on is not None and not job.busy:
+            job.enter()
+        self.wakeup()
+
+    def set_speed(self, job: Job, speed: int) -> None:
+        job.apply_verb("set-speed")
+        if speed < 0:
+            raise BlockError("Parameter 'speed' expects a non-negative value")
+        old = job.speed
+        job.limit.set_speed(speed)
+        job.speed = speed
+        if speed and speed <= old:
+            return
+        job.enter_if_sleeping(timer_only=True)
+        self.wakeup()
+
+    def complete(self, job: Job) -> None:
+        job.apply_verb("complete")
+        if job.cancelled or not job.driver.can_complete:
+            raise BlockError(f"The active block job '{job.id}' cannot be completed")
+        job.driver.complete(job)
+        job.enter_if_sleeping()
+        self.wakeup()
+
+    def finalize(self, job: Job) -> None:
+        job.apply_verb("finalize")
+        self.do_finalize(job)
+
+    def user_dismiss(self, job: Job) -> None:
+        job.apply_verb("dismiss")
+        self.dismiss(job)
+
+    def cancel_all(self) -> None:
+        """job_cancel_sync_all (quit): every job is force-cancelled, or
+        dismissed if it already concluded."""
+        for job in reversed(list(self.jobs)):
+            if job in self.jobs and job.status != "null":
+                self._cancel(job, True)
+
+    def cancel(self, job: Job, force: bool) -> None:
+        job.apply_verb("cancel")
+        self._cancel(job, force)
+
+    def block_job_cancel(self, job: Job, force: bool) -> None:
+        """qmp_block_job_cancel: a job the user paused goes only by force."""
+        if job.user_paused and not force:
+            raise BlockError(f"The block job for device '{job.id}' is currently paused")
+        self.cancel(job, force)
+
+    def _cancel(self, job: Job, force: bool) -> None:
+        if job.status == "concluded":
+            self.dismiss(job)
+            return
+        force = job.driver.cancel(job, force)
+        if job.user_paused:
+            job.user_paused = False
+            job.pause_count -= 1
+        if not job.cancelled:
+            job.force_cancel = force
+            job.cancelled = True
+        else:
+            job.force_cancel |= force
+        if job.co is None and not job.deferred:
+            self.completed(job)
+        elif job.deferred:
+            if job.is_cancelled() and job.status in ("waiting", "pending"):
+                self.txn_abort(job)
+        else:
+            if job.waiting_on is not None and not job.busy and job.pause_count == 0:
+                job.enter()
+            elif job.waiting_on is not None and job.waiting_on is not PAUSED:
+                job.enter()
+        self.wakeup()
+
+    # -- drains ------------------------------------------------------------------
+    def drained(self, nodes: list[Node], begin: bool) -> None:
+        """A drained section over ``nodes`` (their subtrees and ancestors):
+        every job with a node there pauses, then resumes at the end."""
+        if not self.jobs:
+            return
+        area: set[int] = set()
+        stack = list(nodes)
+        while stack:
+            n = stack.pop()
+            if id(n) in area:
+                continue
+            area.add(id(n))
+            stack.extend(e.child for e in n.children)
+        up = list(nodes)
+        while up:
+            n = up.pop()
+            for e in n.parents:
+                if isinstance(e.parent, Node) and id(e.parent) not in area:
+                    area.add(id(e.parent))
+                    up.append(e.parent)
+        for job in list(self.jobs):
+            if job.deferred or job.co is None:
+                continue
+            held = [e.child for e in job.edges] + \
+                [e.child for b in job.backends for e in b.children]
+            if any(id(n) in area for n in held):
+                if begin:
+                    self._pause(job)
+                else:
+                    self._resume(job)
+
+    def reset(self, g: BlockGraph) -> None:
+        """x-qmpd-reset: the jobs go without a word (no events), and the
+        manager serves the new graph ``g`` from now on."""
+        for job in list(self.jobs):
+            job.co = None
+        self.jobs.clear()
+        self._bind(g)
+        self.time.reset()
+
+    # -- time ----------------------------------------------------------------------
+    def run_due(self) -> None:
+        """Enter every job whose timer has expired, until none is due."""
+        for _ in range(1_000_000):
+            now = self.time.now()
+            due = [j for j in list(self.jobs) if j.runnable(now)]
+            if not due:
+                return
+            for j in due:
+                if j.runnable(self.time.now()):
+                    j.enter()
+
+    def any_due(self) -> bool:
+        now = self.time.now()
+        return any(j.runnable(now) for j in self.jobs)
+
+    def next_deadline(self) -> int | None:
+        """The earliest timer of a sleeping job (None: no job sleeps on a timer)."""
+        best = None
+        for j in self.jobs:
+            w = j.waiting_on
+            if j.co is None or w is None or w.deadline is None:
+                continue
+            if best is None or w.deadline < best:
+                best = w.deadline
+        return best
+
+    # -- queries -------------------------------------------------------------------
+    def query_jobs(self) -> list[dict]:
+        out = []
+        for j in reversed(self.jobs):   # QEMU lists the newest job first
+            d: dict[str, Any] = {"id": j.id, "type": j.type, "status": j.status,
+                                 "current-progress": j.current, "total-progress": j.total}
+            if j.ret and j.error is not None:
+                d["error"] = j.error
+            out.append(d)
+        return out
+
+    def query_block_jobs(self) -> list[dict]:
+        out = []
+        for j in reversed(self.jobs):
+            if not j.block_job:
+                continue    # blockdev-create's job is not a block job
+            d: dict[str, Any] = {"type": j.type, "device": j.id, "len": j.total,
+                                 "offset": j.current, "busy": j.busy, "paused": j.paused,
+                                 "speed": j.speed, "io-status": j.io_status,
+                                 "ready": j.ready_flag,
+                                 "status": j.status, "auto-finalize": j.auto_finalize,
+                                 "auto-dismiss": j.auto_dismiss}
+            if j.ret and j.error is not None:
+                d["error"] = j.error
+            out.append(d)
+        return out
+
+

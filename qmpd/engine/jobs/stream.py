@@ -1,0 +1,161 @@
+"""block-stream (QEMU 7.2 blockdev.c qmp_block_stream, block/stream.c): the
+data of the backing chain down to a base is copied into the top node, which
+then takes the base as its backing file.
+
+A ``copy-on-read`` filter (implicit unless ``filter-node-name``) takes the
+top's place while the job runs; the links from it down to the base are
+frozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from qmpd.engine import perms, surgery
+from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import BlockGraph
+from qmpd.engine.jobs.data import (
+    STREAM_CHUNK,
+    CopyError,
+    allocated_above,
+    copy_chunks,
+    copy_range,
+    is_allocated,
+)
+from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
+from qmpd.engine.node import Node
+from qmpd.engine.perms import CONSISTENT_READ as CR
+from qmpd.engine.perms import WRITE as W
+from qmpd.engine.perms import WRITE_UNCHANGED as WU
+
+
+@dataclass(eq=False)
+class StreamJob(JobDriver):
+    """stream_job_driver."""
+
+    top: Node
+    cor: Node
+    base_overlay: Node
+    above_base: Node
+    backing_file: str | None
+
+    def run(self, job: Job) -> Generator[Sleep, None, int]:
+        g = job.mgr.g
+        found = surgery.skip_filters(self.top)
+        if found is self.base_overlay or found is None:
+            return 0
+        top, base_overlay = found, self.base_overlay
+        length = g.virtual_size(self.top)
+
+        def plan(offset: int, most: int) -> tuple[int, Callable[[], None] | None]:
+            alloc, n = is_allocated(g, top, offset, most)
+            if alloc:
+                return n, None
+            copy, n = allocated_above(g, surgery.cow_bs(top), base_overlay, offset, n)
+            if not copy:
+                return (n or length - offset), None
+            return n, lambda: _copy_into_top(g, top, offset, n)
+
+        # An error that was ignored still keeps the backing file.
+        return (yield from copy_chunks(job, length, STREAM_CHUNK, plan, skip_ignored=True))
+
+    def prepare(self, job: Job) -> int:
+        g = job.mgr.g
+        surgery.unfreeze_chain(self.cor, self.base_overlay)
+        with surgery.all_or_nothing() as tx:
+            surgery.drop_filter(g, self.cor, tx)
+            top = surgery.skip_filters(self.top)
+            base = g.filter_or_cow(self.above_base)
+            if top is not None and surgery.cow_bs(top) is not None:
+                surgery.unfreeze_chain(top, None)
+                surgery.set_backing(g, top, base, tx, self.backing_file)
+        return 0
+
+    def clean(self, job: Job) -> None:
+        surgery.unfreeze_chain(self.cor, self.base_overlay)
+        if self.cor.alive:
+            with surgery.all_or_nothing() as tx:
+                surgery.drop_filter(job.mgr.g, self.cor, tx)
+
+
+def _copy_into_top(g: BlockGraph, top: Node, offset: int, n: int) -> None:
+    """Copy-on-read of the chunk: the data below ``top`` into ``top``."""
+    try:
+        copy_range(g, top, top, offset, n)
+    except OSError as e:
+        raise CopyError(e, is_read=True) from None
+
+
+def start_stream(mgr: JobManager, args: dict) -> Job:
+    """qmp_block_stream and stream_start."""
+    g = mgr.g
+    for a, b in (("base", "base-node"), ("base", "bottom"), ("bottom", "base-node")):
+        if a in args and b in args:
+            raise BlockError(f"'{a}' and '{b}' cannot be specified at the same time")
+    device = args["device"]
+    bs = surgery.lookup_node(g, device, device)
+    base: Node | None = None
+    bottom: Node | None = None
+    if "base" in args:
+        base = surgery.find_backing_image(g, bs, args["base"])
+        if base is None:
+            raise BlockError(f"Can't find '{args['base']}' in the backing chain")
+    if "base-node" in args:
+        base = surgery.lookup_node(g, None, args["base-node"])
+        if base is bs or not g.chain_contains(bs, base):
+            raise BlockError(f"Node '{base.name}' is not a backing image of '{bs.name}'")
+    if "bottom" in args:
+        bottom = surgery.lookup_node(g, None, args["bottom"])
+        if bottom.driver.is_filter:
+            raise BlockError(f"Node '{bottom.name}' is a filter, use a non-filter node as "
+                             "'bottom'")
+        if not g.chain_contains(bs, bottom):
+            raise BlockError(f"Node '{bottom.name}' is not in a chain starting from "
+                             f"'{bs.name}'")
+    surgery.check_chain_not_busy(g, bs, base)
+    if base is None and "backing-file" in args:
+        raise BlockError("backing file specified, but streaming the entire chain")
+
+    if bottom is not None:
+        base_overlay = above_base = bottom
+    else:
+        ov = surgery.find_overlay(bs, base)
+        if ov is None:
+            raise BlockError(f"'{base.name if base else ''}' is not in the backing chain of "
+                             f"'{bs.name}'")
+        base_overlay = above_base = ov
+        if surgery.cow_bs(above_base) is not base:
+            nxt = surgery.cow_bs(above_base)
+            assert nxt is not None
+            above_base = nxt
+            while above_base.driver.filtered(above_base) is not base:
+                f = above_base.driver.filtered(above_base)
+                assert f is not None
+                above_base = f
+
+    with surgery.all_or_nothing() as tx:
+        fname = args.get("filter-node-name")
+        opts: dict[str, Any] = {"driver": "copy-on-read", "file": bs.name,
+                                "bottom": base_overlay.name}
+        if fname is not None:
+            opts["node-name"] = fname
+        try:
+            cor = g.open(tx, opts)
+        except BlockError as e:
+            raise e.prefixed("Could not create node: ") from None
+        cor.implicit = fname is None
+        surgery.replace_node(g, bs, cor, tx, skip=lambda e: e.parent is cor)
+        surgery.freeze_chain(cor, base_overlay, tx)
+        job = mgr.create(args.get("job-id"), "stream", args, cor, 0, perms.ALL, tx)
+        basic = CR | WU
+        mgr.add_backend(job, cor, CR, basic | W, tx)
+        mgr.add_bdrv(job, "active node", bs, 0, basic | W, tx)
+        stop = g.filter_or_cow(above_base)
+        it = g.filter_or_cow(bs)
+        while it is not None and it is not stop:
+            mgr.add_bdrv(job, "intermediate node", it, 0, basic, tx)
+            it = g.filter_or_cow(it)
+    mgr.start(job, StreamJob(bs, cor, base_overlay, above_base, args.get("backing-file")))
+    return job

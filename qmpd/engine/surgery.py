@@ -1,0 +1,392 @@
+"""Graph surgery: the block.c operations that block jobs, snapshots, mirror
+and backup perform on the graph, in one place (QEMU 7.2 block.c
+bdrv_lookup_bs, bdrv_op_is_blocked, bdrv_root_attach_child,
+bdrv_replace_node(_noperm), bdrv_append, bdrv_drop_filter,
+bdrv_freeze_backing_chain, bdrv_set_backing_hd, bdrv_change_backing_file,
+bdrv_reopen_set_read_only, and the backing-chain walks of block.c and
+blockdev.c).
+
+Every change takes a :class:`Transaction` and registers its undo there, so a
+command that fails half-way leaves the graph as it was.  Nothing here knows a
+job kind: a job is only "a parent that is neither a node nor a BlockBackend"
+and the nodes it lists (``job.nodes``), which is what QEMU's op blockers see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from qmpd.engine import perms
+from qmpd.engine import reopen as rp
+from qmpd.engine.aio import attach_context
+from qmpd.engine.drivers.base import Driver
+from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import BlockGraph
+from qmpd.engine.node import Edge, Node, Parent
+from qmpd.engine.transaction import Transaction
+
+
+class NodeUser(Protocol):
+    """What the op blockers read of a job: its type and the nodes it blocks."""
+
+    type: str
+    nodes: list[Node]
+
+
+# ---------------------------------------------------------------------------
+# lookups and backing-chain walks
+def lookup_bs(g: BlockGraph, device: str | None, node_name: str | None) -> Node:
+    """bdrv_lookup_bs: a device (BlockBackend) name first, then a node name."""
+    if device is not None:
+        for b in g.backends:
+            # Only named (monitor-owned) BlockBackends are found by name.
+            if b.kind == "device-backend" and b.name and b.name == device and b.children:
+                return b.children[0].child
+    if node_name is not None:
+        n = g.nodes.get(node_name)
+        if n is not None:
+            return n
+    raise _not_found(device, node_name)
+
+
+def lookup_node(g: BlockGraph, device: str | None, node: str | None) -> Node:
+    """bdrv_lookup_bs as block-stream and block-commit use it: by node name
+    (``node``, else ``device``) only."""
+    name = node if node is not None else device
+    n = g.nodes.get(name or "")
+    if n is None:
+        raise _not_found(device, node)
+    return n
+
+
+def _not_found(device: str | None, node: str | None) -> BlockError:
+    return BlockError(f"Cannot find device='{device or ''}' nor node-name='{node or ''}'")
+
+
+def is_root(n: Node) -> bool:
+    """No node above ``n``: only BlockBackends (or nothing) use it."""
+    return all(isinstance(e.parent, Parent) for e in n.parents)
+
+
+def chain_below(g: BlockGraph, top: Node) -> list[Node]:
+    """The filtered and COW children below ``top``, top-down."""
+    out = []
+    n = g.filter_or_cow(top)
+    while n is not None:
+        out.append(n)
+        n = g.filter_or_cow(n)
+    return out
+
+
+def find_backing_image(g: BlockGraph, top: Node, filename: str) -> Node | None:
+    """bdrv_find_backing_image: the node below ``top`` with that filename."""
+    for n in chain_below(g, top):
+        if g.filename_info(n)[0] == filename:
+            return n
+    return None
+
+
+def skip_filters(n: Node | None) -> Node | None:
+    """bdrv_skip_filters: the first non-filter at or below ``n``."""
+    while n is not None and n.driver.is_filter:
+        n = n.driver.filtered(n)
+    return n
+
+
+def cow_bs(n: Node) -> Node | None:
+    """bdrv_cow_bs: a format node's backing node (filters have none)."""
+    if n.driver.is_filter:
+        return None
+    b = n.backing
+    return b.child if b else None
+
+
+def find_overlay(top: Node, base: Node | None) -> Node | None:
+    """bdrv_find_overlay: the last non-filter node above ``base``."""
+    n = skip_filters(top)
+    base = skip_filters(base)
+    while n is not None:
+        below = skip_filters(cow_bs(n))
+        if below is base:
+            return n
+        n = below
+    return None
+
+
+def filter_or_cow_edge(n: Node) -> Edge | None:
+    """bdrv_filter_or_cow_child: the link to the filtered child, or the backing link."""
+    if n.driver.is_filter:
+        f = n.driver.filtered(n)
+        for e in n.children:
+            if e.child is f:
+                return e
+        return None
+    return n.backing
+
+
+def chain_links(top: Node, base: Node | None) -> list[Edge]:
+    """The filter and backing links from ``top`` down to ``base`` (exclusive)."""
+    out = []
+    n: Node | None = top
+    while n is not None and n is not base:
+        e = filter_or_cow_edge(n)
+        if e is None:
+            break
+        out.append(e)
+        n = e.child
+    return out
+
+
+# ---------------------------------------------------------------------------
+# op blockers
+def job_using(g: BlockGraph, n: Node) -> NodeUser | None:
+    """The job whose op blocker is on ``n``, if any."""
+    for j in g.jobs:
+        if n in j.nodes:
+            return j  # type: ignore[no-any-return]
+    return None
+
+
+def check_not_busy(g: BlockGraph, n: Node) -> None:
+    """bdrv_op_is_blocked for a job's blocker: QEMU's "busy" error."""
+    j = job_using(g, n)
+    if j is not None:
+        raise BlockError(f"Node '{n.name}' is busy: block device is in use by block job: "
+                         f"{j.type}")
+
+
+def op_blocker(g: BlockGraph, node: Node) -> None:
+    """bdrv_op_is_blocked for the operations a backing child or a job blocks."""
+    for e in node.parents:
+        if e.name == "backing" and isinstance(e.parent, Node):
+            raise BlockError(f"Node '{node.name}' is busy: node is used as backing hd of "
+                             f"'{e.parent.name}'")
+    check_not_busy(g, node)
+
+
+def check_chain_not_busy(g: BlockGraph, top: Node, base: Node | None) -> None:
+    """No job blocks a node from ``top`` down to ``base`` (exclusive)."""
+    n: Node | None = top
+    while n is not None and n is not base:
+        check_not_busy(g, n)
+        n = g.filter_or_cow(n)
+
+
+def is_job_link(e: Edge) -> bool:
+    """A job's own link (a job is the one parent that is neither a node nor a
+    BlockBackend): graph surgery never moves it."""
+    return not isinstance(e.parent, (Node, Parent))
+
+
+# ---------------------------------------------------------------------------
+# links
+@contextmanager
+def all_or_nothing() -> Iterator[Transaction]:
+    """A transaction for one piece of surgery: committed if the block ends
+    normally, undone if it raises (anything: no half-changed graph)."""
+    tx = Transaction()
+    try:
+        yield tx
+    except BaseException:
+        tx.abort()
+        raise
+    tx.commit()
+
+
+def attach_fixed(g: BlockGraph, parent: Any, child: Node, name: str, perm: int, shared: int,
+                 tx: Transaction) -> Edge:
+    """bdrv_root_attach_child with fixed permissions (a job or a BlockBackend)."""
+    e = g.link(parent, child, name, 0, tx)
+    e.perm, e.shared = perm, shared
+    g.refresh_perms([child], tx)
+    return e
+
+
+def release_children(g: BlockGraph, parent: Any, tx: Transaction) -> None:
+    """bdrv_root_unref_child for every link of a job or a BlockBackend."""
+    for e in list(parent.children):
+        g.detach(e, tx)
+        # The parent's reference may have been the last one (a streamed node).
+        g.unref(e.child, tx)
+        if e.child.alive:
+            g.refresh_perms([e.child], tx)
+
+
+def move_edge(e: Edge, new: Node, tx: Transaction) -> None:
+    """bdrv_replace_child_noperm: point ``e`` at ``new`` (its newest parent link)."""
+    old = e.child
+    i = old.parents.index(e)
+    del old.parents[i]
+    e.child = new
+    new.parents.append(e)
+
+    def undo() -> None:
+        new.parents.remove(e)
+        e.child = old
+        old.parents.insert(i, e)
+    tx.on_abort(undo)
+
+
+def _move_parent(e: Edge, old: Node, new: Node, tx: Transaction) -> None:
+    if e.frozen:
+        raise BlockError(f"Cannot change '{e.name}' link to '{old.name}'")
+    move_edge(e, new, tx)
+
+
+def replace_node(g: BlockGraph, old: Node, new: Node, tx: Transaction,
+                 skip: Callable[[Edge], bool] = lambda e: False) -> None:
+    """bdrv_replace_node: the parents of ``old`` (but those ``skip`` names)
+    now use ``new``; then both nodes' permissions are refreshed."""
+    for e in list(old.parents):
+        if e.parent is not new and not skip(e):
+            _move_parent(e, old, new, tx)
+    g.refresh_perms([new, old], tx)
+
+
+def _should_update(g: BlockGraph, e: Edge, to: Node) -> bool:
+    """should_update_child: never a job's link, never a link from inside ``to``."""
+    if isinstance(e.parent, Parent):
+        return e.parent.kind != "job-backend"
+    if is_job_link(e):
+        return False
+    return not g.reaches(to, e.parent)
+
+
+def replace_node_noperm(g: BlockGraph, old: Node, new: Node, tx: Transaction,
+                        skip: Edge | None = None) -> None:
+    """bdrv_replace_node_noperm with auto_skip: move ``old``'s parents to ``new``
+    (no permission refresh: the caller does it)."""
+    # QEMU walks bs->parents newest first.
+    for e in list(reversed(old.parents)):
+        if e is not skip and _should_update(g, e, new):
+            _move_parent(e, old, new, tx)
+
+
+def append(g: BlockGraph, new: Node, top: Node, tx: Transaction) -> None:
+    """bdrv_append: ``top`` becomes the backing child of ``new``, which takes its place."""
+    role = (perms.ROLE_FILTERED | perms.ROLE_PRIMARY) if new.driver.is_filter \
+        else perms.ROLE_COW
+    if g.reaches(top, new):
+        raise BlockError(f"Making '{top.name}' a backing child of '{new.name}' would create "
+                         "a cycle")
+    attach_context(g, new, top, tx)
+    e = g.link(new, top, "backing", role, tx)
+    replace_node_noperm(g, top, new, tx, skip=e)
+    g.refresh_perms([new], tx, new_edge=e)
+    old_no_backing = new.no_backing
+    new.no_backing = False
+    tx.on_abort(lambda: setattr(new, "no_backing", old_no_backing))
+
+
+def new_filter_node(g: BlockGraph, driver: Driver, name: str | None,
+                    tx: Transaction) -> Node:
+    """bdrv_new_open_driver for a job's own filter: implicit unless named."""
+    node = Node(driver)
+    g._assign_name(node, name, tx)
+    node.implicit = name is None
+    return node
+
+
+def drop_filter(g: BlockGraph, filt: Node, tx: Transaction) -> None:
+    """bdrv_drop_filter (a job's filter going away): its users use its child."""
+    e = filter_or_cow_edge(filt)
+    if e is None:
+        return
+    child = e.child
+    for fe in filt.children:
+        fe.frozen = False
+    # The node's users move down to its child, except the jobs' own links
+    # (the job keeps its "main node" until it is freed), and the filter lets
+    # go of its child.
+    replace_node(g, filt, child, tx, skip=is_job_link)
+    for fe in list(filt.children):
+        g.detach(fe, tx)
+    filt.monitor_owned = False
+    if filt.alive and not filt.parents:
+        g._delete_node(filt, tx)
+    if child.alive:
+        g.refresh_perms([child], tx)
+
+
+# ---------------------------------------------------------------------------
+# frozen backing chains
+def freeze_chain(top: Node, base: Node | None, tx: Transaction) -> list[Edge]:
+    """bdrv_freeze_backing_chain: freeze the links from ``top`` down to ``base``."""
+    out = chain_links(top, base)
+    for e in out:
+        e.frozen = True
+
+    def undo() -> None:
+        for e in out:
+            e.frozen = False
+    tx.on_abort(undo)
+    return out
+
+
+def unfreeze_chain(top: Node, base: Node | None) -> None:
+    """bdrv_unfreeze_backing_chain."""
+    for e in chain_links(top, base):
+        e.frozen = False
+
+
+# ---------------------------------------------------------------------------
+# backing files and read-only state
+def set_backing(g: BlockGraph, node: Node, new: Node | None, tx: Transaction,
+                backing_file: str | None = None) -> None:
+    """bdrv_set_backing_hd plus bdrv_change_backing_file's in-memory effect."""
+    old = node.backing
+    if old is not None:
+        if new is not None and old.child is new:
+            return
+        # bdrv_remove_child does not refresh the old child: its own links keep
+        # the permissions they had until something else refreshes them.
+        g.detach(old, tx)
+        g.unref(old.child, tx)
+    if new is not None:
+        g.attach(node, new, "backing", perms.ROLE_COW, tx)
+    set_backing_string(g, node, new, backing_file)
+
+
+def set_backing_string(g: BlockGraph, node: Node, new: Node | None,
+                       backing_file: str | None) -> None:
+    """bdrv_change_backing_file: the image header names the new backing file."""
+    name = (backing_file or g.filename_info(new)[0]) if new is not None else ""
+    fmt = new.driver.name if new is not None else ""
+    node.auto_backing_file = name
+    h = getattr(node.state, "header", None)
+    if h is None:
+        return
+    h.backing_file = name or None
+    h.backing_format = fmt or None
+    # qcow2_change_backing_file: the header cluster is rewritten on disk, so a
+    # later open of the image sees the new backing file.
+    image_of = getattr(node.driver, "_image", None)
+    if image_of is not None:
+        try:
+            im = image_of(g, node)
+            im.backing_file = name or None
+            im.backing_format = fmt or None
+            im.update_header()
+        except (OSError, AttributeError):
+            pass
+
+
+def set_read_only(g: BlockGraph, node: Node, read_only: bool = True,
+                  quiet: bool = True) -> None:
+    """bdrv_reopen_set_read_only(bs, read_only, errp): a reopen that keeps the
+    other options.  With ``quiet`` (errp NULL) a failure leaves things as they were."""
+    if node.read_only == read_only:
+        return
+    queue: dict[int, rp.ReopenState] = {}
+    rp.queue_child(queue, node, {"read-only": read_only}, 0, None, True)
+    tx = Transaction()
+    try:
+        rp._run(g, queue, tx)
+    except BlockError:
+        tx.abort()
+        if quiet:
+            return
+        raise
+    tx.commit()
