@@ -109,7 +109,7 @@ class BlockGraph:
         self.backends: list[Parent] = []
         self.jobs: list[Any] = []
         # Called with (nodes, begin) around a drained section (blockdev-reopen);
-        # the job manager pauses and resumes the jobs there (qmpd/engine/jobs.py).
+        # the job manager pauses and resumes the jobs there (qmpd/engine/jobs/state.py).
         self.drain_hook: Callable[[list[Node], bool], None] | None = None
         # Bumped by everything that may change what the queries show (every
         # command but the pure queries, every step of a job): results cached

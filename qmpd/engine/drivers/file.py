@@ -55,7 +55,7 @@ class FileDriver(Driver):
             if virtual is None:
                 raise BlockError(f"Could not open '{path}': "
                                  f"{os.strerror(e.errno or errno.EIO)}") from None
-            # A file blockdev-create made in memory only (engine/create.py).
+            # A file blockdev-create made in memory only (engine/jobs/create.py).
             node.state = FileState(path, (-1, id(virtual)), locking, virtual.size,
                                    virtual.allocated(), aio)
             node.state.layer = virtual
