@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from qmpd.cstrings import cstring
 from qmpd.engine.errors import BlockError
+from qmpd.profiles import Message
 
 if TYPE_CHECKING:
     from qmpd.engine.graph import BlockGraph, Transaction
@@ -126,7 +127,7 @@ def lookup_node(g: BlockGraph, name: str) -> Node:
     """block_dirty_bitmap_lookup's node part."""
     node = g.nodes.get(name)
     if node is None:
-        raise BlockError(f"Node '{name}' not found")
+        raise BlockError.of("node.not-found", name=name)
     return node
 
 
@@ -134,7 +135,7 @@ def lookup(g: BlockGraph, node_name: str, name: str) -> tuple[Node, DirtyBitmap]
     node = lookup_node(g, node_name)
     bm = find(node, name)
     if bm is None:
-        raise BlockError(f"Dirty bitmap '{name}' not found")
+        raise BlockError.of("bitmap.dirty-bitmap-not-found", name=name)
     return node, bm
 
 
@@ -146,12 +147,11 @@ ALLOW_RO = BUSY | INCONSISTENT
 def check(bm: DirtyBitmap, flags: int) -> None:
     """bdrv_dirty_bitmap_check."""
     if flags & BUSY and bm.busy:
-        raise BlockError(f"Bitmap '{bm.name}' is currently in use by another operation and "
-                         "cannot be used")
+        raise BlockError.of("bitmap.bitmap-currently-use-another-operation", bitmap=bm.name)
     if flags & RO and bm.readonly:
-        raise BlockError(f"Bitmap '{bm.name}' is readonly and cannot be modified")
+        raise BlockError.of("bitmap.bitmap-readonly-cannot-modified", bitmap=bm.name)
     if flags & INCONSISTENT and bm.inconsistent:
-        raise BlockError(f"Bitmap '{bm.name}' is inconsistent and cannot be used")
+        raise BlockError.of("bitmap.bitmap-inconsistent-cannot-used", bitmap=bm.name)
 
 
 def default_granularity(g: BlockGraph, node: Node) -> int:
@@ -169,43 +169,42 @@ def _qcow2_node(node: Node) -> bool:
 def can_store(g: BlockGraph, node: Node, name: str, granularity: int) -> None:
     """bdrv_can_store_new_dirty_bitmap (only qcow2 can)."""
     if not _qcow2_node(node):
-        raise BlockError(f"Can't store persistent bitmaps to {node.name}: "
-                         "Operation not supported")
+        raise BlockError.of("bitmap.store-persistent-bitmaps-operation-not", node=node.name)
     try:
         _qcow2_can_store(g, node, name, granularity)
     except BlockError as e:
-        raise e.prefixed(f"Can't make bitmap '{name}' persistent in '{node.name}': ") from None
+        prefix = Message("bitmap.persistent-failed-prefix", name=name, node=node.name)
+        raise e.prefixed(prefix) from None
 
 
 def _qcow2_can_store(g: BlockGraph, node: Node, name: str, granularity: int) -> None:
     if find(node, name) is not None:
-        raise BlockError(f"Bitmap already exists: {name}")
+        raise BlockError.of("bitmap.bitmap-already-exists", name=name)
     header = node.state.header
     if getattr(header, "version", 3) < 3:
-        raise BlockError("Cannot store dirty bitmaps in qcow2 v2 files")
+        raise BlockError.of("bitmap.cannot-store-dirty-bitmaps-qcow2")
     bits = granularity.bit_length() - 1
     if bits > 31:
-        raise BlockError(f"Granularity exceeds maximum ({QCOW2_MAX_GRANULARITY} bytes)")
+        raise BlockError.of("bitmap.granularity-exceeds-maximum-bytes", max=QCOW2_MAX_GRANULARITY)
     if bits < 9:
-        raise BlockError("Granularity is under minimum (512 bytes)")
+        raise BlockError.of("bitmap.granularity-under-minimum-512-bytes")
     size = g.virtual_size(node)
     nbits = -(-size // granularity)
     nbytes = -(-nbits // 8)
     cluster = header.cluster_size
     if nbytes > BME_MAX_PHYS_SIZE or nbytes > BME_MAX_TABLE_SIZE * cluster:
-        raise BlockError("Too much space will be occupied by the bitmap. "
-                         "Use larger granularity")
+        raise BlockError.of("bitmap.too-much-space-will-occupied")
     if len(cstring(name)) > MAX_NAME:
-        raise BlockError(f"Name length exceeds maximum ({MAX_NAME} characters)")
+        raise BlockError.of("bitmap.name-length-exceeds-maximum-characters", max=MAX_NAME)
     persistent = [b for b in node.dirty_bitmaps if b.persistent]
     if len(persistent) + 1 > QCOW2_MAX_BITMAPS:
-        raise BlockError("Maximum number of persistent bitmaps is already reached")
+        raise BlockError.of("bitmap.maximum-number-persistent-bitmaps-already")
 
     def entry(n: int) -> int:
         return (24 + n + 7) & ~7
     if sum(entry(len(cstring(b.name))) for b in persistent) + entry(len(cstring(name))) \
             > QCOW2_MAX_DIR:
-        raise BlockError("Not enough space in the bitmap directory")
+        raise BlockError.of("bitmap.not-enough-space-bitmap-directory")
 
 
 def add(g: BlockGraph, node_name: str, name: str, granularity: int | None = None,
@@ -213,21 +212,21 @@ def add(g: BlockGraph, node_name: str, name: str, granularity: int | None = None
         tx: Transaction | None = None) -> DirtyBitmap:
     """qmp_block_dirty_bitmap_add."""
     if not name:
-        raise BlockError("Bitmap name cannot be empty")
+        raise BlockError.of("bitmap.bitmap-name-cannot-empty")
     node = g.nodes.get(node_name)
     if node is None:
-        raise BlockError(f"Cannot find device='{node_name}' nor node-name='{node_name}'")
+        raise BlockError.of("node.cannot-find-device-nor-node", reference=node_name)
     if granularity is not None:
         if granularity < 512 or granularity & (granularity - 1):
-            raise BlockError("Granularity must be power of 2 and at least 512")
+            raise BlockError.of("bitmap.granularity-must-power-2-least")
     else:
         granularity = default_granularity(g, node)
     if persistent:
         can_store(g, node, name, granularity)
     if find(node, name) is not None:
-        raise BlockError(f"Bitmap already exists: {name}")
+        raise BlockError.of("bitmap.bitmap-already-exists", name=name)
     if len(cstring(name)) > MAX_NAME:
-        raise BlockError(f"Bitmap name too long: {name}")
+        raise BlockError.of("bitmap.bitmap-name-too-long", name=name)
     bm = DirtyBitmap(node, name, granularity)
     bm.disabled = disabled
     bm.persistent = persistent
@@ -289,7 +288,7 @@ def merge(g: BlockGraph, node_name: str, target: str, sources: list,
             if isinstance(s, str):
                 src = find(node, s)
                 if src is None:
-                    raise BlockError(f"Dirty bitmap '{s}' not found")
+                    raise BlockError.of("bitmap.dirty-bitmap-not-found", name=s)
             else:
                 _, src = lookup(g, s["node"], s["name"])
             check(dst, DEFAULT)
@@ -335,7 +334,7 @@ def create_successor(bm: DirtyBitmap) -> None:
     """bdrv_dirty_bitmap_create_successor: freeze ``bm``; writes go to a child."""
     check(bm, BUSY)
     if bm.successor is not None:
-        raise BlockError("Cannot create a successor for a bitmap that already has one")
+        raise BlockError.of("bitmap.cannot-create-successor-bitmap-already")
     child = DirtyBitmap(bm.node, "", bm.granularity)
     child.disabled = bm.disabled
     bm.disabled = True

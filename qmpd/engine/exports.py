@@ -58,7 +58,7 @@ class ExportState:
 def nbd_server_start(g: BlockGraph) -> None:
     st = g.exports
     if st.nbd_running:
-        raise BlockError("NBD server already running")
+        raise BlockError.of("export.nbd-server-already-running")
     st.nbd_running = True
 
 
@@ -66,7 +66,7 @@ def nbd_server_stop(g: BlockGraph) -> list[str]:
     """nbd-server-stop: the ids of the NBD exports it removed, in removal order."""
     st = g.exports
     if not st.nbd_running:
-        raise BlockError("NBD server not running")
+        raise BlockError.of("export.nbd-server-not-running")
     # blk_exp_close_all_type(BLOCK_EXPORT_TYPE_NBD): QEMU walks its export
     # list (newest first) and each removal sends the event.
     gone = [_delete(g, exp) for exp in list(st.exports) if exp.type == "nbd"]
@@ -98,21 +98,21 @@ def export_add(g: BlockGraph, args: dict) -> Export:
     st = g.exports
     eid = args["id"]
     if not id_wellformed(eid):
-        raise BlockError("Invalid block export id")
+        raise BlockError.of("export.invalid-block-export-id")
     if any(e.id == eid for e in st.exports):
-        raise BlockError(f"Block export id '{eid}' is already in use")
+        raise BlockError.of("export.block-export-id-already-use", eid=eid)
     etype = args["type"]
     if etype != "nbd":
-        raise BlockError(f"qmpd does not support '{etype}' exports")
+        raise BlockError.of("export.qmpd-does-not-support-exports", etype=etype)
     name = args["node-name"]
     node = g.nodes.get(name)
     if node is None:
-        raise BlockError(f"Cannot find device='' nor node-name='{name}'")
+        raise BlockError.of("reopen.cannot-find-device-nor-node", value=name)
     writable = args.get("writable", False)
     if node.read_only and writable:
-        raise BlockError("Cannot export read-only node as writable")
+        raise BlockError.of("export.cannot-export-read-node-writable")
     if "iothread" in args and args["iothread"] not in g.iothreads:
-        raise BlockError(f"iothread \"{args['iothread']}\" not found")
+        raise BlockError.of("export.iothread-not-found", iothread=args['iothread'])
     tx = Transaction()
     blk = ExportBackend()
     try:
@@ -134,15 +134,15 @@ def _nbd_create(g: BlockGraph, st: ExportState, args: dict, node: Node, blk: Exp
                 edge: Edge, tx: Transaction) -> Export:
     """nbd_export_create."""
     if not st.nbd_running:
-        raise BlockError("NBD server not running")
+        raise BlockError.of("export.nbd-server-not-running")
     name = args.get("name", args["node-name"])
     if len(cstring(name)) > NBD_MAX_STRING_SIZE:
-        raise BlockError(f"export name '{name}' too long")
+        raise BlockError.of("export.export-name-too-long", name=name)
     desc = args.get("description")
     if desc is not None and len(cstring(desc)) > NBD_MAX_STRING_SIZE:
-        raise BlockError(f"description '{desc}' too long")
+        raise BlockError.of("export.description-too-long", desc=desc)
     if any(e.name == name for e in st.exports if e.type == "nbd"):
-        raise BlockError(f"NBD server already has export named '{name}'")
+        raise BlockError.of("export.nbd-server-already-export-named", name=name)
     # Resizing is not allowed while the NBD server exports the node.
     edge.shared = perms.ALL & ~perms.RESIZE
     g.refresh_perms([node], tx)
@@ -158,9 +158,9 @@ def _nbd_create(g: BlockGraph, st: ExportState, args: dict, node: Node, blk: Exp
                     break
                 n = g.filter_or_cow(n)
             if b is None or n is None:
-                raise BlockError(f"Bitmap '{item}' is not found")
+                raise BlockError.of("export.bitmap-not-found", item=item)
             if readonly and not n.read_only and b.recording:
-                raise BlockError(f"Enabled bitmap '{item}' incompatible with readonly export")
+                raise BlockError.of("export.enabled-bitmap-incompatible-readonly-export", item=item)
         else:
             _, b = bm.lookup(g, item["node"], item["name"])
         bm.check(b, bm.ALLOW_RO)
@@ -174,7 +174,7 @@ def export_del(g: BlockGraph, eid: str) -> str:
     """block-export-del: the id of the export removed."""
     exp = next((e for e in g.exports.exports if e.id == eid), None)
     if exp is None:
-        raise BlockError(f"Export '{eid}' is not found")
+        raise BlockError.of("export.export-not-found", eid=eid)
     return _delete(g, exp)
 
 

@@ -32,7 +32,7 @@ from qmpd.engine.hostfiles import HostFiles
 from qmpd.engine.node import Edge, Node, Parent, id_wellformed
 from qmpd.engine.objects import IOThread, ThrottleGroup
 from qmpd.engine.transaction import Transaction
-from qmpd.profiles import Profile, select
+from qmpd.profiles import Message, Profile, select
 from qmpd.qcow2 import is_qcow2
 from qmpd.qobject import dumps
 
@@ -140,13 +140,13 @@ class BlockGraph:
         else:
             auto = False
             if not id_wellformed(name):
-                raise BlockError(f"Invalid node-name: '{name}'")
+                raise BlockError.of("node.invalid-node-name", name=name)
         if any(b.name == name for b in self.backends if b.kind == "device-backend"):
-            raise BlockError(f"node-name={name} is conflicting with a device id")
+            raise BlockError.of("node.node-name-conflicting-device-id", name=name)
         if name in self.nodes:
-            raise BlockError(f"Duplicate nodes with node-name='{name}'")
+            raise BlockError.of("node.duplicate-nodes-node-name", name=name)
         if len(cstring(name)) >= 32:
-            raise BlockError("Node name too long")
+            raise BlockError.of("node.node-name-too-long")
         node.name = name
         node.auto_named = auto
         self._seq += 1
@@ -168,7 +168,7 @@ class BlockGraph:
         """blockdev-add: ``options`` is a validated BlockdevOptions dict."""
         opts = flatten(options)
         if not isinstance(opts.get("node-name"), str):
-            raise BlockError("'node-name' must be specified for the root node")
+            raise BlockError.of("node.node-name-must-specified-root")
         opts.setdefault("cache.direct", False)
         opts.setdefault("cache.no-flush", False)
         opts.setdefault("read-only", False)
@@ -187,12 +187,10 @@ class BlockGraph:
              parent_options: dict | None = None) -> Node:
         if reference is not None:
             if filename is not None or opts:
-                raise BlockError("Cannot reference an existing block device with additional "
-                                 "options or a new filename")
+                raise BlockError.of("node.cannot-reference-existing-block-device")
             found = self.nodes.get(reference)
             if found is None:
-                raise BlockError(f"Cannot find device='{reference}' nor "
-                                 f"node-name='{reference}'")
+                raise BlockError.of("node.cannot-find-device-nor-node", reference=reference)
             return found
 
         explicit = dict(opts)
@@ -208,15 +206,14 @@ class BlockGraph:
         if drvname is not None:
             drv = get_driver(drvname)
             if drv is None:
-                raise BlockError(f"Driver '{drvname}' is not supported by qmpd")
+                raise BlockError.of("node.driver-not-supported-qmpd", drvname=drvname)
         if drv is not None and drv.protocol and filename is not None:
             # bdrv_fill_options: a protocol driver takes the filename as an option.
             if "filename" in opts:
-                raise BlockError("Can't specify 'file' and 'filename' options at the same time")
+                raise BlockError.of("node.specify-file-filename-options-same")
             if drv.name in ("null-co", "null-aio"):
                 if filename != f"{drv.name}://":
-                    raise BlockError("The only allowed filename for this driver is "
-                                     f"'{drv.name}://'")
+                    raise BlockError.of("node.allowed-filename-driver", drv=drv.name)
                 filename = None
         node = Node(drv or get_driver("raw"))  # type: ignore[arg-type]
         node.inherits_from = parent
@@ -251,12 +248,11 @@ class BlockGraph:
         # bdrv_open_common
         node.force_share = is_true(opts.get("force-share"))
         if node.force_share and not read_only:
-            raise BlockError("force-share=on can only be used with read-only images")
+            raise BlockError.of("node.force-share-used-read-images")
         node.discard = opts.get("discard", "ignore")
         node.detect_zeroes = opts.get("detect-zeroes", "off")
         if node.detect_zeroes == "unmap" and node.discard != "unmap":
-            raise BlockError("setting detect-zeroes to unmap is not allowed without setting "
-                             "discard operation to unmap")
+            raise BlockError.of("node.setting-detect-zeroes-unmap-not")
         self._assign_name(node, opts.get("node-name"), tx)
         try:
             drv.open(self, node, opts, tx)
@@ -300,7 +296,7 @@ class BlockGraph:
         if filename is None and reference is None and not child_opts:
             opts.pop(key, None)
             if not allow_none:
-                raise BlockError(f'A block device must be specified for "{key}"')
+                raise BlockError.of("node.block-device-must-specified", key=key)
             return None
         child = self.open(tx, child_opts, filename=filename, reference=reference,
                           parent=parent, role=role, parent_options=opts)
@@ -312,7 +308,7 @@ class BlockGraph:
         pending = node.state if isinstance(node.state, dict) else {}
         child = pending.pop("file", None)
         if child is None:
-            raise BlockError('A block device must be specified for "file"')
+            raise BlockError.of("node.block-device-must-specified-file")
         self.attach(node, child, "file", role, tx)
         return child
 
@@ -348,7 +344,7 @@ class BlockGraph:
             bk = self.open(tx, child_opts, filename=backing_filename, reference=reference,
                            parent=node, role=role, parent_options=opts)
         except BlockError as e:
-            raise e.prefixed("Could not open backing file: ") from None
+            raise e.prefixed(Message("node.backing-open-failed-prefix")) from None
         if implicit:
             node.auto_backing_file = self.filename_info(bk)[0]
         self.attach(node, bk, "backing", role, tx)
@@ -376,7 +372,7 @@ class BlockGraph:
             filename, exact, _ = self.filename_info(node)
         backed = exact or filename
         if not backed or backed.startswith("json:"):
-            raise BlockError(f"Cannot use relative backing file names for '{backed}'")
+            raise BlockError.of("node.cannot-use-relative-backing-file", backed=backed)
         d = backed.rsplit("/", 1)[0] + "/" if "/" in backed else ""
         return d + backing
 
@@ -385,8 +381,8 @@ class BlockGraph:
     def attach(self, parent: Node | Parent, child: Node, name: str, role: int,
                tx: Transaction) -> Edge:
         if isinstance(parent, Node) and self.reaches(child, parent):
-            raise BlockError(f"Making '{child.name}' a {name} child of '{parent.name}' would "
-                             "create a cycle")
+            raise BlockError.of("node.making-child-would-create-cycle", child=child.name, name=name,
+                                parent=parent.name)
         if isinstance(parent, Node) and parent.aio_context != child.aio_context:
             attach_context(self, parent, child, tx)
         e = self.link(parent, child, name, role, tx)
@@ -509,9 +505,8 @@ class BlockGraph:
             cp, cs = self.cumulative(n)
             if cp & (perms.WRITE | perms.WRITE_UNCHANGED) and not writable(n):
                 if not self._writable_now(n):
-                    raise BlockError("Block node is read-only")
-                raise BlockError(f"Read-only block node '{n.name}' cannot support "
-                                 "read-write users")
+                    raise BlockError.of("node.read-only")
+                raise BlockError.of("node.read-block-node-cannot-support", node=n.name)
             self._set_perm(n, cp, cs, tx)
             for e in n.children:
                 np_, ns = self._child_perm_w(n, e, cp, cs, writable)
@@ -553,11 +548,9 @@ class BlockGraph:
                     continue
                 if (b.perm & a.shared) != b.perm:
                     bad = perms.names(b.perm & ~a.shared)
-                    raise BlockError(
-                        f"Permission conflict on node '{n.name}': permissions '{bad}' are both "
-                        f"required by {b.user_desc()} (uses node '{n.name}' as '{b.name}' child) "
-                        f"and unshared by {a.user_desc()} (uses node '{n.name}' as '{a.name}' "
-                        "child).")
+                    raise BlockError.of("node.permission-conflict", node=n.name, bad=bad,
+                                        required_by=b.user_desc(), required_as=b.name,
+                                        unshared_by=a.user_desc(), unshared_as=a.name)
 
     def _set_perm(self, n: Node, perm: int, shared: int, tx: Transaction) -> None:
         """The driver's check_perm: the file driver's image locks."""
@@ -580,14 +573,14 @@ class BlockGraph:
                 for o in others:
                     _, osh = self.cumulative(o)
                     if not osh & p:
-                        raise BlockError(f'Failed to get "{perms.NAMES[i]}" lock')
+                        raise BlockError.of("file.lock-failed", perm=perms.NAMES[i])
         for i in range(4):
             p = 1 << i
             if not shared & p:
                 for o in others:
                     op, _ = self.cumulative(o)
                     if op & p:
-                        raise BlockError(f'Failed to get shared "{perms.NAMES[i]}" lock')
+                        raise BlockError.of("file.shared-lock-failed", perm=perms.NAMES[i])
 
     # ------------------------------------------------------------------
     # deletion
@@ -595,24 +588,23 @@ class BlockGraph:
         """blockdev-del."""
         node = self.nodes.get(name)
         if node is None:
-            raise BlockError(f"Failed to find node with node-name='{name}'")
+            raise BlockError.of("node.failed-find-node-node-name", name=name)
         for e in node.parents:
             if isinstance(e.parent, Parent) and e.parent.kind in ("device-backend", "job-backend"):
-                raise BlockError(f"Node {name} is in use")
+                raise BlockError.of("node.in-use", name=name)
         # A job's op blocker is newer than the backing blocker, and QEMU reports
         # the newest blocker first.
         for j in self.jobs:
             if node in getattr(j, "nodes", ()):
-                raise BlockError(f"Node '{name}' is busy: block device is in use by block job: "
-                                 f"{j.type}")
+                raise BlockError.of("node.node-busy-block-device-use", name=name, job=j.type)
         for e in node.parents:
             if e.name == "backing" and isinstance(e.parent, Node):
-                raise BlockError(f"Node '{name}' is busy: node is used as backing hd of "
-                                 f"'{e.parent.name}'")
+                raise BlockError.of("node.node-busy-node-used-backing", name=name,
+                                    parent=e.parent.name)
         if not node.monitor_owned:
-            raise BlockError(f"Node {name} is not owned by the monitor")
+            raise BlockError.of("node.node-not-owned-monitor", name=name)
         if node.parents:
-            raise BlockError(f"Block device {name} is in use")
+            raise BlockError.of("node.block-device-in-use", name=name)
         tx = Transaction()
         node.monitor_owned = False
         tx.on_abort(lambda: setattr(node, "monitor_owned", True))

@@ -58,7 +58,7 @@ def _limits_to_config(limits: dict, cfg: dict) -> None:
                 cfg[b]["max"] = value & U64
             elif key == b + "-max-length":
                 if value & U64 > UINT_MAX:
-                    raise BlockError(f"{key} value must be in the range [0, {UINT_MAX}]")
+                    raise BlockError.of("object.burst-length-out-of-range", key=key, max=UINT_MAX)
                 cfg[b]["burst"] = value & U64
     _throttle_is_valid(cfg)
 
@@ -75,24 +75,24 @@ def _throttle_is_valid(cfg: dict) -> None:
             (avg("iops-total") and (avg("iops-read") or avg("iops-write"))) or \
             (mx("bps-total") and (mx("bps-read") or mx("bps-write"))) or \
             (mx("iops-total") and (mx("iops-read") or mx("iops-write"))):
-        raise BlockError("bps/iops/max total values and read/write values cannot be used at "
-                         "the same time")
+        raise BlockError.of("object.bps-iops-max-total-values")
     if cfg["op_size"] and not (avg("iops-total") or avg("iops-read") or avg("iops-write")):
-        raise BlockError("iops size requires an iops value to be set")
+        raise BlockError.of("object.iops-size-requires-iops-value")
     for b in _BUCKETS:
         bk = cfg[b]
         if bk["avg"] > THROTTLE_VALUE_MAX or bk["max"] > THROTTLE_VALUE_MAX:
-            raise BlockError(f"bps/iops/max values must be within [0, {THROTTLE_VALUE_MAX}]")
+            raise BlockError.of("object.bps-iops-max-values-must",
+                                max=THROTTLE_VALUE_MAX)
         if not bk["burst"]:
-            raise BlockError("the burst length cannot be 0")
+            raise BlockError.of("object.burst-length-cannot-0")
         if bk["burst"] > 1 and not bk["max"]:
-            raise BlockError("burst length set without burst rate")
+            raise BlockError.of("object.burst-length-set-without-burst")
         if bk["max"] and bk["burst"] > THROTTLE_VALUE_MAX // bk["max"]:
-            raise BlockError("burst length too high for this burst rate")
+            raise BlockError.of("object.burst-length-too-high-burst")
         if bk["max"] and not bk["avg"]:
-            raise BlockError("bps_max/iops_max require corresponding bps/iops values")
+            raise BlockError.of("object.bps-max-iops-max-require")
         if bk["max"] and bk["max"] < bk["avg"]:
-            raise BlockError("bps_max/iops_max cannot be lower than bps/iops")
+            raise BlockError.of("object.bps-max-iops-max-cannot")
 
 
 def _new_config() -> dict:
@@ -103,8 +103,7 @@ def _new_config() -> dict:
 
 def _check_free(g: BlockGraph, oid: str) -> None:
     if oid in g.throttle_groups or oid in g.iothreads:
-        raise BlockError(f"attempt to add duplicate property '{oid}' to object "
-                         "(type 'container')")
+        raise BlockError.of("object.attempt-add-duplicate-property-object", oid=oid)
 
 
 def add(g: BlockGraph, args: dict) -> None:
@@ -112,7 +111,7 @@ def add(g: BlockGraph, args: dict) -> None:
     oid = args["id"]
     qom_type = args["qom-type"]
     if not id_wellformed(oid):
-        raise BlockError("Parameter 'id' expects an identifier")
+        raise BlockError.of("object.parameter-id-expects-identifier")
     if qom_type == "throttle-group":
         cfg = _new_config()
         for key, value in args.items():
@@ -127,25 +126,26 @@ def add(g: BlockGraph, args: dict) -> None:
         for key in props:
             if key in args:
                 if args[key] < 0:
-                    raise BlockError(f"{key} value must be in range [0, {(1 << 63) - 1}]")
+                    raise BlockError.of("object.iothread-value-out-of-range", key=key,
+                                        max=(1 << 63) - 1)
                 props[key] = args[key]
         _check_free(g, oid)
         g.iothreads[oid] = IOThread(oid, props)
         props["thread-id"] = os.getpid() + len(g.iothreads)
     else:
-        raise BlockError(f"object type '{qom_type}' is not supported by qmpd")
+        raise BlockError.of("object.object-type-not-supported-qmpd", qom_type=qom_type)
 
 
 def delete(g: BlockGraph, oid: str) -> None:
     """object-del: a throttle group still used by a node stays."""
     if oid in g.throttle_groups:
         if g.throttle_groups[oid].users:
-            raise BlockError(f"object '{oid}' is in use, can not be deleted")
+            raise BlockError.of("object.object-use-not-deleted", oid=oid)
         del g.throttle_groups[oid]
     elif oid in g.iothreads:
         del g.iothreads[oid]
     else:
-        raise BlockError(f"object '{oid}' not found")
+        raise BlockError.of("object.object-not-found", oid=oid)
 
 
 def query_iothreads(g: BlockGraph) -> list[dict[str, Any]]:

@@ -131,10 +131,10 @@ def reopen(g: BlockGraph, entries: list[dict]) -> None:
         for entry in entries:
             name = entry.get("node-name")
             if name is None:
-                raise BlockError("node-name not specified")
+                raise BlockError.of("reopen.node-name-not-specified")
             node = g.nodes.get(name)
             if node is None:
-                raise BlockError(f"Failed to find node with node-name='{name}'")
+                raise BlockError.of("node.failed-find-node-node-name", name=name)
             if g.drain_hook is not None:
                 g.drain_hook([node], True)
                 drained.append(node)
@@ -195,26 +195,24 @@ def _prepare(g: BlockGraph, st: ReopenState, queue: dict[int, ReopenState],
         opts.pop(k, None)
     st.detect_zeroes = opts.pop("detect-zeroes", "off")
     if st.detect_zeroes == "unmap" and st.discard != "unmap":
-        raise BlockError("setting detect-zeroes to unmap is not allowed without setting "
-                         "discard operation to unmap")
+        raise BlockError.of("node.setting-detect-zeroes-unmap-not")
     if "force-share" in opts:
         opts["force-share"] = "on" if is_true(opts["force-share"]) else "off"
     if not drv.can_reopen:
-        raise BlockError(f"Block format '{drv.name}' used by node '{node.name}' does not "
-                         "support reopening files")
+        raise BlockError.of("reopen.block-format-used-node-does", drv=drv.name, node=node.name)
     # bdrv_reset_options_allowed
     for key in _order(list(node.options)):
         if key in opts or key in GENERIC_KEYS:
             continue
         if any(key == m or key.startswith(m + ".") for m in drv.mutable):
             continue
-        raise BlockError(f"Option '{key}' cannot be reset to its default value")
+        raise BlockError.of("reopen.option-cannot-reset-default-value", key=key)
     commit = drv.reopen_prepare(g, node, opts, queue)
     if commit is not None:
         st.commits.append(commit)
     if drv.supports_backing and st.backing_missing and \
             (node.backing is not None or g.header_backing(node)[0]):
-        raise BlockError(f"backing is missing for '{node.name}'")
+        raise BlockError.of("reopen.backing-missing", node=node.name)
     _parse_child(g, st, opts, "backing", tx)
     opts.pop("backing", None)
     _parse_child(g, st, opts, "file", tx)
@@ -227,7 +225,7 @@ def _prepare(g: BlockGraph, st: ReopenState, queue: dict[int, ReopenState],
             if e is not None and e.child.name == new:
                 continue
         if key not in stored or not qobj_equal(new, stored[key]):
-            raise BlockError(f"Cannot change the option '{key}'")
+            raise BlockError.of("reopen.cannot-change-option", key=key)
 
 
 def _skip_implicit(n: Node | None) -> Node | None:
@@ -252,34 +250,34 @@ def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
     else:
         new = g.nodes.get(value)
         if new is None:
-            raise BlockError(f"Cannot find device='' nor node-name='{value}'")
+            raise BlockError.of("reopen.cannot-find-device-nor-node", value=value)
         if g.reaches(new, node):
-            raise BlockError(f"Making '{value}' a {name} child of '{node.name}' would create "
-                             "a cycle")
+            raise BlockError.of("node.making-child-would-create-cycle", child=value, name=name,
+                                parent=node.name)
     if old is new:
         return
     if old is not None:
         if _skip_implicit(old) is new:
             return
         if old.implicit:
-            raise BlockError(f"Cannot replace implicit {name} child of {node.name}")
+            raise BlockError.of("reopen.cannot-replace-implicit-child", name=name, node=node.name)
     if node.driver.is_filter and old is None:
-        raise BlockError(f"'{node.name}' is a {node.driver.name} filter node that does not "
-                         f"support a {name} child")
+        raise BlockError.of("reopen.filter-node-does-not-support", node=node.name,
+                            driver=node.driver.name, name=name)
     # bdrv_set_file_or_backing_noperm
     if old_edge is not None and old_edge.frozen:
-        raise BlockError(f"Cannot change frozen '{name}' link from '{node.name}' to "
-                         f"'{old_edge.child.name}'")
+        raise BlockError.of("reopen.cannot-change-frozen-link", name=name, node=node.name,
+                            child=old_edge.child.name)
     if is_backing and not node.driver.is_filter and not node.driver.supports_backing:
-        raise BlockError(f"Driver '{node.driver.name}' of node '{node.name}' does not support "
-                         "backing files")
+        raise BlockError.of("reopen.driver-node-does-not-support", driver=node.driver.name,
+                            node=node.name)
     if node.driver.is_filter:
         role = perms.ROLE_FILTERED | perms.ROLE_PRIMARY
     elif is_backing:
         role = perms.ROLE_COW
     else:
         if old_edge is None:
-            raise BlockError("Cannot set file child to format node without file child")
+            raise BlockError.of("reopen.cannot-set-file-child-format")
         role = old_edge.role
     if old_edge is not None:
         if old is not None and old.inherits_from is node:

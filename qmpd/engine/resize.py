@@ -38,30 +38,30 @@ def truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> Non
     allocates the new clusters as its image creation does.
     """
     if size < 0:
-        raise BlockError("Image size cannot be negative")
+        raise BlockError.of("resize.image-size-cannot-negative")
     if size > BDRV_MAX_LENGTH:
-        raise BlockError(f"offset({size}) exceeds maximum({BDRV_MAX_LENGTH})")
+        raise BlockError.of("resize.offset-exceeds-maximum", size=size, max=BDRV_MAX_LENGTH)
     if node.read_only:
-        raise BlockError("Image is read-only")
+        raise BlockError.of("resize.image-read-only")
     drv = node.driver.name
     if drv == "file":
         layer = node.state.layer
         old = layer.size
         if prealloc != "off":
             if old > size:
-                raise BlockError("Cannot use preallocation for shrinking files")
+                raise BlockError.of("resize.cannot-use-preallocation-shrinking-files")
             if prealloc == "metadata":
-                raise BlockError("Unsupported preallocation mode: metadata")
+                raise BlockError.of("resize.unsupported-preallocation-mode-metadata")
         layer.truncate(size)
         if prealloc != "off" and size > old:
             layer.write(old, bytes(size - old))    # fallocate / zeroes written
     elif drv == "raw":
         st = node.state
         if st.has_size:
-            raise BlockError("Cannot resize fixed-size raw disks")
+            raise BlockError.of("resize.cannot-resize-fixed-size-raw")
         f = node.driver.primary(node)
         if f is None:
-            raise BlockError("Image format driver does not support resize")
+            raise BlockError.of("resize.image-format-driver-does-not")
         truncate(g, f, size + st.offset, prealloc)
     elif drv == "qcow2":
         _qcow2_truncate(g, node, size, prealloc)
@@ -72,10 +72,10 @@ def truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> Non
     elif node.driver.is_filter:
         f2 = node.driver.filtered(node)
         if f2 is None:
-            raise BlockError("Image format driver does not support resize")
+            raise BlockError.of("resize.image-format-driver-does-not")
         truncate(g, f2, size, prealloc)
     else:
-        raise BlockError("Image format driver does not support resize")
+        raise BlockError.of("resize.image-format-driver-does-not")
     node.total = None
     g.virtual_size(node)
     # bdrv_co_write_req_finish for BDRV_TRACKED_TRUNCATE
@@ -86,13 +86,13 @@ def _qcow2_truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off")
     st = node.state
     h = st.header
     if size % 512:
-        raise BlockError("The new size must be a multiple of 512")
+        raise BlockError.of("resize.new-size-must-multiple-512")
     # Snapshot sizes are only stored reliably from v3 on (qcow2_co_truncate).
     if h.nb_snapshots and h.version < 3:
-        raise BlockError("Can't resize a v2 image which has snapshots")
+        raise BlockError.of("resize.resize-v2-image-snapshots")
     old = h.virtual_size
     if size < old and prealloc != "off":
-        raise BlockError("Preallocation can't be used for shrinking an image")
+        raise BlockError.of("resize.preallocation-used-shrinking-image")
     im = node.driver._image(g, node)  # type: ignore[attr-defined]
     if size > old:
         try:
@@ -119,5 +119,5 @@ def set_write_threshold(g: BlockGraph, node_name: str, threshold: int) -> None:
     """qmp_block_set_write_threshold (a node name only; QEMU says 'Device')."""
     node = g.nodes.get(node_name)
     if node is None:
-        raise BlockError(f"Device '{node_name}' not found")
+        raise BlockError.of("device.not-found", id=node_name)
     node.write_threshold = threshold

@@ -16,4 +16,259 @@ BASE: dict[str, str] = {
     # job.c / blockjob.c
     "job.id-in-use": "Job ID '{id}' already in use",
     "job.id-invalid": "Invalid job ID '{id}'",
+    # block.c: opening, naming, linking and deleting nodes, permissions
+    "node.node-name-conflicting-device-id": "node-name={name} is conflicting with a device id",
+    "node.duplicate-nodes-node-name": "Duplicate nodes with node-name='{name}'",
+    "node.node-name-too-long": "Node name too long",
+    "node.node-name-must-specified-root": "'node-name' must be specified for the root node",
+    "node.force-share-used-read-images": "force-share=on can only be used with read-only images",
+    "node.setting-detect-zeroes-unmap-not": "setting detect-zeroes to unmap is not allowed "
+        "without setting discard operation to unmap",
+    "node.block-device-must-specified-file": 'A block device must be specified for "file"',
+    "node.cannot-use-relative-backing-file": "Cannot use relative backing file names for "
+        "'{backed}'",
+    "node.making-child-would-create-cycle": "Making '{child}' a {name} child of '{parent}' "
+        "would create a cycle",
+    "node.failed-find-node-node-name": "Failed to find node with node-name='{name}'",
+    "node.node-not-owned-monitor": "Node {name} is not owned by the monitor",
+    "node.block-device-in-use": "Block device {name} is in use",
+    "node.invalid-node-name": "Invalid node-name: '{name}'",
+    "node.cannot-reference-existing-block-device": "Cannot reference an existing block "
+        "device with additional options or a new filename",
+    "node.cannot-find-device-nor-node": "Cannot find device='{reference}' nor "
+        "node-name='{reference}'",
+    "node.driver-not-supported-qmpd": "Driver '{drvname}' is not supported by qmpd",
+    "node.specify-file-filename-options-same": "Can't specify 'file' and 'filename' options "
+        "at the same time",
+    "node.block-device-must-specified": 'A block device must be specified for "{key}"',
+    "node.backing-open-failed-prefix": "Could not open backing file: ",
+    "node.read-block-node-cannot-support": "Read-only block node '{node}' cannot support "
+        "read-write users",
+    "node.in-use": "Node {name} is in use",
+    "node.node-busy-block-device-use": "Node '{name}' is busy: block device is in use by "
+        "block job: {job}",
+    "node.node-busy-node-used-backing": "Node '{name}' is busy: node is used as backing hd "
+        "of '{parent}'",
+    "node.allowed-filename-driver": "The only allowed filename for this driver is '{drv}://'",
+    "node.read-only": "Block node is read-only",
+    "node.permission-conflict": "Permission conflict on node '{node}': permissions '{bad}' "
+        "are both required by {required_by} (uses node '{node}' as '{required_as}' child) and "
+        "unshared by {unshared_by} (uses node '{node}' as '{unshared_as}' child).",
+    "node.not-found": "Node '{name}' not found",
+    # block/file-posix.c
+    "file.lock-failed": 'Failed to get "{perm}" lock',
+    "file.shared-lock-failed": 'Failed to get shared "{perm}" lock',
+    "file.aio-native-specified-requires-cache": "aio=native was specified, but it requires "
+        "cache.direct=on, which was not specified.",
+    "file.file-driver-requires-either-regular": "'file' driver requires '{path}' to be "
+        "either a regular file or a block device",
+    "file.could-not-open": "Could not open '{path}': {error}",
+    # util/qemu-option.c: QemuOpts values of driver options
+    "option.parameter-expects-non-negative-number": "Parameter '{name}' expects a "
+        "non-negative number below 2^64",
+    # block/blkdebug.c
+    "blkdebug.cannot-meet-constraints-align": "Cannot meet constraints with align {align}",
+    "blkdebug.cannot-meet-constraints": "Cannot meet constraints with {key} {v}",
+    "blkdebug.could-not-read-blkdebug-config": "Could not read blkdebug config file: {error}",
+    # block/filter-compress.c
+    "compress.compression-not-supported-underlying-format": "Compression is not supported "
+        "for underlying format: {driver}",
+    # block/copy-on-read.c
+    "copy-on-read.bottom-node-not-found": "Bottom node '{bottom}' not found",
+    "copy-on-read.bottom-node-not-backing-chain": "Bottom node '{bottom}' is not in the "
+        "backing chain starting from '{node}'",
+    # block/null.c
+    "null.latency-ns-invalid": "latency-ns is invalid",
+    # block/preallocate.c
+    "preallocate.prealloc-align-parameter-preallocate-filter": "prealloc-align parameter of "
+        "preallocate filter is not aligned to 512",
+    # block/qcow2.c
+    "qcow2.image-not-qcow2-format": "Image is not in qcow2 format",
+    "qcow2.data-file-set-images-external": "'data-file' can only be set for images with an "
+        "external data file",
+    "qcow2.l2-cache-entry-size-must": "L2 cache entry size must be a power of two between "
+        "{min} and the cluster size ({cluster_size})",
+    "qcow2.l2-cache-size-too-big": "L2 cache size too big",
+    "qcow2.refcount-cache-size-too-big": "Refcount cache size too big",
+    "qcow2.cache-clean-interval-too-big": "Cache clean interval too big",
+    "qcow2.lazy-refcounts-require-qcow2-image": "Lazy refcounts require a qcow2 image with "
+        "at least qemu 1.1 compatibility level",
+    "qcow2.conflicting-values-qcow2-options-overlap": "Conflicting values for qcow2 options "
+        "'overlap-check' ('{overlap}') and 'overlap-check.template' ('{template}')",
+    "qcow2.no-encryption-image-header-options": "No encryption in image header, but options "
+        "specified format '{fmt}'",
+    "qcow2.cache-size-l2-cache-size": "cache-size, l2-cache-size and refcount-cache-size may "
+        "not be set at the same time",
+    "qcow2.l2-cache-size-may-not": "l2-cache-size may not exceed cache-size",
+    "qcow2.refcount-cache-size-may-not": "refcount-cache-size may not exceed cache-size",
+    "qcow2.header-reported-encryption-format-options": "Header reported '{hdr_fmt}' "
+        "encryption format but options specify '{fmt}'",
+    # block/quorum.c
+    "quorum.option-children-not-valid-array": "Option children is not a valid array",
+    "quorum.number-provided-children-must-1": "Number of provided children must be 1 or more",
+    "quorum.parameter-vote-threshold-expects-value": "Parameter 'vote-threshold' expects a "
+        "value >= 1",
+    "quorum.threshold-may-not-exceed-children": "threshold may not exceed children count",
+    "quorum.could-not-refresh-total-sector": "Could not refresh total sector count: "
+        "Input/output error",
+    "quorum.blkverify-set-if-exactly-two": "blkverify=on can only be set if there are "
+        "exactly two files and vote-threshold is 2",
+    "quorum.rewrite-corrupted-cannot-used-blkverify": "rewrite-corrupted=on cannot be used "
+        "with blkverify=on",
+    # block/raw-format.c
+    "raw.offset-cannot-greater-size-containing": "Offset ({offset}) cannot be greater than "
+        "size of the containing file ({real})",
+    "raw.sum-offset-size-smaller-equal": "The sum of offset ({offset}) and size ({size}) has "
+        "to be smaller or equal to the  actual size of the containing file ({real})",
+    "raw.specified-size-not-multiple-512": "Specified size is not multiple of 512",
+    # block/throttle.c
+    "throttle.throttle-group-does-not-exist": "Throttle group '{group}' does not exist",
+    "throttle.please-specify-throttle-group": "Please specify a throttle group",
+    # block/dirty-bitmap.c, block/qcow2-bitmap.c, block/monitor/bitmap-qmp-cmds.c
+    "bitmap.dirty-bitmap-not-found": "Dirty bitmap '{name}' not found",
+    "bitmap.bitmap-currently-use-another-operation": "Bitmap '{bitmap}' is currently in use "
+        "by another operation and cannot be used",
+    "bitmap.bitmap-readonly-cannot-modified": "Bitmap '{bitmap}' is readonly and cannot be "
+        "modified",
+    "bitmap.bitmap-inconsistent-cannot-used": "Bitmap '{bitmap}' is inconsistent and cannot "
+        "be used",
+    "bitmap.store-persistent-bitmaps-operation-not": "Can't store persistent bitmaps to "
+        "{node}: Operation not supported",
+    "bitmap.bitmap-already-exists": "Bitmap already exists: {name}",
+    "bitmap.cannot-store-dirty-bitmaps-qcow2": "Cannot store dirty bitmaps in qcow2 v2 files",
+    "bitmap.granularity-exceeds-maximum-bytes": "Granularity exceeds maximum ({max} bytes)",
+    "bitmap.granularity-under-minimum-512-bytes": "Granularity is under minimum (512 bytes)",
+    "bitmap.too-much-space-will-occupied": "Too much space will be occupied by the bitmap. "
+        "Use larger granularity",
+    "bitmap.name-length-exceeds-maximum-characters": "Name length exceeds maximum ({max} "
+        "characters)",
+    "bitmap.maximum-number-persistent-bitmaps-already": "Maximum number of persistent "
+        "bitmaps is already reached",
+    "bitmap.not-enough-space-bitmap-directory": "Not enough space in the bitmap directory",
+    "bitmap.bitmap-name-cannot-empty": "Bitmap name cannot be empty",
+    "bitmap.bitmap-name-too-long": "Bitmap name too long: {name}",
+    "bitmap.cannot-create-successor-bitmap-already": "Cannot create a successor for a bitmap "
+        "that already has one",
+    "bitmap.persistent-failed-prefix": "Can't make bitmap '{name}' persistent in '{node}': ",
+    "bitmap.granularity-must-power-2-least": "Granularity must be power of 2 and at least 512",
+    # block.c: bdrv_reopen_prepare and friends
+    "reopen.block-format-used-node-does": "Block format '{drv}' used by node '{node}' does "
+        "not support reopening files",
+    "reopen.option-cannot-reset-default-value": "Option '{key}' cannot be reset to its "
+        "default value",
+    "reopen.backing-missing": "backing is missing for '{node}'",
+    "reopen.filter-node-does-not-support": "'{node}' is a {driver} filter node that does not "
+        "support a {name} child",
+    "reopen.cannot-change-frozen-link": "Cannot change frozen '{name}' link from '{node}' to "
+        "'{child}'",
+    "reopen.driver-node-does-not-support": "Driver '{driver}' of node '{node}' does not "
+        "support backing files",
+    "reopen.cannot-change-option": "Cannot change the option '{key}'",
+    "reopen.cannot-find-device-nor-node": "Cannot find device='' nor node-name='{value}'",
+    "reopen.cannot-replace-implicit-child": "Cannot replace implicit {name} child of {node}",
+    "reopen.node-name-not-specified": "node-name not specified",
+    "reopen.cannot-set-file-child-format": "Cannot set file child to format node without "
+        "file child",
+    # block.c / blockdev.c: bdrv_co_truncate, qmp_block_resize
+    "resize.image-size-cannot-negative": "Image size cannot be negative",
+    "resize.image-read-only": "Image is read-only",
+    "resize.new-size-must-multiple-512": "The new size must be a multiple of 512",
+    "resize.resize-v2-image-snapshots": "Can't resize a v2 image which has snapshots",
+    "resize.preallocation-used-shrinking-image": "Preallocation can't be used for shrinking "
+        "an image",
+    "resize.cannot-use-preallocation-shrinking-files": "Cannot use preallocation for "
+        "shrinking files",
+    "resize.unsupported-preallocation-mode-metadata": "Unsupported preallocation mode: metadata",
+    "resize.cannot-resize-fixed-size-raw": "Cannot resize fixed-size raw disks",
+    "resize.image-format-driver-does-not": "Image format driver does not support resize",
+    "resize.offset-exceeds-maximum": "offset({size}) exceeds maximum({max})",
+    # softmmu/qdev-monitor.c, blockdev.c: devices by id
+    "device.not-found": "Device '{id}' not found",
+    "device.node-associated-blockbackend-could-use": "Node {name} is associated with a "
+        "BlockBackend and could be in use (use force=true to override this check)",
+    "device.cannot-find-iothread": "Cannot find iothread {it}",
+    # block/create.c, file-posix.c and qcow2.c creation
+    "create.qmpd-cannot-create-images-file": "qmpd cannot create '{drv}' images (only file "
+        "and qcow2)",
+    "create.extent-size-hint-too-large": "Extent size hint is too large",
+    "create.could-not-create": "Could not create '{path}': {error}",
+    "create.preallocation-mode-unsupported-storage": "Preallocation mode '{prealloc}' "
+        "unsupported for this storage",
+    "create.image-size-must-multiple-512": "Image size must be a multiple of 512 bytes",
+    "create.data-file-raw-requires-data": "data-file-raw requires data-file",
+    "create.qmpd-cannot-create-qcow2-images": "qmpd cannot create qcow2 images with '{key}'",
+    "create.preallocate-failed": "Could not preallocate new data: {error}",
+    "create.write-zeroes-failed": "Could not write zeros for preallocation: {error}",
+    # qom/object_interfaces.c, util/throttle.c, iothread.c
+    "object.bps-iops-max-total-values": "bps/iops/max total values and read/write values "
+        "cannot be used at the same time",
+    "object.iops-size-requires-iops-value": "iops size requires an iops value to be set",
+    "object.attempt-add-duplicate-property-object": "attempt to add duplicate property "
+        "'{oid}' to object (type 'container')",
+    "object.parameter-id-expects-identifier": "Parameter 'id' expects an identifier",
+    "object.bps-iops-max-values-must": "bps/iops/max values must be within [0, {max}]",
+    "object.burst-length-cannot-0": "the burst length cannot be 0",
+    "object.burst-length-set-without-burst": "burst length set without burst rate",
+    "object.burst-length-too-high-burst": "burst length too high for this burst rate",
+    "object.bps-max-iops-max-require": "bps_max/iops_max require corresponding bps/iops values",
+    "object.bps-max-iops-max-cannot": "bps_max/iops_max cannot be lower than bps/iops",
+    "object.object-type-not-supported-qmpd": "object type '{qom_type}' is not supported by qmpd",
+    "object.object-use-not-deleted": "object '{oid}' is in use, can not be deleted",
+    "object.object-not-found": "object '{oid}' not found",
+    "object.iothread-value-out-of-range": "{key} value must be in range [0, {max}]",
+    "object.burst-length-out-of-range": "{key} value must be in the range [0, {max}]",
+    # blockdev-nbd.c, block/export/export.c, nbd/server.c
+    "export.nbd-server-already-running": "NBD server already running",
+    "export.nbd-server-not-running": "NBD server not running",
+    "export.invalid-block-export-id": "Invalid block export id",
+    "export.block-export-id-already-use": "Block export id '{eid}' is already in use",
+    "export.qmpd-does-not-support-exports": "qmpd does not support '{etype}' exports",
+    "export.cannot-export-read-node-writable": "Cannot export read-only node as writable",
+    "export.iothread-not-found": 'iothread "{iothread}" not found',
+    "export.export-name-too-long": "export name '{name}' too long",
+    "export.description-too-long": "description '{desc}' too long",
+    "export.nbd-server-already-export-named": "NBD server already has export named '{name}'",
+    "export.export-not-found": "Export '{eid}' is not found",
+    "export.bitmap-not-found": "Bitmap '{item}' is not found",
+    "export.enabled-bitmap-incompatible-readonly-export": "Enabled bitmap '{item}' "
+        "incompatible with readonly export",
+    # hw/pci/pci.c
+    "pci.addr-invalid": "Property '{driver}.{name}' doesn't take value '{v}'",
+    "pci.pci-no-slot-function-available": "PCI: no slot/function available for {driver}, all "
+        "in use or reserved",
+    "pci.pci-slot-function-not-available": "PCI: slot {slot} function {function} not "
+        "available for {driver}, in use by {name},id={oid}",
+    # softmmu/qdev-monitor.c, hw/core/qdev-properties*.c, hw/block
+    "qdev.parameter-expects-off": "Parameter '{name}' expects 'on' or 'off'",
+    "qdev.parameter-expects-integer": "Parameter '{name}' expects integer",
+    "qdev.parameter-expects": "Parameter '{name}' expects {qname}",
+    "qdev.parameter-driver-missing": "Parameter 'driver' is missing",
+    "qdev.not-valid-device-model-name": "'{driver}' is not a valid device model name",
+    "qdev.bus-does-not-support-hotplugging": "Bus '{bus_name}' does not support hotplugging",
+    "qdev.drive-property-not-set": "drive property not set",
+    "qdev.logical-block-size-physical-block": "logical_block_size > physical_block_size not "
+        "supported",
+    "qdev.min-io-size-must-multiple": "min_io_size must be a multiple of logical_block_size",
+    "qdev.opt-io-size-must-multiple": "opt_io_size must be a multiple of logical_block_size",
+    "qdev.duplicate-device-id": "Duplicate device ID '{dev_id}'",
+    "qdev.bus-not-found": "Bus '{bus_path}' not found",
+    "qdev.device-go-bus": "Device '{typename}' can't go on {found} bus",
+    "qdev.no-bus-found-device": "No '{bus_type}' bus found for device '{typename}'",
+    "qdev.property-not-found": "Property '{driver}.{key}' not found",
+    "qdev.num-queues-property-must-larger": "num-queues property must be larger than 0",
+    "qdev.parameter-does-not-accept-value": "Parameter '{key}' does not accept value '{v}'",
+    "qdev.blocksize-out-of-range": "Property {device}.{key} doesn't take value {n} (minimum: "
+        "{min}, maximum: {max})",
+    "qdev.blocksize-not-power-of-2": "Property {device}.{key} doesn't take value '{n}', it's "
+        "not a power of 2",
+    "qdev.invalid-parameter-type-expected-iothread": "Invalid parameter type for '{key}', "
+        "expected: iothread",
+    "qdev.property-drive-find-value": "Property '{inner}.drive' can't find value '{v}'",
+    # hw/scsi/scsi-bus.c
+    "scsi.bad-scsi-channel-id": "bad scsi channel id: {channel}",
+    "scsi.bad-scsi-device-id": "bad scsi device id: {sid}",
+    "scsi.bad-scsi-device-lun": "bad scsi device lun: {lun}",
+    "scsi.no-free-target": "no free target",
+    "scsi.no-free-lun": "no free lun",
+    "scsi.lun-already-used": "lun already used by '{other}'",
 }

@@ -23,7 +23,7 @@ def parse_devfn(dev: Device, name: str, v: str) -> int:
     except ValueError:
         slot = fn = -1
     if not (0 <= slot <= 31 and 0 <= fn <= 7) or slot_s.startswith(("+", "-")):
-        raise BlockError(f"Property '{dev.driver}.{name}' doesn't take value '{v}'")
+        raise BlockError.of("pci.addr-invalid", driver=dev.driver, name=name, v=v)
     return slot << 3 | fn
 
 
@@ -36,12 +36,11 @@ def assign_slot(m: Machine, dev: Device, devfn: int | None) -> None:
                 devfn = cand
                 break
         else:
-            raise BlockError(f"PCI: no slot/function available for {dev.driver}, "
-                           "all in use or reserved")
+            raise BlockError.of("pci.pci-no-slot-function-available", driver=dev.driver)
     elif devfn in PC_PCI or devfn in used:
         other = used.get(devfn)
         name = PC_PCI.get(devfn) or (other.driver if other else "")
         oid = other.id if other is not None and other.id is not None else "(null)"
-        raise BlockError(f"PCI: slot {devfn >> 3} function {devfn & 7} not available for "
-                       f"{dev.driver}, in use by {name},id={oid}")
+        raise BlockError.of("pci.pci-slot-function-not-available", slot=devfn >> 3,
+                            function=devfn & 7, driver=dev.driver, name=name, oid=oid)
     dev.devfn = devfn

@@ -126,9 +126,9 @@ def _parse_int(name: str, kind: str, v: str) -> int:
     qname, lo, hi = INTS[kind]
     n = _strto_int(v, kind.startswith("u"))
     if n is None:
-        raise BlockError(f"Parameter '{name}' expects integer")
+        raise BlockError.of("qdev.parameter-expects-integer", name=name)
     if not lo <= n <= hi:
-        raise BlockError(f"Parameter '{name}' expects {qname}")
+        raise BlockError.of("qdev.parameter-expects", name=name, qname=qname)
     return n
 
 
@@ -137,7 +137,7 @@ def _parse_bool(name: str, v: str) -> bool:
         return True
     if v in _FALSE:
         return False
-    raise BlockError(f"Parameter '{name}' expects 'on' or 'off'")
+    raise BlockError.of("qdev.parameter-expects-off", name=name)
 
 
 def _hash_order(keys: list[str]) -> list[str]:
@@ -152,9 +152,9 @@ def device_add(g: BlockGraph, args: dict) -> Device:
     dev_id = raw_id if isinstance(raw_id, str) else None
     if dev_id is not None:
         if not id_wellformed(dev_id):
-            raise BlockError("Parameter 'id' expects an identifier")
+            raise BlockError.of("object.parameter-id-expects-identifier")
         if m.by_id(dev_id) is not None:
-            raise BlockError(f"Duplicate device ID '{dev_id}'")
+            raise BlockError.of("qdev.duplicate-device-id", dev_id=dev_id)
     opts: dict[str, str] = {}
     for k, v in args.items():
         if k == "id":
@@ -164,10 +164,10 @@ def device_add(g: BlockGraph, args: dict) -> Device:
             opts[k] = s
     driver = opts.get("driver")
     if driver is None:
-        raise BlockError("Parameter 'driver' is missing")
+        raise BlockError.of("qdev.parameter-driver-missing")
     typename = ALIASES.get(driver, driver)
     if typename not in BUS_TYPES:
-        raise BlockError(f"'{driver}' is not a valid device model name")
+        raise BlockError.of("qdev.not-valid-device-model-name", driver=driver)
     bus_type = BUS_TYPES[typename]
     bus_path = opts.get("bus")
     controller: Device | None = None
@@ -176,9 +176,9 @@ def device_add(g: BlockGraph, args: dict) -> Device:
         controller = m.scsi_bus(bus_path)
         found = "SCSI" if controller is not None else MACHINE_BUSES.get(bus_path)
         if found is None:
-            raise BlockError(f"Bus '{bus_path}' not found")
+            raise BlockError.of("qdev.bus-not-found", bus_path=bus_path)
         if found != bus_type:
-            raise BlockError(f"Device '{typename}' can't go on {found} bus")
+            raise BlockError.of("qdev.device-go-bus", typename=typename, found=found)
         bus_name = bus_path
     else:
         if bus_type == "SCSI":
@@ -191,10 +191,10 @@ def device_add(g: BlockGraph, args: dict) -> Device:
         else:
             found_name = None
         if found_name is None:
-            raise BlockError(f"No '{bus_type}' bus found for device '{typename}'")
+            raise BlockError.of("qdev.no-bus-found-device", bus_type=bus_type, typename=typename)
         bus_name = found_name
     if bus_type == "IDE":
-        raise BlockError(f"Bus '{bus_name}' does not support hotplugging")
+        raise BlockError.of("qdev.bus-does-not-support-hotplugging", bus_name=bus_name)
     # qdev_set_id: an anonymous device takes the next number even if it fails later.
     if dev_id is None:
         path = f"/machine/peripheral-anon/device[{m.anon_count}]"
@@ -224,13 +224,13 @@ def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, str],
     for key in _hash_order(list(props)):
         kind = known.get(key)
         if kind is None:
-            raise BlockError(f"Property '{dev.driver}.{key}' not found")
+            raise BlockError.of("qdev.property-not-found", driver=dev.driver, key=key)
         v = props[key]
         if kind == BOOL:
             values[key] = _parse_bool(key, v)
         elif kind in ENUMS:
             if v not in ENUMS[kind]:
-                raise BlockError(f"Parameter '{key}' does not accept value '{v}'")
+                raise BlockError.of("qdev.parameter-does-not-accept-value", key=key, v=v)
             values[key] = v
         elif kind in INTS:
             values[key] = _parse_int(key, kind, v)
@@ -238,19 +238,20 @@ def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, str],
             n = _parse_int(key, "uint64", v)
             # set_blocksize names the device by its id ("" without one).
             if not MIN_BLOCK_SIZE <= n <= MAX_BLOCK_SIZE:
-                raise BlockError(f"Property {dev.id or ''}.{key} doesn't take value {n} "
-                               f"(minimum: {MIN_BLOCK_SIZE}, maximum: {MAX_BLOCK_SIZE})")
+                raise BlockError.of("qdev.blocksize-out-of-range", device=dev.id or '',
+                                    key=key, n=n, min=MIN_BLOCK_SIZE,
+                                    max=MAX_BLOCK_SIZE)
             if n & (n - 1):
-                raise BlockError(f"Property {dev.id or ''}.{key} doesn't take value '{n}', "
-                               "it's not a power of 2")
+                raise BlockError.of("qdev.blocksize-not-power-of-2", device=dev.id or '',
+                                    key=key, n=n)
             values[key] = n
         elif kind == PCI_ADDR:
             values[key] = parse_devfn(dev, key, v)
         elif kind == LINK:
             if v in g.throttle_groups:
-                raise BlockError(f"Invalid parameter type for '{key}', expected: iothread")
+                raise BlockError.of("qdev.invalid-parameter-type-expected-iothread", key=key)
             if v not in g.iothreads:
-                raise BlockError(f"Device '{v}' not found", "DeviceNotFound")
+                raise BlockError.of("device.not-found", "DeviceNotFound", id=v)
             values[key] = v
         elif key == "drive":
             if not v:
@@ -258,7 +259,7 @@ def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, str],
             node = g.nodes.get(v)
             if node is None:
                 inner = "virtio-blk-device" if dev.driver == "virtio-blk-pci" else dev.driver
-                raise BlockError(f"Property '{inner}.drive' can't find value '{v}'")
+                raise BlockError.of("qdev.property-drive-find-value", inner=inner, v=v)
             create_backend(g, dev, node, tx, iothread_aware)
         else:
             values[key] = v
@@ -278,14 +279,14 @@ def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, str],
         dev.iothread = values.get("iothread")
     blk = dev.backend
     if blk is None:
-        raise BlockError("drive property not set")
+        raise BlockError.of("qdev.drive-property-not-set")
     edge = blk.edge
     assert edge is not None
     read_only = not node_writable(edge.child)
     share_rw = bool(values.get("share-rw", False))
     if dev.driver == "virtio-blk-pci":
         if values.get("num-queues") == 0:
-            raise BlockError("num-queues property must be larger than 0")
+            raise BlockError.of("qdev.num-queues-property-must-larger")
         apply_perms(g, blk, read_only, True, share_rw, tx)
         _blocksizes(values)
     else:
@@ -304,11 +305,11 @@ def _blocksizes(values: dict[str, Any]) -> None:
     log = values.get("logical_block_size") or 512
     phys = values.get("physical_block_size") or 512
     if log > phys:
-        raise BlockError("logical_block_size > physical_block_size not supported")
+        raise BlockError.of("qdev.logical-block-size-physical-block")
     if values.get("min_io_size", 0) % log:
-        raise BlockError("min_io_size must be a multiple of logical_block_size")
+        raise BlockError.of("qdev.min-io-size-must-multiple")
     if values.get("opt_io_size", 0) % log:
-        raise BlockError("opt_io_size must be a multiple of logical_block_size")
+        raise BlockError.of("qdev.opt-io-size-must-multiple")
 
 
 def request_unplug(g: BlockGraph, did: str) -> Device | None:
@@ -320,7 +321,7 @@ def request_unplug(g: BlockGraph, did: str) -> Device | None:
     """
     dev = g.machine.resolve(did)
     if dev is None:
-        raise BlockError(f"Device '{did}' not found", "DeviceNotFound")
+        raise BlockError.of("device.not-found", "DeviceNotFound", id=did)
     if dev.controller is None:
         dev.unplug_requested = True
         return None

@@ -41,16 +41,15 @@ def set_iothread(g: BlockGraph, args: dict) -> None:
     name = args["node-name"]
     node = g.nodes.get(name)
     if node is None:
-        raise BlockError(f"Failed to find node with node-name='{name}'")
+        raise BlockError.of("node.failed-find-node-node-name", name=name)
     # bdrv_has_blk: only a BlockBackend parent counts, not parent nodes.
     if not args.get("force", False) and any(isinstance(e.parent, Parent)
                                             for e in node.parents):
-        raise BlockError(f"Node {name} is associated with a BlockBackend and could be in use "
-                       "(use force=true to override this check)")
+        raise BlockError.of("device.node-associated-blockbackend-could-use", name=name)
     it = args["iothread"]
     if isinstance(it, str):
         if it not in g.iothreads:
-            raise BlockError(f"Cannot find iothread {it}")
+            raise BlockError.of("device.cannot-find-iothread", it=it)
         ctx = it
     else:
         ctx = MAIN

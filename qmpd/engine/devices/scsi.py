@@ -27,11 +27,11 @@ def assign_address(m: Machine, dev: Device, values: dict[str, Any]) -> None:
     sid = _signed32(values.get("scsi-id", 0xFFFFFFFF))
     lun = _signed32(values.get("lun", 0xFFFFFFFF))
     if channel > 0:
-        raise BlockError(f"bad scsi channel id: {_signed32(channel)}")
+        raise BlockError.of("scsi.bad-scsi-channel-id", channel=_signed32(channel))
     if sid != -1 and not 0 <= sid <= SCSI_MAX_TARGET:
-        raise BlockError(f"bad scsi device id: {sid}")
+        raise BlockError.of("scsi.bad-scsi-device-id", sid=sid)
     if lun != -1 and not 0 <= lun <= SCSI_MAX_LUN:
-        raise BlockError(f"bad scsi device lun: {lun}")
+        raise BlockError.of("scsi.bad-scsi-device-lun", lun=lun)
     taken = {d.scsi_addr: d for d in ctrl.children if d.scsi_addr is not None}
     if sid == -1:
         lun = 0 if lun == -1 else lun
@@ -40,15 +40,16 @@ def assign_address(m: Machine, dev: Device, values: dict[str, Any]) -> None:
                 sid = cand
                 break
         else:
-            raise BlockError("no free target")
+            raise BlockError.of("scsi.no-free-target")
     elif lun == -1:
         for cand in range(SCSI_MAX_LUN + 1):
             if (sid, cand) not in taken:
                 lun = cand
                 break
         else:
-            raise BlockError("no free lun")
+            raise BlockError.of("scsi.no-free-lun")
     elif (sid, lun) in taken:
         other = taken[(sid, lun)]
-        raise BlockError(f"lun already used by '{other.id if other.id is not None else '(null)'}'")
+        raise BlockError.of("scsi.lun-already-used",
+                            other=other.id if other.id is not None else '(null)')
     dev.scsi_addr = (sid, lun)

@@ -36,7 +36,7 @@ Commit = Callable[[], None]
 def size_opt(name: str, value: Any) -> int:
     """A QEMU_OPT_SIZE option given as a number (QemuOpts rejects negatives)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > UINT64_MAX:
-        raise BlockError(f"Parameter '{name}' expects a non-negative number below 2^64")
+        raise BlockError.of("option.parameter-expects-non-negative-number", name=name)
     return value
 
 

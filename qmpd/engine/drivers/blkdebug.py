@@ -32,8 +32,8 @@ class BlkdebugDriver(Driver):
                 with open(os_path(config)):
                     pass
             except OSError as e:
-                raise BlockError("Could not read blkdebug config file: "
-                                 f"{os.strerror(e.errno or errno.EIO)}") from None
+                raise BlockError.of("blkdebug.could-not-read-blkdebug-config",
+                                    error=os.strerror(e.errno or errno.EIO)) from None
         bits = {n: 1 << i for i, n in enumerate(perms.NAMES)}
         take = 0
         unshare = 0
@@ -47,7 +47,7 @@ class BlkdebugDriver(Driver):
         g.open_and_attach(node, opts, "image", perms.ROLE_FILTERED | perms.ROLE_PRIMARY, tx)
         align = size_opt("align", opts.get("align", 0))
         if align and (align >= 0x7FFFFFFF or align & (align - 1)):
-            raise BlockError(f"Cannot meet constraints with align {align}")
+            raise BlockError.of("blkdebug.cannot-meet-constraints-align", align=align)
         align = max(align, 1)
         prev = align
         for key, base in (("max-transfer", None), ("opt-write-zero", None),
@@ -56,7 +56,7 @@ class BlkdebugDriver(Driver):
             v = size_opt(key, opts.get(key, 0))
             a = max(size_opt(base, opts.get(base, 0)), align) if base else align
             if v and (v >= 0x7FFFFFFF or v % a):
-                raise BlockError(f"Cannot meet constraints with {key} {v}")
+                raise BlockError.of("blkdebug.cannot-meet-constraints", key=key, v=v)
         del prev
 
     def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:

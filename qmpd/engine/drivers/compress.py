@@ -26,5 +26,5 @@ class CompressDriver(FilterDriver):
         child = self.primary(node)
         assert child is not None
         if child.driver.name not in self.COMPRESSING:
-            raise BlockError("Compression is not supported for underlying format: "
-                             f"{child.driver.name}")
+            raise BlockError.of("compress.compression-not-supported-underlying-format",
+                                driver=child.driver.name)

@@ -25,10 +25,10 @@ class CopyOnReadDriver(FilterDriver):
         if bottom is not None:
             b = g.nodes.get(bottom)
             if b is None:
-                raise BlockError(f"Bottom node '{bottom}' not found")
+                raise BlockError.of("copy-on-read.bottom-node-not-found", bottom=bottom)
             if not g.chain_contains(node, b):
-                raise BlockError(f"Bottom node '{bottom}' is not in the backing chain "
-                                 f"starting from '{node.name}'")
+                raise BlockError.of("copy-on-read.bottom-node-not-backing-chain", bottom=bottom,
+                                    node=node.name)
 
     def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
         passthrough = perms.CONSISTENT_READ | perms.WRITE | perms.RESIZE

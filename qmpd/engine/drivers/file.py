@@ -44,8 +44,7 @@ class FileDriver(Driver):
         path = opts["filename"]
         aio = opts.get("aio", "threads")
         if aio == "native" and not node.cache_direct:
-            raise BlockError("aio=native was specified, but it requires cache.direct=on, "
-                             "which was not specified.")
+            raise BlockError.of("file.aio-native-specified-requires-cache")
         locking = opts.get("locking", "auto") != "off"
         host = os_path(path)
         try:
@@ -53,8 +52,8 @@ class FileDriver(Driver):
         except OSError as e:
             virtual = g.hostfiles.virtual.get(path)
             if virtual is None:
-                raise BlockError(f"Could not open '{path}': "
-                                 f"{os.strerror(e.errno or errno.EIO)}") from None
+                raise BlockError.of("file.could-not-open", path=path,
+                                    error=os.strerror(e.errno or errno.EIO)) from None
             # A file blockdev-create made in memory only (engine/jobs/create.py).
             node.state = FileState(path, (-1, id(virtual)), locking, virtual.size,
                                    virtual.allocated(), aio)
@@ -64,15 +63,16 @@ class FileDriver(Driver):
             return
         if not node.read_only:
             if stat_mod.S_ISDIR(st.st_mode):
-                raise BlockError(f"Could not open '{path}': {os.strerror(errno.EISDIR)}")
+                raise BlockError.of("file.could-not-open", path=path,
+                                    error=os.strerror(errno.EISDIR))
             if not os.access(host, os.W_OK) and not node.auto_read_only:
-                raise BlockError(f"Could not open '{path}': {os.strerror(errno.EACCES)}")
+                raise BlockError.of("file.could-not-open", path=path,
+                                    error=os.strerror(errno.EACCES))
         elif not os.access(host, os.R_OK):
-            raise BlockError(f"Could not open '{path}': {os.strerror(errno.EACCES)}")
+            raise BlockError.of("file.could-not-open", path=path, error=os.strerror(errno.EACCES))
         if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISBLK(st.st_mode)
                 or stat_mod.S_ISCHR(st.st_mode)):
-            raise BlockError(f"'file' driver requires '{path}' to be either a regular file "
-                             "or a block device")
+            raise BlockError.of("file.file-driver-requires-either-regular", path=path)
         node.state = FileState(path, (st.st_dev, st.st_ino), locking, st.st_size,
                                st.st_blocks * 512, aio)
         lay = node.state.layer = g.hostfiles.layer(node.state.ident, path, st.st_size,

@@ -24,7 +24,7 @@ class NullDriver(Driver):
         size = size_opt("size", opts.get("size", 1 << 30))
         latency = opts.get("latency-ns", 0)
         if latency < 0:
-            raise BlockError("latency-ns is invalid")
+            raise BlockError.of("null.latency-ns-invalid")
         node.state = {"size": size, "read-zeroes": bool(opts.get("read-zeroes", False))}
 
     def virtual_size(self, g: BlockGraph, node: Node) -> int:

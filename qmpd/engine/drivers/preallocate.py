@@ -26,8 +26,7 @@ class PreallocateDriver(FilterDriver):
         align = size_opt("prealloc-align", opts.pop("prealloc-align", 1 << 20))
         size_opt("prealloc-size", opts.pop("prealloc-size", 128 << 20))
         if align % 512:
-            raise BlockError("prealloc-align parameter of preallocate filter is not aligned "
-                             "to 512")
+            raise BlockError.of("preallocate.prealloc-align-parameter-preallocate-filter")
 
     def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
         super().open(g, node, opts, tx)

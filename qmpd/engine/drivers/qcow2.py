@@ -138,7 +138,7 @@ class Qcow2Driver(Driver):
         child = g.attach_file_child(node, perms.ROLE_IMAGE, tx)
         first = g.read(child, 0, 65536)
         if not is_qcow2(first):
-            raise BlockError("Image is not in qcow2 format")
+            raise BlockError.of("qcow2.image-not-qcow2-format")
         try:
             header = parse_qcow2_header(first)
             if header.cluster_size > len(first):
@@ -148,7 +148,7 @@ class Qcow2Driver(Driver):
         if getattr(header, "external_data_file", None) is None and \
                 ("data-file" in opts or any(k.startswith("data-file.") for k in opts)):
             g.open_child_bs(None, opts, "data-file", node, perms.ROLE_DATA, tx)
-            raise BlockError("'data-file' can only be set for images with an external data file")
+            raise BlockError.of("qcow2.data-file-set-images-external")
         node.state = Qcow2State(header, bool(header.lazy_refcounts))
         node.auto_backing_file = header.backing_file or ""
         commit = self._update_options(g, node, header, opts)
@@ -176,12 +176,11 @@ class Qcow2Driver(Driver):
         l2 = min(max_l2_cache, l2_max_setting)
         if combined_set:
             if l2_set and rc_set:
-                raise BlockError("cache-size, l2-cache-size and refcount-cache-size may not "
-                                 "be set at the same time")
+                raise BlockError.of("qcow2.cache-size-l2-cache-size")
             if l2_set and l2_max_setting > combined:
-                raise BlockError("l2-cache-size may not exceed cache-size")
+                raise BlockError.of("qcow2.l2-cache-size-may-not")
             if rc > combined:
-                raise BlockError("refcount-cache-size may not exceed cache-size")
+                raise BlockError.of("qcow2.refcount-cache-size-may-not")
             if l2_set:
                 rc = combined - l2
             elif rc_set:
@@ -195,32 +194,30 @@ class Qcow2Driver(Driver):
         if l2 < max_l2_cache and not entry_set:
             entry = min(cluster_size, 4096)
         if entry < (1 << MIN_CLUSTER_BITS) or entry > cluster_size or entry & (entry - 1):
-            raise BlockError("L2 cache entry size must be a power of two between "
-                             f"{1 << MIN_CLUSTER_BITS} and the cluster size ({cluster_size})")
+            raise BlockError.of("qcow2.l2-cache-entry-size-must", min=1 << MIN_CLUSTER_BITS,
+                                cluster_size=cluster_size)
         if l2 // entry > 0x7FFFFFFF:
-            raise BlockError("L2 cache size too big")
+            raise BlockError.of("qcow2.l2-cache-size-too-big")
         if rc // cluster_size > 0x7FFFFFFF:
-            raise BlockError("Refcount cache size too big")
+            raise BlockError.of("qcow2.refcount-cache-size-too-big")
         if interval > 0xFFFFFFFF:
-            raise BlockError("Cache clean interval too big")
+            raise BlockError.of("qcow2.cache-clean-interval-too-big")
         lazy = opts.get("lazy-refcounts", bool(header.lazy_refcounts))
         if lazy and header.version < 3:
-            raise BlockError("Lazy refcounts require a qcow2 image with at least qemu 1.1 "
-                             "compatibility level")
+            raise BlockError.of("qcow2.lazy-refcounts-require-qcow2-image")
         overlap = opts.get("overlap-check")
         template = opts.get("overlap-check.template")
         if isinstance(overlap, str) and template is not None and overlap != template:
-            raise BlockError("Conflicting values for qcow2 options 'overlap-check' "
-                             f"('{overlap}') and 'overlap-check.template' ('{template}')")
+            raise BlockError.of("qcow2.conflicting-values-qcow2-options-overlap", overlap=overlap,
+                                template=template)
         fmt = opts.get("encrypt.format")
         if not header.crypt_method and fmt is not None:
-            raise BlockError(f"No encryption in image header, but options specified format "
-                             f"'{fmt}'")
+            raise BlockError.of("qcow2.no-encryption-image-header-options", fmt=fmt)
         if header.crypt_method:
             hdr_fmt = "aes" if header.crypt_method == 1 else "luks"
             if fmt is not None and fmt != hdr_fmt:
-                raise BlockError(f"Header reported '{hdr_fmt}' encryption format but options "
-                                 f"specify '{fmt}'")
+                raise BlockError.of("qcow2.header-reported-encryption-format-options",
+                                    hdr_fmt=hdr_fmt, fmt=fmt)
 
         def commit() -> None:
             node.state.lazy_refcounts = bool(lazy)

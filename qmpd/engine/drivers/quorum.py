@@ -31,31 +31,30 @@ class QuorumDriver(Driver):
         while n in idx:
             n += 1
         if n != len(idx):
-            raise BlockError("Option children is not a valid array")
+            raise BlockError.of("quorum.option-children-not-valid-array")
         if n < 1:
-            raise BlockError("Number of provided children must be 1 or more")
+            raise BlockError.of("quorum.number-provided-children-must-1")
         threshold = opts.get("vote-threshold", 0)
         threshold = ((threshold & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
         if threshold < 1:
-            raise BlockError("Parameter 'vote-threshold' expects a value >= 1")
+            raise BlockError.of("quorum.parameter-vote-threshold-expects-value")
         if threshold > n:
-            raise BlockError("threshold may not exceed children count")
+            raise BlockError.of("quorum.threshold-may-not-exceed-children")
         pattern = opts.get("read-pattern", "quorum")
         rewrite = False
         if pattern == "quorum":
             blkverify = bool(opts.get("blkverify", False))
             if blkverify and (n != 2 or threshold != 2):
-                raise BlockError("blkverify=on can only be set if there are exactly two files "
-                                 "and vote-threshold is 2")
+                raise BlockError.of("quorum.blkverify-set-if-exactly-two")
             rewrite = bool(opts.get("rewrite-corrupted", False))
             if rewrite and blkverify:
-                raise BlockError("rewrite-corrupted=on cannot be used with blkverify=on")
+                raise BlockError.of("quorum.rewrite-corrupted-cannot-used-blkverify")
         node.state = {"n": n, "threshold": threshold, "rewrite": rewrite}
         for i in range(n):
             g.open_and_attach(node, opts, f"children.{i}", perms.ROLE_DATA, tx)
         sizes = {g.virtual_size(e.child) for e in node.children}
         if len(sizes) > 1:
-            raise BlockError("Could not refresh total sector count: Input/output error")
+            raise BlockError.of("quorum.could-not-refresh-total-sector")
 
     def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
         p = perm & perms.ALL

@@ -41,13 +41,13 @@ class RawDriver(Driver):
     def _apply(g: BlockGraph, child: Node, offset: int, has_size: bool, size: int) -> RawState:
         real = g.virtual_size(child)
         if offset > real:
-            raise BlockError(f"Offset ({offset}) cannot be greater than size of the "
-                             f"containing file ({real})")
+            raise BlockError.of("raw.offset-cannot-greater-size-containing", offset=offset,
+                                real=real)
         if has_size and real - offset < size:
-            raise BlockError(f"The sum of offset ({offset}) and size ({size}) has to be smaller "
-                             f"or equal to the  actual size of the containing file ({real})")
+            raise BlockError.of("raw.sum-offset-size-smaller-equal", offset=offset, size=size,
+                                real=real)
         if has_size and size % 512:
-            raise BlockError("Specified size is not multiple of 512")
+            raise BlockError.of("raw.specified-size-not-multiple-512")
         return RawState(offset, has_size, size if has_size else real - offset)
 
     def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:

@@ -22,7 +22,7 @@ class ThrottleDriver(FilterDriver):
         super().open(g, node, opts, tx)
         group = opts["throttle-group"]
         if group not in g.throttle_groups:
-            raise BlockError(f"Throttle group '{group}' does not exist")
+            raise BlockError.of("throttle.throttle-group-does-not-exist", group=group)
         node.state = group
         g.throttle_groups[group].users += 1
         tx.on_abort(lambda: g.throttle_group_unref(group))
@@ -30,9 +30,9 @@ class ThrottleDriver(FilterDriver):
     def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
         group = opts.pop("throttle-group", None)
         if group is None:
-            raise BlockError("Please specify a throttle group")
+            raise BlockError.of("throttle.please-specify-throttle-group")
         if group not in g.throttle_groups:
-            raise BlockError(f"Throttle group '{group}' does not exist")
+            raise BlockError.of("throttle.throttle-group-does-not-exist", group=group)
 
         def commit() -> None:
             old = node.state

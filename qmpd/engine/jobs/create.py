@@ -60,7 +60,7 @@ def start_create(mgr: JobManager, job_id: str, options: dict) -> Job:
     """qmp_blockdev_create."""
     drv = options["driver"]
     if drv not in ("file", "qcow2"):
-        raise BlockError(f"qmpd cannot create '{drv}' images (only file and qcow2)")
+        raise BlockError.of("create.qmpd-cannot-create-images-file", drv=drv)
     job = mgr.create_job(job_id, "create", {"auto-dismiss": False}, block_job=False)
     mgr.start(job, CreateJob(options))
     return job
@@ -72,15 +72,15 @@ def create_file(g: BlockGraph, opts: dict) -> None:
     size = opts["size"]
     prealloc = opts.get("preallocation", "off")
     if opts.get("extent-size-hint", 1 << 20) > 0xFFFFFFFF:
-        raise BlockError("Extent size hint is too large")
+        raise BlockError.of("create.extent-size-hint-too-large")
     layer = g.hostfiles.open_or_create(path)
     if layer is None:
         parent = os.path.dirname(os_path(path)) or b"."
         err = errno.ENOENT if not os.path.isdir(parent) else errno.EACCES
-        raise BlockError(f"Could not create '{path}': {os.strerror(err)}")
+        raise BlockError.of("create.could-not-create", path=path, error=os.strerror(err))
     g.lock_check(layer, perms.WRITE | perms.RESIZE, perms.ALL & ~perms.RESIZE)
     if prealloc not in ("off", "falloc", "full"):
-        raise BlockError(f"Preallocation mode '{prealloc}' unsupported for this storage")
+        raise BlockError.of("create.preallocation-mode-unsupported-storage", prealloc=prealloc)
     if prealloc != "off" and size:
         _check_space(path, size - layer.allocated(), prealloc)
     layer.truncate(0)
@@ -103,9 +103,9 @@ def _check_space(path: str, need: int, prealloc: str) -> None:
     except OSError:
         return
     if need > st.f_bavail * st.f_frsize:
-        what = ("Could not preallocate new data" if prealloc == "falloc"
-                else "Could not write zeros for preallocation")
-        raise BlockError(f"{what}: {os.strerror(errno.ENOSPC)}")
+        if prealloc == "falloc":
+            raise BlockError.of("create.preallocate-failed", error=os.strerror(errno.ENOSPC))
+        raise BlockError.of("create.write-zeroes-failed", error=os.strerror(errno.ENOSPC))
 
 
 # -- qcow2 --------------------------------------------------------------------
@@ -114,7 +114,7 @@ def open_blockdev_ref(g: BlockGraph, ref: Any, tx: Transaction) -> Node:
     if isinstance(ref, str):
         node = g.nodes.get(ref)
         if node is None:
-            raise BlockError(f"Cannot find device='{ref}' nor node-name='{ref}'")
+            raise BlockError.of("node.cannot-find-device-nor-node", reference=ref)
         return node
     opts = flatten(ref)
     opts.setdefault("cache.direct", False)
@@ -129,12 +129,12 @@ def create_qcow2(g: BlockGraph, opts: dict) -> None:
         node = open_blockdev_ref(g, opts["file"], tx)
         size = opts["size"]
         if size % 512:
-            raise BlockError("Image size must be a multiple of 512 bytes")
+            raise BlockError.of("create.image-size-must-multiple-512")
         for key in ("data-file", "encrypt"):
             if key in opts:
-                raise BlockError(f"qmpd cannot create qcow2 images with '{key}'")
+                raise BlockError.of("create.qmpd-cannot-create-qcow2-images", key=key)
         if opts.get("data-file-raw"):
-            raise BlockError("data-file-raw requires data-file")
+            raise BlockError.of("create.data-file-raw-requires-data")
         version = opts.get("version", "v3")
         try:
             data = make_qcow2(size, cluster_size=opts.get("cluster-size", 65536),
