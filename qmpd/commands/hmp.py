@@ -130,9 +130,7 @@ class _ReplyText:
 
 
 def _too_large(size: int, limit: int) -> QMPError:
-    return QMPError(f"Reply too large: the output of this qemu-io command would be more than "
-                    f"{size} bytes, above qmpd's --max-output limit of {limit} bytes "
-                    "(ask for less at a time, or start qmpd with --hmp-output stdout)")
+    return QMPError.of("hmp.reply-too-large", size=size, limit=limit)
 
 
 def _reads_change_data(node: Any) -> bool:
@@ -260,9 +258,7 @@ def _info(daemon: Any, sub: str, line: str) -> str:
 @command("human-monitor-command")
 def human_monitor_command(daemon: Any, args: dict) -> str:
     if "cpu-index" in args:
-        from qmpd.commands.errors import QMPError
-
-        raise QMPError("Parameter 'cpu-index' expects a CPU number")
+        raise QMPError.of("hmp.cpu-index-invalid")
     line = args["command-line"]
     p = line.lstrip(_SPACE)
     name_end = _COMMAND_NAME.match(p).end()  # type: ignore[union-attr]

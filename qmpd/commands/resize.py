@@ -18,12 +18,12 @@ def cmd_block_resize(daemon: Any, args: dict) -> dict:
     node = lookup_bs(g, args.get("device"), args.get("node-name"))
     size = args["size"]
     if size < 0:
-        raise BlockError("Parameter 'size' expects a >0 size")
+        raise BlockError.of("resize.size-not-positive")
     for e in node.parents:
         # bdrv_op_is_blocked(RESIZE): a backing child is blocked; QEMU prints
         # the device name, which is NULL when only a node-name was given.
         if e.name == "backing" and isinstance(e.parent, Node):
-            raise BlockError(f"Device '{args.get('device', '(null)')}' is in use")
+            raise BlockError.of("resize.device-in-use", device=args.get('device', '(null)'))
     block_resize(g, node, size)
     return {}
 

@@ -114,7 +114,7 @@ def cmd_blockdev_mirror(daemon: Any, args: dict) -> dict:
 
 @action("abort")
 def _abort(daemon: Any, data: dict, tx: Transaction) -> None:
-    raise BlockError("Transaction aborted using Abort action")
+    raise BlockError.of("transaction.aborted")
 
 
 # Actions whose prepare refuses completion-mode=grouped (action_check_completion_mode).
@@ -135,11 +135,11 @@ def cmd_transaction(daemon: Any, args: dict) -> dict:
         for act in args["actions"]:
             kind = act["type"]
             if kind in INDIVIDUAL_ONLY and mode != "individual":
-                raise BlockError(f"Action '{kind}' does not support Transaction property "
-                                 f"completion-mode = {mode}")
+                raise BlockError.of("transaction.completion-mode-unsupported", kind=kind,
+                                    mode=mode)
             prep = ACTIONS.get(kind)
             if prep is None:
-                raise BlockError(f"Transaction action '{kind}' is not supported by qmpd")
+                raise BlockError.of("transaction.action-not-supported", kind=kind)
             c = prep(daemon, act["data"], tx)
             if c is not None:
                 commits.append(c)

@@ -182,6 +182,8 @@ BASE: dict[str, str] = {
     "resize.cannot-resize-fixed-size-raw": "Cannot resize fixed-size raw disks",
     "resize.image-format-driver-does-not": "Image format driver does not support resize",
     "resize.offset-exceeds-maximum": "offset({size}) exceeds maximum({max})",
+    "resize.size-not-positive": "Parameter 'size' expects a >0 size",
+    "resize.device-in-use": "Device '{device}' is in use",
     # softmmu/qdev-monitor.c, blockdev.c: devices by id
     "device.not-found": "Device '{id}' not found",
     "device.node-associated-blockbackend-could-use": "Node {name} is associated with a "
@@ -271,4 +273,14 @@ BASE: dict[str, str] = {
     "scsi.no-free-target": "no free target",
     "scsi.no-free-lun": "no free lun",
     "scsi.lun-already-used": "lun already used by '{other}'",
+    # blockdev.c: qmp_transaction
+    "transaction.aborted": "Transaction aborted using Abort action",
+    "transaction.completion-mode-unsupported": "Action '{kind}' does not support Transaction "
+        "property completion-mode = {mode}",
+    "transaction.action-not-supported": "Transaction action '{kind}' is not supported by qmpd",
+    # monitor/hmp-cmds.c, monitor/qmp-cmds.c
+    "hmp.cpu-index-invalid": "Parameter 'cpu-index' expects a CPU number",
+    "hmp.reply-too-large": "Reply too large: the output of this qemu-io command would be "
+        "more than {size} bytes, above qmpd's --max-output limit of {limit} bytes (ask for less "
+        "at a time, or start qmpd with --hmp-output stdout)",
 }
