@@ -84,9 +84,9 @@ def query_block_jobs(daemon: Any, args: dict) -> list:
 def x_qmpd_clock_step(daemon: Any, args: dict) -> dict:
     mgr: JobManager = daemon.jobs
     if not mgr.time.virtual:
-        raise BlockError("The job clock is not virtual (start qmpd with --clock virtual)")
+        raise BlockError.of("job.clock-not-virtual")
     if args["ns"] < 0:
-        raise BlockError("Parameter 'ns' expects a non-negative value")
+        raise BlockError.of("job.ns-negative")
     mgr.time.step(args["ns"])
     mgr.run_due()
     return {}

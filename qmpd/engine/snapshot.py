@@ -37,13 +37,13 @@ class SnapshotAction:
         """The overlay checks of external_snapshot_prepare, then bdrv_append."""
         perm, _ = g.cumulative(new)
         if perm & perms.CONSISTENT_READ:
-            raise BlockError("The overlay is already in use")
+            raise BlockError.of("snapshot.overlay-already-use")
         if new.driver.is_filter:
-            raise BlockError("Filters cannot be used as overlays")
+            raise BlockError.of("snapshot.filters-cannot-used-overlays")
         if new.backing is not None:
-            raise BlockError("The overlay already has a backing image")
+            raise BlockError.of("snapshot.overlay-already-backing-image")
         if not new.driver.supports_backing:
-            raise BlockError("The overlay does not support backing images")
+            raise BlockError.of("snapshot.overlay-does-not-support-backing")
         append(g, new, old, tx)
         self.old = old
 
@@ -74,9 +74,9 @@ class SnapshotSyncAction(SnapshotAction):
         op_blocker(g, old)
         snap = d.get("snapshot-node-name")
         if node_name is not None and snap is None:
-            raise BlockError("New overlay node-name missing")
+            raise BlockError.of("snapshot.new-overlay-node-name-missing")
         if snap is not None and snap in g.nodes:
-            raise BlockError("New overlay node-name already in use")
+            raise BlockError.of("snapshot.new-overlay-node-name-already")
         fmt = d.get("format", "qcow2")
         path = d["snapshot-file"]
         if d.get("mode", "absolute-paths") != "existing":
@@ -89,12 +89,12 @@ class SnapshotSyncAction(SnapshotAction):
                     raise BlockError(getattr(e, "desc", None) or str(e)) from None
             elif fmt == "raw":
                 # bdrv_img_create with a backing file
-                raise BlockError("Backing file not supported for file format 'raw'")
+                raise BlockError.of("snapshot.backing-file-not-supported-file")
             else:
-                raise BlockError(f"qmpd cannot create '{fmt}' images")
+                raise BlockError.of("snapshot.qmpd-cannot-create-images", fmt=fmt)
             layer = g.hostfiles.open_or_create(path)
             if layer is None:
-                raise BlockError(f"Could not create '{path}': No such file or directory")
+                raise BlockError.of("snapshot.could-not-create-no-such", path=path)
             layer.truncate(0)
             layer.write(0, data)
             # bdrv_img_create opened three nodes to format the image (the file,

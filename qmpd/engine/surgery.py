@@ -62,7 +62,8 @@ def lookup_node(g: BlockGraph, device: str | None, node: str | None) -> Node:
 
 
 def _not_found(device: str | None, node: str | None) -> BlockError:
-    return BlockError(f"Cannot find device='{device or ''}' nor node-name='{node or ''}'")
+    return BlockError.of("node.device-nor-node-not-found", device=device or '',
+                         node=node or '')
 
 
 def is_root(n: Node) -> bool:
@@ -153,16 +154,15 @@ def check_not_busy(g: BlockGraph, n: Node) -> None:
     """bdrv_op_is_blocked for a job's blocker: QEMU's "busy" error."""
     j = job_using(g, n)
     if j is not None:
-        raise BlockError(f"Node '{n.name}' is busy: block device is in use by block job: "
-                         f"{j.type}")
+        raise BlockError.of("node.node-busy-block-device-use", name=n.name, job=j.type)
 
 
 def op_blocker(g: BlockGraph, node: Node) -> None:
     """bdrv_op_is_blocked for the operations a backing child or a job blocks."""
     for e in node.parents:
         if e.name == "backing" and isinstance(e.parent, Node):
-            raise BlockError(f"Node '{node.name}' is busy: node is used as backing hd of "
-                             f"'{e.parent.name}'")
+            raise BlockError.of("node.node-busy-node-used-backing", name=node.name,
+                                parent=e.parent.name)
     check_not_busy(g, node)
 
 
@@ -231,7 +231,7 @@ def move_edge(e: Edge, new: Node, tx: Transaction) -> None:
 
 def _move_parent(e: Edge, old: Node, new: Node, tx: Transaction) -> None:
     if e.frozen:
-        raise BlockError(f"Cannot change '{e.name}' link to '{old.name}'")
+        raise BlockError.of("node.cannot-change-link", edge=e.name, old=old.name)
     move_edge(e, new, tx)
 
 
@@ -269,8 +269,7 @@ def append(g: BlockGraph, new: Node, top: Node, tx: Transaction) -> None:
     role = (perms.ROLE_FILTERED | perms.ROLE_PRIMARY) if new.driver.is_filter \
         else perms.ROLE_COW
     if g.reaches(top, new):
-        raise BlockError(f"Making '{top.name}' a backing child of '{new.name}' would create "
-                         "a cycle")
+        raise BlockError.of("node.backing-child-would-create-cycle", top=top.name, new=new.name)
     attach_context(g, new, top, tx)
     e = g.link(new, top, "backing", role, tx)
     replace_node_noperm(g, top, new, tx, skip=e)

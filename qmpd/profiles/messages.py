@@ -16,6 +16,16 @@ BASE: dict[str, str] = {
     # job.c / blockjob.c
     "job.id-in-use": "Job ID '{id}' already in use",
     "job.id-invalid": "Invalid job ID '{id}'",
+    "job.verb-not-allowed": "Job '{id}' in state '{status}' cannot accept command verb '{verb}'",
+    "job.not-found": "Job not found",
+    "job.block-job-not-found": "Block job '{jid}' not found",
+    "job.speed-negative": "Parameter 'speed' expects a non-negative value",
+    "job.already-paused": "Job is already paused",
+    "job.resume-not-paused": "Can't resume a job that was not paused",
+    "job.cannot-complete": "The active block job '{id}' cannot be completed",
+    "job.device-job-paused": "The block job for device '{device}' is currently paused",
+    "job.clock-not-virtual": "The job clock is not virtual (start qmpd with --clock virtual)",
+    "job.ns-negative": "Parameter 'ns' expects a non-negative value",
     # block.c: opening, naming, linking and deleting nodes, permissions
     "node.node-name-conflicting-device-id": "node-name={name} is conflicting with a device id",
     "node.duplicate-nodes-node-name": "Duplicate nodes with node-name='{name}'",
@@ -55,6 +65,10 @@ BASE: dict[str, str] = {
         "are both required by {required_by} (uses node '{node}' as '{required_as}' child) and "
         "unshared by {unshared_by} (uses node '{node}' as '{unshared_as}' child).",
     "node.not-found": "Node '{name}' not found",
+    "node.device-nor-node-not-found": "Cannot find device='{device}' nor node-name='{node}'",
+    "node.cannot-change-link": "Cannot change '{edge}' link to '{old}'",
+    "node.backing-child-would-create-cycle": "Making '{top}' a backing child of '{new}' would "
+        "create a cycle",
     # block/file-posix.c
     "file.lock-failed": 'Failed to get "{perm}" lock',
     "file.shared-lock-failed": 'Failed to get shared "{perm}" lock',
@@ -283,4 +297,60 @@ BASE: dict[str, str] = {
     "hmp.reply-too-large": "Reply too large: the output of this qemu-io command would be "
         "more than {size} bytes, above qmpd's --max-output limit of {limit} bytes (ask for less "
         "at a time, or start qmpd with --hmp-output stdout)",
+    # block/stream.c
+    "stream.backing-file-specified-streaming-entire": "backing file specified, but streaming "
+        "the entire chain",
+    "stream.cannot-specified-same-time": "'{a}' and '{b}' cannot be specified at the same time",
+    "stream.find-backing-chain": "Can't find '{base}' in the backing chain",
+    "stream.node-not-backing-image": "Node '{base}' is not a backing image of '{bs}'",
+    "stream.node-filter-use-non-filter": "Node '{bottom}' is a filter, use a non-filter node "
+        "as 'bottom'",
+    "stream.node-not-chain-starting": "Node '{bottom}' is not in a chain starting from '{bs}'",
+    "stream.not-backing-chain": "'{base}' is not in the backing chain of '{bs}'",
+    "stream.create-node-failed-prefix": "Could not create node: ",
+    # block/commit.c
+    "commit.need-root-block-node": "Need a root block node",
+    "commit.cannot-commit-image-into-itself": "cannot commit an image into itself",
+    "commit.mutually-exclusive": "'{node_key}' and '{file_key}' are mutually exclusive",
+    "commit.not-backing-file-chain": "'{node}' is not in this backing file chain",
+    "commit.backing-file-specified-top-active": "'backing-file' specified, but 'top' is the "
+        "active layer",
+    "commit.top-image-file-not-found": "Top image file {top} not found",
+    # blockdev.c / block/mirror.c
+    "mirror.parameter-granularity-expects-value-range": "Parameter 'granularity' expects a "
+        "value in range [512B, 64MB]",
+    "mirror.parameter-granularity-expects-power-2": "Parameter 'granularity' expects a power of 2",
+    "mirror.cannot-mirror-attached-block-device": "Cannot mirror to an attached block device",
+    "mirror.sync-mode-not-supported": "Sync mode '{sync}' not supported",
+    "mirror.parameter-buf-size-expects-non": "Parameter 'buf-size' expects a non-negative value",
+    "mirror.mirror-node-into-itself": "Can't mirror node into itself",
+    # blockdev.c / block/backup.c / block/copy-before-write.c
+    "backup.must-provide-valid-bitmap-name": "must provide a valid bitmap name for '{sync}' "
+        "sync mode",
+    "backup.cannot-specify-bitmap-sync-mode": "Cannot specify bitmap sync mode without a bitmap",
+    "backup.source-target-cannot-same": "Source and target cannot be the same",
+    "backup.compression-not-supported-drive": "Compression is not supported for this drive "
+        "{target}",
+    "backup.max-workers-must-between-1": "max-workers must be between 1 and {max}",
+    "backup.max-chunk-must-zero-means": "max-chunk must be zero (which means no limit) or positive",
+    "backup.source-target-image-different-sizes": "Source and target image have different sizes",
+    "backup.required-max-chunk-less-backup": "Required max-chunk ({chunk}) is less than "
+        "backup cluster size ({cluster})",
+    "backup.bitmap-sync-mode-must-success": "Bitmap sync mode must be 'on-success' when "
+        "using sync mode 'incremental'",
+    "backup.bitmap-could-not-found": "Bitmap '{bitmap}' could not be found",
+    "backup.bitmap-sync-mode-must-given": "Bitmap sync mode must be given when providing a bitmap",
+    "backup.sync-mode-none-does-not": "sync mode 'none' does not produce meaningful bitmap outputs",
+    "backup.bitmap-sync-mode-never-no": "Bitmap sync mode 'never' has no meaningful effect "
+        "when combined with sync mode '{sync}'",
+    # blockdev.c: snapshots and bdrv_append
+    "snapshot.overlay-already-use": "The overlay is already in use",
+    "snapshot.filters-cannot-used-overlays": "Filters cannot be used as overlays",
+    "snapshot.overlay-already-backing-image": "The overlay already has a backing image",
+    "snapshot.overlay-does-not-support-backing": "The overlay does not support backing images",
+    "snapshot.new-overlay-node-name-missing": "New overlay node-name missing",
+    "snapshot.new-overlay-node-name-already": "New overlay node-name already in use",
+    "snapshot.could-not-create-no-such": "Could not create '{path}': No such file or directory",
+    "snapshot.backing-file-not-supported-file": "Backing file not supported for file format 'raw'",
+    "snapshot.qmpd-cannot-create-images": "qmpd cannot create '{fmt}' images",
 }

@@ -170,41 +170,39 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
     has_bitmap = "bitmap" in args
     mode = args.get("bitmap-mode")
     if sync in ("bitmap", "incremental") and not has_bitmap:
-        raise BlockError(f"must provide a valid bitmap name for '{sync}' sync mode")
+        raise BlockError.of("backup.must-provide-valid-bitmap-name", sync=sync)
     if sync == "incremental":
         if mode is not None and mode != "on-success":
-            raise BlockError("Bitmap sync mode must be 'on-success' when using sync mode "
-                             "'incremental'")
+            raise BlockError.of("backup.bitmap-sync-mode-must-success")
         mode = "on-success"
         sync = "bitmap"
     bm: bmod.DirtyBitmap | None = None
     if has_bitmap:
         bm = bmod.find(bs, args["bitmap"])
         if bm is None:
-            raise BlockError(f"Bitmap '{args['bitmap']}' could not be found")
+            raise BlockError.of("backup.bitmap-could-not-found", bitmap=args['bitmap'])
         if mode is None:
-            raise BlockError("Bitmap sync mode must be given when providing a bitmap")
+            raise BlockError.of("backup.bitmap-sync-mode-must-given")
         bmod.check(bm, bmod.ALLOW_RO)
         if sync == "none":
-            raise BlockError("sync mode 'none' does not produce meaningful bitmap outputs")
+            raise BlockError.of("backup.sync-mode-none-does-not")
         if mode == "never" and sync != "bitmap":
-            raise BlockError(f"Bitmap sync mode 'never' has no meaningful effect when "
-                             f"combined with sync mode '{sync}'")
+            raise BlockError.of("backup.bitmap-sync-mode-never-no", sync=sync)
     if not has_bitmap and mode is not None:
-        raise BlockError("Cannot specify bitmap sync mode without a bitmap")
+        raise BlockError.of("backup.cannot-specify-bitmap-sync-mode")
     perf = args.get("x-perf", {})
     # backup_job_create
     if bs is target:
-        raise BlockError("Source and target cannot be the same")
+        raise BlockError.of("backup.source-target-cannot-same")
     if args.get("compress") and target.driver.name != "qcow2":
-        raise BlockError(f"Compression is not supported for this drive {target.name}")
+        raise BlockError.of("backup.compression-not-supported-drive", target=target.name)
     surgery.check_not_busy(g, bs)
     surgery.op_blocker(g, target)
     workers = perf.get("max-workers", 64)
     if workers < 1 or workers > 2**31 - 1:
-        raise BlockError(f"max-workers must be between 1 and {2**31 - 1}")
+        raise BlockError.of("backup.max-workers-must-between-1", max=2**31 - 1)
     if perf.get("max-chunk", 0) < 0:
-        raise BlockError("max-chunk must be zero (which means no limit) or positive")
+        raise BlockError.of("backup.max-chunk-must-zero-means")
     if bm is not None:
         if mode != "never":
             bmod.check(bm, bmod.DEFAULT)
@@ -212,13 +210,12 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
         tx.on_abort(lambda: bmod.reclaim(bm) if bm.successor is not None else None)
     size = g.virtual_size(bs)
     if g.virtual_size(target) != size:
-        raise BlockError("Source and target image have different sizes")
+        raise BlockError.of("backup.source-target-image-different-sizes")
     cbw = _insert_cbw(g, bs, target, args.get("filter-node-name"), tx)
     cluster = cluster_size(g, target)
     chunk = perf.get("max-chunk", 0)
     if chunk and chunk < cluster:
-        raise BlockError(f"Required max-chunk ({chunk}) is less than backup cluster size "
-                         f"({cluster})")
+        raise BlockError.of("backup.required-max-chunk-less-backup", chunk=chunk, cluster=cluster)
     job = mgr.create(args.get("job-id"), "backup", args, cbw, 0, perms.ALL, tx)
 
     def cancel_created() -> None:

@@ -103,9 +103,9 @@ def start_commit(mgr: JobManager, args: dict) -> Job:
     device = args["device"]
     bs = g.nodes.get(device)
     if bs is None:
-        raise BlockError(f"Device '{device}' not found", "DeviceNotFound")
+        raise BlockError.of("device.not-found", "DeviceNotFound", id=device)
     if not surgery.is_root(bs):
-        raise BlockError("Need a root block node")
+        raise BlockError.of("commit.need-root-block-node")
     surgery.check_not_busy(g, bs)
     top = _by_node_name(mgr, args, "top-node", "top", bs)
     if top is None:
@@ -114,23 +114,23 @@ def start_commit(mgr: JobManager, args: dict) -> Job:
             t = surgery.find_backing_image(g, bs, args["top"]) if \
                 g.filename_info(bs)[0] != args["top"] else bs
             if t is None:
-                raise BlockError(f"Top image file {args['top']} not found")
+                raise BlockError.of("commit.top-image-file-not-found", top=args['top'])
             top = t
     base = _by_node_name(mgr, args, "base-node", "base", top)
     if base is None and "base" in args:
         base = surgery.find_backing_image(g, top, args["base"])
         if base is None:
-            raise BlockError(f"Can't find '{args['base']}' in the backing chain")
+            raise BlockError.of("stream.find-backing-chain", base=args['base'])
     elif base is None:
         # bdrv_find_base: the bottom of the chain (top itself if it has none).
         below = surgery.chain_below(g, top)
         base = below[-1] if below else top
     surgery.check_chain_not_busy(g, top, base)
     if top is base:
-        raise BlockError("cannot commit an image into itself")
+        raise BlockError.of("commit.cannot-commit-image-into-itself")
     if top is bs:
         if "backing-file" in args:
-            raise BlockError("'backing-file' specified, but 'top' is the active layer")
+            raise BlockError.of("commit.backing-file-specified-top-active")
         return _start_active(mgr, args, bs, base)
     return _start_intermediate(mgr, args, bs, top, base)
 
@@ -139,12 +139,12 @@ def _by_node_name(mgr: JobManager, args: dict, node_key: str, file_key: str,
                   above: Node) -> Node | None:
     """block-commit's top or base given by node name (in ``above``'s chain), if it is."""
     if node_key in args and file_key in args:
-        raise BlockError(f"'{node_key}' and '{file_key}' are mutually exclusive")
+        raise BlockError.of("commit.mutually-exclusive", node_key=node_key, file_key=file_key)
     if node_key not in args:
         return None
     n = surgery.lookup_node(mgr.g, None, args[node_key])
     if not mgr.g.chain_contains(above, n):
-        raise BlockError(f"'{n.name}' is not in this backing file chain")
+        raise BlockError.of("commit.not-backing-file-chain", node=n.name)
     return n
 
 

@@ -235,27 +235,27 @@ def start_mirror(mgr: JobManager, args: dict) -> Job:
     device = args["device"]
     bs = surgery.lookup_bs(g, device, device)
     if not surgery.is_root(bs):
-        raise BlockError("Need a root block node")
+        raise BlockError.of("commit.need-root-block-node")
     target = surgery.lookup_bs(g, args["target"], args["target"])
     sync = args["sync"]
     gran = args.get("granularity", 0)
     if gran != 0 and (gran < 512 or gran > 64 * 1048576):
-        raise BlockError("Parameter 'granularity' expects a value in range [512B, 64MB]")
+        raise BlockError.of("mirror.parameter-granularity-expects-value-range")
     if gran & (gran - 1):
-        raise BlockError("Parameter 'granularity' expects a power of 2")
+        raise BlockError.of("mirror.parameter-granularity-expects-power-2")
     surgery.check_not_busy(g, bs)
     surgery.op_blocker(g, target)
     if any(isinstance(e.parent, Parent) and e.parent.kind == "device-backend"
            for e in target.parents):
-        raise BlockError("Cannot mirror to an attached block device")
+        raise BlockError.of("mirror.cannot-mirror-attached-block-device")
     if sync == "top" and g.filter_or_cow(bs) is None:
         sync = "full"
     if sync in ("incremental", "bitmap"):
-        raise BlockError(f"Sync mode '{sync}' not supported")
+        raise BlockError.of("mirror.sync-mode-not-supported", sync=sync)
     if args.get("buf-size", 0) < 0:
-        raise BlockError("Parameter 'buf-size' expects a non-negative value")
+        raise BlockError.of("mirror.parameter-buf-size-expects-non")
     if bs is target:
-        raise BlockError("Can't mirror node into itself")
+        raise BlockError.of("mirror.mirror-node-into-itself")
     with surgery.all_or_nothing() as tx:
         mt = surgery.new_filter_node(g, MIRROR_TOP, args.get("filter-node-name"), tx)
         mt.total = g.virtual_size(bs)

@@ -205,8 +205,8 @@ class Job:
 
     def apply_verb(self, verb: str) -> None:
         if self.status not in VERBS[verb]:
-            raise BlockError(f"Job '{self.id}' in state '{self.status}' cannot accept "
-                             f"command verb '{verb}'")
+            raise BlockError.of("job.verb-not-allowed", id=self.id,
+                                status=self.status, verb=verb)
 
     def is_cancelled(self) -> bool:
         return self.force_cancel
@@ -346,13 +346,13 @@ class JobManager:
     def get_job(self, jid: str) -> Job:
         j = self.find(jid)
         if j is None:
-            raise BlockError("Job not found")
+            raise BlockError.of("job.not-found")
         return j
 
     def get_block_job(self, jid: str) -> Job:
         j = self.find(jid)
         if j is None:
-            raise BlockError(f"Block job '{jid}' not found", "DeviceNotActive")
+            raise BlockError.of("job.block-job-not-found", "DeviceNotActive", jid=jid)
         return j
 
     # -- creation (job_create / block_job_create) -------------------------------
@@ -375,7 +375,7 @@ class JobManager:
         self.add_bdrv(job, "main node", main, perm, shared, tx)
         speed = args.get("speed", 0)
         if speed < 0:
-            raise BlockError("Parameter 'speed' expects a non-negative value")
+            raise BlockError.of("job.speed-negative")
         job.speed = speed
         job.limit.set_speed(speed)
         return job
@@ -495,7 +495,7 @@ class JobManager:
     def pause(self, job: Job) -> None:
         job.apply_verb("pause")
         if job.user_paused:
-            raise BlockError("Job is already paused")
+            raise BlockError.of("job.already-paused")
         job.user_paused = True
         self._pause(job)
 
@@ -507,7 +507,7 @@ class JobManager:
     def resume(self, job: Job) -> None:
         job.apply_verb("resume")
         if not job.user_paused or job.pause_count <= 0:
-            raise BlockError("Can't resume a job that was not paused")
+            raise BlockError.of("job.resume-not-paused")
         job.user_paused = False
         job.io_status = "ok"        # block_job_user_resume
         self._resume(job)
@@ -523,7 +523,7 @@ class JobManager:
     def set_speed(self, job: Job, speed: int) -> None:
         job.apply_verb("set-speed")
         if speed < 0:
-            raise BlockError("Parameter 'speed' expects a non-negative value")
+            raise BlockError.of("job.speed-negative")
         old = job.speed
         job.limit.set_speed(speed)
         job.speed = speed
@@ -535,7 +535,7 @@ class JobManager:
     def complete(self, job: Job) -> None:
         job.apply_verb("complete")
         if job.cancelled or not job.driver.can_complete:
-            raise BlockError(f"The active block job '{job.id}' cannot be completed")
+            raise BlockError.of("job.cannot-complete", id=job.id)
         job.driver.complete(job)
         job.enter_if_sleeping()
         self.wakeup()
@@ -562,7 +562,7 @@ class JobManager:
     def block_job_cancel(self, job: Job, force: bool) -> None:
         """qmp_block_job_cancel: a job the user paused goes only by force."""
         if job.user_paused and not force:
-            raise BlockError(f"The block job for device '{job.id}' is currently paused")
+            raise BlockError.of("job.device-job-paused", device=job.id)
         self.cancel(job, force)
 
     def _cancel(self, job: Job, force: bool) -> None:

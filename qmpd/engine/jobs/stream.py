@@ -29,6 +29,7 @@ from qmpd.engine.node import Node
 from qmpd.engine.perms import CONSISTENT_READ as CR
 from qmpd.engine.perms import WRITE as W
 from qmpd.engine.perms import WRITE_UNCHANGED as WU
+from qmpd.profiles import Message
 
 
 @dataclass(eq=False)
@@ -93,7 +94,7 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
     g = mgr.g
     for a, b in (("base", "base-node"), ("base", "bottom"), ("bottom", "base-node")):
         if a in args and b in args:
-            raise BlockError(f"'{a}' and '{b}' cannot be specified at the same time")
+            raise BlockError.of("stream.cannot-specified-same-time", a=a, b=b)
     device = args["device"]
     bs = surgery.lookup_node(g, device, device)
     base: Node | None = None
@@ -101,30 +102,28 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
     if "base" in args:
         base = surgery.find_backing_image(g, bs, args["base"])
         if base is None:
-            raise BlockError(f"Can't find '{args['base']}' in the backing chain")
+            raise BlockError.of("stream.find-backing-chain", base=args['base'])
     if "base-node" in args:
         base = surgery.lookup_node(g, None, args["base-node"])
         if base is bs or not g.chain_contains(bs, base):
-            raise BlockError(f"Node '{base.name}' is not a backing image of '{bs.name}'")
+            raise BlockError.of("stream.node-not-backing-image", base=base.name, bs=bs.name)
     if "bottom" in args:
         bottom = surgery.lookup_node(g, None, args["bottom"])
         if bottom.driver.is_filter:
-            raise BlockError(f"Node '{bottom.name}' is a filter, use a non-filter node as "
-                             "'bottom'")
+            raise BlockError.of("stream.node-filter-use-non-filter", bottom=bottom.name)
         if not g.chain_contains(bs, bottom):
-            raise BlockError(f"Node '{bottom.name}' is not in a chain starting from "
-                             f"'{bs.name}'")
+            raise BlockError.of("stream.node-not-chain-starting", bottom=bottom.name, bs=bs.name)
     surgery.check_chain_not_busy(g, bs, base)
     if base is None and "backing-file" in args:
-        raise BlockError("backing file specified, but streaming the entire chain")
+        raise BlockError.of("stream.backing-file-specified-streaming-entire")
 
     if bottom is not None:
         base_overlay = above_base = bottom
     else:
         ov = surgery.find_overlay(bs, base)
         if ov is None:
-            raise BlockError(f"'{base.name if base else ''}' is not in the backing chain of "
-                             f"'{bs.name}'")
+            raise BlockError.of("stream.not-backing-chain", base=base.name if base else '',
+                                bs=bs.name)
         base_overlay = above_base = ov
         if surgery.cow_bs(above_base) is not base:
             nxt = surgery.cow_bs(above_base)
@@ -144,7 +143,7 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
         try:
             cor = g.open(tx, opts)
         except BlockError as e:
-            raise e.prefixed("Could not create node: ") from None
+            raise e.prefixed(Message("stream.create-node-failed-prefix")) from None
         cor.implicit = fname is None
         surgery.replace_node(g, bs, cor, tx, skip=lambda e: e.parent is cor)
         surgery.freeze_chain(cor, base_overlay, tx)
