@@ -1,17 +1,24 @@
-"""Regenerate the JSON Schema documents under ``schema/`` from QEMU 7.2's QAPI.
+"""Regenerate the JSON Schema documents of one release's profile from that QEMU's QAPI.
 
-Not a test (pytest does not collect it) and not run in CI: it needs a QEMU 7.2
-source tree (``apt-get source qemu`` on Debian bookworm gives one).  It loads
+Not a test (pytest does not collect it) and not run in CI: it needs a QEMU
+source tree of the release (``apt-get source qemu`` on Debian bookworm gives
+7.2, trixie 10.0).  It loads
 ``qapi/qapi-schema.json`` with QEMU's own ``scripts/qapi`` parser, keeps what the
 Debian x86_64 build compiles in (the ``if:`` conditions are evaluated against
 :data:`CONFIG`), and writes every command, event and type that qmpd describes
 as JSON Schema (draft 2020-12) plus the ``x-qapi-*`` keywords that
 ``qmpd.schema`` reads (see ``schema/README.md``).
 
-    python tests/schema/import_qapi.py /path/to/qemu-7.2.0 [--out schema/7.2] [--all OUTDIR]
+    python tests/schema/import_qapi.py /path/to/qemu-7.2.0 --out schema/7.2 --x-blockdev-reopen
+    python tests/schema/import_qapi.py /path/to/qemu-10.0.13 --out schema/10.0
+    python tests/schema/import_qapi.py /path/to/qemu-7.2.0 --all OUTDIR
 
-``--all OUTDIR`` writes every command and event instead (used once to check
-``qmpd.schema.introspect`` against a live ``query-qmp-schema``).
+A command of :data:`FAMILIES` that the release's QAPI does not define (e.g.
+``blockdev-set-active`` before 10.0) is left out, so the release answers
+CommandNotFound for it.  ``--x-blockdev-reopen`` adds qmpd's compatibility
+``x-blockdev-reopen`` (QEMU removed it in 6.1; the 7.2 profile keeps it for old
+clients).  ``--all OUTDIR`` writes every command and event instead (used once to
+check ``qmpd.schema.introspect`` against a live ``query-qmp-schema``).
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# What Debian's qemu-system-x86_64 7.2 build defines; checked by comparing the
-# generated introspection with the live query-qmp-schema reply (1051 entries).
+# What Debian's qemu-system-x86_64 build defines (7.2 and 10.0); checked by comparing
+# the generated introspection with the live query-qmp-schema reply (7.2: 1051 entries).
 CONFIG = {
     "CONFIG_SPICE", "TARGET_I386", "CONFIG_VNC", "CONFIG_LINUX", "CONFIG_TPM",
     "CONFIG_REPLICATION", "CONFIG_DBUS_DISPLAY", "CONFIG_SPICE_PROTOCOL", "CONFIG_TCG",
@@ -40,11 +47,11 @@ FAMILIES: dict[str, tuple[list[str], list[str]]] = {
                  "quit", "query-status", "stop", "cont", "query-name"],
                 ["SHUTDOWN", "STOP", "RESUME"]),
     "block": (["blockdev-add", "blockdev-del", "blockdev-reopen", "query-named-block-nodes",
-               "x-debug-query-block-graph", "query-block"], []),
+               "x-debug-query-block-graph", "query-block", "blockdev-set-active"], []),
     "jobs": (["block-stream", "block-commit", "block-job-set-speed", "block-job-cancel",
               "block-job-pause", "block-job-resume", "block-job-complete", "block-job-dismiss",
               "block-job-finalize", "job-pause", "job-resume", "job-cancel", "job-complete",
-              "job-dismiss", "job-finalize", "query-jobs", "query-block-jobs"],
+              "job-dismiss", "job-finalize", "query-jobs", "query-block-jobs", "block-job-change"],
              ["JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED",
               "BLOCK_JOB_READY", "BLOCK_JOB_PENDING", "BLOCK_JOB_ERROR"]),
     "objects": (["object-add", "object-del", "query-iothreads"], []),
@@ -57,6 +64,7 @@ FAMILIES: dict[str, tuple[list[str], list[str]]] = {
                   "nbd-server-start", "nbd-server-stop", "block-export-add",
                   "block-export-del", "query-block-exports"],
                  ["BLOCK_WRITE_THRESHOLD", "BLOCK_EXPORT_DELETED"]),
+    "devices": (["x-blockdev-set-iothread", "device_add", "device_del"], ["DEVICE_DELETED"]),
 }
 
 # QAPI module -> shared definitions file.
@@ -107,6 +115,15 @@ def present(x: Any) -> bool:
 
 def feats(x: Any) -> list[str]:
     return [f.name for f in (x.features or []) if present(f)]
+
+
+def variants_of(typ: Any) -> Any:
+    """A union's branches or an alternate's alternatives (QAPI renamed ``variants`` in 9.1)."""
+    for attr in ("variants", "branches", "alternatives"):
+        v = getattr(typ, attr, None)
+        if v is not None:
+            return v
+    return None
 
 
 def squash(text: str) -> str:
@@ -173,7 +190,7 @@ class Gen:
         self.member_doc: dict[int, str] = {}
         self.entity_doc: dict[str, str] = {}
         for doc in schema.docs:
-            if doc.symbol:
+            if doc.symbol and doc.body is not None:
                 self.entity_doc[doc.symbol] = squash(doc.body.text)
             for sec in doc.args.values():
                 if getattr(sec, "member", None) is not None and sec.text:
@@ -195,7 +212,7 @@ class Gen:
         if typ.name == "q_empty":
             return {"$ref": "builtins.json#/$defs/q_empty"}
         assert not typ.is_implicit(), typ.name
-        if isinstance(typ, self.Obj) and not typ.variants:
+        if isinstance(typ, self.Obj) and not variants_of(typ):
             prev = self.branch_only.get(typ.name, True)
             self.branch_only[typ.name] = prev and as_branch
         if typ.name not in self.done:
@@ -263,15 +280,15 @@ class Gen:
                 out["x-qapi-value-features"] = vf
         elif isinstance(typ, self.Alt):
             out = {"x-qapi-alternate": True,
-                   "oneOf": [self.ref(v.type) for v in typ.variants.variants if present(v)]}
-        elif typ.variants:
-            tag = typ.variants.tag_member.name
+                   "oneOf": [self.ref(v.type) for v in variants_of(typ).variants if present(v)]}
+        elif variants_of(typ):
+            tag = variants_of(typ).tag_member.name
             out = self.object_body(typ.members, closed=False)
             out["x-qapi-discriminator"] = tag
             out["allOf"] = [
                 {"if": {"properties": {tag: {"const": v.name}}, "required": [tag]},
                  "then": self.ref(v.type, as_branch=True)}
-                for v in typ.variants.variants if present(v)
+                for v in variants_of(typ).variants if present(v)
             ]
             out["unevaluatedProperties"] = False
         else:
@@ -307,6 +324,10 @@ class Gen:
             out["returns"] = self.ref(c.ret_type)
         if c.allow_oob:
             out["x-qapi-allow-oob"] = True
+        if not c.gen:
+            out["x-qapi-gen"] = False
+            out["x-qmpd-comment"] = ("'gen': false in QEMU: the arguments are not checked against "
+                                     "this shape; the command checks them itself")
         f = feats(c)
         if f:
             out["x-qapi-features"] = f
@@ -381,17 +402,18 @@ def family_doc(name: str, commands: dict, events: dict) -> dict:
     return doc
 
 
-def qmpd_additions(block: dict, control: dict, gen: Gen) -> None:
-    """Commands qmpd has that QEMU 7.2 lacks (see schema/README.md)."""
+def qmpd_additions(block: dict, control: dict, gen: Gen, *, x_blockdev_reopen: bool) -> None:
+    """Commands qmpd has that the release lacks (see schema/README.md)."""
     add = block["x-qapi-commands"]["blockdev-add"]
-    reopen_order = block["x-qapi-commands"]["blockdev-reopen"]["x-qapi-order"]
-    block["x-qapi-commands"]["x-blockdev-reopen"] = {
-        "x-qapi-order": reopen_order + 0.5,
-        "arguments": dict(add["arguments"]),
-        "x-qapi-boxed": True,
-        "x-qapi-features": ["unstable"],
-        "x-qmpd-comment": "QEMU 4.0-6.0's one-node reopen, kept for old clients",
-    }
+    if x_blockdev_reopen and "blockdev-reopen" in block["x-qapi-commands"]:
+        reopen_order = block["x-qapi-commands"]["blockdev-reopen"]["x-qapi-order"]
+        block["x-qapi-commands"]["x-blockdev-reopen"] = {
+            "x-qapi-order": reopen_order + 0.5,
+            "arguments": dict(add["arguments"]),
+            "x-qapi-boxed": True,
+            "x-qapi-features": ["unstable"],
+            "x-qmpd-comment": "QEMU 4.0-6.0's one-node reopen, kept for old clients",
+        }
     top = max(o["x-qapi-order"] for o in gen_all_orders(gen)) + 1
     control["x-qapi-commands"]["x-qmpd-reset"] = {
         "x-qapi-order": top, "x-qapi-features": ["unstable"],
@@ -410,14 +432,23 @@ def gen_all_orders(gen: Gen) -> list[dict]:
 
 
 def main() -> None:
-    src = Path(sys.argv[1])
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("src", help="QEMU source tree of the release")
+    ap.add_argument("--out", help="output folder (default: schema/)")
+    ap.add_argument("--all", metavar="OUTDIR", help="every command and event, into OUTDIR")
+    ap.add_argument("--x-blockdev-reopen", action="store_true",
+                    help="add qmpd's compatibility x-blockdev-reopen")
+    args = ap.parse_args()
+    src = Path(args.src)
     sys.path.insert(0, str(src / "scripts"))
     from qapi.schema import QAPISchema  # type: ignore[import-not-found]
 
     schema = QAPISchema(str(src / "qapi" / "qapi-schema.json"))
     gen = Gen(schema)
-    if len(sys.argv) > 3 and sys.argv[2] == "--all":
-        out = Path(sys.argv[3])
+    if args.all:
+        out = Path(args.all)
         from qapi.schema import QAPISchemaCommand, QAPISchemaEvent  # type: ignore
         cmds = [e.name for e in schema._entity_list
                 if isinstance(e, QAPISchemaCommand) and present(e)]
@@ -426,9 +457,10 @@ def main() -> None:
         families = {"all": (cmds, evs)}
     else:
         # The release's folder under schema/ (its profile names it).
-        out = (Path(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--out"
-               else Path(__file__).resolve().parents[2] / "schema" / "7.2")
-        families = FAMILIES
+        out = Path(args.out) if args.out else Path(__file__).resolve().parents[2] / "schema" / "7.2"
+        # The release's own set: what its QAPI does not define does not exist there.
+        families = {fam: ([c for c in cmds if c in gen.order], [e for e in evs if e in gen.order])
+                    for fam, (cmds, evs) in FAMILIES.items()}
     docs = {}
     for fam, (cmds, evs) in families.items():
         docs[fam] = family_doc(fam, {c: gen.command(c) for c in cmds},
@@ -437,7 +469,7 @@ def main() -> None:
     gen.fix_branch_closure()
     close_mixed_structs(gen, list(docs.values()))
     if "block" in docs:
-        qmpd_additions(docs["block"], docs["control"], gen)
+        qmpd_additions(docs["block"], docs["control"], gen, x_blockdev_reopen=args.x_blockdev_reopen)
     out.mkdir(parents=True, exist_ok=True)
     for fam, doc in docs.items():
         write(out / f"{fam}.json", doc)
