@@ -1,4 +1,4 @@
-"""Records the corpus scenarios against real QEMU 7.2, twice, and keeps only stable ones.
+"""Records the corpus scenarios against a real QEMU (7.2, 10.0), twice, and keeps only stable ones.
 
 For every scenario in tests/data/recorded/scenarios/ (or the files given), the shared
 oracle tool /work/shared/oracle/qmpreplay.py records two transcripts in separate QEMU
@@ -45,12 +45,19 @@ def record(paths: list[str], outdir: str, qmpreplay: str) -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def crashed(transcript: dict) -> bool:
+    """QEMU went away other than by a `quit` step (which exits with status 0)."""
+    ex = transcript.get("exit", {})
+    return ex.get("how") == "died" and ex.get("returncode") != 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("scenarios", nargs="*")
     ap.add_argument("--qmpreplay", default=QMPREPLAY)
     ap.add_argument("--outdir", default=os.path.join(DATA, "qemu"))
     args = ap.parse_args(argv)
+    # QMPREPLAY_QEMU (read by qmpreplay) picks the QEMU; its PATH the qemu-img of setup lines.
     paths = args.scenarios or sorted(glob.glob(os.path.join(DATA, "scenarios", "*.json")))
     qr = load_qmpreplay(args.qmpreplay)
     os.makedirs(args.outdir, exist_ok=True)
@@ -72,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             why = ""
             if trs[0] is None or trs[1] is None:
                 why = "no transcript"
-            elif any(t.get("exit", {}).get("how") == "died" for t in trs):
-                t = next(t for t in trs if t.get("exit", {}).get("how") == "died")
+            elif any(crashed(t) for t in trs):
+                t = next(t for t in trs if crashed(t))
                 why = f"QEMU died at step {t['exit'].get('step')} (rc {t['exit'].get('returncode')})"
             elif any(k in t for t in trs for k in ("setup_error", "startup_error")):
                 why = "setup/startup error"
