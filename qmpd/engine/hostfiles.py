@@ -12,9 +12,11 @@ writes (4 KiB file-system blocks), so ``actual-size`` moves as QEMU's does.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from qmpd.cstrings import cstring
+from qmpd.engine.errors import BlockError
 
 BLOCK = 4096
 # One shared all-zero block: zero-filled writes (qcow2 COW areas, write -z)
@@ -26,6 +28,20 @@ def os_path(path: str) -> bytes:
     """The bytes QEMU hands the OS for a path a client sent (see
     :mod:`qmpd.cstrings`): a NUL is C0 80, never an error."""
     return cstring(path)
+
+
+def check_preallocation_room(path: str, need: int, mode: str) -> None:
+    """Fail as QEMU's preallocation of ``need`` more bytes of ``path`` would
+    when the host file system has less room (ENOSPC).  qmpd keeps the zeros
+    in memory, but QEMU would have written them (file-posix
+    handle_aiocb_truncate: fallocate() for falloc, zeroes written for full)."""
+    try:
+        st = os.statvfs(os.path.dirname(os_path(path)) or b".")
+    except OSError:
+        return
+    if need > st.f_bavail * st.f_frsize:
+        key = "create.preallocate-failed" if mode == "falloc" else "create.write-zeroes-failed"
+        raise BlockError.of(key, error=os.strerror(errno.ENOSPC))
 
 
 class HostLayer:
@@ -155,6 +171,14 @@ class HostLayer:
         self._last = last
         if end > self.size:
             self.size = end
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        """Zeroes written over the range, a megabyte at a time (the blocks
+        share one buffer: gigabytes cost a dict slot per block)."""
+        zeros = bytes(min(length, 1 << 20))
+        end = offset + length
+        for pos in range(offset, end, len(zeros) or 1):
+            self.write(pos, zeros if end - pos >= len(zeros) else zeros[: end - pos])
 
     def punch(self, offset: int, length: int) -> None:
         """fallocate(PUNCH_HOLE): whole blocks are freed, partial ones zeroed."""

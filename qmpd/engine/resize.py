@@ -11,6 +11,7 @@ from __future__ import annotations
 from qmpd.engine import bitmaps, perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, Transaction
+from qmpd.engine.hostfiles import check_preallocation_room
 from qmpd.engine.node import Node, Parent
 from qmpd.qcow2 import Qcow2FormatError, preallocate_metadata, preallocate_space
 from qmpd.qcow2.spec import BDRV_MAX_LENGTH
@@ -52,9 +53,11 @@ def truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> Non
                 raise BlockError.of("resize.cannot-use-preallocation-shrinking-files")
             if prealloc == "metadata":
                 raise BlockError.of("resize.unsupported-preallocation-mode-metadata")
+        if prealloc != "off" and size > old:
+            check_preallocation_room(layer.path, size - old, prealloc)
         layer.truncate(size)
         if prealloc != "off" and size > old:
-            layer.write(old, bytes(size - old))    # fallocate / zeroes written
+            layer.write_zeroes(old, size - old)    # fallocate / zeroes written
     elif drv == "raw":
         st = node.state
         if st.has_size:

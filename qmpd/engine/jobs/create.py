@@ -25,7 +25,7 @@ from typing import Any
 from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph, flatten
-from qmpd.engine.hostfiles import os_path
+from qmpd.engine.hostfiles import check_preallocation_room, os_path
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.transaction import Transaction
@@ -82,30 +82,13 @@ def create_file(g: BlockGraph, opts: dict) -> None:
     if prealloc not in ("off", "falloc", "full"):
         raise BlockError.of("create.preallocation-mode-unsupported-storage", prealloc=prealloc)
     if prealloc != "off" and size:
-        _check_space(path, size - layer.allocated(), prealloc)
+        check_preallocation_room(path, size - layer.allocated(), prealloc)
     layer.truncate(0)
     layer.truncate(size)
     if prealloc != "off" and size:
-        # A megabyte at a time: zero blocks share one buffer in the layer.
-        zeros = bytes(1 << 20)
-        for pos in range(0, size, len(zeros)):
-            layer.write(pos, zeros if size - pos >= len(zeros) else zeros[: size - pos])
+        layer.write_zeroes(0, size)
     for n in layer.nodes:
         n.total = None
-
-
-def _check_space(path: str, need: int, prealloc: str) -> None:
-    """What preallocating ``need`` more bytes would do on the host: fail with
-    ENOSPC where the file system has less room (qmpd keeps the zeros in
-    memory, but QEMU would have written them)."""
-    try:
-        st = os.statvfs(os.path.dirname(os_path(path)) or b".")
-    except OSError:
-        return
-    if need > st.f_bavail * st.f_frsize:
-        if prealloc == "falloc":
-            raise BlockError.of("create.preallocate-failed", error=os.strerror(errno.ENOSPC))
-        raise BlockError.of("create.write-zeroes-failed", error=os.strerror(errno.ENOSPC))
 
 
 # -- qcow2 --------------------------------------------------------------------
@@ -136,6 +119,10 @@ def create_qcow2(g: BlockGraph, opts: dict) -> None:
         if opts.get("data-file-raw"):
             raise BlockError.of("create.data-file-raw-requires-data")
         version = opts.get("version", "v3")
+        prealloc = opts.get("preallocation", "off")
+        layer = getattr(node.state, "layer", None)
+        if prealloc in ("falloc", "full") and layer is not None:
+            check_preallocation_room(layer.path, size, prealloc)
         try:
             data = make_qcow2(size, cluster_size=opts.get("cluster-size", 65536),
                         backing_file=opts.get("backing-file"),
@@ -145,7 +132,7 @@ def create_qcow2(g: BlockGraph, opts: dict) -> None:
                         refcount_bits=opts.get("refcount-bits", 16),
                         extended_l2=opts.get("extended-l2", False),
                         compression_type=opts.get("compression-type", "zlib"),
-                        preallocation=opts.get("preallocation", "off"))
+                        preallocation=prealloc)
         except Qcow2FormatError as e:
             raise BlockError(getattr(e, "desc", None) or str(e)) from None
         # blk_new_with_bs(bs, WRITE | RESIZE, ALL)
