@@ -37,9 +37,11 @@ bench: install
 fuzz: install
 	$(BIN)/python -m pytest -p no:cacheprovider -m hypothesis --hypothesis-profile=fuzz
 
-# The load test at full size: 64 clients x 1000 mixed commands each.
+# The load test at full size: 64 clients x 1000 mixed commands each (also
+# beside a client running long qemu-io reads at the reply limit), and 1000
+# job + x-qmpd-reset cycles with the daemon's memory measured.
 load: install
-	QMPD_LOAD_CLIENTS=64 QMPD_LOAD_COMMANDS=1000 $(BIN)/python -m pytest -p no:cacheprovider tests/hardening/test_load.py
+	QMPD_LOAD_CLIENTS=64 QMPD_LOAD_COMMANDS=1000 QMPD_RESET_CYCLES=1000 $(BIN)/python -m pytest -p no:cacheprovider tests/hardening/test_load.py tests/hardening/test_reset_leak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

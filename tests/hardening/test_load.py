@@ -3,7 +3,9 @@
 Every reply is correct and arrives in order for its client, every event
 reaches every negotiated client, a client that never reads neither blocks
 the others nor makes the daemon's memory grow without bound (``--max-output``
-disconnects it), and the daemon's memory is flat afterwards.
+disconnects it), and the daemon's memory is flat afterwards.  The same load
+runs beside a client whose long qemu-io reads make replies just under and
+just over ``--max-output``: they never hold the others up or pass the limit.
 
 CI runs a small size; ``make load`` (QMPD_LOAD_CLIENTS=64,
 QMPD_LOAD_COMMANDS=1000) the full one.
@@ -172,3 +174,65 @@ def test_client_that_never_reads_does_not_block_others_or_grow_memory(start_qmpd
     assert rss_kib(q.proc.pid) <= max(peak, base) * 1.10 + 2048
     assert sleeper.read_until_eof().startswith(b'{"timestamp": ')
 
+
+
+class LongWorker(threading.Thread):
+    """A client that keeps running long qemu-io reads whose replies are just
+    under and just over --max-output, while the others run their load."""
+
+    def __init__(self, qmpd: Any, limit: int) -> None:
+        super().__init__(daemon=True)
+        self.conn = qmpd.connect(negotiate=True)
+        self.limit = limit
+        self.stop = threading.Event()
+        self.rounds = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            assert self.conn.cmd("blockdev-add", {
+                "driver": "raw", "node-name": "long0",
+                "file": {"driver": "null-co", "size": 1 << 30, "read-zeroes": True}}) == {
+                "return": {}}
+            # 78 bytes of reply per 16 bytes read: the largest dump under the limit.
+            fits = (self.limit - 4096) // 78 * 16 // 512 * 512
+            while not self.stop.is_set():
+                for count, ok in ((fits, True), (fits * 2, False)):
+                    self.conn.send(json.dumps({
+                        "execute": "human-monitor-command", "arguments": {
+                            "command-line": f'qemu-io long0 "read -v 0 {count}"'}}) + "\n")
+                    while True:     # events of the other clients' stop/cont pass by
+                        line = self.conn.read_line()
+                        assert len(line) <= self.limit, len(line)
+                        r = json.loads(line)
+                        if "event" not in r:
+                            break
+                    if ok:
+                        assert r["return"].count("\n") == count // 16 + 2, r["return"][-200:]
+                    else:
+                        assert r["error"]["desc"].startswith("Reply too large: "), r
+                self.rounds += 1
+        except BaseException as e:  # reported by the test
+            self.error = e
+
+
+def test_load_beside_long_qemu_io_with_replies_at_the_limit(start_qmpd: Any) -> None:
+    limit = 2 << 20
+    q = start_qmpd("--max-clients", str(CLIENTS + 8), "--max-output", str(limit))
+    long = LongWorker(q, limit)
+    long.start()
+    try:
+        workers = run_load(q, CLIENTS, max(20, COMMANDS // 2))
+    finally:
+        long.stop.set()
+        long.join(600)
+    assert not long.is_alive(), "the long client hung"
+    if long.error is not None:
+        raise long.error
+    # The load ran beside the long reads, which went on the whole time.
+    assert long.rounds >= 1
+    for w in workers:
+        w.conn.close()
+    c = q.connect(negotiate=True)
+    assert "internal error" not in q.stderr()
+    assert c.cmd("query-name") == {"return": {}}
