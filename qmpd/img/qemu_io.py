@@ -308,7 +308,8 @@ class QemuIo:
         dump = "v" in flags and "q" not in flags
         start = self.clock()
         matches = True
-        kept = bytearray() if dump else None
+        streamed = dump and self._streams_dump(pattern)
+        kept = bytearray() if dump and not streamed else None
         try:
             self._check_request(offset, count)
             if dump:
@@ -320,6 +321,8 @@ class QemuIo:
                     matches = region.count(pattern) == len(region)
                 if kept is not None:
                     kept += data
+                elif streamed:
+                    yield from self._dump(data, offset + pos)
                 yield
         except OSError as exc:
             self.out.write(f"read failed: {_strerror(exc)}\n")
@@ -342,6 +345,14 @@ class QemuIo:
             n = min(CHUNK, count - pos)
             yield pos, self.image.read(offset + pos, n)
             pos += n
+
+    def _streams_dump(self, pattern: int | None) -> bool:
+        """Whether a dump goes out chunk by chunk as the data is read.  Only
+        without an output limit (stdout, the qmpd-img tool), where the data
+        of a 2 GiB read must not be kept whole, and without a pattern check,
+        whose verdict QEMU prints before the dump; QEMU prints no dump when
+        the read fails, which only a read failing half way can tell apart."""
+        return self.output_limit is None and pattern is None
 
     def _request(self, offset: int, count: int, fail: str,
                  run: Callable[[], _T]) -> tuple[_T, float]:
@@ -490,16 +501,19 @@ class QemuIo:
         dump = "v" in flags and "q" not in flags
         start = self.clock()
         matches = True
-        kept = bytearray() if dump else None
+        streamed = dump and self._streams_dump(pattern)
+        kept = bytearray() if dump and not streamed else None
         try:
             self._check_request(offset, count)
             if dump:
                 self._reserve_dump(offset, count)
-            for _, data in self._read_chunks(offset, count):
+            for pos, data in self._read_chunks(offset, count):
                 if pattern is not None and matches:
                     matches = data.count(pattern) == len(data)
                 if kept is not None:
                     kept += data
+                elif streamed:
+                    yield from self._dump(data, offset + pos)
                 yield
         except OSError as exc:
             self.out.write(f"{fail} failed: {_strerror(exc)}\n")

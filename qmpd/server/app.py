@@ -267,7 +267,7 @@ class Client:
                                 self.push(out)
                             if server.quitting:
                                 return
-                        if self.unsent() > HIGH_WATER:
+                        if self.queued + len(self.buf) > HIGH_WATER:
                             await self._wait_drained()
                     # Input after a qmp_capabilities is held back until its reply
                     # switched the session's mode.
