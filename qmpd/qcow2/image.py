@@ -153,8 +153,22 @@ class Qcow2Image:
         end = offset + length
         cs = geo.cluster_size
         scs = geo.subcluster_size
+        unmapped_end = self.tables.unmapped_end
         pos = offset
         while pos < end:
+            hole_end = unmapped_end(pos)
+            if hole_end is not None:
+                # No L2 table: all it would map is unallocated, in one step
+                # (a map of a large empty image is not a loop per cluster).
+                n = min(end, hole_end) - pos
+                last = out[-1] if out else None
+                if (last is not None and last.kind == CLUSTER_UNALLOCATED
+                        and last.offset + last.length == pos):
+                    last.length += n
+                else:
+                    out.append(Extent(pos, n, CLUSTER_UNALLOCATED, 0))
+                pos += n
+                continue
             entry, bitmap = lookup(pos)
             sc = (pos & (cs - 1)) // scs
             sctype = subcluster_type(geo, entry, bitmap, sc)

@@ -112,6 +112,17 @@ class ClusterTables:
         idx = (offset >> geo.cluster_bits) & (geo.l2_size - 1)
         return self.entry(table, idx), self.bitmap(table, idx)
 
+    def unmapped_end(self, offset: int) -> int | None:
+        """Where the guest range around ``offset`` that has no L2 table ends
+        (all of it unallocated), or None when ``offset`` has one."""
+        shift = self.geo.l2_bits + self.geo.cluster_bits
+        l1_index = offset >> shift
+        if l1_index >= self.l1_size:
+            return 1 << 63
+        if self.l1[l1_index] & L1E_OFFSET_MASK:
+            return None
+        return (l1_index + 1) << shift
+
     def entry(self, table: bytearray, index: int) -> int:
         pos = index * self.geo.l2_entry_size
         return int.from_bytes(table[pos : pos + 8], "big")

@@ -451,8 +451,8 @@ class Server:
         # The client whose command is running (its events need no wake-up
         # and do not count against the unread-output limit).
         self._running_for: Client | None = None
-        # The long (stepwise) command in progress, if any: its client, and
-        # whether it changes data on its way (see wait_beside_long).
+        # The long (stepwise) command in progress, if any, and its client
+        # (see wait_beside_long for what may run beside it).
         self.long: Stepwise | None = None
         self.long_client: Client | None = None
         self._long_done = trio.Event()
