@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
 from qmpd.img.create import img_create
+from qmpd.jobs.clock import VirtualClock
 
 from .counts import count
 
@@ -133,7 +134,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def engine() -> tuple[Daemon, Dispatcher]:
-    daemon = Daemon(extensions=True)
+    daemon = Daemon(job_time=VirtualClock(), extensions=True)
     return daemon, Dispatcher(daemon)
 
 
