@@ -1,4 +1,4 @@
-"""``make bench``: how fast qmpd answers, and how that compares with QEMU 7.2.
+"""``make bench``: how fast qmpd answers, and how that compares with QEMU 7.2 and 10.0.
 
 Measures, for qmpd (``python -m qmpd``) and, when ``qemu-system-x86_64`` is
 installed, for QEMU:
@@ -18,6 +18,10 @@ installed, for QEMU:
 and, in-process for qmpd only, the same add/del pair through the dispatcher
 (argument validation included) versus straight to the handlers (validation
 skipped), to show what validation costs.
+
+With ``QMPD_BENCH_QEMU=/path/to/qemu-system-x86_64`` (a QEMU 10.0, e.g. from
+``../shared/oracle/get-qemu.sh 10.0``) the same phases run once more for qmpd
+answering as 10.0 (``--qemu-version 10.0.2``) and for that QEMU, in the same run.
 
 Then the ratios qmpd / QEMU and the project's targets (sequential >= 2.5x
 QEMU, pipelined >= 10x, greeting <= 250 ms).  Adapted from the oracle's
@@ -101,10 +105,10 @@ def connect(sock_path: str) -> Client:
 class Launch:
     """One server process with a negotiated connection, in its own temp dir."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, qemu: str | None = None) -> None:
         self.tmpdir = tempfile.mkdtemp(prefix="qmpd-bench-")
         t0 = perf()
-        self.server = Server(target, self.tmpdir)
+        self.server = Server(target, self.tmpdir, qemu) if qemu else Server(target, self.tmpdir)
         self.client = Client(self.server.connect(poll=0.001))
         while not self.client.lines:
             self.client._fill()
@@ -129,10 +133,10 @@ class Launch:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-def bench_startup(target: str, runs: int) -> float:
+def bench_startup(target: str, runs: int, qemu: str | None = None) -> float:
     times = []
     for _ in range(runs):
-        launch = Launch(target)
+        launch = Launch(target, qemu)
         times.append(launch.startup_s)
         launch.close()
     return statistics.median(times)
@@ -394,9 +398,10 @@ def bench_flood(server: Any, megabytes: float) -> dict[str, float]:
             "flood_other_max_ms": max(lat) * 1e3}
 
 
-def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
-    res = {"greeting_ms": bench_startup(target, args.startup_runs) * 1000}
-    launch = Launch(target)
+def measure(target: str, args: argparse.Namespace, qemu: str | None = None) -> dict[str, float]:
+    """The phases against ``target`` ("qemu": the QEMU binary ``qemu``, else PATH's)."""
+    res = {"greeting_ms": bench_startup(target, args.startup_runs, qemu) * 1000}
+    launch = Launch(target, qemu)
     # Best of several rounds: on a small shared machine the other load only
     # ever makes a round slower, so the best round is the least noisy figure.
     rounds = range(args.rounds)
@@ -453,18 +458,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = ap.parse_args(argv)
 
-    qmpd = (f"cmd:{shlex.quote(sys.executable)} -m qmpd --socket {{sock}} "
-            "--qemu-version 7.2.22")
+    def qmpd(version: str) -> str:
+        return (f"cmd:{shlex.quote(sys.executable)} -m qmpd --socket {{sock}} "
+                f"--qemu-version {version}")
+
     results: dict[str, Any] = {"load_avg_1m": os.getloadavg()[0]}
-    results["qmpd"] = measure(qmpd, args)
+    results["qmpd"] = measure(qmpd("7.2.22"), args)
     results["qmpd"].update({f"inprocess_pairs_{k}_per_s": v
                             for k, v in bench_inprocess_pairs(args.pairs).items()})
     results["qmpd"].update(bench_reopen_scaling(args.big, max(args.rounds, 5)))
     have_qemu = shutil.which("qemu-system-x86_64") is not None and not args.no_qemu
     if have_qemu:
         results["qemu"] = measure("qemu", args)
+    # A QEMU 10.0 to compare the 10.0 profile with (same run, same machine).
+    qemu10 = os.environ.get("QMPD_BENCH_QEMU") if not args.no_qemu else None
+    if qemu10:
+        results["qmpd-10.0"] = measure(qmpd("10.0.2"), args)
+        results["qemu-10.0"] = measure("qemu", args, qemu10)
 
-    q = results["qmpd"]
     rows = [("time to greeting (ms)", "greeting_ms", "{:.1f}"),
             ("sequential query-version (cmd/s)", "seq_per_s", "{:.0f}"),
             ("pipelined query-version (cmd/s)", "pipe_per_s", "{:.0f}"),
@@ -479,14 +490,21 @@ def main(argv: list[str] | None = None) -> int:
         rows += [(f"{args.flood_mb:g} MB flood: other client, median (ms)",
                   "flood_other_median_ms", "{:.1f}"),
                  ("  and worst (ms)", "flood_other_max_ms", "{:.1f}")]
-    # ratio = qmpd / QEMU: above 1 is better for rates, worse for the greeting time.
-    print(f"{'':36} {'qmpd':>10}" + (f" {'QEMU':>10} {'qmpd/QEMU':>10}" if have_qemu else ""))
-    for label, key, fmt in rows:
-        line = f"{label:36} {fmt.format(q[key]):>10}"
-        if have_qemu and key in results["qemu"]:
-            e = results["qemu"][key]
-            line += f" {fmt.format(e):>10} {q[key] / e:>9.2f}x"
-        print(line)
+
+    def table(title: str, q: dict[str, float], e: dict[str, float] | None) -> None:
+        # ratio = qmpd / QEMU: above 1 is better for rates, worse for the greeting time.
+        print(f"{title:36} {'qmpd':>10}" + (f" {'QEMU':>10} {'qmpd/QEMU':>10}" if e else ""))
+        for label, key, fmt in rows:
+            line = f"{label:36} {fmt.format(q[key]):>10}"
+            if e and key in e:
+                line += f" {fmt.format(e[key]):>10} {q[key] / e[key]:>9.2f}x"
+            print(line)
+
+    q = results["qmpd"]
+    table("QEMU 7.2 (--qemu-version 7.2.22)", q, results.get("qemu"))
+    if qemu10:
+        print()
+        table("QEMU 10.0 (--qemu-version 10.0.2)", results["qmpd-10.0"], results["qemu-10.0"])
     print(f"{'in-process add+del, validated':36} {q['inprocess_pairs_validated_per_s']:>10.0f}")
     print(f"{'in-process add+del, no validation':36} {q['inprocess_pairs_unvalidated_per_s']:>10.0f}")
     print(f"{'reopen, 10-node graph (us)':36} {q['reopen_small_us']:>10.1f}")

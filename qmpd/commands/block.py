@@ -21,3 +21,12 @@ def blockdev_add(daemon: Any, args: dict) -> dict:
 def blockdev_del(daemon: Any, args: dict) -> dict:
     daemon.graph.delete(args["node-name"])
     return {}
+
+
+@command("blockdev-set-active")
+def blockdev_set_active(daemon: Any, args: dict) -> dict:
+    # Offered only by releases whose schema has it (10.0+): see qmpd.engine.activation.
+    from qmpd.engine.activation import set_active
+
+    set_active(daemon.graph, args.get("node-name"), args["active"])
+    return {}

@@ -63,8 +63,10 @@ def _run_state(daemon: Any) -> str:
 
 @command("query-status", blockless=True)
 def query_status(daemon: Any, args: dict) -> dict:
-    # StatusInfo member order: running, singlestep, status.
-    return {"running": daemon.running, "singlestep": False, "status": _run_state(daemon)}
+    # StatusInfo's members as the release's schema has them, in its order
+    # (7.2: running, singlestep, status; 10.0 dropped the deprecated singlestep).
+    values = {"running": daemon.running, "singlestep": False, "status": _run_state(daemon)}
+    return {k: values[k] for k in daemon.schema.set.types["StatusInfo"]["properties"]}
 
 
 def _set_running(daemon: Any, running: bool) -> dict:

@@ -223,7 +223,9 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
                 g.refresh_perms([node], tx)
             except BlockError as e:
                 return _mon(e.desc + "\n")
-        qio = QemuIo(NodeIO(g, node, edge), out, out)
+        profile = daemon.profile
+        qio = QemuIo(NodeIO(g, node, edge), out, out, help_rows=profile.qemu_io_help,
+                     dump_prefix_on_monitor=profile.qemu_io_dump_prefix_on_monitor)
         qio.monitor = mon
         if limit is not None and not to_stdout:
             qio.output_limit = limit

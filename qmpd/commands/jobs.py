@@ -70,6 +70,21 @@ for _verb in VERBS:
     command(_verb.command)(_verb)
 
 
+@command("block-job-change")
+def block_job_change(daemon: Any, args: dict) -> dict:
+    """qmp_block_job_change / block_job_change_locked (10.0+ schemas only)."""
+    mgr: JobManager = daemon.jobs
+    job = mgr.get_block_job(args["id"])
+    job.apply_verb("change")
+    change = getattr(job.driver, "change", None)
+    if change is None:
+        raise BlockError.of("job.change-unsupported")
+    # The union's branch is chosen by the argument's type, not the job's: a
+    # mirror job told type "commit" sees the branch's zeroed members.
+    change(args.get("copy-mode", "background") if args["type"] == "mirror" else "background")
+    return {}
+
+
 @command("query-jobs")
 def query_jobs(daemon: Any, args: dict) -> list:
     return daemon.jobs.query_jobs()

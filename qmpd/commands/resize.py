@@ -23,7 +23,8 @@ def cmd_block_resize(daemon: Any, args: dict) -> dict:
         # bdrv_op_is_blocked(RESIZE): a backing child is blocked; QEMU prints
         # the device name, which is NULL when only a node-name was given.
         if e.name == "backing" and isinstance(e.parent, Node):
-            raise BlockError.of("resize.device-in-use", device=args.get('device', '(null)'))
+            raise BlockError.of("resize.device-in-use", device=args.get("device", "(null)"),
+                                node=node.name, parent=e.parent.name)
     block_resize(g, node, size)
     return {}
 

@@ -383,6 +383,10 @@ class BlockGraph:
         if isinstance(parent, Node) and self.reaches(child, parent):
             raise BlockError.of("node.making-child-would-create-cycle", child=child.name, name=name,
                                 parent=parent.name)
+        if isinstance(parent, Node) and parent.active and not child.active:
+            # Only blockdev-set-active (10.0+) makes a node inactive.
+            raise BlockError(f"Inactive '{child.name}' can't be a {name} child of active "
+                             f"'{parent.name}'")
         if isinstance(parent, Node) and parent.aio_context != child.aio_context:
             attach_context(self, parent, child, tx)
         e = self.link(parent, child, name, role, tx)
@@ -536,7 +540,8 @@ class BlockGraph:
 
     @staticmethod
     def _writable_now(n: Node) -> bool:
-        return not n.read_only
+        # bdrv_is_writable: read-write and not handed away (BDRV_O_INACTIVE).
+        return not n.read_only and n.active
 
     def _parent_conflicts(self, n: Node) -> None:
         ps = list(reversed(n.parents))   # QEMU's parent list is newest first
@@ -680,7 +685,8 @@ class BlockGraph:
         size its child had when the filter was opened, even after a reopen
         changed or replaced that child.
         """
-        if node.driver.variable_length or node.total is None:
+        if node.total is None or (node.driver.variable_length
+                                  and self.profile.driver_lengths_vary):
             node.total = (node.driver.virtual_size(self, node) + 511) & ~511
         return node.total
 

@@ -92,6 +92,11 @@ class Node:
         self.total: int | None = None      # cached length (total_sectors * 512)
         self.dirty_bitmaps: list[Any] = []  # newest first (engine/bitmaps.py)
         self.write_threshold = 0           # block-set-write-threshold (0: off)
+        # False once inactivated (blockdev-set-active; BDRV_O_INACTIVE): the
+        # image is left to another process, so no writes and no write permission.
+        self.active = True
+        # A job's own filter node (mirror_top): the job whose writes it tracks.
+        self.filter_job: Any = None
 
     # -- links -------------------------------------------------------------
     def child(self, name: str) -> Edge | None:

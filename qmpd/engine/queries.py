@@ -56,6 +56,8 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool) -> dict[str, Any]:
     if b is not None and node.driver.name not in ("mirror_top", "commit_top"):
         info["backing_file"] = g.filename_info(b.child)[0]
     info["backing_file_depth"] = 0
+    if g.profile.node_activation:
+        info["active"] = node.active
     info["encrypted"] = False
     info["detect_zeroes"] = node.detect_zeroes
     for k in ("bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr"):

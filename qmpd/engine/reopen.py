@@ -329,3 +329,13 @@ def _commit(g: BlockGraph, st: ReopenState, tx: Transaction) -> None:
     tx.on_abort(undo)
     for c in st.commits:
         c()
+    if g.profile.reopen_refreshes_length:
+        # bdrv_reopen_commit ends with bdrv_refresh_total_sectors (10.0): the
+        # node's cached length follows its new options and children now.
+        old_total = node.total
+
+        def undo_total() -> None:
+            node.total = old_total
+        tx.on_abort(undo_total)
+        node.total = None
+        g.virtual_size(node)

@@ -19,7 +19,7 @@ import errno
 import os
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import NoReturn, Protocol, TextIO, TypeVar
 
@@ -125,8 +125,20 @@ class QemuIo:
     """Runs qemu-io command lines against one opened image."""
 
     def __init__(self, image: IoTarget, out: TextIO, err: TextIO,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 help_rows: Mapping[str, tuple[str | None, str, str, str]] | None = None,
+                 dump_prefix_on_monitor: bool = False) -> None:
         self.image = image
+        # The help table and extended help: 7.2's, with a release's own rows
+        # (name order, as qemuio_add_command keeps them).
+        self.help_table = dict(TABLE)
+        self.help_bodies = dict(BODIES)
+        for name, (alt, args, summary, body) in (help_rows or {}).items():
+            self.help_table[name] = (alt, args, summary)
+            self.help_bodies[name] = body
+        self.help_table = dict(sorted(self.help_table.items()))
+        # "Format specific information:" on the monitor (10.0) or stdout (7.2).
+        self.dump_prefix_on_monitor = dump_prefix_on_monitor
         self.out = out
         self.err = err
         self.monitor = out      # where qemu_printf goes (the monitor, under HMP)
@@ -169,7 +181,8 @@ class QemuIo:
         return value
 
     def _usage(self, cmd: Command) -> NoReturn:
-        self.out.write(f"{cmd.name} {cmd.args} -- {cmd.oneline}\n")
+        _, args, oneline = self.help_table.get(cmd.name, (None, cmd.args, cmd.oneline))
+        self.out.write(f"{cmd.name} {args or ''} -- {oneline}\n")
         raise CommandFailed()
 
     def _report(self, op: str, elapsed: float, offset: int, count: int, total: int,
@@ -571,7 +584,8 @@ class QemuIo:
         self.out.write(f"cluster size: {cvtstr(cluster)}\n"
                        f"vm state offset: {cvtstr(vm_state)}\n")
         if specific:
-            self.out.write("Format specific information:\n")
+            (self.monitor if self.dump_prefix_on_monitor else self.out).write(
+                "Format specific information:\n")
             # bdrv_image_info_specific_dump prints with qemu_printf: in a
             # monitor command that is the monitor, not stdout.
             for k in key_order(list(specific)):
@@ -620,17 +634,18 @@ class QemuIo:
         def oneline(name: str, cmd_args: str | None, summary: str) -> str:
             return f"{name} " + (f"{cmd_args} " if cmd_args is not None else "") + f"-- {summary}\n"
 
+        table = self.help_table
         if not args:
-            for name, (_, cmd_args, summary) in TABLE.items():
+            for name, (_, cmd_args, summary) in table.items():
                 self.out.write(oneline(name, cmd_args, summary))
             self.out.write("\nUse 'help commandname' for extended help.\n")
             return
-        found = next((n for n, (alt, _, _) in TABLE.items() if args[0] in (n, alt)), None)
+        found = next((n for n, (alt, _, _) in table.items() if args[0] in (n, alt)), None)
         if found is None:
             self.out.write(f"command {args[0]} not found\n")
             raise CommandFailed()
-        _, cmd_args, summary = TABLE[found]
-        self.out.write(oneline(args[0], cmd_args, summary) + BODIES.get(found, ""))
+        _, cmd_args, summary = table[found]
+        self.out.write(oneline(args[0], cmd_args, summary) + self.help_bodies.get(found, ""))
 
     def cmd_map(self, cmd: Command, args: list[str]) -> None:
         for offset, length, allocated in self.image.allocation():

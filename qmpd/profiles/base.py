@@ -63,6 +63,43 @@ class Profile:
     #: Message key -> text template (str.format fields named as the params).
     messages: ClassVar[Mapping[str, str]] = _messages.BASE
 
+    # -- semantic switches (the baseline, 7.2's, here; a release overrides) --------
+    #: Nodes have an activation state (``blockdev-set-active``, BDRV_O_INACTIVE)
+    #: that BlockDeviceInfo reports as ``active``.
+    node_activation: ClassVar[bool] = False
+    #: ``format-specific`` of a ``file`` node's ImageInfo (file-posix's
+    #: ``bdrv_get_specific_info``), or None where the driver has none.
+    file_format_specific: ClassVar[dict[str, Any] | None] = None
+    #: Drivers marked ``variable_length`` (raw, copy-on-read, ...) ask their
+    #: child for the length on every bdrv_getlength; else every node keeps the
+    #: length it had at open or at its own last resize (10.0: has_variable_length
+    #: is a block limit only host devices set).
+    driver_lengths_vary: ClassVar[bool] = True
+    #: A reopened node asks its driver for its length again at commit.
+    reopen_refreshes_length: ClassVar[bool] = False
+    #: A mirror job's dirty bitmap sits on its mirror_top filter, disabled, and
+    #: the filter marks the writes passing through it (else: an enabled bitmap
+    #: on the source, which every write to the source marks).
+    mirror_bitmap_on_filter: ClassVar[bool] = False
+    #: block-copy's copy bitmap (backup) is created on the copy-before-write
+    #: filter (else on the source node).
+    block_copy_bitmap_on_filter: ClassVar[bool] = False
+    #: copy-before-write takes consistent-read on its source whenever it has
+    #: users (else only when they write).
+    cbw_always_reads_source: ClassVar[bool] = False
+    #: A mirror job's BlockJobInfo carries ``actively-synced``.
+    mirror_reports_actively_synced: ClassVar[bool] = False
+    #: ``device_add`` from JSON sets properties through the QObject input
+    #: visitor (typed JSON values, ids unchecked) rather than QemuOpts strings.
+    device_props_typed: ClassVar[bool] = False
+
+    #: qemu-io's help rows the release adds or words differently from 7.2's
+    #: table (qmpd.img.qemu_io_help): name -> (altname, args, summary, extended help).
+    qemu_io_help: ClassVar[Mapping[str, tuple[str | None, str, str, str]]] = {}
+    #: qemu-io ``info`` prints "Format specific information:" with qemu_printf
+    #: (the monitor, under HMP) rather than on stdout.
+    qemu_io_dump_prefix_on_monitor: ClassVar[bool] = False
+
     def __init__(self, version: tuple[int, int, int]) -> None:
         self.version = version
 

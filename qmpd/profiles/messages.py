@@ -16,6 +16,10 @@ BASE: dict[str, str] = {
     # job.c / blockjob.c
     "job.id-in-use": "Job ID '{id}' already in use",
     "job.id-invalid": "Invalid job ID '{id}'",
+    # blockjob.c block_job_change_locked (block-job-change is 10.0's; 7.2 has
+    # no such command, so 7.2 never says it)
+    "job.change-unsupported": "Job type does not support change",
+    "job.copy-mode-change-unimplemented": "Change to copy mode '{mode}' is not implemented",
     "job.verb-not-allowed": "Job '{id}' in state '{status}' cannot accept command verb '{verb}'",
     "job.not-found": "Job not found",
     "job.block-job-not-found": "Block job '{jid}' not found",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # Release series -> the module whose PROFILE class describes it.
 SERIES: dict[str, str] = {
     "7.2": "qmpd.profiles.qemu_7_2",
+    "10.0": "qmpd.profiles.qemu_10_0",
 }
 
 # What `qmpd` answers as without --qemu-version.
@@ -34,7 +35,7 @@ def parse_release(text: str) -> tuple[str, tuple[int, int, int]]:
     >>> parse_release("6.0.0")
     Traceback (most recent call last):
     ...
-    qmpd.profiles.registry.UnknownRelease: --qemu-version 6.0.0: qmpd has no profile for QEMU 6.0 (it has: 7.2)
+    qmpd.profiles.registry.UnknownRelease: --qemu-version 6.0.0: qmpd has no profile for QEMU 6.0 (it has: 7.2, 10.0)
     """
     parts = text.split(".")
     try:

@@ -140,6 +140,35 @@ def _parse_bool(name: str, v: str) -> bool:
     raise BlockError.of("qdev.parameter-expects-off", name=name)
 
 
+def _typed_value(key: str, kind: str | None, v: Any) -> str:
+    """A JSON property value through the QObject input visitor (releases whose
+    profile has ``device_props_typed``: qdev_device_add_from_qdict with
+    from_json), as the text the property parsers below take.  The JSON type
+    must be the property's own: "on" is no boolean and "4096" no integer."""
+    def wrong(expected: str) -> BlockError:
+        return BlockError(f"Invalid parameter type for '{key}', expected: {expected}")
+
+    if kind == BOOL:
+        if not isinstance(v, bool):
+            raise wrong("boolean")
+        return "on" if v else "off"
+    if kind in INTS or kind == BLOCKSIZE:
+        if isinstance(v, bool) or not isinstance(v, int):
+            if kind in INTS and not kind.startswith("u"):
+                raise wrong("integer")
+            # qobject_input_type_uint64: not a number it can take
+            raise BlockError.of("qdev.parameter-expects", name=key, qname="uint64")
+        if kind in INTS and kind.startswith("u") and v < 0:
+            v &= (1 << 64) - 1      # negative int64 accepted "for backward compatibility"
+        return str(v)
+    if kind == PCI_ADDR and isinstance(v, int) and not isinstance(v, bool):
+        # set_pci_devfn takes an int32 devfn as well as "slot.fn"
+        return f"{v >> 3:x}.{v & 7:x}" if 0 <= v < 256 else "-1"
+    if not isinstance(v, str):
+        raise wrong("string")
+    return v
+
+
 def _hash_order(keys: list[str]) -> list[str]:
     return list(key_order(keys))
 
@@ -147,17 +176,24 @@ def _hash_order(keys: list[str]) -> list[str]:
 def device_add(g: BlockGraph, args: dict) -> Device:
     """device_add: the new device, realized and plugged, or BlockError."""
     m = g.machine
-    # qemu_opts_create checks the id first; qdev_set_id finds duplicates.
+    # QemuOpts (7.2) or the QObject visitor (10.0: typed, ids taken as they are).
+    typed = g.profile.device_props_typed
     raw_id = args.get("id")
     dev_id = raw_id if isinstance(raw_id, str) else None
-    if dev_id is not None:
+    if dev_id is not None and not typed:
+        # qemu_opts_create checks the id first; qdev_set_id finds duplicates.
         if not id_wellformed(dev_id):
             raise BlockError.of("object.parameter-id-expects-identifier")
         if m.by_id(dev_id) is not None:
             raise BlockError.of("qdev.duplicate-device-id", dev_id=dev_id)
-    opts: dict[str, str] = {}
+    opts: dict[str, Any] = {}
     for k, v in args.items():
         if k == "id":
+            continue
+        if typed:
+            # qdict_get_try_str for driver and bus; properties keep their JSON value
+            if k not in ("driver", "bus") or isinstance(v, str):
+                opts[k] = v
             continue
         s = _qemu_opts_value(v)
         if s is not None:
@@ -195,6 +231,8 @@ def device_add(g: BlockGraph, args: dict) -> Device:
         bus_name = found_name
     if bus_type == "IDE":
         raise BlockError.of("qdev.bus-does-not-support-hotplugging", bus_name=bus_name)
+    if typed and dev_id is not None and m.by_id(dev_id) is not None:
+        raise BlockError.of("qdev.duplicate-device-id", dev_id=dev_id)     # qdev_set_id
     # qdev_set_id: an anonymous device takes the next number even if it fails later.
     if dev_id is None:
         path = f"/machine/peripheral-anon/device[{m.anon_count}]"
@@ -205,7 +243,7 @@ def device_add(g: BlockGraph, args: dict) -> Device:
     props = {k: v for k, v in opts.items() if k not in ("driver", "bus")}
     tx = Transaction()
     try:
-        _realize(g, m, dev, props, tx)
+        _realize(g, m, dev, props, tx, typed)
     except BlockError:
         tx.abort()
         raise
@@ -216,8 +254,8 @@ def device_add(g: BlockGraph, args: dict) -> Device:
     return dev
 
 
-def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, str],
-             tx: Transaction) -> None:
+def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, Any],
+             tx: Transaction, typed: bool = False) -> None:
     known = PROPS.get(dev.driver, {})
     values: dict[str, Any] = {}
     iothread_aware = dev.driver in ("scsi-hd", "scsi-cd")
@@ -225,7 +263,7 @@ def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, str],
         kind = known.get(key)
         if kind is None:
             raise BlockError.of("qdev.property-not-found", driver=dev.driver, key=key)
-        v = props[key]
+        v = _typed_value(key, kind, props[key]) if typed else props[key]
         if kind == BOOL:
             values[key] = _parse_bool(key, v)
         elif kind in ENUMS:

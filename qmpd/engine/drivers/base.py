@@ -36,7 +36,8 @@ Commit = Callable[[], None]
 def size_opt(name: str, value: Any) -> int:
     """A QEMU_OPT_SIZE option given as a number (QemuOpts rejects negatives)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > UINT64_MAX:
-        raise BlockError.of("option.parameter-expects-non-negative-number", name=name)
+        raise BlockError.of("option.parameter-expects-non-negative-number", name=name,
+                            value=str(value))
     return value
 
 

@@ -33,13 +33,19 @@ class CopyBeforeWriteDriver(Driver):
     is_filter = True
     can_reopen = False
 
+    def __init__(self, always_reads_source: bool = False) -> None:
+        # The release's cbw_child_perm (Profile.cbw_always_reads_source).
+        self.always_reads_source = always_reads_source
+
     def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
         if not edge.role & perms.ROLE_FILTERED:
             # The target: written, others may write (the guest's chain), no resize.
             return perms.WRITE, perms.ALL & ~perms.RESIZE
         p, s = perms.default(edge.role, not node.read_only, perm, shared)
         if node.parents:
-            if perm & perms.WRITE:
+            # 7.2 reads the source for copy-before-write when its users write;
+            # 10.0's cbw_child_perm always takes consistent-read there.
+            if perm & perms.WRITE or self.always_reads_source:
                 p |= perms.CONSISTENT_READ
             s &= ~(perms.WRITE | perms.RESIZE)
         return p, s

@@ -97,6 +97,12 @@ class FileDriver(Driver):
     def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
         return (0, False)
 
+    def format_specific(self, g: BlockGraph, node: Node) -> dict | None:
+        # file-posix's ImageInfoSpecificFile, in releases that have it (the
+        # extent size hint is absent: tmpfs/ext4 report none).
+        fs = g.profile.file_format_specific
+        return None if fs is None else {"type": fs["type"], "data": dict(fs["data"])}
+
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
         lay = node.state.layer
         data = lay.read(offset, max(0, min(length, lay.size - offset)))

@@ -28,6 +28,7 @@ from qmpd.engine.node import Node
 from qmpd.engine.transaction import Transaction
 
 CBW = CopyBeforeWriteDriver()
+CBW_ALWAYS_READS = CopyBeforeWriteDriver(always_reads_source=True)
 DEFAULT_CLUSTER = 65536          # BLOCK_COPY_CLUSTER_SIZE_DEFAULT
 
 
@@ -137,7 +138,7 @@ class BackupJob(JobDriver):
 def _insert_cbw(g: BlockGraph, source: Node, target: Node, name: str | None,
                 tx: Transaction) -> Node:
     """bdrv_cbw_append -> bdrv_insert_node: the filter takes the source's place."""
-    cbw = Node(CBW)
+    cbw = Node(CBW_ALWAYS_READS if g.profile.cbw_always_reads_source else CBW)
     g._assign_name(cbw, name, tx)
     cbw.options = {"driver": CBW.name, "file": source.name, "target": target.name}
     fe = g.link(cbw, source, "file", perms.ROLE_FILTERED | perms.ROLE_PRIMARY, tx)
@@ -244,12 +245,18 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
     done = bmod.DirtyBitmap(cbw, "", cluster)
     access = bmod.DirtyBitmap(cbw, "", cluster)
     access.bits = size_clusters
-    copy = bmod.DirtyBitmap(bs, "", cluster)
+    # block_copy_state_new's copy bitmap: on the source (7.2) or on the
+    # filter itself (10.0's cbw_open passes its own node), created first.
+    on_filter = g.profile.block_copy_bitmap_on_filter
+    copy = bmod.DirtyBitmap(cbw if on_filter else bs, "", cluster)
     copy.bits = drv.dirty
     for b in (done, access, copy):
         b.disabled = True
     cbw.dirty_bitmaps = [access, done]
-    bs.dirty_bitmaps.insert(0, copy)
+    if on_filter:
+        cbw.dirty_bitmaps.append(copy)
+    else:
+        bs.dirty_bitmaps.insert(0, copy)
     drv.copy_bitmap = copy
     tx.on_abort(lambda: bmod._release(copy))
     cbw.state = drv

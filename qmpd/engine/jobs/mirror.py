@@ -132,6 +132,36 @@ class MirrorJob(_MirrorDriver):
     target_blk: Parent
     sync: str
     bitmap: bmod.DirtyBitmap
+    # MirrorCopyMode: "write-blocking" also copies guest writes as they
+    # happen; block-job-change can only switch background -> write-blocking.
+    copy_mode: str = "background"
+    # A write was only marked dirty since the job became ready (actively-synced off).
+    spoiled: bool = False
+
+    def actively_synced(self, job: Job) -> bool:
+        """mirror_query's actively-synced: on once the job is ready in write-blocking mode."""
+        return bool(job.ready_flag) and self.copy_mode == "write-blocking" and not self.spoiled
+
+    def write_passed(self, job: Job, offset: int, length: int,
+                     copy: Callable[[Node], None]) -> None:
+        """A write went through the filter (bdrv_mirror_top_do_write), where the
+        job's bitmap sits on it (Profile.mirror_bitmap_on_filter): copy it to
+        the target now (write-blocking, job running) or mark it dirty."""
+        if self.bitmap.node is not self.mtop:
+            return
+        if self.copy_mode == "write-blocking" and job.ret >= 0 and not job.cancelled:
+            copy(self.target)
+            return
+        self.spoiled = True
+        self.bitmap.set_range(offset, length)
+
+    def change(self, copy_mode: str) -> None:
+        """mirror_change."""
+        if copy_mode == self.copy_mode:
+            return
+        if copy_mode != "write-blocking":
+            raise BlockError.of("job.copy-mode-change-unimplemented", mode=copy_mode)
+        self.copy_mode = copy_mode
 
     def run(self, job: Job) -> Generator[Sleep, None, int]:
         g = job.mgr.g
@@ -162,8 +192,9 @@ class MirrorJob(_MirrorDriver):
 
     def _exit(self, job: Job, pivot: bool) -> None:
         g = job.mgr.g
-        if bmod.find(self.bs, "") is self.bitmap or self.bitmap in self.bs.dirty_bitmaps:
-            self.bs.dirty_bitmaps.remove(self.bitmap)
+        owner = self.bitmap.node     # the source (7.2) or the filter (10.0)
+        if self.bitmap in owner.dirty_bitmaps:
+            owner.dirty_bitmaps.remove(self.bitmap)
         if self.target_blk in job.backends:
             job.mgr.remove_backend(job, self.target_blk)
         if pivot and self.target.alive and self.bs.alive:
@@ -264,10 +295,19 @@ def start_mirror(mgr: JobManager, args: dict) -> Job:
         blk = mgr.add_backend(job, target, target_perm(g, target, bs, W), WU, tx)
         if not gran:
             gran = bmod.default_granularity(g, target)
-        bm = bmod.DirtyBitmap(bs, "", gran)
-        bs.dirty_bitmaps.insert(0, bm)
+        if g.profile.mirror_bitmap_on_filter:
+            # 10.0: the bitmap belongs to the filter and records nothing by
+            # itself; the filter marks what passes (see _passed).
+            bm = bmod.DirtyBitmap(mt, "", gran)
+            bm.disabled = True
+            mt.dirty_bitmaps.insert(0, bm)
+            mt.filter_job = job
+        else:
+            bm = bmod.DirtyBitmap(bs, "", gran)
+            bs.dirty_bitmaps.insert(0, bm)
         tx.on_abort(lambda: bmod._release(bm))
         mgr.add_bdrv(job, "source", bs, 0, WU | W | CR, tx)
         mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
-    mgr.start(job, MirrorJob(bs, target, mt, blk, sync, bm))
+    mgr.start(job, MirrorJob(bs, target, mt, blk, sync, bm,
+                             args.get("copy-mode", "background")))
     return job

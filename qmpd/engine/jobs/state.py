@@ -56,6 +56,7 @@ VERBS: dict[str, tuple[str, ...]] = {
     "complete": ("ready", "standby"),
     "finalize": ("pending",),
     "dismiss": ("concluded",),
+    "change": ("created", "running", "paused", "ready", "standby"),
 }
 
 SLICE_NS = 100_000_000          # BLOCK_JOB_SLICE_TIME
@@ -682,6 +683,9 @@ class JobManager:
                                  "auto-dismiss": j.auto_dismiss}
             if j.ret and j.error is not None:
                 d["error"] = j.error
+            synced = getattr(j.driver, "actively_synced", None)
+            if synced is not None and self.g.profile.mirror_reports_actively_synced:
+                d["actively-synced"] = synced(j)
             out.append(d)
         return out
 
