@@ -10,7 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from qmpd.engine.drivers.base import Commit, Driver
 from qmpd.engine.errors import BlockError
@@ -21,17 +22,18 @@ if TYPE_CHECKING:
     from qmpd.engine.graph import BlockGraph, Transaction
 
 
+@dataclass(slots=True, eq=False)
 class FileState:
-    __slots__ = ("path", "ident", "locking", "size", "blocks", "aio", "layer")
+    """An open host file: its identity, the lock and aio options, the sizes
+    at open, and its in-memory layer (set once the file is found)."""
 
-    def __init__(self, path: str, ident: tuple[int, int], locking: bool, size: int,
-                 blocks: int, aio: str) -> None:
-        self.path = path
-        self.ident = ident
-        self.locking = locking
-        self.size = size
-        self.blocks = blocks
-        self.aio = aio
+    path: str
+    ident: tuple[int, int]      # (st_dev, st_ino); (-1, id) for an in-memory file
+    locking: bool
+    size: int
+    blocks: int
+    aio: str
+    layer: Any = None
 
 
 class FileDriver(Driver):

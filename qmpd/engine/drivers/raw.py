@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qmpd.engine import perms
@@ -15,13 +16,13 @@ if TYPE_CHECKING:
     from qmpd.engine.graph import BlockGraph, Transaction
 
 
+@dataclass(slots=True, eq=False)
 class RawState:
-    __slots__ = ("offset", "has_size", "size")
+    """The window on the child: ``size`` follows the child unless given."""
 
-    def __init__(self, offset: int, has_size: bool, size: int) -> None:
-        self.offset = offset
-        self.has_size = has_size
-        self.size = size
+    offset: int
+    has_size: bool
+    size: int
 
 
 class RawDriver(Driver):
