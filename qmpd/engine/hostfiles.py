@@ -40,8 +40,9 @@ def check_preallocation_room(path: str, need: int, mode: str) -> None:
     except OSError:
         return
     if need > st.f_bavail * st.f_frsize:
-        key = "create.preallocate-failed" if mode == "falloc" else "create.write-zeroes-failed"
-        raise BlockError.of(key, error=os.strerror(errno.ENOSPC))
+        if mode == "falloc":
+            raise BlockError.of("create.preallocate-failed", error=os.strerror(errno.ENOSPC))
+        raise BlockError.of("create.write-zeroes-failed", error=os.strerror(errno.ENOSPC))
 
 
 class HostLayer:
