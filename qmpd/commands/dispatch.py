@@ -175,7 +175,8 @@ class Dispatcher:
                     result = result.value()
             return result
         except ArgumentError as e:
-            raise QMPError(e.desc) from None
+            # the QAPI visitor's words differ between releases too
+            raise QMPError(self.profile.render(e.desc)) from None
         except BlockError as e:
             raise QMPError(self.profile.render_all(e.parts), e.cls) from None
         except QMPError as e:

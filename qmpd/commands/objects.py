@@ -12,9 +12,19 @@ from qmpd.commands.registry import command
 from qmpd.engine import objects
 
 
+def _untyped(daemon: Any) -> bool:
+    """object-add is 'gen': false in the release's schema (before 6.0): QOM
+    checks the arguments property by property instead of the QAPI visitor."""
+    entry = daemon.schema.set.commands.get("object-add") or {}
+    return entry.get("x-qapi-gen") is False
+
+
 @command("object-add")
 def object_add(daemon: Any, args: dict) -> dict:
-    objects.add(daemon.graph, args)
+    if _untyped(daemon):
+        objects.add(daemon.graph, objects.qom_properties(args), id_rule=False)
+    else:
+        objects.add(daemon.graph, args)
     return {}
 
 

@@ -547,6 +547,20 @@ class BlockGraph:
         ps = list(reversed(n.parents))   # QEMU's parent list is newest first
         if len(ps) < 2:
             return
+        if self.profile.perm_conflicts == "newcomer":
+            # Before 6.0 a user's permissions were checked when it came (or
+            # changed) against each other parent in turn: the newest one here.
+            b = ps[0]
+            for a in ps[1:]:
+                if b.perm & ~a.shared:
+                    raise BlockError.of("node.conflicts-with-use-denied", user=a.user_name(),
+                                        role=a.name, perms=perms.names(b.perm & ~a.shared),
+                                        name=n.name)
+                if a.perm & ~b.shared:
+                    raise BlockError.of("node.conflicts-with-use-used", user=a.user_name(),
+                                        role=a.name, perms=perms.names(a.perm & ~b.shared),
+                                        name=n.name)
+            return
         for a in ps:
             for b in ps:
                 if a is b:
@@ -593,7 +607,7 @@ class BlockGraph:
         """blockdev-del."""
         node = self.nodes.get(name)
         if node is None:
-            raise BlockError.of("node.failed-find-node-node-name", name=name)
+            raise BlockError.of("del.node-not-found", name=name)
         for e in node.parents:
             if isinstance(e.parent, Parent) and e.parent.kind in ("device-backend", "job-backend"):
                 raise BlockError.of("node.in-use", name=name)
@@ -602,7 +616,8 @@ class BlockGraph:
         for j in self.jobs:
             if node in getattr(j, "nodes", ()):
                 raise BlockError.of("node.node-busy-block-device-use", name=name, job=j.type)
-        for e in node.parents:
+        # Op blockers are listed newest first: the latest backing link wins.
+        for e in reversed(node.parents):
             if e.name == "backing" and isinstance(e.parent, Node):
                 raise BlockError.of("node.node-busy-node-used-backing", name=name,
                                     parent=e.parent.name)

@@ -42,6 +42,10 @@ class Edge:
         """How QEMU names the parent in permission-conflict texts."""
         return self.parent.user_desc()
 
+    def user_name(self) -> str:
+        """The parent's bare name, as get_parent_desc gives it (before 6.0's texts)."""
+        return self.parent.user_name()
+
     def __repr__(self) -> str:
         return f"<Edge {self.parent.label()} -{self.name}-> {self.child.name}>"
 
@@ -57,6 +61,10 @@ class Parent:
 
     def user_desc(self) -> str:
         return self.desc
+
+    def user_name(self) -> str:
+        # blk_root_get_parent_desc: the backend's name, else its device's id
+        return self.name or "a block device"
 
     def label(self) -> str:
         return self.name or self.kind
@@ -115,6 +123,9 @@ class Node:
 
     def user_desc(self) -> str:
         return f"node '{self.name}'"
+
+    def user_name(self) -> str:
+        return self.name
 
     def label(self) -> str:
         return self.name

@@ -106,11 +106,60 @@ def _check_free(g: BlockGraph, oid: str) -> None:
         raise BlockError.of("object.attempt-add-duplicate-property-object", oid=oid)
 
 
-def add(g: BlockGraph, args: dict) -> None:
-    """object-add of a throttle-group or an iothread."""
+# QOM properties of the two object types, for releases whose object-add is
+# untyped ('gen': false before 6.0) and sets them one by one.
+_THROTTLE_PROPS = ("limits", *(f"x-{b}{s}" for b in _BUCKETS for s in ("", "-max", "-max-length")),
+                   "x-iops-size")
+_IOTHREAD_PROPS = ("poll-max-ns", "poll-grow", "poll-shrink")
+
+
+def qom_properties(args: dict) -> dict:
+    """object-add's arguments as QEMU before 6.0 checks them (qmp_object_add,
+    user_creatable_add_dict/add_type): ``props`` joins the top level, qom-type
+    and id must be strings, the type must exist, and each remaining key is set
+    as a property in order.  Returns the arguments in :func:`add`'s shape."""
+    args = dict(args)
+    if "props" in args:
+        props = args.pop("props")
+        if not isinstance(props, dict):
+            raise BlockError("Invalid parameter type for 'props', expected: dict")
+        if any(k in args for k in props):
+            raise BlockError("Option in 'props' conflicts with top level")
+        args.update(props)
+    qom_type, oid = args.pop("qom-type", None), args.pop("id", None)
+    for key, value in (("qom-type", qom_type), ("id", oid)):
+        if not isinstance(value, str):
+            raise BlockError(f"Parameter '{key}' is missing")
+    table = {"throttle-group": _THROTTLE_PROPS, "iothread": _IOTHREAD_PROPS}.get(str(qom_type))
+    if table is None:
+        raise BlockError(f"invalid object type: {qom_type}")
+    for key, value in args.items():
+        if key not in table:
+            raise BlockError(f"Property '{qom_type}.{key}' not found")
+        if key == "limits":
+            if not isinstance(value, dict):
+                raise BlockError("Invalid parameter type for 'limits', expected: object")
+            # ThrottleLimits through the QAPI visitor: the members first, then
+            # the leftovers
+            for k, v in value.items():
+                if f"x-{k}" in _THROTTLE_PROPS and (isinstance(v, bool) or not isinstance(v, int)):
+                    raise BlockError(f"Invalid parameter type for 'limits.{k}', expected: integer")
+            for k in value:
+                if f"x-{k}" not in _THROTTLE_PROPS:
+                    raise BlockError(f"Parameter 'limits.{k}' is unexpected")
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise BlockError(f"Invalid parameter type for '{key}', expected: integer")
+        elif key.startswith("x-") and value < 0:
+            raise BlockError("Property values cannot be negative")
+    return {"qom-type": qom_type, "id": oid, **args}
+
+
+def add(g: BlockGraph, args: dict, id_rule: bool = True) -> None:
+    """object-add of a throttle-group or an iothread.  ``id_rule``: the id
+    must be an identifier (6.0's typed object-add; before, any string went)."""
     oid = args["id"]
     qom_type = args["qom-type"]
-    if not id_wellformed(oid):
+    if id_rule and not id_wellformed(oid):
         raise BlockError.of("object.parameter-id-expects-identifier")
     if qom_type == "throttle-group":
         cfg = _new_config()

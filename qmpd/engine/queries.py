@@ -59,6 +59,7 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool) -> dict[str, Any]:
     if g.profile.node_activation:
         info["active"] = node.active
     info["encrypted"] = False
+    info.update(g.profile.block_device_info_extras)
     info["detect_zeroes"] = node.detect_zeroes
     for k in ("bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr"):
         info[k] = 0
@@ -109,27 +110,31 @@ def block_graph(g: BlockGraph) -> dict[str, Any]:
     def add_node(obj: object, kind: str, name: str) -> None:
         nodes.append({"id": num(obj), "type": kind, "name": name})
 
-    def add_edge(parent: object, e: Any) -> None:
+    def add_edge(parent: object, e: Any, kind: str) -> None:
+        more_perm, more_shared = extra_perms(kind)
         edges.append({"parent": num(parent), "child": num(e.child), "name": e.name,
-                      "perm": perms.names_reversed(e.perm),
-                      "shared-perm": perms.names_reversed(e.shared)})
+                      "perm": more_perm + perms.names_reversed(e.perm),
+                      "shared-perm": more_shared + perms.names_reversed(e.shared)})
+
+    # Permissions the release has and qmpd does not model (5.2's graph-mod).
+    extra_perms = g.profile.graph_edge_extra_perms
 
     for b in g.backends:
         # A device's BlockBackend has no name: it shows the device id or QOM path.
         gname = getattr(b, "graph_name", None)
         add_node(b, "block-backend", gname() if gname is not None else b.name)
         for e in b.children:
-            add_edge(b, e)
+            add_edge(b, e, b.kind)
     for j in reversed(g.jobs):   # block_job_next: newest first
         if not getattr(j, "block_job", True):
             continue    # only block jobs are graph parents
         add_node(j, "block-job", j.id)
         for e in j.edges:
-            add_edge(j, e)
+            add_edge(j, e, "job")
     for n in g.nodes.values():
         add_node(n, "block-driver", n.name)
         for e in reversed(n.children):
-            add_edge(n, e)
+            add_edge(n, e, "node")
     nodes.reverse()
     edges.reverse()
     return {"nodes": nodes, "edges": edges}

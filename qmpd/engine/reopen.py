@@ -134,7 +134,7 @@ def reopen(g: BlockGraph, entries: list[dict]) -> None:
                 raise BlockError.of("reopen.node-name-not-specified")
             node = g.nodes.get(name)
             if node is None:
-                raise BlockError.of("node.failed-find-node-node-name", name=name)
+                raise BlockError.of("reopen.node-not-found", name=name)
             if g.drain_hook is not None:
                 g.drain_hook([node], True)
                 drained.append(node)
@@ -198,6 +198,9 @@ def _prepare(g: BlockGraph, st: ReopenState, queue: dict[int, ReopenState],
         raise BlockError.of("node.setting-detect-zeroes-unmap-not")
     if "force-share" in opts:
         opts["force-share"] = "on" if is_true(opts["force-share"]) else "off"
+    # bdrv_can_set_read_only
+    if st.read_only and not node.read_only and node.copy_on_read:
+        raise BlockError.of("reopen.ro-copy-on-read", name=node.name)
     if not drv.can_reopen:
         raise BlockError.of("reopen.block-format-used-node-does", drv=drv.name, node=node.name)
     # bdrv_reset_options_allowed
@@ -215,8 +218,10 @@ def _prepare(g: BlockGraph, st: ReopenState, queue: dict[int, ReopenState],
         raise BlockError.of("reopen.backing-missing", node=node.name)
     _parse_child(g, st, opts, "backing", tx)
     opts.pop("backing", None)
-    _parse_child(g, st, opts, "file", tx)
-    opts.pop("file", None)
+    if g.profile.reopen_replaces_file:
+        _parse_child(g, st, opts, "file", tx)
+        opts.pop("file", None)
+    # else: ``file`` is an ordinary option that must name the current child
     stored = node.options
     for key in _order(list(opts)):
         new = opts[key]
@@ -309,8 +314,9 @@ def _commit(g: BlockGraph, st: ReopenState, tx: Transaction) -> None:
     for d in (options, explicit):
         for e in node.children:
             d.pop(e.name, None)
-        d.pop("backing", None)
-        d.pop("file", None)
+        if g.profile.reopen_forgets_absent_children:
+            d.pop("backing", None)
+            d.pop("file", None)
     node.read_only = st.read_only
     node.auto_read_only = st.auto_read_only
     node.discard = st.discard

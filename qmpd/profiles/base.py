@@ -100,8 +100,40 @@ class Profile:
     #: (the monitor, under HMP) rather than on stdout.
     qemu_io_dump_prefix_on_monitor: ClassVar[bool] = False
 
+    # -- switches of releases before 6.0 (5.2) ---------------------------------
+    #: Fields of BlockDeviceInfo the release has and 7.2 dropped, with their
+    #: constant values; they follow ``encrypted`` (query-named-block-nodes,
+    #: query-block).
+    block_device_info_extras: ClassVar[Mapping[str, Any]] = {}
+    #: Whether a reopen may give a node a new ``file`` child by reference
+    #: (6.0+).  Without it ``file`` must name the current child, or the
+    #: option counts as changed ("Cannot change the option 'file'").
+    reopen_replaces_file: ClassVar[bool] = True
+    #: How a permission conflict among a node's parents is found and told:
+    #: "pairwise" (6.0+: every pair of parents, "Permission conflict on
+    #: node ...") or "newcomer" (before 6.0: the newest user against each
+    #: other parent, "Conflicts with use by ...").
+    perm_conflicts: ClassVar[str] = "pairwise"
+    #: Permission names the release has beyond qmpd's four, which every user
+    #: shares and none takes (5.2's ``graph-mod``), except a block job's own
+    #: links: x-debug-query-block-graph lists them.
+    shared_only_perms: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, version: tuple[int, int, int]) -> None:
         self.version = version
+
+    def graph_edge_extra_perms(self, parent_kind: str) -> tuple[list[str], list[str]]:
+        """(perm, shared-perm) names to put in front of an edge's lists in
+        x-debug-query-block-graph, for permissions qmpd does not model
+        (``parent_kind``: "node", "job", or a backend kind such as
+        "device-backend" / "job-backend")."""
+        if not self.shared_only_perms:
+            return [], []
+        if parent_kind == "job":
+            return [], []
+        if parent_kind == "job-backend":
+            return list(self.shared_only_perms), []
+        return [], list(self.shared_only_perms)
 
     def render(self, text: Text) -> str:
         """``text`` in this release's words."""

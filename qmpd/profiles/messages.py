@@ -44,6 +44,10 @@ BASE: dict[str, str] = {
     "node.making-child-would-create-cycle": "Making '{child}' a {name} child of '{parent}' "
         "would create a cycle",
     "node.failed-find-node-node-name": "Failed to find node with node-name='{name}'",
+    # ... the same situation in blockdev-del and x-blockdev-reopen, which
+    # releases before 6.0 worded differently
+    "del.node-not-found": "Failed to find node with node-name='{name}'",
+    "reopen.node-not-found": "Failed to find node with node-name='{name}'",
     "node.node-not-owned-monitor": "Node {name} is not owned by the monitor",
     "node.block-device-in-use": "Block device {name} is in use",
     "node.invalid-node-name": "Invalid node-name: '{name}'",
@@ -68,6 +72,13 @@ BASE: dict[str, str] = {
     "node.permission-conflict": "Permission conflict on node '{node}': permissions '{bad}' "
         "are both required by {required_by} (uses node '{node}' as '{required_as}' child) and "
         "unshared by {unshared_by} (uses node '{node}' as '{unshared_as}' child).",
+    # ... as a release before 6.0 finds and tells it (perm_conflicts "newcomer"):
+    # the user already there, and the permissions the newcomer wants or it holds.
+    # 7.2 never raises them: they keep 7.2's table complete.
+    "node.conflicts-with-use-denied": "Conflicts with use by {user} as '{role}', which does "
+        "not allow '{perms}' on {name}",
+    "node.conflicts-with-use-used": "Conflicts with use by {user} as '{role}', which uses "
+        "'{perms}' on {name}",
     "node.not-found": "Node '{name}' not found",
     "node.device-nor-node-not-found": "Cannot find device='{device}' nor node-name='{node}'",
     "node.cannot-change-link": "Cannot change '{edge}' link to '{old}'",
@@ -185,6 +196,7 @@ BASE: dict[str, str] = {
     "reopen.cannot-find-device-nor-node": "Cannot find device='' nor node-name='{value}'",
     "reopen.cannot-replace-implicit-child": "Cannot replace implicit {name} child of {node}",
     "reopen.node-name-not-specified": "node-name not specified",
+    "reopen.ro-copy-on-read": "Can't set node '{name}' to r/o with copy-on-read enabled",
     "reopen.cannot-set-file-child-format": "Cannot set file child to format node without "
         "file child",
     # block.c / blockdev.c: bdrv_co_truncate, qmp_block_resize

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 # Release series -> the module whose PROFILE class describes it.
 SERIES: dict[str, str] = {
+    "5.2": "qmpd.profiles.qemu_5_2",
     "7.2": "qmpd.profiles.qemu_7_2",
     "10.0": "qmpd.profiles.qemu_10_0",
 }

@@ -286,6 +286,8 @@ def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, Any],
         elif kind == PCI_ADDR:
             values[key] = parse_devfn(dev, key, v)
         elif kind == LINK:
+            if v == "":
+                continue    # object_set_link_property: an empty path sets no link
             if v in g.throttle_groups:
                 raise BlockError.of("qdev.invalid-parameter-type-expected-iothread", key=key)
             if v not in g.iothreads:

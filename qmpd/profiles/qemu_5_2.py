@@ -1,0 +1,95 @@
+"""QEMU 5.2 (Debian 11's 1:5.2+dfsg-11): the last release with ``x-blockdev-reopen``.
+
+What 5.2 says and does differently from the baseline (7.2), measured against
+the real 5.2 (corpus ``tests/data/*/qemu-5.2/``) and traced to its sources:
+
+* schema ``schema/5.2/`` (its own QAPI): ``x-blockdev-reopen`` takes one
+  BlockdevOptions; there is no ``blockdev-reopen`` (CommandNotFound: the
+  dispatcher offers only the schema's commands); ``block-stream`` has no
+  ``filter-node-name``; ``object-add`` is ``'gen': false``;
+* its texts: :data:`MESSAGES` for situations the engine raises by key, and
+  :data:`REWORDINGS` for the texts that reach the profile as finished strings
+  (QAPI visitor and lookup texts that read the same everywhere they occur);
+* its semantics, as the switches below that the engine and commands read.
+"""
+
+from __future__ import annotations
+
+import re
+
+from qmpd.profiles.base import Profile, Text
+from qmpd.profiles.messages import BASE
+
+MESSAGES: dict[str, str] = {
+    **BASE,
+    # blockdev.c block-stream / block-commit
+    "stream.find-backing-chain": "Base '{base}' not found",
+    # block.c bdrv_assign_node_name
+    "node.invalid-node-name": "Invalid node name",
+    "node.duplicate-nodes-node-name": "Duplicate node name",
+    # blockdev.c qmp_blockdev_del
+    "del.node-not-found": "Cannot find node {name}",
+    # blockdev.c qmp_x_blockdev_reopen
+    "reopen.node-name-not-specified": "Node name not specified",
+    "reopen.node-not-found": "Cannot find node named '{name}'",
+    # block.c bdrv_reopen_parse_backing (only backing can change before 6.0)
+    "node.making-child-would-create-cycle": "Making '{child}' a backing file of '{parent}' "
+                                            "would create a cycle",
+    "reopen.cannot-replace-implicit-child": "Cannot change backing link if '{node}' has an "
+                                            "implicit backing file",
+    # block.c bdrv_is_backing_chain_frozen
+    "reopen.cannot-change-frozen-link": "Cannot change '{name}' link from '{node}' to "
+                                        "'{child}'",
+    # block.c bdrv_check_perm
+    "node.read-block-node-cannot-support": "Cannot make block node read-only, there is a "
+                                           "writer on it",
+    # block/raw-format.c printed the fields of the state being filled in (a
+    # fresh, zeroed one on open and on reopen), not the requested values
+    "raw.offset-cannot-greater-size-containing": "Offset (0) cannot be greater than size of "
+                                                 "the containing file ({real})",
+    "raw.sum-offset-size-smaller-equal": "The sum of offset (0) and size (0) has to be smaller "
+                                         "or equal to the  actual size of the containing file "
+                                         "({real})",
+    # util/qemu-option.c parse_option_size
+    "option.parameter-expects-non-negative-number": "Value '{value}' is out of range for "
+                                                    "parameter '{name}'",
+    # block.c bdrv_check_update_perm: the pre-6.0 texts ("newcomer" conflicts)
+}
+
+# (pattern, replacement): the 7.2 wording of a finished text and its 5.2 one.
+# Only texts that read the same wherever they occur belong here.
+REWORDINGS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), r) for p, r in (
+        # block.c bdrv_lookup_bs: 5.2 prints the names bare
+        (r"Cannot find device='([^']*)' nor node-name='([^']*)'",
+         r"Cannot find device=\1 nor node_name=\2"),
+        # qapi/qobject-input-visitor.c: an enum value the type does not have
+        (r"^Parameter '[^']*' does not accept value '(.*)'$", r"Invalid parameter '\1'"),
+        # blockdev.c external snapshots
+        (r"^New overlay node-name (missing|already in use)$", r"New overlay node name \1"),
+        # block/mirror.c
+        (r"^Parameter 'granularity' expects a power of 2$",
+         "Parameter 'granularity' expects power of 2"),
+    )
+)
+
+
+class Qemu52(Profile):
+    series = "5.2"
+    schema_dir = "5.2"
+    messages = MESSAGES
+    block_device_info_extras = {"encryption_key_missing": False}
+    reopen_replaces_file = False
+    perm_conflicts = "newcomer"
+    shared_only_perms = ("graph-mod",)
+
+    def render(self, text: Text) -> str:
+        out = super().render(text)
+        for pat, repl in REWORDINGS:
+            out, n = pat.subn(repl, out, count=1)
+            if n:
+                break
+        return out
+
+
+PROFILE = Qemu52
