@@ -176,13 +176,14 @@ def _qemu_io(daemon: Any, args: str) -> str | Stepwise:
 
         dev_blk, err = qdev_backend(daemon, device)
         if dev_blk is None or dev_blk.edge is None:
-            return _mon(f"Error: {err}\n")
+            return _mon(f"Error: {daemon.profile.render(err)}\n")
         dev_edge = dev_blk.edge
         node = dev_edge.child
     else:
         found = g.nodes.get(device)
         if found is None:
-            return _mon(f"Error: Cannot find device='' nor node-name='{device}'\n")
+            text = daemon.profile.render(f"Cannot find device='' nor node-name='{device}'")
+            return _mon(f"Error: {text}\n")
         node = found
 
     from qmpd.img.qemu_io import find_command
@@ -222,7 +223,7 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
             try:
                 g.refresh_perms([node], tx)
             except BlockError as e:
-                return _mon(e.desc + "\n")
+                return _mon(daemon.profile.render_all(e.parts) + "\n")
         profile = daemon.profile
         qio = QemuIo(NodeIO(g, node, edge), out, out, help_rows=profile.qemu_io_help,
                      dump_prefix_on_monitor=profile.qemu_io_dump_prefix_on_monitor)

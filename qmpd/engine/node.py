@@ -105,6 +105,7 @@ class Node:
         self.active = True
         # A job's own filter node (mirror_top): the job whose writes it tracks.
         self.filter_job: Any = None
+        self.copy_on_read = 0              # bdrv_enable_copy_on_read users (a stream job)
 
     # -- links -------------------------------------------------------------
     def child(self, name: str) -> Edge | None:

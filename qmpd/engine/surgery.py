@@ -336,16 +336,31 @@ def set_backing(g: BlockGraph, node: Node, new: Node | None, tx: Transaction,
                 backing_file: str | None = None) -> None:
     """bdrv_set_backing_hd plus bdrv_change_backing_file's in-memory effect."""
     old = node.backing
+    if old is not None and new is not None and old.child is new:
+        return
+    # A node from further down the chain that was opened through ``node``'s
+    # options (inherited, maybe via the nodes in between) is ``node``'s own
+    # inherited child afterwards: a reopen of ``node`` may pass its options.
+    update_inherits = new is not None and g.chain_contains(node, new) and \
+        _inherits_from_recursive(new, node)
     if old is not None:
-        if new is not None and old.child is new:
-            return
         # bdrv_remove_child does not refresh the old child: its own links keep
         # the permissions they had until something else refreshes them.
         g.detach(old, tx)
         g.unref(old.child, tx)
     if new is not None:
         g.attach(node, new, "backing", perms.ROLE_COW, tx)
+        if update_inherits and new.inherits_from is not node:
+            prev = new.inherits_from
+            new.inherits_from = node
+            tx.on_abort(lambda: setattr(new, "inherits_from", prev))
     set_backing_string(g, node, new, backing_file)
+
+
+def _inherits_from_recursive(child: Node | None, parent: Node) -> bool:
+    while child is not None and child is not parent:
+        child = child.inherits_from
+    return child is not None
 
 
 def set_backing_string(g: BlockGraph, node: Node, new: Node | None,

@@ -82,6 +82,9 @@ class Qemu52(Profile):
     reopen_replaces_file = False
     perm_conflicts = "newcomer"
     shared_only_perms = ("graph-mod",)
+    stream_inserts_filter = False
+    job_pause_wakes = False
+    reopen_forgets_absent_children = False
 
     def render(self, text: Text) -> str:
         out = super().render(text)

@@ -36,7 +36,7 @@ def parse_release(text: str) -> tuple[str, tuple[int, int, int]]:
     >>> parse_release("6.0.0")
     Traceback (most recent call last):
     ...
-    qmpd.profiles.registry.UnknownRelease: --qemu-version 6.0.0: qmpd has no profile for QEMU 6.0 (it has: 7.2, 10.0)
+    qmpd.profiles.registry.UnknownRelease: --qemu-version 6.0.0: qmpd has no profile for QEMU 6.0 (it has: 5.2, 7.2, 10.0)
     """
     parts = text.split(".")
     try:

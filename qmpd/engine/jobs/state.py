@@ -502,7 +502,9 @@ class JobManager:
 
     def _pause(self, job: Job) -> None:
         job.pause_count += 1
-        if not job.paused:
+        # 6.0+ wakes a sleeping job so that it pauses now; before, it pauses
+        # at its next pause point (a rate-limited job: when its sleep ends).
+        if not job.paused and self.g.profile.job_pause_wakes:
             job.enter_if_sleeping()
 
     def resume(self, job: Job) -> None:

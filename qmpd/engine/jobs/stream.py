@@ -34,19 +34,38 @@ from qmpd.profiles import Message
 
 @dataclass(eq=False)
 class StreamJob(JobDriver):
-    """stream_job_driver."""
+    """stream_job_driver.  ``cor`` is the copy-on-read filter above ``top``,
+    or ``top`` itself where the release streams without one (copy-on-read
+    on in ``top`` meanwhile, and ``top`` read-only again at the end if it was)."""
 
     top: Node
     cor: Node
     base_overlay: Node
     above_base: Node
     backing_file: str | None
+    restore_read_only: bool = False
+
+    @property
+    def in_place(self) -> bool:
+        return self.cor is self.top
 
     def run(self, job: Job) -> Generator[Sleep, None, int]:
-        g = job.mgr.g
         found = surgery.skip_filters(self.top)
         if found is self.base_overlay or found is None:
             return 0
+        # Without a filter, copy-on-read is on in the node itself while the
+        # whole chain is streamed (guest reads help; base is not considered).
+        cor_on = self.in_place and surgery.cow_bs(self.base_overlay) is None
+        if cor_on:
+            self.top.copy_on_read += 1
+        try:
+            return (yield from self._copy(job, found))
+        finally:
+            if cor_on:
+                self.top.copy_on_read -= 1
+
+    def _copy(self, job: Job, found: Node) -> Generator[Sleep, None, int]:
+        g = job.mgr.g
         top, base_overlay = found, self.base_overlay
         length = g.virtual_size(self.top)
 
@@ -66,17 +85,26 @@ class StreamJob(JobDriver):
         g = job.mgr.g
         surgery.unfreeze_chain(self.cor, self.base_overlay)
         with surgery.all_or_nothing() as tx:
-            surgery.drop_filter(g, self.cor, tx)
+            if not self.in_place:
+                surgery.drop_filter(g, self.cor, tx)
             top = surgery.skip_filters(self.top)
             base = g.filter_or_cow(self.above_base)
             if top is not None and surgery.cow_bs(top) is not None:
                 surgery.unfreeze_chain(top, None)
                 surgery.set_backing(g, top, base, tx, self.backing_file)
+        self._restore_read_only(g)
         return 0
+
+    def _restore_read_only(self, g: BlockGraph) -> None:
+        if self.restore_read_only and self.top.alive:
+            surgery.set_read_only(g, self.top, True)
+            self.restore_read_only = False
 
     def clean(self, job: Job) -> None:
         surgery.unfreeze_chain(self.cor, self.base_overlay)
-        if self.cor.alive:
+        if self.in_place:
+            self._restore_read_only(job.mgr.g)
+        elif self.cor.alive:
             with surgery.all_or_nothing() as tx:
                 surgery.drop_filter(job.mgr.g, self.cor, tx)
 
@@ -134,6 +162,8 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
                 assert f is not None
                 above_base = f
 
+    if not g.profile.stream_inserts_filter:
+        return _start_stream_in_place(mgr, args, bs, base_overlay, above_base)
     with surgery.all_or_nothing() as tx:
         fname = args.get("filter-node-name")
         opts: dict[str, Any] = {"driver": "copy-on-read", "file": bs.name,
@@ -157,4 +187,30 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
             mgr.add_bdrv(job, "intermediate node", it, 0, basic, tx)
             it = g.filter_or_cow(it)
     mgr.start(job, StreamJob(bs, cor, base_overlay, above_base, args.get("backing-file")))
+    return job
+
+
+def _start_stream_in_place(mgr: JobManager, args: dict, bs: Node, base_overlay: Node,
+                           above_base: Node) -> Job:
+    """stream_start before 6.0: no filter node.  The chain down to the node
+    above base is frozen, the active node made read-write if it was not, and
+    the job's own BlockBackend on it; copy-on-read is on in the node while
+    the job copies."""
+    g = mgr.g
+    with surgery.all_or_nothing() as tx:
+        surgery.freeze_chain(bs, above_base, tx)
+        was_ro = bs.read_only
+        if was_ro:
+            surgery.set_read_only(g, bs, False, quiet=False)
+            tx.on_abort(lambda: surgery.set_read_only(g, bs, True))
+        job = mgr.create(args.get("job-id"), "stream", args, bs, 0, perms.ALL, tx)
+        basic = CR | WU
+        mgr.add_backend(job, bs, basic, basic | W, tx)
+        stop = g.filter_or_cow(above_base)
+        it = g.filter_or_cow(bs)
+        while it is not None and it is not stop:
+            mgr.add_bdrv(job, "intermediate node", it, 0, basic, tx)
+            it = g.filter_or_cow(it)
+    mgr.start(job, StreamJob(bs, bs, base_overlay, above_base, args.get("backing-file"),
+                             restore_read_only=was_ro))
     return job

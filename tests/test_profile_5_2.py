@@ -1,0 +1,118 @@
+"""The QEMU 5.2 profile: what a client written for QEMU 5.x notices.
+
+Each test runs the same commands through a daemon answering as 7.2 and one
+answering as 5.2, and checks what differs (measured on the real releases:
+the recordings under ``tests/data/*/qemu-5.2/``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qmpd.commands.dispatch import Daemon, Dispatcher
+from qmpd.commands.errors import QMPError
+from qmpd.profiles import select
+
+
+def _daemon(version: str) -> Dispatcher:
+    return Dispatcher(Daemon(select(version)))
+
+
+def _image(tmp_path: Path, name: str, size: int = 1 << 20) -> str:
+    path = tmp_path / name
+    path.write_bytes(b"\0" * size)
+    return str(path)
+
+
+def _error(d: Dispatcher, cmd: str, args: dict) -> tuple[str, str]:
+    with pytest.raises(QMPError) as e:
+        d.execute(cmd, args)
+    return e.value.cls, d.profile.render(e.value.message)
+
+
+def test_blockdev_reopen_is_not_a_52_command_but_x_blockdev_reopen_is() -> None:
+    d52, d72 = _daemon("5.2.0"), _daemon("7.2.22")
+    assert _error(d52, "blockdev-reopen", {"options": []}) == (
+        "CommandNotFound", "The command blockdev-reopen has not been found")
+    assert "x-blockdev-reopen" in d52.command_names()
+    assert "blockdev-reopen" in d72.command_names()
+    d52.execute("blockdev-add", {"driver": "null-co", "node-name": "n0"})
+    assert d52.execute("x-blockdev-reopen", {"driver": "null-co", "node-name": "n0",
+                                             "read-only": True}) == {}
+
+
+@pytest.mark.parametrize("version, outcome", [
+    ("5.2.0", "Cannot change the option 'file'"),   # only backing could change before 6.0
+    ("7.2.22", None),
+])
+def test_a_new_file_child_by_reference(tmp_path: Path, version: str, outcome: str | None) -> None:
+    d = _daemon(version)
+    a, b = _image(tmp_path, "a.img"), _image(tmp_path, "b.img")
+    d.execute("blockdev-add", {"driver": "file", "node-name": "fa", "filename": a})
+    d.execute("blockdev-add", {"driver": "file", "node-name": "fb", "filename": b})
+    d.execute("blockdev-add", {"driver": "raw", "node-name": "r", "file": "fa"})
+    reopen = {"driver": "raw", "node-name": "r", "file": "fb"}
+    if outcome is None:
+        assert d.execute("x-blockdev-reopen", reopen) == {}
+    else:
+        assert _error(d, "x-blockdev-reopen", reopen) == ("GenericError", outcome)
+
+
+def test_52_texts_for_the_same_mistakes(tmp_path: Path) -> None:
+    d52, d72 = _daemon("5.2.0"), _daemon("7.2.22")
+    for d in (d52, d72):
+        d.execute("blockdev-add", {"driver": "null-co", "node-name": "n0"})
+    cases = [
+        ("blockdev-add", {"driver": "null-co", "node-name": "n0"},
+         "Duplicate node name", "Duplicate nodes with node-name='n0'"),
+        ("blockdev-add", {"driver": "null-co", "node-name": "a b"},
+         "Invalid node name", "Invalid node-name: 'a b'"),
+        ("blockdev-del", {"node-name": "gone"},
+         "Cannot find node gone", "Failed to find node with node-name='gone'"),
+        ("x-blockdev-reopen", {"driver": "null-co", "node-name": "gone"},
+         "Cannot find node named 'gone'", "Failed to find node with node-name='gone'"),
+        ("blockdev-add", {"driver": "nope", "node-name": "x"},
+         "Invalid parameter 'nope'", "Parameter 'driver' does not accept value 'nope'"),
+    ]
+    for cmd, args, text52, text72 in cases:
+        assert _error(d52, cmd, args)[1] == text52
+        assert _error(d72, cmd, args)[1] == text72
+
+
+def test_52_queries_have_its_fields_and_permissions(tmp_path: Path) -> None:
+    d52, d72 = _daemon("5.2.0"), _daemon("7.2.22")
+    img = _image(tmp_path, "d.img")
+    for d in (d52, d72):
+        d.execute("blockdev-add", {"driver": "raw", "node-name": "r",
+                                   "file": {"driver": "file", "filename": img}})
+    (n52,) = [n for n in d52.execute("query-named-block-nodes", {}) if n["node-name"] == "r"]
+    (n72,) = [n for n in d72.execute("query-named-block-nodes", {}) if n["node-name"] == "r"]
+    assert n52.pop("encryption_key_missing") is False
+    assert "encryption_key_missing" not in n72
+    (e52,) = d52.execute("x-debug-query-block-graph", {})["edges"]
+    (e72,) = d72.execute("x-debug-query-block-graph", {})["edges"]
+    # 5.2 had a fifth permission, graph-mod, which every user shares
+    assert e52["shared-perm"] == ["graph-mod", *e72["shared-perm"]]
+    assert e52["perm"] == e72["perm"]
+
+
+def test_52_reports_a_permission_conflict_against_the_existing_user(tmp_path: Path) -> None:
+    from qmpd.img.cli import main as qemu_img
+
+    img = str(tmp_path / "d.qcow2")
+    assert qemu_img(["create", "-q", "-f", "qcow2", img, "1M"]) == 0
+    texts = {}
+    for version in ("5.2.0", "7.2.22"):
+        d = _daemon(version)
+        d.execute("blockdev-add", {"driver": "file", "node-name": "f", "filename": img})
+        d.execute("blockdev-add", {"driver": "qcow2", "node-name": "q1", "file": "f"})
+        texts[version] = _error(d, "blockdev-add", {"driver": "qcow2", "node-name": "q2",
+                                                   "file": "f"})[1]
+    # 5.2 names the user already there; 7.2 both
+    assert texts["5.2.0"] == ("Conflicts with use by q1 as 'file', which does not allow "
+                              "'write, resize' on f")
+    assert texts["7.2.22"].startswith("Permission conflict on node 'f': permissions "
+                                      "'write, resize' are both required by node 'q1'")
+    assert "unshared by node 'q2'" in texts["7.2.22"]
