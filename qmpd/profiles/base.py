@@ -122,16 +122,16 @@ class Profile:
     #: node (6.0+, ``filter-node-name``), or turns copy-on-read on in the
     #: active node itself, under the job's own BlockBackend (before).
     stream_inserts_filter: ClassVar[bool] = True
-    #: Whether pausing a job (job-pause, a drained section) wakes it from a
-    #: rate-limit sleep to pause at once (6.0+), or lets it pause when the
-    #: sleep ends (before: its status stays "running", "paused" true).
-    job_pause_wakes: ClassVar[bool] = True
     #: After a reopen, whether ``backing`` (and ``file``) leave the node's
     #: options even when no such child is left (6.0+).  Before, only the
     #: names of the children present went: a ``"backing": null`` stayed, and
     #: a later reopen that leaves ``backing`` out fails with "Option 'backing'
     #: cannot be reset to its default value".
     reopen_forgets_absent_children: ClassVar[bool] = True
+    #: Whether pausing a job (job-pause, a drained section) wakes it from a
+    #: rate-limit sleep to pause at once (6.0+), or lets it pause when the
+    #: sleep ends (before: its status stays "running", "paused" true).
+    job_pause_wakes: ClassVar[bool] = True
 
     def __init__(self, version: tuple[int, int, int]) -> None:
         self.version = version

@@ -35,6 +35,10 @@ class BlockBackend(Parent):
         """x-debug-query-block-graph: the BB name, else the attached device's id or path."""
         return self.name or self.qdev_path
 
+    def user_name(self) -> str:
+        # blk_root_get_parent_desc: the BB name, else blk_get_attached_dev_id
+        return self.name or self.qdev_path or "a block device"
+
     @property
     def edge(self) -> Edge | None:
         return self.children[0] if self.children else None
