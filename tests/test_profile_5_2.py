@@ -13,11 +13,12 @@ import pytest
 
 from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
+from qmpd.jobs.clock import VirtualClock
 from qmpd.profiles import select
 
 
 def _daemon(version: str) -> Dispatcher:
-    return Dispatcher(Daemon(select(version)))
+    return Dispatcher(Daemon(select(version), job_time=VirtualClock()))
 
 
 def _image(tmp_path: Path, name: str, size: int = 1 << 20) -> str:
