@@ -55,7 +55,7 @@ def qobj_equal(a: Any, b: Any) -> bool:
 class ReopenState:
     __slots__ = ("node", "options", "explicit", "read_only", "auto_read_only", "discard",
                  "detect_zeroes", "cache_direct", "cache_no_flush", "backing_missing",
-                 "commits", "old_children", "top_level")
+                 "commits", "old_children", "top_level", "replaced")
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -71,6 +71,7 @@ class ReopenState:
         self.commits: list[Any] = []
         self.old_children: list[Node] = []
         self.top_level = False
+        self.replaced: set[str] = set()   # child links this reopen changes
 
 
 def _join(options: dict, old: dict) -> None:
@@ -276,6 +277,7 @@ def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
     if is_backing and not node.driver.is_filter and not node.driver.supports_backing:
         raise BlockError.of("reopen.driver-node-does-not-support", driver=node.driver.name,
                             node=node.name)
+    st.replaced.add(name)
     if node.driver.is_filter:
         role = perms.ROLE_FILTERED | perms.ROLE_PRIMARY
     elif is_backing:
@@ -314,9 +316,11 @@ def _commit(g: BlockGraph, st: ReopenState, tx: Transaction) -> None:
     for d in (options, explicit):
         for e in node.children:
             d.pop(e.name, None)
-        if g.profile.reopen_forgets_absent_children:
-            d.pop("backing", None)
-            d.pop("file", None)
+        # A link this reopen changed is forgotten too (bdrv_reopen_commit's
+        # replace_backing_bs); with the switch, also one given but absent.
+        for name in ("backing", "file"):
+            if g.profile.reopen_forgets_absent_children or name in st.replaced:
+                d.pop(name, None)
     node.read_only = st.read_only
     node.auto_read_only = st.auto_read_only
     node.discard = st.discard

@@ -124,7 +124,8 @@ class Profile:
     stream_inserts_filter: ClassVar[bool] = True
     #: After a reopen, whether ``backing`` (and ``file``) leave the node's
     #: options even when no such child is left (6.0+).  Before, only the
-    #: names of the children present went: a ``"backing": null`` stayed, and
+    #: names of the children present and a link the reopen changed went: a
+    #: ``"backing": null`` given again to a node without backing stayed, and
     #: a later reopen that leaves ``backing`` out fails with "Option 'backing'
     #: cannot be reset to its default value".
     reopen_forgets_absent_children: ClassVar[bool] = True
