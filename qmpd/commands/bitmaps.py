@@ -1,4 +1,5 @@
-"""block-dirty-bitmap-add/remove/clear/enable/disable/merge (QEMU 7.2
+"""block-dirty-bitmap-add/remove/clear/enable/disable/merge and
+x-debug-block-dirty-bitmap-sha256 (QEMU 7.2
 block/monitor/bitmap-qmp-cmds.c); the engine is :mod:`qmpd.engine.bitmaps`."""
 
 from __future__ import annotations
@@ -44,3 +45,9 @@ def bitmap_disable(daemon: Any, args: dict) -> dict:
 def bitmap_merge(daemon: Any, args: dict) -> dict:
     bm.merge(daemon.graph, args["node"], args["target"], args["bitmaps"])
     return {}
+
+
+@command("x-debug-block-dirty-bitmap-sha256", features=("unstable",))
+def bitmap_sha256(daemon: Any, args: dict) -> dict:
+    _, bitmap = bm.lookup(daemon.graph, args["node"], args["name"])
+    return {"sha256": bitmap.sha256()}

@@ -17,6 +17,7 @@ closed or inactivated.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +40,12 @@ BME_MAX_TABLE_SIZE = 0x8000000
 class DirtyBitmap:
     """One BdrvDirtyBitmap."""
 
-    def __init__(self, node: Node, name: str, granularity: int) -> None:
+    def __init__(self, node: Node, name: str, granularity: int, size: int = 0) -> None:
         self.node = node
         self.name = name
+        # hbitmap orig_size: the node's length when the bitmap was made, then
+        # the length of every resize (bdrv_dirty_bitmap_truncate).
+        self.size = size
         self.granularity = granularity
         self.shift = granularity.bit_length() - 1
         self.bits: set[int] = set()
@@ -97,6 +101,21 @@ class DirtyBitmap:
         """hbitmap_truncate: chunks past the new end are dropped."""
         limit = (size + self.granularity - 1) >> self.shift
         self.bits = {b for b in self.bits if b < limit}
+        self.size = size
+
+    def serialize(self) -> bytes:
+        """The last level of the HBitmap: one bit per chunk in 64-bit
+        little-endian words, at least one word (hbitmap_alloc's sizes[])."""
+        nbits = (self.size + self.granularity - 1) >> self.shift
+        words = max((nbits + 63) >> 6, 1)
+        value = 0
+        for b in self.bits:
+            value |= 1 << b
+        return value.to_bytes(words * 8, "little")
+
+    def sha256(self) -> str:
+        """hbitmap_sha256 over :meth:`serialize`."""
+        return hashlib.sha256(self.serialize()).hexdigest()
 
     def info(self) -> dict[str, Any]:
         """BlockDirtyInfo, in QAPI member order."""
@@ -227,7 +246,7 @@ def add(g: BlockGraph, node_name: str, name: str, granularity: int | None = None
         raise BlockError.of("bitmap.bitmap-already-exists", name=name)
     if len(cstring(name)) > MAX_NAME:
         raise BlockError.of("bitmap.bitmap-name-too-long", name=name)
-    bm = DirtyBitmap(node, name, granularity)
+    bm = DirtyBitmap(node, name, granularity, g.virtual_size(node))
     bm.disabled = disabled
     bm.persistent = persistent
     node.dirty_bitmaps.insert(0, bm)
@@ -278,28 +297,37 @@ def merge(g: BlockGraph, node_name: str, target: str, sources: list,
           tx: Transaction | None = None) -> DirtyBitmap:
     """block_dirty_bitmap_merge: ``sources`` are names on the node or {node, name}.
 
-    An empty list leaves the target alone (QEMU 7.2 crashes in a transaction
-    abort there; qmpd answers as for any no-op merge).
+    As QEMU, the sources are merged first into an anonymous bitmap of the
+    target's node (its granularity, the node's length), each checked on the
+    way (busy, inconsistent, size); only then is the target checked and the
+    result merged into it, so a failure leaves the target unchanged.  An empty
+    list leaves the target alone (QEMU 7.2 crashes there).
     """
     node, dst = lookup(g, node_name, target)
+    anon = DirtyBitmap(node, "", dst.granularity, g.virtual_size(node))
+    for s in sources:
+        if isinstance(s, str):
+            src = find(node, s)
+            if src is None:
+                raise BlockError.of("bitmap.dirty-bitmap-not-found", name=s)
+        else:
+            _, src = lookup(g, s["node"], s["name"])
+        _merge_into(anon, src)
     before = set(dst.bits)
-    try:
-        for s in sources:
-            if isinstance(s, str):
-                src = find(node, s)
-                if src is None:
-                    raise BlockError.of("bitmap.dirty-bitmap-not-found", name=s)
-            else:
-                _, src = lookup(g, s["node"], s["name"])
-            check(dst, DEFAULT)
-            check(src, BUSY | INCONSISTENT)
-            dst.merge_from(src)
-    except BlockError:
-        dst.bits = before
-        raise
+    _merge_into(dst, anon)
     if tx is not None:
         tx.on_abort(lambda: setattr(dst, "bits", before))
     return dst
+
+
+def _merge_into(dst: DirtyBitmap, src: DirtyBitmap) -> None:
+    """bdrv_merge_dirty_bitmap: checks, then hbitmap_merge."""
+    check(dst, DEFAULT)
+    check(src, ALLOW_RO)
+    if src.size != dst.size:
+        raise BlockError(f"Bitmaps are of different sizes (destination size is {dst.size}, "
+                         f"source size is {src.size}) and can't be merged")
+    dst.merge_from(src)
 
 
 def truncate(node: Node, size: int) -> None:
@@ -335,7 +363,7 @@ def create_successor(bm: DirtyBitmap) -> None:
     check(bm, BUSY)
     if bm.successor is not None:
         raise BlockError.of("bitmap.cannot-create-successor-bitmap-already")
-    child = DirtyBitmap(bm.node, "", bm.granularity)
+    child = DirtyBitmap(bm.node, "", bm.granularity, bm.size)
     child.disabled = bm.disabled
     bm.disabled = True
     bm.successor = child

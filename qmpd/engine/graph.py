@@ -601,6 +601,31 @@ class BlockGraph:
                     if op & p:
                         raise BlockError.of("file.shared-lock-failed", perm=perms.NAMES[i])
 
+    def op_blocker(self, node: Node) -> None:
+        """bdrv_op_is_blocked for the operations a backing child or a job blocks.
+
+        QEMU reports the first blocker of the node's list, which is the newest:
+        the backing parent or job whose link to the node was attached last."""
+        newest: tuple[int, BlockError] | None = None
+        for e in node.parents:
+            err: BlockError | None = None
+            if e.name == "backing" and isinstance(e.parent, Node):
+                err = BlockError.of("node.node-busy-node-used-backing", name=node.name,
+                                    parent=e.parent.name)
+            elif e.parent in self.jobs:
+                err = BlockError.of("node.node-busy-block-device-use", name=node.name,
+                                    job=e.parent.type)
+            if err is not None and (newest is None or e.serial > newest[0]):
+                newest = (e.serial, err)
+        if newest is None:
+            for j in self.jobs:
+                if node in getattr(j, "nodes", ()):
+                    newest = (0, BlockError.of("node.node-busy-block-device-use",
+                                               name=node.name, job=j.type))
+                    break
+        if newest is not None:
+            raise newest[1]
+
     # ------------------------------------------------------------------
     # deletion
     def delete(self, name: str) -> None:
@@ -611,16 +636,7 @@ class BlockGraph:
         for e in node.parents:
             if isinstance(e.parent, Parent) and e.parent.kind in ("device-backend", "job-backend"):
                 raise BlockError.of("node.in-use", name=name)
-        # A job's op blocker is newer than the backing blocker, and QEMU reports
-        # the newest blocker first.
-        for j in self.jobs:
-            if node in getattr(j, "nodes", ()):
-                raise BlockError.of("node.node-busy-block-device-use", name=name, job=j.type)
-        # Op blockers are listed newest first: the latest backing link wins.
-        for e in reversed(node.parents):
-            if e.name == "backing" and isinstance(e.parent, Node):
-                raise BlockError.of("node.node-busy-node-used-backing", name=name,
-                                    parent=e.parent.name)
+        self.op_blocker(node)
         if not node.monitor_owned:
             raise BlockError.of("node.node-not-owned-monitor", name=name)
         if node.parents:

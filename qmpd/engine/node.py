@@ -10,6 +10,7 @@ permissions the parent holds on the child and shares with others.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +26,14 @@ _ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*\Z")
 def id_wellformed(name: str) -> bool:
     return bool(_ID_RE.match(name))
 
+# Attach order of every edge ever made: QEMU keeps a node's op blockers
+# newest first (QLIST_INSERT_HEAD), and a backing link or a job adds its
+# blocker when the edge is attached, so the newest edge names the blocker.
+_EDGE_SERIAL = itertools.count()
+
 
 class Edge:
-    __slots__ = ("parent", "child", "name", "role", "perm", "shared", "frozen")
+    __slots__ = ("parent", "child", "name", "role", "perm", "shared", "frozen", "serial")
 
     def __init__(self, parent: Node | Parent, child: Node, name: str, role: int) -> None:
         self.parent = parent
@@ -37,6 +43,7 @@ class Edge:
         self.perm = 0
         self.shared = perms.ALL
         self.frozen = False
+        self.serial = next(_EDGE_SERIAL)
 
     def user_desc(self) -> str:
         """How QEMU names the parent in permission-conflict texts."""

@@ -158,12 +158,9 @@ def check_not_busy(g: BlockGraph, n: Node) -> None:
 
 
 def op_blocker(g: BlockGraph, node: Node) -> None:
-    """bdrv_op_is_blocked for the operations a backing child or a job blocks."""
-    for e in node.parents:
-        if e.name == "backing" and isinstance(e.parent, Node):
-            raise BlockError.of("node.node-busy-node-used-backing", name=node.name,
-                                parent=e.parent.name)
-    check_not_busy(g, node)
+    """bdrv_op_is_blocked for the operations a backing child or a job blocks
+    (the newest blocker is named: :meth:`BlockGraph.op_blocker`)."""
+    g.op_blocker(node)
 
 
 def check_chain_not_busy(g: BlockGraph, top: Node, base: Node | None) -> None:

@@ -50,7 +50,9 @@ def test_well_formed() -> None:
 def test_masked_names_count_up_in_first_use_order() -> None:
     seen: list[str] = []
     for e in ALL:
-        for t in [e["name"]] + _referenced(e):
+        # Command and event names are not masked (x-debug-...-sha256 has digits).
+        own = [] if e["meta-type"] in ("command", "event") else [e["name"]]
+        for t in own + _referenced(e):
             for n in re.findall(r"\d+", t):
                 if n not in seen:
                     seen.append(n)
@@ -119,7 +121,7 @@ SHARED = [n for n in command_names() + event_names() if n in QEMU_NAMES]
 
 
 def test_qemu_commands_are_covered() -> None:
-    assert len(SHARED) == 69
+    assert len(SHARED) == 70
 
 
 @pytest.mark.parametrize("name", SHARED)
