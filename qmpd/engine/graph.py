@@ -592,14 +592,14 @@ class BlockGraph:
                 for o in others:
                     _, osh = self.cumulative(o)
                     if not osh & p:
-                        raise BlockError.of("file.lock-failed", perm=perms.NAMES[i])
+                        raise BlockError.of("file.lock-failed", perm=perms.TEXT_NAMES[i])
         for i in range(4):
             p = 1 << i
             if not shared & p:
                 for o in others:
                     op, _ = self.cumulative(o)
                     if op & p:
-                        raise BlockError.of("file.shared-lock-failed", perm=perms.NAMES[i])
+                        raise BlockError.of("file.shared-lock-failed", perm=perms.TEXT_NAMES[i])
 
     def op_blocker(self, node: Node) -> None:
         """bdrv_op_is_blocked for the operations a backing child or a job blocks.

@@ -25,9 +25,13 @@ ROLE_PRIMARY = 16
 ROLE_IMAGE = ROLE_DATA | ROLE_METADATA | ROLE_PRIMARY
 
 
+# bdrv_perm_names: error texts spell the permissions with spaces.
+TEXT_NAMES = ("consistent read", "write", "write unchanged", "resize")
+
+
 def names(perm: int) -> str:
     """``'write, resize'``: names in enum order, as error texts print them."""
-    return ", ".join(n for i, n in enumerate(NAMES) if perm & (1 << i))
+    return ", ".join(n for i, n in enumerate(TEXT_NAMES) if perm & (1 << i))
 
 
 def names_reversed(perm: int) -> list[str]:

@@ -781,7 +781,12 @@ def mirror() -> None:
                     replaces="t2"),
                  ex("blockdev-mirror", job_id="m4", device="cor", target="t3", sync="full",
                     replaces="t2"),
+                 wait_ev("BLOCK_JOB_READY", device="m4"),
                  QBJ,
+                 ex("blockdev-del", node_name="t2"),
+                 ex("job-complete", id="m4"),
+                 wait("m4", "null"),
+                 G, QNF,
              ])
     scenario("f21-mirror-replaces-rules", "replaces rules: abrupt change of visible data, quorum children",
              setup + ["qemu-img create -q -f qcow2 $DIR/q1.qcow2 1M",

@@ -334,14 +334,31 @@ class Qcow2Driver(Driver):
 
     def block_status(self, g: BlockGraph, node: Node, offset: int,
                      length: int) -> list[tuple[int, int, bool, bool]]:
+        from qmpd.engine.qcow2_format import (
+            CLUSTER_UNALLOCATED,
+            CLUSTER_ZERO_ALLOC,
+            CLUSTER_ZERO_PLAIN,
+        )
+
         im = self._image(g, node)
-        out = []
-        for off, n, alloc in im.is_allocated_extents():
-            end = min(off + n, offset + length)
-            start = max(off, offset)
-            if start < end:
-                zero = False if alloc else _BackingReader(g, node).is_zero(start, end - start)
-                out.append((start, end - start, alloc, zero))
+        out: list[tuple[int, int, bool, bool]] = []
+        end = min(offset + length, im.virtual_size)
+        if offset < end:
+            for ext in im.map_extents(offset, end - offset):
+                alloc = ext.kind != CLUSTER_UNALLOCATED
+                # Zero clusters are allocated here and read as zeroes
+                # (BDRV_BLOCK_ZERO): a mirror or backup writes zeroes for them.
+                if ext.kind in (CLUSTER_ZERO_PLAIN, CLUSTER_ZERO_ALLOC):
+                    zero = True
+                elif alloc:
+                    zero = False
+                else:
+                    zero = _BackingReader(g, node).is_zero(ext.offset, ext.length)
+                last = out[-1] if out else None
+                if last is not None and last[2] == alloc and last[3] == zero:
+                    out[-1] = (last[0], last[1] + ext.length, alloc, zero)
+                else:
+                    out.append((ext.offset, ext.length, alloc, zero))
         return out or [(offset, length, False, True)]
 
     def allocation(self, g: BlockGraph, node: Node) -> list[tuple[int, int, bool]]:

@@ -132,6 +132,12 @@ class MirrorJob(_MirrorDriver):
     target_blk: Parent
     sync: str
     bitmap: bmod.DirtyBitmap
+    # s->replaces: a node name, looked up again at job-complete (s->to_replace)
+    replaces: str | None = None
+    to_replace: Node | None = None
+    # zero_target is sync=full as the user gave it (qmp_blockdev_mirror),
+    # before a sync=top without backing becomes full.
+    zero_target: bool = False
     # MirrorCopyMode: "write-blocking" also copies guest writes as they
     # happen; block-job-change can only switch background -> write-blocking.
     copy_mode: str = "background"
@@ -172,7 +178,7 @@ class MirrorJob(_MirrorDriver):
             job.error = "Source and target image have different sizes"
             return -errno.EINVAL
         bm = self.bitmap
-        if self.sync == "full" and self.target.discard != "unmap":
+        if self.zero_target and self.target.discard != "unmap":
             # mirror_dirty_init: a target that cannot write zeroes with unmap
             # is copied in full.
             bm.set_range(0, length)
@@ -190,6 +196,22 @@ class MirrorJob(_MirrorDriver):
 
         return (yield from self._loop(job, bm, length, copy, keep_error=True))
 
+    def complete(self, job: Job) -> None:
+        """mirror_complete: the node to replace is looked up by name now."""
+        if self.replaces is not None:
+            node = job.mgr.g.nodes.get(self.replaces)
+            if node is None:
+                raise BlockError(f"Node name '{self.replaces}' not found")
+            self.to_replace = node
+        super().complete(job)
+
+    def prepare(self, job: Job) -> int:
+        self._exit(job, job.should_complete)
+        # a replacement that can no longer be made fails the job
+        return -errno.EPERM if self.failed else 0
+
+    failed: bool = False
+
     def _exit(self, job: Job, pivot: bool) -> None:
         g = job.mgr.g
         owner = self.bitmap.node     # the source (7.2) or the filter (10.0)
@@ -197,14 +219,22 @@ class MirrorJob(_MirrorDriver):
             owner.dirty_bitmaps.remove(self.bitmap)
         if self.target_blk in job.backends:
             job.mgr.remove_backend(job, self.target_blk)
-        if pivot and self.target.alive and self.bs.alive:
-            if self.bs.read_only != self.target.read_only:
-                surgery.set_read_only(g, self.target, self.bs.read_only)
-            with surgery.all_or_nothing() as tx:
-                # bdrv_replace_node(src, target): the filter's link moves too, so
-                # dropping the filter below hands its users to the target.
-                surgery.replace_node_noperm(g, self.bs, self.target, tx)
-                g.refresh_perms([self.target, self.bs], tx)
+        to_replace = self.to_replace or self.bs
+        if pivot and self.target.alive and self.bs.alive and to_replace.alive:
+            if to_replace.read_only != self.target.read_only:
+                surgery.set_read_only(g, self.target, to_replace.read_only)
+            if can_replace(self.bs, to_replace):
+                with surgery.all_or_nothing() as tx:
+                    # bdrv_replace_node(to_replace, target): with the source itself
+                    # the filter's link moves too, so dropping the filter below
+                    # hands its users to the target.
+                    surgery.replace_node_noperm(g, to_replace, self.target, tx)
+                    g.refresh_perms([self.target, to_replace], tx)
+            else:
+                self.failed = True
+                job.error = (f"Can no longer replace '{to_replace.name}' by "
+                             f"'{self.target.name}', because it can no longer be guaranteed "
+                             "that doing so would not lead to an abrupt change of visible data")
         job.mgr.remove_all_bdrv(job)
         if self.mtop.alive:
             with surgery.all_or_nothing() as tx:
@@ -255,6 +285,36 @@ class ActiveCommitJob(_MirrorDriver):
                 surgery.drop_filter(g, self.mtop, tx)
 
 
+def can_replace(bs: Node, to_replace: Node) -> bool:
+    """bdrv_recurse_can_replace: ``to_replace`` is ``bs`` or is reached through
+    filters only; quorum may replace one of its own children that has no other
+    parent."""
+    n: Node | None = bs
+    while n is not None:
+        if n is to_replace:
+            return True
+        if n.driver.name == "quorum":
+            for e in n.children:
+                if e.child is to_replace:
+                    return len(to_replace.parents) == 1
+            return False
+        n = n.driver.filtered(n)
+    return False
+
+
+def check_to_replace_node(g: BlockGraph, bs: Node, name: str) -> Node:
+    """check_to_replace_node: exists, not blocked, reachable without a change of data."""
+    node = g.nodes.get(name)
+    if node is None:
+        raise BlockError(f"Failed to find node with node-name='{name}'")
+    g.op_blocker(node)
+    if not can_replace(bs, node):
+        raise BlockError(f"Cannot replace '{name}' by a node mirrored from '{bs.name}', "
+                         "because it cannot be guaranteed that doing so would not lead to an "
+                         "abrupt change of visible data")
+    return node
+
+
 def target_perm(g: BlockGraph, target: Node, source: Node, perm: int) -> int:
     """A job's permissions on its target, with resize where the target is the smaller."""
     return perm | RS if g.virtual_size(target) < g.virtual_size(source) else perm
@@ -281,11 +341,27 @@ def start_mirror(mgr: JobManager, args: dict) -> Job:
         raise BlockError.of("mirror.cannot-mirror-attached-block-device")
     if sync == "top" and g.filter_or_cow(bs) is None:
         sync = "full"
+    replaces = args.get("replaces")
+    if replaces is None:
+        # Mirror from the node under implicit filters, keeping them on top.
+        under = bs
+        while under.implicit and under.driver.is_filter:
+            f = under.driver.filtered(under)
+            if f is None:
+                break
+            under = f
+        if under is not bs:
+            replaces = under.name
+    if replaces is not None:
+        to_replace = check_to_replace_node(g, bs, replaces)
+        if g.virtual_size(bs) != g.virtual_size(to_replace):
+            raise BlockError("cannot replace image with a mirror image of different size")
+    # mirror_start, then mirror_start_job
     if sync in ("incremental", "bitmap"):
         raise BlockError.of("mirror.sync-mode-not-supported", sync=sync)
     if args.get("buf-size", 0) < 0:
-        raise BlockError.of("mirror.parameter-buf-size-expects-non")
-    if bs is target:
+        raise BlockError("Invalid parameter 'buf-size'")
+    if surgery.skip_filters(bs) is surgery.skip_filters(target):
         raise BlockError.of("mirror.mirror-node-into-itself")
     with surgery.all_or_nothing() as tx:
         mt = surgery.new_filter_node(g, MIRROR_TOP, args.get("filter-node-name"), tx)
@@ -308,6 +384,7 @@ def start_mirror(mgr: JobManager, args: dict) -> Job:
         tx.on_abort(lambda: bmod._release(bm))
         mgr.add_bdrv(job, "source", bs, 0, WU | W | CR, tx)
         mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
-    mgr.start(job, MirrorJob(bs, target, mt, blk, sync, bm,
-                             args.get("copy-mode", "background")))
+    mgr.start(job, MirrorJob(bs, target, mt, blk, sync, bm, replaces=replaces,
+                             zero_target=args["sync"] == "full",
+                             copy_mode=args.get("copy-mode", "background")))
     return job
