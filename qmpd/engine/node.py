@@ -140,3 +140,24 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.name} {self.driver.name}>"
+
+
+def inherits_from_recursive(child: Node | None, parent: Node) -> bool:
+    """bdrv_inherits_from_recursive: ``child`` inherits its options from
+    ``parent``, directly or through the nodes it inherits from."""
+    while child is not None and child is not parent:
+        child = child.inherits_from
+    return child is not None
+
+
+def adopt_inheritance(child: Node, parent: Node, tx: Any) -> None:
+    """bdrv_set_inherits_from in bdrv_set_file_or_backing_noperm: a node that
+    becomes the new file/backing child of a node it (indirectly) inherited
+    from now inherits from that node directly, so a later reopen of the parent
+    hands it the nested options."""
+    old = child.inherits_from
+    if old is parent:
+        return
+    child.inherits_from = parent
+    tx.on_abort(lambda: setattr(child, "inherits_from", old))
+

@@ -33,7 +33,7 @@ from qmpd.engine.graph import (
     inherit_options,
     is_true,
 )
-from qmpd.engine.node import Edge, Node
+from qmpd.engine.node import Edge, Node, adopt_inheritance, inherits_from_recursive
 from qmpd.qobject import key_order
 
 
@@ -286,6 +286,7 @@ def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
         if old_edge is None:
             raise BlockError.of("reopen.cannot-set-file-child-format")
         role = old_edge.role
+    update_inherits = new is not None and inherits_from_recursive(new, node)
     if old_edge is not None:
         if old is not None and old.inherits_from is node:
             old.inherits_from = None
@@ -301,6 +302,8 @@ def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
             # AioContext (or the node the child's).
             attach_context(g, node, new, tx)
         g.link(node, new, name, role, tx)
+        if update_inherits:
+            adopt_inheritance(new, node, tx)
 
 
 def _replace_edge(g: BlockGraph, node: Node, edge: Edge, tx: Transaction) -> None:

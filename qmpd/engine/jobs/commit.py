@@ -22,7 +22,7 @@ from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.data import COMMIT_BUFFER, CopyError, allocated_above, copy_chunks, write_data
 from qmpd.engine.jobs.mirror import ActiveCommitJob, target_perm
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
-from qmpd.engine.node import Node, Parent
+from qmpd.engine.node import Node, Parent, inherits_from_recursive
 from qmpd.engine.perms import CONSISTENT_READ as CR
 from qmpd.engine.perms import WRITE as W
 from qmpd.engine.perms import WRITE_UNCHANGED as WU
@@ -74,6 +74,14 @@ class CommitJob(JobDriver):
         # bdrv_drop_intermediate: the parents of commit_top now use base.
         with surgery.all_or_nothing() as tx:
             ct = self.commit_top
+            explicit_top: Node | None = ct
+            while explicit_top is not None and explicit_top.implicit:
+                explicit_top = explicit_top.driver.filtered(explicit_top)
+            if explicit_top is not None and inherits_from_recursive(self.base, explicit_top):
+                # base takes the dropped top's place in the inheritance too
+                old_inh = self.base.inherits_from
+                self.base.inherits_from = explicit_top.inherits_from
+                tx.on_abort(lambda: setattr(self.base, "inherits_from", old_inh))
             for e in list(ct.parents):
                 if isinstance(e.parent, Node):
                     surgery.move_edge(e, self.base, tx)
