@@ -27,6 +27,9 @@ Stand-in for the qemu-img and qemu-io commands qmpd's tests and scenarios use
       compression_type, backing_file, backing_fmt, preallocation (off/metadata).
   qmpd-img io [-f FMT] [-r] FILE -c CMD [-c CMD ...]
       CMD is a qemu-io command: read, write, discard, length, map, flush.
+  qmpd-img bitmap (--add | --remove | --clear | --enable | --disable | --merge SRC)...
+           [-g GRANULARITY] [-b SRC_FILE [-F SRC_FMT]] [-f FMT] FILE BITMAP
+      persistent bitmaps of a qcow2 image, as qemu-img bitmap.
 """
 
 
@@ -195,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_create(rest)
     if cmd in ("io", "qemu-io"):
         return cmd_io(rest)
+    if cmd == "bitmap":
+        from qmpd.img.bitmap import cmd_bitmap
+
+        return cmd_bitmap(rest, _getopt_long)
     sys.stderr.write(f"qmpd-img: unknown command '{cmd}'\n{USAGE}")
     return 1
 

@@ -14,6 +14,7 @@ import errno
 import os
 from dataclasses import dataclass, field
 
+from qmpd.qcow2 import bitmaps as qb
 from qmpd.qcow2 import (
     BackingReader,
     Qcow2FormatError,
@@ -164,6 +165,18 @@ class Qcow2Adapter:
         self.store = store
         self.chain = chain
         self.read_only = image.read_only
+        # Persistent bitmaps of the top image (newest first): loaded at open,
+        # marked by every write, stored again at close, as qemu-io does.
+        self.bitmaps: list[qb.StoredBitmap] = []
+
+    def _dirty(self, offset: int, length: int) -> None:
+        """bdrv_set_dirty for the enabled bitmaps."""
+        if length <= 0:
+            return
+        for bm in self.bitmaps:
+            if bm.enabled:
+                g = bm.granularity
+                bm.bits.update(range(offset // g, (offset + length - 1) // g + 1))
 
     def length(self) -> int:
         return self.image.virtual_size
@@ -176,15 +189,19 @@ class Qcow2Adapter:
 
     def write(self, offset: int, data: bytes) -> None:
         self.image.write(offset, data)
+        self._dirty(offset, len(data))
 
     def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
         self.image.write_zeroes(offset, length, unmap=unmap)
+        self._dirty(offset, length)
 
     def discard(self, offset: int, length: int) -> None:
         self.image.discard(offset, length)
+        self._dirty(offset, length)
 
     def write_compressed(self, offset: int, data: bytes) -> None:
         self.image.write_compressed(offset, data)
+        self._dirty(offset, len(data))
 
     def truncate(self, size: int, prealloc: str) -> None:
         if size % 512:
@@ -197,6 +214,8 @@ class Qcow2Adapter:
                 self.image.truncate_grow(size)
             except Qcow2FormatError as exc:
                 raise OSError(errno.EFBIG, exc.desc) from None
+            for bm in self.bitmaps:
+                bm.size = size
 
     def allocation(self) -> list[tuple[int, int, bool]]:
         return self.image.is_allocated_extents()
@@ -212,6 +231,7 @@ class OpenedImage:
 
     def close(self) -> None:
         if isinstance(self.top, Qcow2Adapter):
+            qb.store(self.top.image, self.top.bitmaps)
             self.top.image.flush()
         for store in self.stores:
             store.close()
@@ -270,4 +290,8 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
         image = Qcow2Image(store, backing=backing, read_only=read_only, unmap=unmap)
     except Qcow2FormatError as exc:
         raise ImageOpenError(exc.desc) from None
-    return OpenedImage(Qcow2Adapter(image, store, chain), stores, warnings)
+    adapter = Qcow2Adapter(image, store, chain)
+    if _depth == 0:
+        for bm in qb.load(image, not read_only):
+            adapter.bitmaps.insert(0, bm)
+    return OpenedImage(adapter, stores, warnings)

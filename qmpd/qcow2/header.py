@@ -82,6 +82,11 @@ class Qcow2Header:
     # Extensions QEMU does not know; kept so a header rewrite preserves them.
     unknown_extensions: list[tuple[int, bytes]] = field(default_factory=list)
     has_bitmaps_extension: bool = False
+    # The bitmaps extension, when the autoclear bit vouches for it
+    # (qcow2_read_extensions ignores it otherwise).
+    nb_bitmaps: int = 0
+    bitmap_directory_size: int = 0
+    bitmap_directory_offset: int = 0
 
     @property
     def compat(self) -> str:
@@ -200,6 +205,9 @@ def parse_qcow2_header(data: bytes) -> Qcow2Header:
             hdr.has_feature_table = True
         elif magic == EXT_BITMAPS:
             hdr.has_bitmaps_extension = True
+            if hdr.autoclear_features & 1 and length == 24:     # AUTOCLEAR_BITMAPS
+                (hdr.nb_bitmaps, _, hdr.bitmap_directory_size,
+                 hdr.bitmap_directory_offset) = struct.unpack(">IIQQ", payload)
         elif magic != EXT_CRYPTO_HEADER:
             hdr.unknown_extensions.append((magic, payload))
         pos += (length + 7) & ~7
@@ -247,6 +255,7 @@ def build_header_cluster(
     nb_snapshots: int = 0,
     snapshots_offset: int = 0,
     unknown_extensions: list[tuple[int, bytes]] | None = None,
+    bitmaps: tuple[int, int, int] | None = None,
 ) -> bytes:
     """The first cluster exactly as QEMU 7.2's qcow2_update_header writes it."""
     cluster_size = 1 << cluster_bits
@@ -260,6 +269,10 @@ def build_header_cluster(
     # 4 KiB or less (measured: present from 8 KiB up).
     if version >= 3 and cluster_size > 4096:
         body += _header_ext(EXT_FEATURE_TABLE, _feature_table())
+    if bitmaps is not None and bitmaps[0] > 0:
+        # (nb_bitmaps, directory size, directory offset)
+        body += _header_ext(EXT_BITMAPS, struct.pack(">IIQQ", bitmaps[0], 0, bitmaps[1],
+                                                     bitmaps[2]))
     for magic, payload in unknown_extensions or []:
         body += _header_ext(magic, payload)
     body += _header_ext(EXT_END, b"")

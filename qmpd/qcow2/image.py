@@ -119,6 +119,9 @@ class Qcow2Image:
         self.compression_type = 1 if hdr.compression_type == "zstd" else 0
         self.backing_file = hdr.backing_file
         self.backing_format = hdr.backing_format
+        self.nb_bitmaps = hdr.nb_bitmaps
+        self.bitmap_directory_size = hdr.bitmap_directory_size
+        self.bitmap_directory_offset = hdr.bitmap_directory_offset
         if hdr.crypt_method:
             raise Qcow2FormatError("Encrypted images are not supported by qmpd")
         if (hdr.external_data_file is not None
@@ -423,7 +426,8 @@ class Qcow2Image:
             compatible_features=self.compatible_features,
             autoclear_features=self.autoclear_features, compression_type=self.compression_type,
             backing_file=self.backing_file, backing_format=self.backing_format,
-            unknown_extensions=self.header.unknown_extensions))
+            unknown_extensions=self.header.unknown_extensions,
+            bitmaps=(self.nb_bitmaps, self.bitmap_directory_size, self.bitmap_directory_offset)))
 
     def _write_virtual_size(self, size: int) -> None:
         self.store.write(HEADER_SIZE_OFFSET, struct.pack(">Q", size))
