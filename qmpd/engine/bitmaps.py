@@ -189,6 +189,9 @@ def can_store(g: BlockGraph, node: Node, name: str, granularity: int) -> None:
     """bdrv_can_store_new_dirty_bitmap (only qcow2 can)."""
     if not _qcow2_node(node):
         raise BlockError.of("bitmap.store-persistent-bitmaps-operation-not", node=node.name)
+    if find(node, name) is not None:
+        # checked before the prefixed checks (qcow2_co_can_store_new_dirty_bitmap)
+        raise BlockError.of("bitmap.bitmap-already-exists", name=name)
     try:
         _qcow2_can_store(g, node, name, granularity)
     except BlockError as e:
@@ -264,6 +267,14 @@ def remove(g: BlockGraph, node_name: str, name: str, tx: Transaction | None = No
     """qmp_block_dirty_bitmap_remove (in a transaction: released at commit)."""
     node, bm = lookup(g, node_name, name)
     check(bm, BUSY | RO)
+    if bm.persistent:
+        # bdrv_remove_persistent_dirty_bitmap: the image forgets it at once.
+        drop = getattr(node.driver, "remove_persistent_bitmap", None)
+        if drop is not None:
+            try:
+                drop(g, node, name)
+            except OSError as e:
+                raise BlockError(e.strerror or "Input/output error") from None
     if tx is None:
         _release(bm)
         return

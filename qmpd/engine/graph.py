@@ -449,6 +449,11 @@ class BlockGraph:
                 if any(n.seq > node.seq for n in self.nodes.values()):
                     self.nodes = dict(sorted(self.nodes.items(), key=lambda kv: kv[1].seq))
         tx.on_abort(undo)
+        close = getattr(node.driver, "close", None)
+        if close is not None:
+            # bdrv_close: the driver writes back what it keeps (qcow2's
+            # persistent bitmaps) while its children are still there.
+            close(self, node)
         for e in list(reversed(node.children)):
             self.detach(e, tx)
             self.unref(e.child, tx)

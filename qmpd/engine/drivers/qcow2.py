@@ -153,6 +153,88 @@ class Qcow2Driver(Driver):
         node.auto_backing_file = header.backing_file or ""
         commit = self._update_options(g, node, header, opts)
         commit()
+        if header.nb_bitmaps:
+            self._load_bitmaps(g, node)
+
+    # -- persistent dirty bitmaps (qcow2-bitmap.c) ----------------------------
+    def _load_bitmaps(self, g: BlockGraph, node: Node) -> None:
+        """qcow2_load_dirty_bitmaps at open: each stored bitmap becomes one of
+        the node's (newest first, so the reverse of the directory)."""
+        from qmpd.engine import bitmaps as bmod
+        from qmpd.engine import qcow2_bitmaps as qb
+
+        im = self._image(g, node)
+        try:
+            stored = qb.load(im, not node.read_only)
+        except OSError:
+            return
+        size = g.virtual_size(node)
+        for sb in stored:
+            bm = bmod.DirtyBitmap(node, sb.name, sb.granularity, size)
+            bm.bits = sb.bits
+            bm.disabled = not sb.enabled
+            bm.persistent = True
+            bm.readonly = sb.readonly
+            bm.inconsistent = sb.inconsistent
+            node.dirty_bitmaps.insert(0, bm)
+
+    def _store_bitmaps(self, g: BlockGraph, node: Node) -> None:
+        """qcow2_store_persistent_dirty_bitmaps: every writable persistent
+        bitmap is written anew (at close, and before a reopen read-only)."""
+        from qmpd.engine import qcow2_bitmaps as qb
+
+        if node.read_only or not any(b.persistent for b in node.dirty_bitmaps):
+            return
+        im = self._image(g, node)
+        stored = [qb.StoredBitmap(b.name, b.granularity, b.size, set(b.bits),
+                                  enabled=not b.disabled, persistent=b.persistent,
+                                  readonly=b.readonly, inconsistent=b.inconsistent)
+                  for b in node.dirty_bitmaps if b.name]
+        try:
+            qb.store(im, stored)
+        except OSError:
+            pass
+
+    def close(self, g: BlockGraph, node: Node) -> None:
+        """qcow2_close -> qcow2_inactivate: persistent bitmaps go to the image."""
+        if isinstance(node.state, Qcow2State) and node.file is not None:
+            self._store_bitmaps(g, node)
+
+    def remove_persistent_bitmap(self, g: BlockGraph, node: Node, name: str) -> None:
+        """qcow2_co_remove_persistent_dirty_bitmap: gone from the image at once."""
+        from qmpd.engine import qcow2_bitmaps as qb
+
+        im = self._image(g, node)
+        if im.nb_bitmaps:
+            qb.remove_stored(im, name)
+
+    def _reopen_bitmaps(self, g: BlockGraph, node: Node, read_only: bool) -> Commit | None:
+        """qcow2_reopen_bitmaps_ro (store, then read-only) and _rw (marked in
+        use again, writable)."""
+        from qmpd.engine import qcow2_bitmaps as qb
+
+        persistent = [b for b in node.dirty_bitmaps if b.persistent]
+        if read_only and not node.read_only:
+            self._store_bitmaps(g, node)
+
+            def to_ro() -> None:
+                for b in persistent:
+                    b.readonly = True
+            return to_ro
+        if node.read_only and not read_only and persistent:
+            def to_rw() -> None:
+                im = self._image(g, node)
+                entries = qb.load_directory(im)
+                by_name = {b.name: b for b in persistent}
+                if any(not e.flags & qb.BME_FLAG_IN_USE for e in entries if e.name in by_name):
+                    for e in entries:
+                        if e.name in by_name:
+                            e.flags |= qb.BME_FLAG_IN_USE
+                    qb._update_dir_in_place(im, entries)
+                for b in persistent:
+                    b.readonly = False
+            return to_rw
+        return None
 
     def _update_options(self, g: BlockGraph, node: Node, header: Any, opts: dict) -> Commit:
         cluster_size = header.cluster_size
@@ -227,7 +309,15 @@ class Qcow2Driver(Driver):
         commit = self._update_options(g, node, node.state.header, opts)
         for k in [k for k in opts if _is_runtime_key(k)]:
             del opts[k]
-        return commit
+        st = queue.get(id(node))
+        bitmaps = self._reopen_bitmaps(g, node, st.read_only) if st is not None else None
+        if bitmaps is None:
+            return commit
+
+        def both() -> None:
+            commit()
+            bitmaps()
+        return both
 
     # -- information -------------------------------------------------------
     def virtual_size(self, g: BlockGraph, node: Node) -> int:
@@ -260,6 +350,13 @@ class Qcow2Driver(Driver):
             data["lazy-refcounts"] = bool(h.lazy_refcounts)
             data["corrupt"] = bool(h.corrupt)
             data["refcount-bits"] = h.refcount_bits
+            if h.nb_bitmaps or node.state.image is not None:
+                from qmpd.engine import qcow2_bitmaps as qb
+
+                # qcow2_get_bitmap_info_list reads the directory on disk
+                listed = qb.info_list(self._image(g, node))
+                if listed is not None:
+                    data["bitmaps"] = listed
             data["compression-type"] = h.compression_type
         return {"type": "qcow2", "data": data}
 
