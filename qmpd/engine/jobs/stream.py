@@ -29,6 +29,7 @@ from qmpd.engine.node import Node
 from qmpd.engine.perms import CONSISTENT_READ as CR
 from qmpd.engine.perms import WRITE as W
 from qmpd.engine.perms import WRITE_UNCHANGED as WU
+from qmpd.engine.transaction import Transaction
 from qmpd.profiles import Message
 
 
@@ -48,6 +49,7 @@ class StreamJob(JobDriver):
     @property
     def in_place(self) -> bool:
         return self.cor is self.top
+    bs_read_only: bool = False
 
     def run(self, job: Job) -> Generator[Sleep, None, int]:
         found = surgery.skip_filters(self.top)
@@ -107,6 +109,10 @@ class StreamJob(JobDriver):
         elif self.cor.alive:
             with surgery.all_or_nothing() as tx:
                 surgery.drop_filter(job.mgr.g, self.cor, tx)
+        if self.bs_read_only and self.top.alive:
+            # the job's write permission goes first (blk_set_perm), then the reopen
+            job.mgr.remove_all_bdrv(job)
+            surgery.set_read_only(job.mgr.g, self.top, True)
 
 
 def _copy_into_top(g: BlockGraph, top: Node, offset: int, n: int) -> None:
@@ -164,6 +170,30 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
 
     if not g.profile.stream_inserts_filter:
         return _start_stream_in_place(mgr, args, bs, base_overlay, above_base)
+    # stream_start: a read-only node is made writable for the job (the chain
+    # held frozen meanwhile) and made read-only again by stream_clean.
+    bs_read_only = bs.read_only
+    if bs_read_only:
+        held = surgery.freeze_chain(bs, above_base, Transaction())
+        try:
+            surgery.set_read_only(g, bs, False, quiet=False)
+        finally:
+            for e in held:
+                e.frozen = False
+    try:
+        job, cor = _create(mgr, g, args, bs, base_overlay, above_base)
+    except BlockError:
+        if bs_read_only:
+            surgery.set_read_only(g, bs, True)
+        raise
+    mgr.start(job, StreamJob(bs, cor, base_overlay, above_base,
+                             args.get("backing-file"), bs_read_only=bs_read_only))
+    return job
+
+
+def _create(mgr: JobManager, g: BlockGraph, args: dict, bs: Node, base_overlay: Node,
+            above_base: Node) -> tuple[Job, Node]:
+    """The filter, the job and its links, all or nothing."""
     with surgery.all_or_nothing() as tx:
         fname = args.get("filter-node-name")
         opts: dict[str, Any] = {"driver": "copy-on-read", "file": bs.name,
@@ -186,8 +216,7 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
         while it is not None and it is not stop:
             mgr.add_bdrv(job, "intermediate node", it, 0, basic, tx)
             it = g.filter_or_cow(it)
-    mgr.start(job, StreamJob(bs, cor, base_overlay, above_base, args.get("backing-file")))
-    return job
+    return job, cor
 
 
 def _start_stream_in_place(mgr: JobManager, args: dict, bs: Node, base_overlay: Node,
