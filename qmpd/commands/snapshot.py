@@ -89,9 +89,18 @@ def _bm_merge(daemon: Any, data: dict, tx: Transaction) -> None:
 @action("blockdev-backup")
 def _backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
     mgr = daemon.jobs
+    # blockdev_backup_prepare drains the source until the action is cleaned
+    # up: the job starts inside that section, so it pauses and resumes.
+    source = daemon.graph.nodes.get(data.get("device", ""))
+    drained = [source] if source is not None else []
+    mgr.drained(drained, True)
+    tx.on_abort(lambda: mgr.drained(drained, False))
     job = create_backup(mgr, data, tx)
-    # blockdev_backup_commit: job_start
-    return lambda: mgr.start(job, job.driver)
+
+    def commit() -> None:
+        mgr.start(job, job.driver)      # blockdev_backup_commit: job_start
+        mgr.drained(drained, False)     # blockdev_backup_clean
+    return commit
 
 
 @command("blockdev-backup")
@@ -127,6 +136,7 @@ INDIVIDUAL_ONLY = {"blockdev-snapshot", "blockdev-snapshot-sync", "blockdev-snap
 @command("transaction")
 def cmd_transaction(daemon: Any, args: dict) -> dict:
     mode = args.get("properties", {}).get("completion-mode", "individual")
+    daemon.jobs.drain_all()     # qmp_transaction: "drain all i/o before any operations"
     tx = Transaction()
     commits: list[Callable[[], None]] = []
     # The job helper's actions see the group through this attribute.

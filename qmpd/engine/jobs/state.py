@@ -321,6 +321,8 @@ class JobManager:
         self.emit = emit
         self.time = time
         self.g = g
+        # drained sections under way: nodes -> (the jobs each paused, its nodes)
+        self._drained: dict[tuple[int, ...], list[tuple[list[Job], list[Node]]]] = {}
         self._bind(g)
         time.serve(self)
 
@@ -421,6 +423,8 @@ class JobManager:
         job.driver = driver
         job.co = driver.run(job)
         job.pause_count -= 1
+        if self._drained:
+            self._enter_drained(job)
         job.busy = True
         job.paused = False
         job.transition("running")
@@ -594,11 +598,10 @@ class JobManager:
         self.wakeup()
 
     # -- drains ------------------------------------------------------------------
-    def drained(self, nodes: list[Node], begin: bool) -> None:
-        """A drained section over ``nodes`` (their subtrees and ancestors):
-        every job with a node there pauses, then resumes at the end."""
-        if not self.jobs:
-            return
+    @staticmethod
+    def _drain_area(nodes: list[Node]) -> set[int]:
+        """What a drained section over ``nodes`` quiesces: their subtrees and
+        their ancestors."""
         area: set[int] = set()
         stack = list(nodes)
         while stack:
@@ -614,16 +617,56 @@ class JobManager:
                 if isinstance(e.parent, Node) and id(e.parent) not in area:
                     area.add(id(e.parent))
                     up.append(e.parent)
-        for job in list(self.jobs):
-            if job.deferred or job.co is None:
-                continue
-            held = [e.child for e in job.edges] + \
-                [e.child for b in job.backends for e in b.children]
-            if any(id(n) in area for n in held):
-                if begin:
-                    self._pause(job)
-                else:
+        return area
+
+    @staticmethod
+    def _holds(job: Job, area: set[int]) -> bool:
+        held = [e.child for e in job.edges] + \
+            [e.child for b in job.backends for e in b.children]
+        return any(id(n) in area for n in held)
+
+    def drained(self, nodes: list[Node], begin: bool) -> None:
+        """A drained section over ``nodes``: every job with a node there pauses,
+        then resumes at the end (bdrv_drained_begin/end, child_job_drained_*)."""
+        key = tuple(id(n) for n in nodes)
+        if not begin:
+            # The jobs the section paused resume, even when the graph changed
+            # meanwhile and their nodes are no longer below (QEMU moves the
+            # quiesce counts along when a drained child is detached).
+            stack = self._drained.get(key)
+            section: tuple[list[Job], list[Node]] = stack.pop() if stack else ([], [])
+            if stack is not None and not stack:
+                del self._drained[key]
+            for job in section[0]:
+                if job in self.jobs:
                     self._resume(job)
+            return
+        paused: list[Job] = []
+        if self.jobs:
+            area = self._drain_area(nodes)
+            for job in list(self.jobs):
+                if job.deferred or job.co is None:
+                    continue
+                if self._holds(job, area):
+                    self._pause(job)
+                    paused.append(job)
+        # the nodes, for a job started inside the section (_enter_drained)
+        self._drained.setdefault(key, []).append((paused, list(nodes)))
+
+    def drain_all(self) -> None:
+        """bdrv_drain_all: every running job pauses and resumes."""
+        nodes = list(self.g.nodes.values())
+        self.drained(nodes, True)
+        self.drained(nodes, False)
+
+    def _enter_drained(self, job: Job) -> None:
+        """A job created inside a drained section over one of its nodes starts
+        paused (its child was attached drained) and resumes at the section's end."""
+        for stack in self._drained.values():
+            for paused, nodes in stack:
+                if job not in paused and self._holds(job, self._drain_area(nodes)):
+                    job.pause_count += 1
+                    paused.append(job)
 
     def reset(self, g: BlockGraph) -> None:
         """x-qmpd-reset: the jobs go without a word (no events), and the
