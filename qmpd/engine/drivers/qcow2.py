@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from qmpd.engine import bitmaps as bmod
 from qmpd.engine import perms
+from qmpd.engine import qcow2_bitmaps as qb
 from qmpd.engine.drivers.base import Commit, Driver, number_opt, size_opt
 from qmpd.engine.errors import BlockError
 from qmpd.engine.node import Node
 from qmpd.qcow2 import (
     CLUSTER_COMPRESSED,
     CLUSTER_NORMAL,
+    CLUSTER_UNALLOCATED,
+    CLUSTER_ZERO_ALLOC,
+    CLUSTER_ZERO_PLAIN,
     Qcow2FormatError,
     Qcow2Image,
     is_qcow2,
@@ -160,9 +165,6 @@ class Qcow2Driver(Driver):
     def _load_bitmaps(self, g: BlockGraph, node: Node) -> None:
         """qcow2_load_dirty_bitmaps at open: each stored bitmap becomes one of
         the node's (newest first, so the reverse of the directory)."""
-        from qmpd.engine import bitmaps as bmod
-        from qmpd.engine import qcow2_bitmaps as qb
-
         im = self._image(g, node)
         try:
             stored = qb.load(im, not node.read_only)
@@ -181,8 +183,6 @@ class Qcow2Driver(Driver):
     def _store_bitmaps(self, g: BlockGraph, node: Node) -> None:
         """qcow2_store_persistent_dirty_bitmaps: every writable persistent
         bitmap is written anew (at close, and before a reopen read-only)."""
-        from qmpd.engine import qcow2_bitmaps as qb
-
         if node.read_only or not any(b.persistent for b in node.dirty_bitmaps):
             return
         im = self._image(g, node)
@@ -202,8 +202,6 @@ class Qcow2Driver(Driver):
 
     def remove_persistent_bitmap(self, g: BlockGraph, node: Node, name: str) -> None:
         """qcow2_co_remove_persistent_dirty_bitmap: gone from the image at once."""
-        from qmpd.engine import qcow2_bitmaps as qb
-
         im = self._image(g, node)
         if im.nb_bitmaps:
             qb.remove_stored(im, name)
@@ -211,8 +209,6 @@ class Qcow2Driver(Driver):
     def _reopen_bitmaps(self, g: BlockGraph, node: Node, read_only: bool) -> Commit | None:
         """qcow2_reopen_bitmaps_ro (store, then read-only) and _rw (marked in
         use again, writable)."""
-        from qmpd.engine import qcow2_bitmaps as qb
-
         persistent = [b for b in node.dirty_bitmaps if b.persistent]
         if read_only and not node.read_only:
             self._store_bitmaps(g, node)
@@ -351,9 +347,7 @@ class Qcow2Driver(Driver):
             data["corrupt"] = bool(h.corrupt)
             data["refcount-bits"] = h.refcount_bits
             if h.nb_bitmaps or node.state.image is not None:
-                from qmpd.engine import qcow2_bitmaps as qb
-
-                # qcow2_get_bitmap_info_list reads the directory on disk
+                        # qcow2_get_bitmap_info_list reads the directory on disk
                 listed = qb.info_list(self._image(g, node))
                 if listed is not None:
                     data["bitmaps"] = listed
@@ -431,12 +425,6 @@ class Qcow2Driver(Driver):
 
     def block_status(self, g: BlockGraph, node: Node, offset: int,
                      length: int) -> list[tuple[int, int, bool, bool]]:
-        from qmpd.engine.qcow2_format import (
-            CLUSTER_UNALLOCATED,
-            CLUSTER_ZERO_ALLOC,
-            CLUSTER_ZERO_PLAIN,
-        )
-
         im = self._image(g, node)
         out: list[tuple[int, int, bool, bool]] = []
         end = min(offset + length, im.virtual_size)
