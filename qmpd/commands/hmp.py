@@ -207,6 +207,13 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
     g = daemon.graph
     to_stdout = daemon.hmp_output == "stdout"
     limit = daemon.max_output
+    # A node's temporary BlockBackend drains the node when it is inserted and
+    # again when it goes (blk_insert_bs, blk_remove_bs): jobs there pause and
+    # resume twice, as QEMU 7.2 shows them.
+    drain = g.drain_hook if dev_edge is None else None
+    if drain is not None:
+        drain([node], True)
+        drain([node], False)
     tx = Transaction()
     blk = Parent("qemu-io")
     mon = io.StringIO()
@@ -236,6 +243,9 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
             raise _too_large(e.size, e.limit) from None
     finally:
         tx.abort()      # the temporary BlockBackend goes away again
+        if drain is not None and node.alive:
+            drain([node], True)
+            drain([node], False)
     monitor_text = _mon(mon.getvalue())
     if to_stdout:
         sys.stdout.flush()

@@ -12,7 +12,7 @@ qmpd's own ``qmpd-img`` through a PATH shim (CI has no QEMU), and a scenario
 whose setup fails is a failure (qmpd-img broke), reported with the reason.
 
 ``known_differences.json`` maps a scenario name to the steps (indexes, or
-"negotiation", "greeting", "job-events", "exit") that currently differ from
+"negotiation", "greeting", "job-events", "event-stream", "exit") that currently differ from
 QEMU; the pytest wrapper fails on any difference not listed there.
 
 Command line (also ``make conformance``)::
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from qmpd.profiles.registry import SERIES
-from tests.conformance import qmpreplay
+from tests.conformance import event_streams, qmpreplay
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -195,6 +195,8 @@ class Result:
             out.add("negotiation")
         if canon(qmpreplay.job_event_streams(exp)) != canon(qmpreplay.job_event_streams(act)):
             out.add("job-events")
+        if event_streams.differs(self.series, self.scenario, exp, act):
+            out.add("event-stream")
         if (exp.get("exit", {}).get("how") == "died") != (act.get("exit", {}).get("how") == "died") \
                 or "startup_error" in act:
             out.add("exit")

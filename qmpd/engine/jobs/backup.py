@@ -30,6 +30,7 @@ from qmpd.engine.transaction import Transaction
 CBW = CopyBeforeWriteDriver()
 CBW_ALWAYS_READS = CopyBeforeWriteDriver(always_reads_source=True)
 DEFAULT_CLUSTER = 65536          # BLOCK_COPY_CLUSTER_SIZE_DEFAULT
+BLOCK_COPY_MAX_BUFFER = 1 << 20
 
 
 @dataclass(eq=False)
@@ -90,20 +91,37 @@ class BackupJob(JobDriver):
                     self.dirty.discard(i)
             job.total = len(self.dirty) << self.shift
         yield from job.pause_point()
-        for i in sorted(self.dirty):
+        # block_copy_dirty_clusters: tasks of up to BLOCK_COPY_MAX_BUFFER of
+        # contiguous dirty clusters, cut where the source's block status
+        # changes; with a speed, a task waits while the rate limit says so.
+        cs = self.cluster
+        chunk = max(cs, BLOCK_COPY_MAX_BUFFER)
+        while self.dirty:
             if job.is_cancelled():
                 return 0
-            if i not in self.dirty:
+            first = min(self.dirty)
+            count = 1
+            while count * cs < chunk and first + count in self.dirty:
+                count += 1
+            off = first << self.shift
+            n = min(count * cs, size - off)
+            status = g.block_status(self.source, off, n)
+            if status and status[0][1] < n:
+                num = status[0][1]
+                n = cs if num < cs else (num - num % cs)
+            delay = job.rate_delay(0)
+            if delay > 0:
+                yield from job.sleep_ns(delay)
                 continue
-            self.dirty.discard(i)
-            off = i << self.shift
-            n = min(self.cluster, size - off)
+            job.rate_delay(n)
+            for i in range(first, first + -(-n // cs)):
+                self.dirty.discard(i)
             try:
-                self._copy(g, off, n)
+                self._copy(g, off, min(n, size - off))
             except OSError as e:
                 job.error = e.strerror or "Input/output error"
                 return -5
-            job.progress(n)
+            job.progress(min(n, size - off))
         return 0
 
     def _cleanup_sync_bitmap(self, ret: int) -> None:
