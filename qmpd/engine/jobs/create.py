@@ -48,12 +48,16 @@ class CreateJob(JobDriver):
             else:
                 create_qcow2(g, self.options)
         except BlockError as e:
+            # the checks before any I/O fail at once, before the reply
             job.error = e.desc
             job.current = 1
             return -errno.EINVAL
+        # A creation that gets as far as writing waits for that I/O (the file's
+        # truncate runs in the thread pool): the command has replied, after
+        # created/running, before the job goes on to waiting/pending/concluded.
+        yield Sleep(job.now(), defer=True)
         job.current = 1
         return 0
-        yield  # a generator, for the job runner
 
 
 def start_create(mgr: JobManager, job_id: str, options: dict) -> Job:

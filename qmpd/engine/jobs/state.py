@@ -93,6 +93,9 @@ class RateLimit:
 @dataclass
 class Sleep:
     deadline: int | None     # None: wait until entered
+    # Due at once, but the body goes on only from the runner, after the
+    # command that started it has replied (a coroutine waiting on I/O).
+    defer: bool = False
 
 
 PAUSED = Sleep(None)
@@ -267,7 +270,7 @@ class Job:
             # before the monitor reads the next command.
             while True:
                 w = self.waiting_on = next(self.co)
-                if w is PAUSED or w.deadline is None or w.deadline > self.now():
+                if w is PAUSED or w.deadline is None or w.deadline > self.now() or w.defer:
                     break
         except StopIteration as stop:
             self.ret = stop.value or 0
