@@ -362,11 +362,9 @@ def note_write(g: BlockGraph, node: Node, offset: int, length: int) -> None:
                                            "amount-exceeded": offset + length - thr,
                                            "write-threshold": thr})
     for bm in node.dirty_bitmaps:
+        # (a frozen bitmap's successor is in the list itself)
         if not bm.disabled:
             bm.set_range(offset, length)
-        succ = bm.successor
-        if succ is not None and not succ.disabled:
-            succ.set_range(offset, length)
 
 
 def create_successor(bm: DirtyBitmap) -> None:
@@ -379,6 +377,8 @@ def create_successor(bm: DirtyBitmap) -> None:
     bm.disabled = True
     bm.successor = child
     bm.busy = True
+    # an anonymous bitmap of the node: listed (newest first) until it goes
+    bm.node.dirty_bitmaps.insert(0, child)
 
 
 def abdicate(bm: DirtyBitmap) -> None:
@@ -389,6 +389,7 @@ def abdicate(bm: DirtyBitmap) -> None:
     bm.disabled = child.disabled
     bm.successor = None
     bm.busy = False
+    _release(child)
 
 
 def reclaim(bm: DirtyBitmap) -> None:
@@ -399,3 +400,4 @@ def reclaim(bm: DirtyBitmap) -> None:
     bm.disabled = child.disabled
     bm.successor = None
     bm.busy = False
+    _release(child)

@@ -357,7 +357,8 @@ class JobManager:
 
     def get_block_job(self, jid: str) -> Job:
         j = self.find(jid)
-        if j is None:
+        # find_block_job: blockdev-create's job is a job, not a block job
+        if j is None or not j.block_job:
             raise BlockError.of("job.block-job-not-found", "DeviceNotActive", jid=jid)
         return j
 
