@@ -32,6 +32,8 @@ from qmpd.engine.perms import WRITE as W
 from qmpd.engine.perms import WRITE_UNCHANGED as WU
 
 MIRROR_CHUNK = 1024 * 1024      # mirror's MAX_IO_BYTES
+MIRROR_BUF_SIZE = 1 << 24       # DEFAULT_MIRROR_BUF_SIZE
+MIRROR_MAX_IN_FLIGHT = 16
 # The filter a mirror job inserts (bdrv_mirror_top without is_commit).
 MIRROR_TOP = PlainMirrorTopDriver()
 
@@ -45,8 +47,8 @@ class JobBitmap(bmod.DirtyBitmap):
         return d
 
 
-def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int,
-                copy: Callable[[int, int], None]) -> Generator[Sleep, None, None]:
+def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int, int], None],
+                buf_size: int = MIRROR_BUF_SIZE) -> Generator[Sleep, None, None]:
     """mirror_run's main loop: copy dirty chunks at the job's rate, become
     ready when nothing is dirty, then wait (looking again every slice) until
     completed or cancelled.  ``copy(offset, length)`` raises OSError on an
@@ -67,12 +69,21 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int,
             # Steady state: look again every slice (guest writes dirty it).
             delay = SLICE_NS
             continue
+        # mirror_iteration: the consecutive dirty chunks from the first one,
+        # up to the buffer size, copied in operations of up to
+        # max(buf_size / MAX_IN_FLIGHT, 1 MiB); the rate limit counts them all
+        # and the job sleeps once, after the iteration.
         off, n = ranges[0]
-        n = min(n, MIRROR_CHUNK, length - off)
+        n = min(n, max(buf_size, bm.granularity), length - off)
         _clear_range(bm, off, n)
-        copy(off, n)
-        job.progress(n)
-        delay = job.rate_delay(n)
+        max_io = max(buf_size // MIRROR_MAX_IN_FLIGHT, MIRROR_CHUNK)
+        end = off + n
+        while off < end:
+            m = min(max_io, end - off)
+            copy(off, m)
+            job.progress(m)
+            delay = job.rate_delay(m)
+            off += m
 
 
 def _clear_range(bm: bmod.DirtyBitmap, offset: int, length: int) -> None:
@@ -97,11 +108,14 @@ class _MirrorDriver(JobDriver):
 
     can_complete = True
 
+    # buf-size (0: DEFAULT_MIRROR_BUF_SIZE)
+    buf_size = 0
+
     def _loop(self, job: Job, bm: bmod.DirtyBitmap, length: int,
               copy: Callable[[int, int], None],
               keep_error: bool) -> Generator[Sleep, None, int]:
         try:
-            yield from mirror_loop(job, bm, length, copy)
+            yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE)
         except OSError as e:
             if keep_error:
                 job.error = e.strerror or "Input/output error"
@@ -384,7 +398,9 @@ def start_mirror(mgr: JobManager, args: dict) -> Job:
         tx.on_abort(lambda: bmod._release(bm))
         mgr.add_bdrv(job, "source", bs, 0, WU | W | CR, tx)
         mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
-    mgr.start(job, MirrorJob(bs, target, mt, blk, sync, bm, replaces=replaces,
-                             zero_target=args["sync"] == "full",
-                             copy_mode=args.get("copy-mode", "background")))
+    driver = MirrorJob(bs, target, mt, blk, sync, bm, replaces=replaces,
+                       zero_target=args["sync"] == "full",
+                       copy_mode=args.get("copy-mode", "background"))
+    driver.buf_size = args.get("buf-size", 0)
+    mgr.start(job, driver)
     return job
