@@ -9,7 +9,7 @@ bitmaps are loaded (and marked in use on disk), the actions run in the order
 given, on the bitmaps in memory, and closing the image stores every
 persistent bitmap again (also after a failed action, as qemu-img's
 ``blk_unref`` does).  The bytes on disk are qemu-img's
-(:mod:`qmpd.engine.qcow2_bitmaps`).
+(:mod:`qmpd.qcow2.bitmaps`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 import sys
 
-from qmpd.qcow2 import bitmaps as qb
-from qmpd.qcow2 import Qcow2FormatError, Qcow2Image, is_qcow2
 from qmpd.img.images import FileStore
 from qmpd.img.sizes import SizeError, parse_size
+from qmpd.qcow2 import Qcow2FormatError, Qcow2Image, is_qcow2
+from qmpd.qcow2 import bitmaps as qb
 
 MAX_NAME = 1023
 BME_MAX_GRANULARITY_BITS = 31

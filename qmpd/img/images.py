@@ -14,13 +14,13 @@ import errno
 import os
 from dataclasses import dataclass, field
 
-from qmpd.qcow2 import bitmaps as qb
 from qmpd.qcow2 import (
     BackingReader,
     Qcow2FormatError,
     Qcow2Image,
     is_qcow2,
 )
+from qmpd.qcow2 import bitmaps as qb
 
 PROBE_WARNING = (
     "WARNING: Image format was not specified for '{name}' and probing guessed raw.\n"

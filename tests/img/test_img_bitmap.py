@@ -37,8 +37,8 @@ def test_bitmap_survives_reopen_with_its_bits(tmp_path: Path) -> None:
     assert qmpd_runner(["qemu-io", "-f", "qcow2", "-c", "write 0 4k", img])[0] == 0
     assert qmpd_runner(["qemu-img", "bitmap", "--disable", img, "a"])[0] == 0
     assert qmpd_runner(["qemu-img", "bitmap", "--merge", "a", img, "b"])[0] == 0
-    from qmpd.qcow2 import bitmaps as qb
     from qmpd.qcow2 import MemoryStore, Qcow2Image
+    from qmpd.qcow2 import bitmaps as qb
 
     im = Qcow2Image(MemoryStore(Path(img).read_bytes()), read_only=True)
     bits = {bm.name: bm.bits for bm in qb.load(im, writable=False)}

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from qmpd.engine import bitmaps as bmod
 from qmpd.engine import perms
-from qmpd.engine import qcow2_bitmaps as qb
 from qmpd.engine.drivers.base import Commit, Driver, number_opt, size_opt
 from qmpd.engine.errors import BlockError
 from qmpd.engine.node import Node
@@ -28,6 +27,7 @@ from qmpd.qcow2 import (
     is_qcow2,
     parse_qcow2_header,
 )
+from qmpd.qcow2 import bitmaps as qb
 
 if TYPE_CHECKING:
     from qmpd.engine.graph import BlockGraph, Transaction
