@@ -261,7 +261,8 @@ class Job:
         """Run the body until its next yield; on return, complete the job."""
         if self.co is None or self.deferred:
             return
-        if self.waiting_on is PAUSED and self.should_pause():
+        # job_enter_cond: a cancelled job leaves its pause point even paused
+        if self.waiting_on is PAUSED and self.should_pause() and not self.is_cancelled():
             return
         self.waiting_on = None
         self.mgr.g.generation += 1    # the job may change what queries show
@@ -562,6 +563,12 @@ class JobManager:
     def cancel_all(self) -> None:
         """job_cancel_sync_all (quit): every job is force-cancelled, or
         dismissed if it already concluded."""
+        # qemu_cleanup: the block layer is drained first (and stays so), then
+        # the jobs are cancelled: running jobs pause, and leave the pause
+        # point to abort.
+        if self.jobs:
+            nodes = list(self.g.nodes.values())
+            self.drained(nodes, True)
         for job in reversed(list(self.jobs)):
             if job in self.jobs and job.status != "null":
                 self._cancel(job, True)
@@ -597,7 +604,8 @@ class JobManager:
         else:
             if job.waiting_on is not None and not job.busy and job.pause_count == 0:
                 job.enter()
-            elif job.waiting_on is not None and job.waiting_on is not PAUSED:
+            elif job.waiting_on is not None and (job.waiting_on is not PAUSED
+                                                 or job.is_cancelled()):
                 job.enter()
         self.wakeup()
 
