@@ -338,7 +338,7 @@ BASE: dict[str, str] = {
     "mirror.parameter-granularity-expects-power-2": "Parameter 'granularity' expects a power of 2",
     "mirror.cannot-mirror-attached-block-device": "Cannot mirror to an attached block device",
     "mirror.sync-mode-not-supported": "Sync mode '{sync}' not supported",
-    "mirror.parameter-buf-size-expects-non": "Parameter 'buf-size' expects a non-negative value",
+    "mirror.invalid-parameter-buf-size": "Invalid parameter 'buf-size'",
     "mirror.mirror-node-into-itself": "Can't mirror node into itself",
     # blockdev.c / block/backup.c / block/copy-before-write.c
     "backup.must-provide-valid-bitmap-name": "must provide a valid bitmap name for '{sync}' "

@@ -121,9 +121,12 @@ def test_quit_with_a_running_job_ends_cleanly(start_qmpd, short_tmp) -> None:
     assert conn.cmd("block-stream", {"job-id": "s0", "device": "top",
                                      "speed": 65536}) == {"return": {}}
     assert conn.cmd("quit") == {"return": {}}
-    # As QEMU's cleanup: the job is cancelled, and its events come before the reply.
-    assert job_events(conn.events)[-6:] == ["created", "running", "aborting",
-                                            "BLOCK_JOB_CANCELLED", "concluded", "null"]
+    # As QEMU's cleanup (job-quit's recording): the block layer is drained, so
+    # the job pauses, then cancelled, it leaves its pause point and aborts;
+    # its events come before the reply.
+    assert job_events(conn.events)[-8:] == ["created", "running", "paused", "running",
+                                            "aborting", "BLOCK_JOB_CANCELLED", "concluded",
+                                            "null"]
     assert conn.events[2]["event"] == "SHUTDOWN"
     assert q.wait() == 0
     assert "Traceback" not in q.stderr()

@@ -374,7 +374,7 @@ def start_mirror(mgr: JobManager, args: dict) -> Job:
     if sync in ("incremental", "bitmap"):
         raise BlockError.of("mirror.sync-mode-not-supported", sync=sync)
     if args.get("buf-size", 0) < 0:
-        raise BlockError("Invalid parameter 'buf-size'")
+        raise BlockError.of("mirror.invalid-parameter-buf-size")
     if surgery.skip_filters(bs) is surgery.skip_filters(target):
         raise BlockError.of("mirror.mirror-node-into-itself")
     with surgery.all_or_nothing() as tx:
