@@ -97,3 +97,31 @@ def test_the_documented_examples_hold() -> None:
 
     for mod in (qmpd.profiles, qmpd.profiles.base, qmpd.profiles.registry, qmpd.engine.errors):
         assert doctest.testmod(mod).failed == 0, mod.__name__
+
+
+def test_without_qemu_version_qmpd_answers_as_qemu_10_0_2(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    sock = str(tmp_path / "q.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "qmpd", "--socket", sock], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not Path(sock).exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(sock)
+            f = s.makefile("rwb")
+            greeting = f.readline()
+            f.write(b'{"execute": "qmp_capabilities"}\n{"execute": "blockdev-set-active",'
+                    b' "arguments": {"active": true}}\n')
+            f.flush()
+            assert f.readline() == b'{"return": {}}\r\n'
+            # 10.0's own command exists (7.2 answers CommandNotFound).
+            assert f.readline() == b'{"return": {}}\r\n'
+        assert b'"qemu": {"micro": 2, "minor": 0, "major": 10}' in greeting
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -21,7 +21,7 @@ SERIES: dict[str, str] = {
 }
 
 # What `qmpd` answers as without --qemu-version.
-DEFAULT_VERSION = "7.2.22"
+DEFAULT_VERSION = "10.0.2"
 
 
 class UnknownRelease(ValueError):

@@ -19,6 +19,10 @@ import pytest
 from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
 from qmpd.jobs.clock import VirtualClock
+from qmpd.profiles import select
+
+# What these tests expect is QEMU 7.2's (their cases were recorded on it).
+QEMU_7_2 = select("7.2.22")
 
 
 def qmpd_img(*args: str) -> None:
@@ -30,7 +34,7 @@ class Session:
     """A dispatcher plus the events it sent."""
 
     def __init__(self) -> None:
-        self.disp = Dispatcher(Daemon(job_time=VirtualClock()))
+        self.disp = Dispatcher(Daemon(QEMU_7_2, job_time=VirtualClock()))
         self.events: list[tuple[str, Any]] = []
         self.disp.daemon.event_sink = lambda name, data, ts: self.events.append((name, data))
 

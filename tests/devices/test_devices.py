@@ -16,6 +16,10 @@ import trio
 from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
 from qmpd.jobs.clock import VirtualClock
+from qmpd.profiles import select
+
+# What these tests expect is QEMU 7.2's (their cases were recorded on it).
+QEMU_7_2 = select("7.2.22")
 
 ACTIVE_BB = "Cannot change iothread of active block backend"
 
@@ -24,7 +28,7 @@ class Env:
     """A dispatcher plus the events its daemon emitted."""
 
     def __init__(self) -> None:
-        self.daemon = Daemon(job_time=VirtualClock())
+        self.daemon = Daemon(QEMU_7_2, job_time=VirtualClock())
         self.events: list[tuple[str, Any]] = []
         self.daemon.event_sink = lambda name, data, ts: self.events.append((name, data))
         self.d = Dispatcher(self.daemon)

@@ -19,7 +19,11 @@ from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.reopen import reopen
 from qmpd.jobs.clock import VirtualClock
+from qmpd.profiles import select
 from qmpd.protocol.encode import dumps
+
+# What these tests expect is QEMU 7.2's (their cases were recorded on it).
+QEMU_7_2 = select("7.2.22")
 
 
 def qmpd_img(*args: str) -> None:
@@ -138,7 +142,7 @@ def test_reopen_cost_does_not_grow_with_graph():
 
 
 def test_dispatcher_turns_engine_errors_into_qmp_errors():
-    d = Dispatcher(Daemon(job_time=VirtualClock()))
+    d = Dispatcher(Daemon(QEMU_7_2, job_time=VirtualClock()))
     with pytest.raises(QMPError) as ei:
         d.execute("blockdev-del", {"node-name": "x"})
     assert (ei.value.cls, ei.value.desc) == ("GenericError",
@@ -146,7 +150,7 @@ def test_dispatcher_turns_engine_errors_into_qmp_errors():
 
 
 def test_qemu_io_through_hmp_writes_only_memory(imgdir):
-    d = Dispatcher(Daemon(job_time=VirtualClock()))
+    d = Dispatcher(Daemon(QEMU_7_2, job_time=VirtualClock()))
     path = f"{imgdir}/top.qcow2"
     with open(path, "rb") as f:
         original = f.read()

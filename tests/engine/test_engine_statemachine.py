@@ -31,7 +31,11 @@ from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.reopen import reopen
 from qmpd.jobs.clock import VirtualClock
+from qmpd.profiles import select
 from qmpd.protocol.encode import dumps
+
+# What these tests expect is QEMU 7.2's (their cases were recorded on it).
+QEMU_7_2 = select("7.2.22")
 
 NAMES = [f"n{i}" for i in range(6)]
 
@@ -174,7 +178,7 @@ class CommandMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.d = Dispatcher(Daemon(job_time=VirtualClock()))
+        self.d = Dispatcher(Daemon(QEMU_7_2, job_time=VirtualClock()))
         self.g = self.d.daemon.graph
 
     def snapshot(self) -> str:

@@ -22,8 +22,12 @@ from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
 from qmpd.img.create import img_create
 from qmpd.jobs.clock import VirtualClock
+from qmpd.profiles import select
 
 from .counts import count
+
+# What these tests expect is QEMU 7.2's (their cases were recorded on it).
+QEMU_7_2 = select("7.2.22")
 
 D = "$DIR"
 SETUP: list[tuple[str, dict]] = [
@@ -134,7 +138,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def engine() -> tuple[Daemon, Dispatcher]:
-    daemon = Daemon(job_time=VirtualClock(), extensions=True)
+    daemon = Daemon(QEMU_7_2, job_time=VirtualClock(), extensions=True)
     return daemon, Dispatcher(daemon)
 
 

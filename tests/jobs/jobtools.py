@@ -12,6 +12,10 @@ from qmpd.commands.dispatch import Daemon, Dispatcher
 from qmpd.commands.errors import QMPError
 from qmpd.img.cli import main as img_main
 from qmpd.jobs.clock import VirtualClock
+from qmpd.profiles import select
+
+# What these tests expect is QEMU 7.2's (their cases were recorded on it).
+QEMU_7_2 = select("7.2.22")
 
 MiB = 1024 * 1024
 
@@ -37,7 +41,7 @@ class Harness:
     """A daemon with a virtual job clock; ``run`` returns a reply or an error dict."""
 
     def __init__(self) -> None:
-        self.daemon = Daemon(job_time=VirtualClock(), extensions=True)
+        self.daemon = Daemon(QEMU_7_2, job_time=VirtualClock(), extensions=True)
         self.events: list[tuple[str, dict]] = []
         self.daemon.event_sink = lambda name, data, ts: self.events.append((name, data or {}))
         self.disp = Dispatcher(self.daemon)

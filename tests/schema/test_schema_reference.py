@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from qmpd.schema import ArgumentError, validate
+from qmpd.schema import ArgumentError
+from qmpd.schema import load as load_schema
+
+# QEMU 7.2's schema: the reference was measured on 7.2.
+validate = load_schema("7.2").validate
 
 NC = {"driver": "null-co", "node-name": "n1"}
 Q2 = {"driver": "qcow2", "node-name": "q"}

@@ -268,7 +268,8 @@ def test_trace_records_messages_in_and_out(start_qmpd, short_tmp):
 def test_stdio_monitor_serves_one_client(short_tmp):
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run(
-        [sys.executable, "-m", "qmpd", "-qmp", "stdio"], cwd=repo, capture_output=True,
+        [sys.executable, "-m", "qmpd", "-qmp", "stdio", "--qemu-version", "7.2.22"], cwd=repo,
+        capture_output=True,
         input=b'{"execute": "qmp_capabilities"}\n{"execute": "query-name", "id": 1}\n',
         timeout=20)
     assert proc.returncode == 0
