@@ -52,21 +52,32 @@ def qobj_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+
+# The node's generic options a reopen may change (read-only, discard, cache...).
+GENERIC_FIELDS = ("read_only", "auto_read_only", "discard", "detect_zeroes", "cache_direct",
+                  "cache_no_flush")
+
+
 class ReopenState:
-    __slots__ = ("node", "options", "explicit", "read_only", "auto_read_only", "discard",
-                 "detect_zeroes", "cache_direct", "cache_no_flush", "backing_missing",
+    """One queued node's reopen: its new options and generic settings."""
+
+    __slots__ = ("node", "options", "explicit", *GENERIC_FIELDS, "backing_missing",
                  "commits", "old_children", "top_level", "replaced")
+    read_only: bool
+    auto_read_only: bool
+    discard: str
+    detect_zeroes: str
+    cache_direct: bool
+    cache_no_flush: bool
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.options: dict[str, Any] = {}
         self.explicit: dict[str, Any] = {}
-        self.read_only = node.read_only
-        self.auto_read_only = node.auto_read_only
-        self.discard = node.discard
-        self.detect_zeroes = node.detect_zeroes
-        self.cache_direct = node.cache_direct
-        self.cache_no_flush = node.cache_no_flush
+        # The generic options' new values (bdrv_reopen_prepare's), copied
+        # back to the node at commit.
+        for field in GENERIC_FIELDS:
+            setattr(self, field, getattr(node, field))
         self.backing_missing = False
         self.commits: list[Any] = []
         self.old_children: list[Node] = []
@@ -324,12 +335,8 @@ def _commit(g: BlockGraph, st: ReopenState, tx: Transaction) -> None:
         for name in ("backing", "file"):
             if g.profile.reopen_forgets_absent_children or name in st.replaced:
                 d.pop(name, None)
-    node.read_only = st.read_only
-    node.auto_read_only = st.auto_read_only
-    node.discard = st.discard
-    node.detect_zeroes = st.detect_zeroes
-    node.cache_direct = st.cache_direct
-    node.cache_no_flush = st.cache_no_flush
+    for field in GENERIC_FIELDS:
+        setattr(node, field, getattr(st, field))
     node.options = options
     node.explicit = explicit
     if "force-share" in options:
