@@ -27,6 +27,12 @@ Stand-in for the qemu-img and qemu-io commands qmpd's tests and scenarios use
       compression_type, backing_file, backing_fmt, preallocation (off/metadata).
   qmpd-img io [-f FMT] [-r] FILE -c CMD [-c CMD ...]
       CMD is a qemu-io command: read, write, discard, length, map, flush.
+  qmpd-img info [-f FMT] [--output=human|json] [--backing-chain] FILE
+  qmpd-img map [-f FMT] [--output=human|json] FILE
+  qmpd-img compare [-f FMT] [-F FMT] [-s] [-q] FILE1 FILE2
+
+Supported formats: qcow2 raw (qmpd itself also opens blkdebug blkverify compress
+copy-on-read file null-aio null-co preallocate quorum throttle)
 """
 
 
@@ -195,6 +201,16 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_create(rest)
     if cmd in ("io", "qemu-io"):
         return cmd_io(rest)
+    if cmd in ("info", "map", "compare"):
+        from qmpd.img.inspect import run
+
+        status, out, err = run(cmd, rest)
+        # qemu-img reports errors at once on stderr; its stdout (a pipe under
+        # test) comes out at exit: the same order in a combined stream.
+        sys.stderr.write(err)
+        sys.stderr.flush()
+        sys.stdout.write(out)
+        return status
     sys.stderr.write(f"qmpd-img: unknown command '{cmd}'\n{USAGE}")
     return 1
 

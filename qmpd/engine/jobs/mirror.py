@@ -26,6 +26,7 @@ from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.data import allocated_above, copy_range
 from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
+from qmpd.engine.transaction import Transaction
 from qmpd.engine.perms import CONSISTENT_READ as CR
 from qmpd.engine.perms import RESIZE as RS
 from qmpd.engine.perms import WRITE as W
@@ -137,6 +138,28 @@ class MirrorJob(_MirrorDriver):
     copy_mode: str = "background"
     # A write was only marked dirty since the job became ready (actively-synced off).
     spoiled: bool = False
+    # drive-mirror: what becomes of the target's backing chain at the end
+    # ("leave" for blockdev-mirror; see qmpd.engine.drive_jobs).
+    backing_mode: str = "leave"
+    backing_base: Node | None = None
+
+    def prepare(self, job: Job) -> int:
+        if self.backing_mode != "leave":
+            from qmpd.engine.drive_jobs import finish_mirror_backing
+
+            # mirror_exit_common: the filter stops taking WRITE on the source
+            # before the target's backing changes (the source may become it).
+            g = job.mgr.g
+            if self.mtop.alive:
+                self.mtop.state = "stop"
+                tx = Transaction()
+                try:
+                    g.refresh_perms([self.mtop], tx)
+                    tx.commit()
+                except BlockError:
+                    tx.abort()
+            finish_mirror_backing(g, self.target, self.backing_mode, self.backing_base)
+        return super().prepare(job)
 
     def actively_synced(self, job: Job) -> bool:
         """mirror_query's actively-synced: on once the job is ready in write-blocking mode."""

@@ -41,6 +41,7 @@ class StreamJob(JobDriver):
     base_overlay: Node
     above_base: Node
     backing_file: str | None
+    bs_read_only: bool = False       # reopened read-write for the job
 
     def run(self, job: Job) -> Generator[Sleep, None, int]:
         g = job.mgr.g
@@ -79,6 +80,9 @@ class StreamJob(JobDriver):
         if self.cor.alive:
             with surgery.all_or_nothing() as tx:
                 surgery.drop_filter(job.mgr.g, self.cor, tx)
+        if self.bs_read_only and self.top.alive:
+            # stream_clean: back to read-only, errors ignored.
+            surgery.set_read_only(job.mgr.g, self.top, True)
 
 
 def _copy_into_top(g: BlockGraph, top: Node, offset: int, n: int) -> None:
@@ -134,6 +138,25 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
                 assert f is not None
                 above_base = f
 
+    # stream_start: the streamed-into node must be writable (a backing file
+    # opened read-only is reopened read-write, and back at the end).
+    bs_read_only = bs.read_only
+    if bs_read_only:
+        surgery.set_read_only(g, bs, False, quiet=False)
+    try:
+        job, cor = _start_links(mgr, g, args, bs, base_overlay, above_base)
+    except BaseException:
+        if bs_read_only:
+            surgery.set_read_only(g, bs, True)
+        raise
+    mgr.start(job, StreamJob(bs, cor, base_overlay, above_base, args.get("backing-file"),
+                             bs_read_only))
+    return job
+
+
+def _start_links(mgr: JobManager, g: BlockGraph, args: dict, bs: Node, base_overlay: Node,
+                 above_base: Node) -> tuple[Job, Node]:
+    """The stream job's filter, links and job, in one transaction."""
     with surgery.all_or_nothing() as tx:
         fname = args.get("filter-node-name")
         opts: dict[str, Any] = {"driver": "copy-on-read", "file": bs.name,
@@ -156,5 +179,4 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
         while it is not None and it is not stop:
             mgr.add_bdrv(job, "intermediate node", it, 0, basic, tx)
             it = g.filter_or_cow(it)
-    mgr.start(job, StreamJob(bs, cor, base_overlay, above_base, args.get("backing-file")))
-    return job
+    return job, cor
