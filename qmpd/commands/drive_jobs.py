@@ -26,8 +26,8 @@ def cmd_drive_mirror(daemon: Any, args: dict) -> dict:
 
 @action("drive-backup")
 def _drive_backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
-    from qmpd.engine.jobs.backup import create_backup
     from qmpd.engine.drive_jobs import drive_backup_target
+    from qmpd.engine.jobs.backup import create_backup
 
     mgr = daemon.jobs
     g = daemon.graph

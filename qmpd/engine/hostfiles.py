@@ -17,9 +17,9 @@ writes (4 KiB file-system blocks), so ``actual-size`` moves as QEMU's does.
 
 from __future__ import annotations
 
-import errno
 import ctypes
 import ctypes.util
+import errno
 import os
 
 from qmpd.cstrings import cstring

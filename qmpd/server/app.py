@@ -757,14 +757,14 @@ class Server:
                    qtest: Any = None, qtest_listener: Any = None) -> None:
         async with trio.open_nursery() as root:
             self._root = root
+            # The job runner lives in the root nursery, so a client's
+            # disconnect does not stop the jobs it started.
+            await root.start(self.job_runner.run)
             if not self.run_startup():
                 self.exit_status = 1
                 root.cancel_scope.cancel()
                 return
             root.start_soon(self._watch_signals)
-            # The job runner lives in the root nursery, so a client's
-            # disconnect does not stop the jobs it started.
-            await root.start(self.job_runner.run)
             if qtest is not None or qtest_listener is not None:
                 root.start_soon(self._qtest_task, qtest, qtest_listener)
             async with trio.open_nursery() as clients:

@@ -26,11 +26,11 @@ from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.data import allocated_above, copy_range
 from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
-from qmpd.engine.transaction import Transaction
 from qmpd.engine.perms import CONSISTENT_READ as CR
 from qmpd.engine.perms import RESIZE as RS
 from qmpd.engine.perms import WRITE as W
 from qmpd.engine.perms import WRITE_UNCHANGED as WU
+from qmpd.engine.transaction import Transaction
 
 MIRROR_CHUNK = 1024 * 1024      # mirror's MAX_IO_BYTES
 # The filter a mirror job inserts (bdrv_mirror_top without is_commit).
