@@ -24,6 +24,7 @@ import signal
 import sys
 
 from qmpd import __version__
+from qmpd.launch import UsageError, split_qemu_opts  # noqa: E402  (QEMU's option syntax)
 from qmpd.profiles.registry import DEFAULT_VERSION, SERIES, UnknownRelease, parse_release
 from qmpd.server.config import (
     DEFAULT_MAX_CLIENTS,
@@ -32,32 +33,6 @@ from qmpd.server.config import (
     Endpoint,
     ServerConfig,
 )
-
-
-class UsageError(Exception):
-    """A command line qmpd cannot honour; the text is shown to the user."""
-
-
-def split_qemu_opts(text: str) -> list[str]:
-    """Split a QEMU option string at commas; ``,,`` stands for a literal comma."""
-    parts: list[str] = []
-    cur: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == ",":
-            if text[i + 1:i + 2] == ",":
-                cur.append(",")
-                i += 2
-                continue
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    parts.append("".join(cur))
-    return parts
-
 
 _ON = {"on", "yes", "true", "y"}
 _OFF = {"off", "no", "false", "n"}

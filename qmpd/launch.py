@@ -28,7 +28,30 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from qmpd.cli import UsageError, split_qemu_opts
+
+class UsageError(Exception):
+    """A command line qmpd cannot honour; the text is shown to the user."""
+
+
+def split_qemu_opts(text: str) -> list[str]:
+    """Split a QEMU option string at commas; ``,,`` stands for a literal comma."""
+    parts: list[str] = []
+    cur: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == ",":
+            if text[i + 1:i + 2] == ",":
+                cur.append(",")
+                i += 2
+                continue
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
 
 
 class StartupItem:

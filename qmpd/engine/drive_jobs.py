@@ -18,6 +18,7 @@ from typing import Any
 from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
+from qmpd.engine.jobs.mirror import start_mirror
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.transaction import Transaction
 
@@ -94,8 +95,6 @@ def open_target(g: BlockGraph, path: str, opts: dict, tx: Transaction) -> Node:
 
 def start_drive_mirror(mgr: Any, args: dict) -> Any:
     """qmp_drive_mirror."""
-    from qmpd.engine.jobs.mirror import start_mirror
-
     g: BlockGraph = mgr.g
     bs = root_bs(g, args["device"])
     mode = args.get("mode", "absolute-paths")
@@ -154,27 +153,6 @@ def _drop(g: BlockGraph, node: Node) -> None:
         tx.commit()
 
 
-def finish_mirror_backing(g: BlockGraph, target: Node, mode: str,
-                          base: Node | None) -> None:
-    """mirror_exit_common: the target's backing chain once the copy is done."""
-    unfiltered = skip_filters(g, target)
-    if unfiltered is None or not unfiltered.alive:
-        return
-    tx = Transaction()
-    try:
-        if mode == "source":
-            if cow_bs(unfiltered) is not base and base is not None and base.alive:
-                g.attach(unfiltered, base, "backing", perms.ROLE_COW, tx)
-                unfiltered.no_backing = False
-        elif mode == "open" and unfiltered.backing is None:
-            unfiltered.no_backing = False
-            g._open_backing_file(unfiltered, {}, tx)
-    except BlockError:
-        tx.abort()
-        return
-    tx.commit()
-
-
 def drive_backup_target(g: BlockGraph, args: dict, tx: Transaction) -> tuple[dict, Node]:
     """drive_backup_prepare up to do_backup_common: the image and its node.
 
@@ -215,5 +193,5 @@ def drive_backup_target(g: BlockGraph, args: dict, tx: Transaction) -> tuple[dic
     return bargs, target
 
 
-__all__ = ["start_drive_mirror", "drive_backup_target", "finish_mirror_backing",
+__all__ = ["start_drive_mirror", "drive_backup_target",
            "create_image", "root_bs"]

@@ -29,7 +29,7 @@ from qmpd.engine.drivers.registry import get_driver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.exports import ExportState
 from qmpd.engine.hostfiles import HostFiles
-from qmpd.engine.node import Edge, Node, Parent, id_wellformed
+from qmpd.engine.node import Edge, Node, Parent, id_wellformed, protocol_of
 from qmpd.engine.objects import IOThread, ThrottleGroup
 from qmpd.engine.transaction import Transaction
 from qmpd.profiles import Message, Profile, select
@@ -43,19 +43,6 @@ GENERIC_KEYS = ("node-name", "discard", "cache.direct", "cache.no-flush", "read-
                 "auto-read-only", "detect-zeroes")
 
 
-# Protocol prefixes of filenames (bdrv_find_protocol) for the protocol drivers
-# qmpd has; any other "proto:" is taken as a plain path, as QEMU does for
-# prefixes no driver claims.
-_PROTOCOLS = {"null-co": "null-co", "null-aio": "null-aio", "blkdebug": "blkdebug",
-              "file": "file"}
-
-
-def protocol_of(filename: str) -> str:
-    """The protocol driver a filename names (``null-co://`` -> null-co)."""
-    head, sep, _ = filename.partition(":")
-    if sep and "/" not in head and head in _PROTOCOLS:
-        return _PROTOCOLS[head]
-    return "file"
 
 
 def is_true(v: Any) -> bool:

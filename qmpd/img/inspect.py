@@ -361,10 +361,10 @@ __all__ = ["cmd_info", "cmd_map", "cmd_compare", "size_to_str", "map_entries", "
 
 def _opts(argv: list[str], short: str, long: dict[str, str]
           ) -> tuple[list[tuple[str, str]], list[str]] | str:
-    from qmpd.img.cli import _getopt_long
+    from qmpd.img.getopt import getopt_long
 
     try:
-        return _getopt_long(argv, short, long)
+        return getopt_long(argv, short, long)
     except ValueError as exc:
         return str(exc)
 

@@ -12,7 +12,7 @@ from qmpd.engine import perms
 from qmpd.engine.drivers.base import Driver, g_writable, size_opt
 from qmpd.engine.errors import BlockError
 from qmpd.engine.hostfiles import os_path
-from qmpd.engine.node import Edge, Node
+from qmpd.engine.node import Edge, Node, protocol_of
 
 if TYPE_CHECKING:
     from qmpd.engine.graph import BlockGraph, Transaction
@@ -37,8 +37,6 @@ class BlkdebugDriver(Driver):
             if config:
                 opts.setdefault("config", config)
             if image and "image" not in opts and not any(k.startswith("image.") for k in opts):
-                from qmpd.engine.graph import protocol_of
-
                 proto = protocol_of(image)
                 opts["image.driver"] = proto
                 if proto == "file":

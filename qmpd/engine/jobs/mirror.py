@@ -145,8 +145,6 @@ class MirrorJob(_MirrorDriver):
 
     def prepare(self, job: Job) -> int:
         if self.backing_mode != "leave":
-            from qmpd.engine.drive_jobs import finish_mirror_backing
-
             # mirror_exit_common: the filter stops taking WRITE on the source
             # before the target's backing changes (the source may become it).
             g = job.mgr.g
@@ -334,3 +332,24 @@ def start_mirror(mgr: JobManager, args: dict) -> Job:
     mgr.start(job, MirrorJob(bs, target, mt, blk, sync, bm,
                              args.get("copy-mode", "background")))
     return job
+
+
+def finish_mirror_backing(g: BlockGraph, target: Node, mode: str,
+                          base: Node | None) -> None:
+    """mirror_exit_common: the target's backing chain once the copy is done."""
+    unfiltered = surgery.skip_filters(target)
+    if unfiltered is None or not unfiltered.alive:
+        return
+    tx = Transaction()
+    try:
+        if mode == "source":
+            if surgery.cow_bs(unfiltered) is not base and base is not None and base.alive:
+                g.attach(unfiltered, base, "backing", perms.ROLE_COW, tx)
+                unfiltered.no_backing = False
+        elif mode == "open" and unfiltered.backing is None:
+            unfiltered.no_backing = False
+            g._open_backing_file(unfiltered, {}, tx)
+    except BlockError:
+        tx.abort()
+        return
+    tx.commit()
