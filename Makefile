@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp-install
 SOCK   ?= qmp.sock
 
-.PHONY: install run test bench conformance fuzz load clean
+.PHONY: install run test bench conformance fuzz load clean iotests
 
 install: $(STAMP)
 
@@ -46,3 +46,8 @@ load: install
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# QEMU's own iotests through ./check against qmpd (not part of `make test`):
+# make iotests QEMU_IOTESTS=DIR [QEMU_IMG_PROG=real] [QEMU_IO_PROG=real] [IOTESTS="245 030"]
+iotests: install
+	$(BIN)/python iotests/run.py $(IOTESTS)

@@ -24,6 +24,7 @@ import signal
 import sys
 
 from qmpd import __version__
+from qmpd.launch import UsageError, split_qemu_opts  # noqa: E402  (QEMU's option syntax)
 from qmpd.profiles.registry import DEFAULT_VERSION, SERIES, UnknownRelease, parse_release
 from qmpd.server.config import (
     DEFAULT_MAX_CLIENTS,
@@ -32,32 +33,6 @@ from qmpd.server.config import (
     Endpoint,
     ServerConfig,
 )
-
-
-class UsageError(Exception):
-    """A command line qmpd cannot honour; the text is shown to the user."""
-
-
-def split_qemu_opts(text: str) -> list[str]:
-    """Split a QEMU option string at commas; ``,,`` stands for a literal comma."""
-    parts: list[str] = []
-    cur: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == ",":
-            if text[i + 1:i + 2] == ",":
-                cur.append(",")
-                i += 2
-                continue
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    parts.append("".join(cur))
-    return parts
-
 
 _ON = {"on", "yes", "true", "y"}
 _OFF = {"off", "no", "false", "n"}
@@ -73,7 +48,8 @@ def _flag(key: str, value: str, where: str) -> bool:
 
 def _socket_endpoint(path: str, opts: list[str], where: str,
                      allowed: tuple[str, ...] = ()) -> Endpoint:
-    """Check QEMU's socket-server options; qmpd can only listen."""
+    """QEMU's socket chardev options: a server qmpd listens on, or (without
+    ``server=on``) a client socket qmpd connects out to, as QEMU does."""
     server = False
     for opt in opts:
         key, eq, value = opt.partition("=")
@@ -87,11 +63,9 @@ def _socket_endpoint(path: str, opts: list[str], where: str,
             _flag(key, value, where)  # qmpd has nothing to wait for: either is fine
         else:
             raise UsageError(f"{where}: option '{opt}' is not supported by qmpd")
-    if not server:
-        raise UsageError(f"{where}: qmpd only listens; add server=on,wait=off")
     if not path:
         raise UsageError(f"{where}: missing socket path")
-    return Endpoint("unix", path)
+    return Endpoint("unix" if server else "connect", path)
 
 
 def parse_qmp_spec(spec: str) -> Endpoint:
@@ -100,12 +74,37 @@ def parse_qmp_spec(spec: str) -> Endpoint:
     if spec == "stdio":
         return Endpoint("stdio")
     if spec.startswith("unix:"):
-        parts = split_qemu_opts(spec[5:])
-        return _socket_endpoint(parts[0], parts[1:], where)
+        path, rest = _unix_path(spec[5:])
+        return _socket_endpoint(path, rest, where)
     raise UsageError(f"{where}: qmpd serves only 'unix:PATH,server=on,wait=off' or 'stdio'")
 
 
-def parse_chardevs(chardevs: list[str], mons: list[str]) -> list[Endpoint]:
+def _unix_path(text: str) -> tuple[str, list[str]]:
+    """``PATH,opts`` or ``path=PATH,opts`` (qemu_chr_parse_compat's implied key)."""
+    parts = split_qemu_opts(text)
+    path, rest = parts[0], parts[1:]
+    if path.startswith("path="):
+        path = path[5:]
+    else:
+        for opt in list(rest):
+            if opt.startswith("path="):
+                rest.remove(opt)
+                path = opt[5:]
+    return path, rest
+
+
+def parse_qtest_spec(spec: str) -> Endpoint:
+    """``-qtest unix:path=P``: the qtest protocol on a socket qmpd connects to
+    (or listens on, with server=on)."""
+    where = f"-qtest {spec}"
+    if not spec.startswith("unix:"):
+        raise UsageError(f"{where}: qmpd speaks qtest only on 'unix:PATH' sockets")
+    path, rest = _unix_path(spec[5:])
+    return _socket_endpoint(path, rest, where)
+
+
+def parse_chardevs(chardevs: list[str], mons: list[str],
+                   serial_ids: tuple[str, ...] = ()) -> list[Endpoint]:
     """libvirt's ``-chardev socket,id=X,path=P,server=on,wait=off -mon chardev=X,mode=control``."""
     devs: dict[str, Endpoint] = {}
     for spec in chardevs:
@@ -123,8 +122,10 @@ def parse_chardevs(chardevs: list[str], mons: list[str]) -> list[Endpoint]:
             if set(kv) - {"id", "signal"}:
                 raise UsageError(f"{where}: only id= is supported for stdio")
             devs[dev_id] = Endpoint("stdio")
+        elif backend == "null":
+            devs[dev_id] = Endpoint("null")
         else:
-            raise UsageError(f"{where}: qmpd supports only socket and stdio chardevs")
+            raise UsageError(f"{where}: qmpd supports only socket, stdio and null chardevs")
     endpoints: list[Endpoint] = []
     used: set[str] = set()
     for spec in mons:
@@ -142,7 +143,7 @@ def parse_chardevs(chardevs: list[str], mons: list[str]) -> list[Endpoint]:
             raise UsageError(f"{where}: no -chardev with id={dev}")
         used.add(dev)
         endpoints.append(devs[dev])
-    unused = sorted(set(devs) - used)
+    unused = sorted(set(devs) - used - set(serial_ids))
     if unused:
         raise UsageError(f"-chardev id={unused[0]}: not used by any -mon (qmpd serves only monitors)")
     return endpoints
@@ -167,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qmpd", allow_abbrev=False,
         description="A QMP daemon that answers like a QEMU release's block layer, in memory. "
-                    "Image files are read, never written: the graph, objects, jobs and "
-                    "every write are kept in memory and are gone when qmpd exits.",
+                    "Image files are read, never written (unless --host-writes): the graph, "
+                    "objects, jobs and every write are kept in memory and are gone when "
+                    "qmpd exits.",
         epilog="QEMU spellings accepted: -qmp unix:PATH,server=on,wait=off | -qmp stdio, "
                "-chardev socket,id=X,path=P,server=on,wait=off -mon chardev=X,mode=control; "
                "ignored: -machine/-M, -nodefaults, -display none, -nographic, -accel; "
@@ -190,12 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default %(default)s)")
     p.add_argument("--socket-mode", default=f"{DEFAULT_SOCKET_MODE:04o}", metavar="OCTAL",
                    help="permissions of the socket file (default %(default)s)")
-    p.add_argument("--hmp-output", choices=("reply", "stdout"), default="reply",
+    p.add_argument("--hmp-output", choices=("reply", "stdout"), default=None,
                    help="where qemu-io output of human-monitor-command goes: in the reply, "
-                        "or on qmpd's stdout with an empty reply as QEMU (default %(default)s)")
+                        "or on qmpd's stdout with an empty reply as QEMU (default: reply; "
+                        "stdout with QEMU's test launch, -qtest or -accel qtest)")
     p.add_argument("--trace", metavar="FILE",
                    help="append every message in and out to FILE as JSON lines with "
                         "timestamps")
+    p.add_argument("--host-writes", action="store_true",
+                   help="write to the host's image files as QEMU does (on flush and at "
+                        "exit) instead of keeping writes in memory; implied by QEMU's "
+                        "test launch (-qtest or -accel qtest)")
     p.add_argument("--max-clients", type=_positive_int, default=DEFAULT_MAX_CLIENTS,
                    metavar="N", help="refuse connections beyond N clients (default %(default)s)")
     p.add_argument("--max-output", type=_positive_int, default=DEFAULT_MAX_OUTPUT,
@@ -217,6 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-nodefaults", "--nodefaults", action="store_true", help=argparse.SUPPRESS)
     q.add_argument("-nographic", "--nographic", action="store_true", help=argparse.SUPPRESS)
     q.add_argument("-S", dest="start_paused", action="store_true", help=argparse.SUPPRESS)
+    q.add_argument("-vga", "--vga", metavar="none", help=argparse.SUPPRESS)
+    q.add_argument("-serial", "--serial", action="append", default=[], metavar="DEV",
+                   help=argparse.SUPPRESS)
+    q.add_argument("-qtest", "--qtest", metavar="SPEC",
+                   help="unix:path=P: the qtest protocol (clock_step, clock_set) on a "
+                        "socket qmpd connects to")
+    q.add_argument("-blockdev", "--blockdev", action="append", default=[], metavar="OPTS",
+                   help="a block node, as blockdev-add (JSON or key=value,...)")
+    q.add_argument("-drive", "--drive", action="append", default=[], metavar="OPTS",
+                   help="a legacy drive: file=,format=,if=none|virtio,id=,node-name=,cache=...")
+    q.add_argument("-device", "--device", action="append", default=[], metavar="OPTS",
+                   help="a device, as device_add (virtio-blk, virtio-scsi, scsi-hd)")
+    q.add_argument("-object", "--object", action="append", default=[], metavar="OPTS",
+                   help="an object, as object-add (iothread, throttle-group, ...)")
+    q.add_argument("-incoming", "--incoming", metavar="URI", help=argparse.SUPPRESS)
     q.add_argument("-name", "--name", metavar="NAME", help=argparse.SUPPRESS)
     return p
 
@@ -230,15 +252,38 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                          "(it emulates only QEMU's QMP monitor; see qmpd --help)")
     if args.display is not None and split_qemu_opts(args.display)[0] != "none":
         raise UsageError(f"-display {args.display}: qmpd has no display; use -display none")
+    if args.vga is not None and args.vga != "none":
+        raise UsageError(f"-vga {args.vga}: qmpd has no display; use -vga none")
+    if args.incoming is not None:
+        raise UsageError(f"-incoming {args.incoming}: qmpd cannot receive a migration "
+                         "(it emulates no guest)")
+    serial_ids = []
+    for dev in args.serial:
+        if dev.startswith("chardev:"):
+            serial_ids.append(dev[len("chardev:"):])
+        elif dev not in ("null", "none"):
+            raise UsageError(f"-serial {dev}: qmpd has no guest serial port; "
+                             "use -serial null")
     endpoints = [Endpoint("unix", path) for path in args.socket]
     endpoints += [parse_qmp_spec(spec) for spec in args.qmp]
-    endpoints += parse_chardevs(args.chardev, args.mon)
+    endpoints += parse_chardevs(args.chardev, args.mon, tuple(serial_ids))
+    qtest = parse_qtest_spec(args.qtest) if args.qtest else None
+    qtest_accel = any("qtest" in split_qemu_opts(a)[0].split(":") for a in args.accel) or any(
+        "accel=qtest" in m for m in args.machine)
+    from qmpd import launch
+
+    startup = [launch.object_item(t) for t in args.object]
+    startup += [launch.blockdev_item(t) for t in args.blockdev]
+    startup += [launch.drive_item(t) for t in args.drive]
+    startup += [launch.device_item(t) for t in args.device]
     if not endpoints:
         raise UsageError("nowhere to serve: give --socket PATH "
                          "(or -qmp unix:PATH,server=on,wait=off, or -qmp stdio)")
     if sum(1 for e in endpoints if e.kind == "stdio") > 1:
         raise UsageError("stdio can serve only one monitor")
     paths = [e.path for e in endpoints if e.kind == "unix"]
+    if qtest is not None and qtest.kind == "unix":
+        paths.append(qtest.path)
     if len(set(paths)) != len(paths):
         raise UsageError("the same socket path is given twice")
     try:
@@ -256,13 +301,17 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         extensions=args.extensions,
         socket_mode=mode,
         pidfile=args.pidfile,
-        hmp_output=args.hmp_output,
+        hmp_output=args.hmp_output or ("stdout" if qtest is not None or qtest_accel
+                                       else "reply"),
         trace=args.trace,
         max_clients=args.max_clients,
         max_output=args.max_output,
         start_paused=args.start_paused,
         vm_name=vm_name,
         clock=args.clock,
+        startup=startup,
+        qtest=qtest,
+        host_writes=args.host_writes or qtest is not None or qtest_accel,
     )
 
 
@@ -272,11 +321,58 @@ def _early_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _release_waiting_peers(argv: list[str]) -> None:
+    """Connect to every client-mode socket of the command line and hang up.
+
+    A harness that launched qmpd with ``-chardev socket,path=P`` (no server)
+    listens on P and waits for qmpd to connect; if the command line is
+    refused, it would wait out its timeout.  An immediate hang-up tells it at
+    once that qmpd is gone (QEMU's own test harness then reports the log).
+    """
+    import socket
+
+    for i, arg in enumerate(argv[:-1]):
+        if arg.lstrip("-") not in ("chardev", "qtest", "qmp"):
+            continue
+        spec = argv[i + 1]
+        parts = split_qemu_opts(spec.split(":", 1)[1] if spec.startswith("unix:") else spec)
+        opts = dict(p.partition("=")[::2] for p in parts[1:])
+        if opts.get("server", "off") not in _OFF or "nowait" in parts:
+            continue
+        path = opts.get("path") or (parts[0][5:] if parts[0].startswith("path=") else
+                                    parts[0] if spec.startswith("unix:") else "")
+        if not path:
+            continue
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(1.0)
+            sock.connect(path)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    from qmpd import launch
+
+    version = (7, 2, 22)
+    for i, a in enumerate(args[:-1]):
+        if a == "--qemu-version":
+            try:
+                version = parse_version(args[i + 1])
+            except UsageError:
+                pass
+    text = launch.help_probe(args, version)
+    if text is not None:
+        sys.stdout.write(text)
+        return 0
     try:
-        config = parse_args(argv)
+        config = parse_args(args)
     except UsageError as e:
         print(f"qmpd: {e}", file=sys.stderr)
+        _release_waiting_peers(args)
         return 1
     signal.signal(signal.SIGTERM, _early_signal)
     from qmpd.server import run

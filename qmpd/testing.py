@@ -87,6 +87,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -292,6 +293,118 @@ def file_path(*names: str) -> Any:
     return paths[0] if len(paths) == 1 else paths
 
 
+def try_remove(img: str) -> None:
+    try:
+        os.remove(img)
+    except OSError:
+        pass
+
+
+class FilePath:
+    """``with FilePath('a.img', 'b.img') as (a, b):`` names in ``test_dir``
+    (``PID-NAME``), removed when the block ends; one name gives a str."""
+
+    def __init__(self, *names: str, base_dir: str | None = None) -> None:
+        base = base_dir if base_dir is not None else _test_dir()
+        self.paths = [os.path.join(base, f"{os.getpid()}-{name}") for name in names]
+
+    def __enter__(self) -> Any:
+        return self.paths[0] if len(self.paths) == 1 else self.paths
+
+    def __exit__(self, *exc: object) -> bool:
+        for path in self.paths:
+            try_remove(path)
+        return False
+
+
+class Timeout:
+    """``with Timeout(seconds, errmsg):`` raises ``Exception(errmsg)`` (SIGALRM)."""
+
+    def __init__(self, seconds: float, errmsg: str = "Timeout") -> None:
+        self.seconds = seconds
+        self.errmsg = errmsg
+
+    def __enter__(self) -> Timeout:
+        signal.signal(signal.SIGALRM, self.timeout)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return False
+
+    def timeout(self, signum: int, frame: Any) -> None:
+        raise Exception(self.errmsg)
+
+
+def qemu_img_json(*args: str) -> Any:
+    """The tool's JSON output (also when ``check`` reports errors with status 2/3)."""
+    res = qemu_img(*args, check=False, combine_stdio=False)
+    try:
+        return json.loads(res.stdout)
+    except json.JSONDecodeError:
+        res.check_returncode()
+        raise
+
+
+def qemu_img_info(*args: str) -> Any:
+    return qemu_img_json("info", "--output", "json", *args)
+
+
+def qemu_img_map(*args: str) -> Any:
+    return qemu_img_json("map", "--output", "json", *args)
+
+
+def qemu_img_check(*args: str) -> Any:
+    return qemu_img_json("check", "--output", "json", *args)
+
+
+def image_size(img: str) -> int:
+    """An image's virtual size (``qemu-img info``)."""
+    value = qemu_img_info("-f", imgfmt, img)["virtual-size"]
+    if not isinstance(value, int):
+        raise TypeError(f"Expected 'int' for 'virtual-size', got {value!r}")
+    return value
+
+
+def compare_images(img1: str, img2: str, fmt1: str | None = None,
+                   fmt2: str | None = None) -> bool:
+    """``qemu-img compare``: True if identical (status 0), False if not (1)."""
+    res = qemu_img("compare", "-f", fmt1 or imgfmt, "-F", fmt2 or imgfmt, img1, img2,
+                   check=False)
+    if res.returncode in (0, 1):
+        return res.returncode == 0
+    res.check_returncode()
+    return False
+
+
+def supported_formats(read_only: bool = False) -> list[str]:
+    """The block drivers qmpd has (``-drive format=help``)."""
+    from qmpd.launch import FORMATS
+
+    return list(FORMATS)
+
+
+def skip_if_unsupported(required_formats: Any = (), read_only: bool = False) -> Any:
+    """Decorator: skip a test case whose formats qmpd lacks (iotests' own)."""
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(test_case: Any, *args: Any, **kwargs: Any) -> Any:
+            fmts = required_formats(test_case) if callable(required_formats) \
+                else required_formats
+            missing = sorted(set(fmts) - set(supported_formats(read_only)))
+            if missing:
+                test_case.skipTest(f"formats {missing} are not whitelisted")
+            return func(test_case, *args, **kwargs)
+        wrapper.__name__ = func.__name__
+        wrapper.__doc__ = func.__doc__
+        return wrapper
+    return decorator
+
+
+def verify_quorum() -> None:
+    """qmpd has quorum: nothing to skip."""
+
+
 # ----------------------------------------------------------------------
 # path assertions on QMP messages
 
@@ -469,6 +582,24 @@ class _SyncQMP:
         self.sock.close()
 
 
+# Every VM launched and not yet shut down: whatever fails (a setUp that
+# raises after launch(), an exception in a test, an interrupted script), no
+# daemon outlives the test that started it, nor the interpreter.
+_LIVE: set[VM] = set()
+
+
+def _kill_live_vms() -> None:
+    for vm in list(_LIVE):
+        vm.kill()
+
+
+atexit.register(_kill_live_vms)
+
+# iotests' cache and aio modes (``./check -c``, ``-aio``), used by add_drive.
+cachemode: str = os.environ.get("CACHEMODE", "writeback")
+aiomode: str = os.environ.get("AIOMODE", "threads")
+
+
 class VM:
     """qmpd as a subprocess with a QMP connection, shaped like iotests' ``VM``."""
 
@@ -481,34 +612,89 @@ class VM:
         self._qmp: _SyncQMP | None = None
         self._dir: str | None = None
         self._quit_issued = False
-        self._pending: list[tuple[str, dict[str, Any]]] = []
         self._log_path = ""
         self._log: str | None = None
         self.sock_path = ""
         self.exitcode: int | None = None
+        # QEMU command-line options (-blockdev, -drive, -device, -object),
+        # which qmpd takes as QEMU does.
+        self._args: list[str] = []
+        self._num_drives = 0
 
-    # command-line stand-ins -------------------------------------------------
+    # command line --------------------------------------------------------------
+    def add_args(self, *args: str) -> VM:
+        self._args.extend(args)
+        return self
+
     def add_blockdev(self, opts: Any) -> VM:
-        """``-blockdev``: a ``blockdev-add`` sent right after launch.
-
-        ``opts`` is a dict, the result of :meth:`qmp_to_opts` (exact), or a
-        ``key=value,...`` string (values "on"/"off"/"true"/"false" and
-        integers are converted; other values stay strings)."""
+        """``-blockdev``: a dict, the result of :meth:`qmp_to_opts`, or a
+        ``key=value,...`` string (qmpd reads its values as the schema's types)."""
         if isinstance(opts, (list, tuple)):
             opts = ",".join(opts)
-        self._pending.append(("blockdev-add", _opts_dict(opts)))
+        if isinstance(opts, _Opts):
+            opts = opts.qmp
+        self._args += ["-blockdev", json.dumps(opts) if isinstance(opts, dict) else str(opts)]
         return self
 
     def add_object(self, opts: Any) -> VM:
-        """``-object TYPE,id=...``: an ``object-add`` sent right after launch."""
-        if isinstance(opts, str) and not isinstance(opts, _Opts):
-            qom_type, _, rest = opts.partition(",")
-            d = _keyval(rest) if rest else {}
-            d = {"qom-type": qom_type, **d}
-        else:
-            d = _opts_dict(opts)
-        self._pending.append(("object-add", d))
+        """``-object TYPE,id=...`` (or a dict, as JSON)."""
+        if isinstance(opts, _Opts):
+            opts = opts.qmp
+        self._args += ["-object", json.dumps(opts) if isinstance(opts, dict) else str(opts)]
         return self
+
+    def add_device(self, opts: str) -> VM:
+        """``-device DRIVER,...``."""
+        self._args += ["-device", opts]
+        return self
+
+    def add_drive_raw(self, opts: str) -> VM:
+        self._args += ["-drive", opts]
+        return self
+
+    def add_drive(self, path: str | None, opts: str = "", interface: str = "virtio",
+                  img_format: str | None = None) -> VM:
+        """``-drive if=virtio,id=driveN,file=PATH,format=...``, as iotests."""
+        options = [f"if={interface}", f"id=drive{self._num_drives}"]
+        if path is not None:
+            options += [f"file={path}", f"format={img_format or imgfmt}",
+                        f"cache={cachemode}", f"aio={aiomode}"]
+        if opts:
+            options.append(opts)
+        self._args += ["-drive", ",".join(options)]
+        self._num_drives += 1
+        return self
+
+    def add_incoming(self, addr: str) -> VM:
+        """``-incoming``: qmpd refuses it at launch (it emulates no guest)."""
+        self._args += ["-incoming", addr]
+        return self
+
+    def pause_drive(self, drive: str, event: str | None = None) -> None:
+        """Pause I/O on a blkdebug node at ``event`` (both reads and writes by default)."""
+        if not event:
+            self.pause_drive(drive, "read_aio")
+            self.pause_drive(drive, "write_aio")
+            return
+        self.hmp(f'qemu-io {drive} "break {event} bp_{drive}"')
+
+    def resume_drive(self, drive: str) -> None:
+        self.hmp(f'qemu-io {drive} "remove_break bp_{drive}"')
+
+    def query_bitmaps(self) -> dict[str, Any]:
+        res = self.qmp("query-named-block-nodes")
+        return {device["node-name"]: device["dirty-bitmaps"]
+                for device in res["return"] if "dirty-bitmaps" in device}
+
+    def get_bitmap(self, node_name: str, bitmap_name: str, recording: bool | None = None,
+                   bitmaps: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        if bitmaps is None:
+            bitmaps = self.query_bitmaps()
+        for bitmap in bitmaps[node_name]:
+            if bitmap.get("name", "") == bitmap_name:
+                if recording is None or bitmap.get("recording") == recording:
+                    return bitmap
+        return None
 
     def flatten_qmp_object(self, obj: Any, output: dict[str, Any] | None = None,
                            basestr: str = "") -> dict[str, Any]:
@@ -540,13 +726,14 @@ class VM:
         argv = _prog("QMPD_PROG", "qmpd") + ["--socket", self.sock_path]
         if self._extensions:
             argv.append("--extensions")
-        argv += self._extra
+        argv += self._extra + self._args
         # stderr goes to a file, not a pipe: a pipe nobody reads could fill
         # up and stall qmpd; get_log() returns it after shutdown.
         self._log_path = os.path.join(self._dir, "qmpd.log")
         with open(self._log_path, "wb") as logf:
             self._proc = subprocess.Popen(argv, env=_child_env(), stdin=subprocess.DEVNULL,
                                           stdout=logf, stderr=subprocess.STDOUT)
+        _LIVE.add(self)
         deadline = time.monotonic() + timeout
         # qmpd creates the socket file only once it accepts connections.
         while not os.path.exists(self.sock_path):
@@ -558,15 +745,14 @@ class VM:
                 self.kill()
                 raise VMError("qmpd did not create its socket in time")
             time.sleep(0.01)
-        self._qmp = _SyncQMP(self.sock_path)
+        try:
+            self._qmp = _SyncQMP(self.sock_path)
+        except (OSError, TimeoutError, VMError, ValueError) as e:
+            # qmpd refused its command line after creating the socket (a
+            # failing -blockdev, say): its log says why.
+            self.kill()
+            raise VMError(f"qmpd did not start: {e}: {self._log or ''}".rstrip()) from None
         self._quit_issued = False
-        # What QEMU would have done from its command line (-blockdev, -object):
-        # a failure there means QEMU would not have started either.
-        for cmd, args in self._pending:
-            reply = self._qmp.cmd(cmd, args)
-            if "error" in reply:
-                self.shutdown()
-                raise VMError(f"{cmd} {json.dumps(args)}: {reply['error']['desc']}")
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -602,8 +788,12 @@ class VM:
             self._qmp.close()
             self._qmp = None
         if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait()
             self.exitcode = self._proc.returncode
             self._proc = None
+        _LIVE.discard(self)
         if self._log_path:
             try:
                 with open(self._log_path, errors="replace") as f:
@@ -843,9 +1033,99 @@ class VM:
 
 
 class QMPTestCase(unittest.TestCase):
-    """iotests' QMPTestCase: path assertions over ``self.vm``."""
+    """iotests' QMPTestCase: path assertions and job helpers over ``self.vm``.
+
+    Every VM a test case launched and did not shut down is killed once the
+    case has run (a setUp that fails after ``launch()`` never reaches
+    tearDown)."""
 
     vm: VM
+
+    def run(self, result: Any = None) -> Any:
+        before = set(_LIVE)
+        try:
+            return super().run(result)
+        finally:
+            for vm in list(_LIVE - before):
+                vm.kill()
+
+    def assert_json_filename_equal(self, json_filename: str, reference: Any) -> None:
+        self.assertEqual(json_filename[:5], "json:")
+        self.assertEqual(self.vm.flatten_qmp_object(json.loads(json_filename[5:])),
+                         self.vm.flatten_qmp_object(reference))
+
+    def cancel_and_wait(self, drive: str = "drive0", force: bool = False,
+                        resume: bool = False, wait: float = 60.0) -> Any:
+        """Cancel a block job and wait for it to end; returns the event."""
+        result = self.vm.qmp("block-job-cancel", device=drive, force=force)
+        self.assert_qmp(result, "return", {})
+        if resume:
+            self.vm.resume_drive(drive)
+        event = None
+        while event is None:
+            for ev in self.vm.get_qmp_events(wait=wait):
+                if ev["event"] in ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"):
+                    self.assert_qmp(ev, "data/device", drive)
+                    event = ev
+                elif ev["event"] == "JOB_STATUS_CHANGE":
+                    self.assert_qmp(ev, "data/id", drive)
+        self.assert_no_active_block_jobs()
+        return event
+
+    def wait_until_completed(self, drive: str = "drive0", check_offset: bool = True,
+                             wait: float = 60.0, error: str | None = None) -> Any:
+        """Wait for BLOCK_JOB_COMPLETED of ``drive``; returns the event."""
+        while True:
+            for ev in self.vm.get_qmp_events(wait=wait):
+                if ev["event"] == "BLOCK_JOB_COMPLETED":
+                    self.assert_qmp(ev, "data/device", drive)
+                    if error is None:
+                        self.assert_qmp_absent(ev, "data/error")
+                        if check_offset:
+                            self.assert_qmp(ev, "data/offset", ev["data"]["len"])
+                    else:
+                        self.assert_qmp(ev, "data/error", error)
+                    self.assert_no_active_block_jobs()
+                    return ev
+                if ev["event"] == "JOB_STATUS_CHANGE":
+                    self.assert_qmp(ev, "data/id", drive)
+
+    def wait_ready(self, drive: str = "drive0") -> Any:
+        return self.vm.events_wait([
+            ("BLOCK_JOB_READY", {"data": {"type": "mirror", "device": drive}}),
+            ("BLOCK_JOB_READY", {"data": {"type": "commit", "device": drive}})])
+
+    def wait_ready_and_cancel(self, drive: str = "drive0") -> None:
+        self.wait_ready(drive=drive)
+        event = self.cancel_and_wait(drive=drive)
+        self.assertEqual(event["event"], "BLOCK_JOB_COMPLETED")
+        self.assert_qmp(event, "data/type", "mirror")
+        self.assert_qmp(event, "data/offset", event["data"]["len"])
+
+    def complete_and_wait(self, drive: str = "drive0", wait_ready: bool = True,
+                          completion_error: str | None = None) -> None:
+        if wait_ready:
+            self.wait_ready(drive=drive)
+        self.assert_qmp(self.vm.qmp("block-job-complete", device=drive), "return", {})
+        event = self.wait_until_completed(drive=drive, error=completion_error)
+        self.assertIn(event["data"]["type"], ["mirror", "commit"])
+
+    def pause_wait(self, job_id: str = "job0") -> Any:
+        with Timeout(3, "Timeout waiting for job to pause"):
+            while True:
+                found = False
+                for job in self.vm.qmp("query-block-jobs")["return"]:
+                    if job["device"] == job_id:
+                        found = True
+                        if job["paused"] and not job["busy"]:
+                            return job
+                        break
+                assert found
+
+    def pause_job(self, job_id: str = "job0", wait: bool = True) -> Any:
+        result = self.vm.qmp("block-job-pause", device=job_id)
+        self.assert_qmp(result, "return", {})
+        return self.pause_wait(job_id) if wait else result
 
     def dictpath(self, d: Any, path: str) -> Any:
         try:

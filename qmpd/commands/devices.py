@@ -51,6 +51,15 @@ def device_del(daemon: Any, args: dict) -> dict:
     def unplug() -> None:
         if g is not daemon.graph:
             return
+        blk = dev.backend
+        if blk is not None and blk.name and blk.edge is not None:
+            # blockdev_auto_del: a -drive goes with its device, and the block
+            # jobs on its node are cancelled first.
+            mgr = daemon.jobs
+            node = blk.edge.child
+            for job in list(g.jobs):
+                if node in getattr(job, "nodes", ()):
+                    mgr.cancel(job, False)
         data = qdev.unplug(g, dev)
         if data is not None:
             daemon.emit("DEVICE_DELETED", data)
@@ -80,12 +89,21 @@ def hmp_info_block(daemon: Any) -> str:
     for info in query_block(daemon, {}):
         ins = info.get("inserted")
         lines = []
+        # print_block_info: a -drive by its name (and node), else the node or device.
+        if info["device"]:
+            head = info["device"] + (f" ({ins['node-name']})" if ins is not None else "")
+        else:
+            head = ins["node-name"] if ins is not None else info.get("qdev", "<anonymous>")
         if ins is not None:
             flags = (", read-only" if ins["ro"] else "") + (", encrypted" if ins["encrypted"] else "")
-            lines.append(f"{ins['node-name']}: {ins['file']} ({ins['drv']}{flags})")
+            lines.append(f"{head}: {ins['file']} ({ins['drv']}{flags})")
         else:
-            lines.append(f"{info['qdev']}: [not inserted]")
-        lines.append(f"    Attached to:      {info['qdev']}")
+            lines.append(f"{head}: [not inserted]")
+        if "qdev" in info:
+            lines.append(f"    Attached to:      {info['qdev']}")
+        if info["removable"]:
+            lines.append("    Removable device: " + ("" if info["locked"] else "not ")
+                         + "locked, tray " + ("open" if info.get("tray_open") else "closed"))
         if ins is not None:
             c = ins["cache"]
             lines.append("    Cache mode:       " + ("writeback" if c["writeback"] else "writethrough")

@@ -28,6 +28,7 @@ def _load_families() -> None:
         block,
         control,
         devices,
+        drive_jobs,
         exports,
         hmp,
         jobs,
@@ -178,7 +179,9 @@ class Dispatcher:
             # the QAPI visitor's words differ between releases too
             raise QMPError(self.profile.render(e.desc)) from None
         except BlockError as e:
-            raise QMPError(self.profile.render_all(e.parts), e.cls) from None
+            err = QMPError(self.profile.render_all(e.parts), e.cls)
+            err.hint = e.hint       # shown for command-line options only
+            raise err from None
         except QMPError as e:
             if isinstance(e.message, str):
                 raise

@@ -21,6 +21,8 @@ class QMPError(Exception):
         super().__init__(desc)
         self.message = desc
         self.cls = cls
+        # error_append_hint's text, printed for command-line errors only.
+        self.hint: str | None = None
 
     @classmethod
     def of(cls, key: str, error_class: str = "GenericError", /, **params: Any) -> QMPError:
@@ -40,3 +42,10 @@ class QMPError(Exception):
 class CommandNotFound(QMPError):
     def __init__(self, desc: str) -> None:
         super().__init__(desc, "CommandNotFound")
+
+
+def from_block_error(e: Any) -> QMPError:
+    """A QMPError with a BlockError's text, class and command-line hint."""
+    err = QMPError(e.desc, e.cls)
+    err.hint = getattr(e, "hint", None)
+    return err

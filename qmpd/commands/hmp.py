@@ -179,12 +179,25 @@ def _qemu_io(daemon: Any, args: str) -> str | Stepwise:
             return _mon(f"Error: {daemon.profile.render(err)}\n")
         dev_edge = dev_blk.edge
         node = dev_edge.child
+    elif g.named_backend(device) is not None and g.named_backend(device).children:
+        # blk_by_name: a -drive's BlockBackend is used as it is.
+        dev_edge = g.named_backend(device).children[0]
+        node = dev_edge.child
     else:
         found = g.nodes.get(device)
         if found is None:
             text = daemon.profile.render(f"Cannot find device='' nor node-name='{device}'")
             return _mon(f"Error: {text}\n")
         node = found
+
+    words0 = cmd.split()
+    if words0 and words0[0] in _BREAK_COMMANDS:
+        text = _breakpoint_command(daemon, node, words0)
+        if daemon.hmp_output == "stdout":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return _mon("")
+        return text
 
     from qmpd.img.qemu_io import find_command
 
@@ -292,3 +305,44 @@ def human_monitor_command(daemon: Any, args: dict) -> str:
         if sub == "qemu-io":
             return _mon(QEMU_IO_HELP)
     return _mon(f"unknown command: '{head}'\n")
+
+
+# qemu-io's blkdebug commands (break EVENT TAG, remove_break TAG, resume TAG,
+# wait_break TAG).  qmpd has no suspended requests: a breakpoint below a
+# block job's nodes holds the job (qmpd.engine.jobs.Job.at_breakpoint) until
+# it is removed or resumed.
+_BREAK_COMMANDS = ("break", "remove_break", "resume", "wait_break")
+_BREAK_ARGS = {"break": 2, "remove_break": 1, "resume": 1, "wait_break": 1}
+
+
+def _breakpoint_command(daemon: Any, node: Any, words: list[str]) -> str:
+    name = words[0]
+    want = _BREAK_ARGS[name]
+    if len(words) - 1 != want:
+        return (f"bad argument count {len(words) - 1} to {name}, expected {want} "
+                "arguments\n")
+    dbg = node
+    while dbg is not None and dbg.driver.name != "blkdebug":
+        dbg = dbg.driver.filtered(dbg) if dbg.driver.is_filter else (
+            dbg.file.child if dbg.file is not None else None)
+    if dbg is None or not isinstance(dbg.state, dict):
+        what = {"break": "Could not set breakpoint", "remove_break":
+                "Could not remove breakpoint", "resume": "Could not resume request",
+                "wait_break": "Could not wait for breakpoint"}[name]
+        return f"{what}: Operation not supported\n"
+    bps = dbg.state.setdefault("breakpoints", {})
+    if name == "break":
+        bps[words[2]] = words[1]
+        return ""
+    tag = words[1]
+    if name == "wait_break":
+        return ""       # a request is "at" the breakpoint as soon as a job holds
+    if tag not in bps:
+        if name == "remove_break":
+            return f"Could not remove breakpoint {tag}: No such file or directory\n"
+        return "Could not resume request: No such file or directory\n"
+    del bps[tag]
+    mgr = daemon.jobs
+    if getattr(mgr, "wakeup", None) is not None:
+        mgr.wakeup()
+    return ""

@@ -143,7 +143,10 @@ def find(node: Node, name: str) -> DirtyBitmap | None:
 
 
 def lookup_node(g: BlockGraph, name: str) -> Node:
-    """block_dirty_bitmap_lookup's node part."""
+    """block_dirty_bitmap_lookup's node part (bdrv_lookup_bs: a -drive name too)."""
+    blk = g.named_backend(name)
+    if blk is not None and blk.children:
+        return blk.children[0].child
     node = g.nodes.get(name)
     if node is None:
         raise BlockError.of("node.not-found", name=name)
@@ -235,7 +238,9 @@ def add(g: BlockGraph, node_name: str, name: str, granularity: int | None = None
     """qmp_block_dirty_bitmap_add."""
     if not name:
         raise BlockError.of("bitmap.bitmap-name-cannot-empty")
-    node = g.nodes.get(node_name)
+    blk = g.named_backend(node_name)       # bdrv_lookup_bs: a -drive name too
+    node = blk.children[0].child if blk is not None and blk.children else \
+        g.nodes.get(node_name)
     if node is None:
         raise BlockError.of("node.cannot-find-device-nor-node", reference=node_name)
     if granularity is not None:

@@ -23,6 +23,10 @@ from qmpd.profiles.base import Message, Text
 
 
 class BlockError(Exception):
+    # error_append_hint: a second line QEMU prints for command-line errors
+    # only (QMP replies drop it).
+    hint: str | None = None
+
     def __init__(self, desc: Text, cls: str = "GenericError") -> None:
         self.parts: tuple[Text, ...] = (desc,)
         self.cls = cls
@@ -44,4 +48,5 @@ class BlockError(Exception):
         """The same error with QEMU's ``error_prepend`` text in front."""
         err = BlockError(prefix, self.cls)
         err.parts = (prefix, *self.parts)
+        err.hint = self.hint
         return err

@@ -13,6 +13,7 @@ it, and the undo log puts the graph back exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import re
@@ -29,7 +30,7 @@ from qmpd.engine.drivers.registry import get_driver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.exports import ExportState
 from qmpd.engine.hostfiles import HostFiles
-from qmpd.engine.node import Edge, Node, Parent, id_wellformed
+from qmpd.engine.node import Edge, Node, Parent, id_wellformed, protocol_of
 from qmpd.engine.objects import IOThread, ThrottleGroup
 from qmpd.engine.transaction import Transaction
 from qmpd.profiles import Message, Profile, select
@@ -41,6 +42,8 @@ __all__ = ["BlockGraph", "Transaction", "flatten", "extract_sub", "inherit_optio
 
 GENERIC_KEYS = ("node-name", "discard", "cache.direct", "cache.no-flush", "read-only",
                 "auto-read-only", "detect-zeroes")
+
+
 
 
 def is_true(v: Any) -> bool:
@@ -154,6 +157,23 @@ class BlockGraph:
         self.nodes[name] = node
         tx.on_abort(lambda: self._forget(node))
 
+    def named_backend(self, name: str) -> Parent | None:
+        """blk_by_name: the BlockBackend a -drive named ``name``."""
+        if not name:
+            return None
+        for b in self.backends:
+            if b.kind == "device-backend" and b.name == name:
+                return b
+        return None
+
+    def device_name(self, node: Node) -> str:
+        """bdrv_get_device_name: the name of a named BlockBackend on ``node``."""
+        for e in node.parents:
+            p = e.parent
+            if isinstance(p, Parent) and p.kind == "device-backend" and p.name:
+                return p.name
+        return ""
+
     def _forget(self, node: Node) -> None:
         if self.nodes.get(node.name) is node:
             del self.nodes[node.name]
@@ -193,6 +213,9 @@ class BlockGraph:
                 raise BlockError.of("node.cannot-find-device-nor-node", reference=reference)
             return found
 
+        if filename is not None and filename.startswith("json:"):
+            # bdrv_fill_options / parse_json_filename: the options are the filename.
+            filename = self._json_filename(filename, opts)
         explicit = dict(opts)
         if parent is not None:
             inherit_options(role, opts, parent_options or {})
@@ -201,8 +224,12 @@ class BlockGraph:
         if drvname is None and filename is not None and parent is not None \
                 and not role & perms.ROLE_COW:
             # Children of format nodes are protocol nodes: the protocol is
-            # found from the filename (plain paths are 'file').
-            drvname = opts["driver"] = "file"
+            # found from the filename's prefix (plain paths are 'file').
+            drvname = opts["driver"] = protocol_of(filename)
+        elif drvname is None and isinstance(opts.get("filename"), str) and parent is not None \
+                and not role & perms.ROLE_COW:
+            # bdrv_fill_options: a protocol child given by its filename option.
+            drvname = opts["driver"] = protocol_of(opts["filename"])
         if drvname is not None:
             drv = get_driver(drvname)
             if drv is None:
@@ -281,6 +308,21 @@ class BlockGraph:
         node.options = opts
         node.explicit = explicit
         return node
+
+    @staticmethod
+    def _json_filename(filename: str, opts: dict) -> str | None:
+        try:
+            value = json.loads(filename[5:])
+        except ValueError as e:
+            raise BlockError(f"Could not parse the JSON options: {e}") from None
+        if not isinstance(value, dict):
+            raise BlockError("Invalid JSON object given")
+        for k, v in flatten(value).items():
+            if k in opts:
+                raise BlockError(f"Option '{k}' cannot be set in both the filename and "
+                                 "the options")
+            opts[k] = v
+        return None
 
     def _probe(self, child: Node) -> Driver:
         head = self.read(child, 0, 512)
@@ -435,6 +477,10 @@ class BlockGraph:
         if lay is not None:
             lay.nodes.discard(node)
             tx.on_abort(lambda: lay.nodes.add(node))
+            if getattr(lay, "direct", False):
+                # raw_close: the node's locks go with its file descriptor.
+                self.host_relock(lay)
+                tx.on_abort(lambda: self.host_relock(lay))
         if isinstance(node.driver, Driver) and node.driver.name == "throttle" and \
                 isinstance(node.state, str):
             grp = node.state
@@ -584,6 +630,34 @@ class BlockGraph:
         if n.force_share:
             pass
         self.lock_check(st.layer, perm, shared, exclude=n)
+        layer = st.layer
+        if getattr(layer, "direct", False):
+            # Host writes: other processes (another QEMU, qemu-img) see the
+            # image locks too, as QEMU's file-posix sets them.
+            bad = layer.host_conflict(perm, shared)
+            if bad is not None:
+                bit, shared_lock = bad
+                err = BlockError(f'Failed to get {"shared " if shared_lock else ""}'
+                                 f'"{perms.NAMES[bit]}" lock')
+                err.hint = f"Is another process using the image [{layer.path}]?"
+                raise err
+            self.host_relock(layer, n, (perm, shared))
+            tx.on_abort(lambda: self.host_relock(layer))
+
+    def host_relock(self, layer: Any, node: Node | None = None,
+                    new: tuple[int, int] | None = None) -> None:
+        """The file's locks: the union of what its open file nodes take and unshare."""
+        taken, unshared = 0, 0
+        for o in layer.nodes:
+            if not o.alive or o.state is None or not o.state.locking:
+                continue
+            p, sh = new if o is node and new is not None else self.cumulative(o)
+            taken |= p
+            unshared |= perms.ALL & ~sh
+        if node is not None and node not in layer.nodes and new is not None:
+            taken |= new[0]
+            unshared |= perms.ALL & ~new[1]
+        layer.host_lock(taken, unshared)
 
     def lock_check(self, layer: Any, perm: int, shared: int, exclude: Node | None = None) -> None:
         """raw_check_lock_bytes against the other file nodes open on the file."""

@@ -1,10 +1,15 @@
 """Host files seen through one in-memory copy-on-write layer each.
 
-qmpd never writes a host file.  Every node that opens a host file reads and
-writes it through the :class:`HostLayer` of that file's identity (device and
-inode), so all nodes on the same file, now or later in the daemon's life, see
-the same bytes.  Reads come from the layer where it holds data and from the
-host file elsewhere; writes land in the layer.
+By default qmpd never writes a host file.  Every node that opens a host file
+reads and writes it through the :class:`HostLayer` of that file's identity
+(device and inode), so all nodes on the same file, now or later in the
+daemon's life, see the same bytes.  Reads come from the layer where it holds
+data and from the host file elsewhere; writes land in the layer.
+
+With host writes on (``--host-writes``, or QEMU's own test launch), a layer
+is a pass-through instead: writes, hole punches and truncations go to the
+host file at once with pwrite/fallocate/ftruncate, as QEMU's file-posix does,
+so that qemu-img and qemu-io see them; blockdev-create makes real files.
 
 The layer also keeps the allocation a real file would have after the same
 writes (4 KiB file-system blocks), so ``actual-size`` moves as QEMU's does.
@@ -12,13 +17,31 @@ writes (4 KiB file-system blocks), so ``actual-size`` moves as QEMU's does.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
+import fcntl
 import os
+import struct
 
 from qmpd.cstrings import cstring
 from qmpd.engine.errors import BlockError
 
 BLOCK = 4096
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_libc = None
+
+
+def _punch_hole(fd: int, offset: int, length: int) -> bool:
+    """fallocate(PUNCH_HOLE | KEEP_SIZE); False where the host cannot."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
+                                    ctypes.c_int64]
+    return _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE,
+                           offset, length) == 0
 # One shared all-zero block: zero-filled writes (qcow2 COW areas, write -z)
 # cost a dict slot, not 4 KiB each.
 ZERO_BLOCK = bytes(BLOCK)
@@ -45,11 +68,41 @@ def check_preallocation_room(path: str, need: int, mode: str) -> None:
         raise BlockError.of("create.write-zeroes-failed", error=os.strerror(errno.ENOSPC))
 
 
+# file-posix's lock bytes: RAW_LOCK_PERM_BASE and RAW_LOCK_SHARED_BASE.
+LOCK_PERM_BASE = 100
+LOCK_SHARED_BASE = 200
+_FLOCK = "hhxxxxqqixxxx"        # struct flock on x86_64 / aarch64 Linux
+
+
+def _flock(fd: int, cmd: int, ltype: int, offset: int) -> int:
+    arg = struct.pack(_FLOCK, ltype, os.SEEK_SET, offset, 1, 0)
+    res = fcntl.fcntl(fd, cmd, arg)
+    return struct.unpack(_FLOCK, res)[0]
+
+
+def _locked_by_other(fd: int, offset: int) -> bool:
+    """F_OFD_GETLK for a write lock: does another open file hold the byte?"""
+    try:
+        return _flock(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK, offset) != fcntl.F_UNLCK
+    except OSError:
+        return False
+
+
+def _set_lock(fd: int, offset: int, locked: bool) -> None:
+    try:
+        _flock(fd, fcntl.F_OFD_SETLK, fcntl.F_RDLCK if locked else fcntl.F_UNLCK, offset)
+    except OSError:
+        pass
+
+
 class HostLayer:
     """The copy-on-write view of one host file."""
 
-    def __init__(self, path: str, size: int, host_blocks: int) -> None:
+    def __init__(self, path: str, size: int, host_blocks: int, direct: bool = False) -> None:
         self.path = path
+        # Host writes: every change goes to the file (see the module docstring).
+        self.direct = direct
+        self._fd = -1
         self.size = size
         self.host_size = size
         self.host_allocated = host_blocks
@@ -105,6 +158,56 @@ class HostLayer:
                 return True
         return False
 
+    # -- pass-through (host writes) -------------------------------------------
+    def _wfd(self) -> int:
+        """The file opened for writing, or -1 when it cannot be (the write then
+        stays in memory, as without host writes)."""
+        if self._fd < 0:
+            try:
+                self._fd = os.open(os_path(self.path), os.O_RDWR | os.O_CLOEXEC)
+            except OSError:
+                self.direct = False
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _direct_done(self) -> None:
+        self._host_alloc = None
+        try:
+            st = os.fstat(self._fd)
+        except OSError:
+            return
+        self.host_size = self.size = st.st_size
+        self.host_allocated = st.st_blocks * 512
+
+    # -- image locks (file-posix's byte-range locks, with host writes) ---------
+    def host_conflict(self, perm: int, shared: int) -> tuple[int, bool] | None:
+        """raw_check_lock_bytes against other processes: (bit, is_shared_lock)
+        of the first lock another process holds that ``perm``/``shared`` needs."""
+        fd = self._wfd() if self.direct else -1
+        if fd < 0:
+            return None
+        for i in range(4):
+            if perm & (1 << i) and _locked_by_other(fd, LOCK_SHARED_BASE + i):
+                return i, False
+        for i in range(4):
+            if not shared & (1 << i) and _locked_by_other(fd, LOCK_PERM_BASE + i):
+                return i, True
+        return None
+
+    def host_lock(self, perm: int, unshared: int) -> None:
+        """raw_apply_lock_bytes: hold read locks on the permission bytes taken
+        (100 + bit) and on those not shared (200 + bit); release the others."""
+        fd = self._wfd() if self.direct else -1
+        if fd < 0:
+            return
+        for i in range(4):
+            _set_lock(fd, LOCK_PERM_BASE + i, bool(perm & (1 << i)))
+            _set_lock(fd, LOCK_SHARED_BASE + i, bool(unshared & (1 << i)))
+
     # -- data ----------------------------------------------------------------
     def read(self, offset: int, length: int) -> bytes:
         if length <= 0:
@@ -143,6 +246,10 @@ class HostLayer:
             self.added.add(blk)
 
     def write(self, offset: int, data: bytes) -> None:
+        if self.direct and self._wfd() >= 0:
+            os.pwrite(self._fd, data, offset)
+            self._direct_done()
+            return
         pos = offset
         i = 0
         last = self._last
@@ -184,6 +291,11 @@ class HostLayer:
     def punch(self, offset: int, length: int) -> None:
         """fallocate(PUNCH_HOLE): whole blocks are freed, partial ones zeroed."""
         end = min(offset + length, self.size)
+        if self.direct and self._wfd() >= 0:
+            if end > offset and not _punch_hole(self._fd, offset, end - offset):
+                os.pwrite(self._fd, bytes(end - offset), offset)
+            self._direct_done()
+            return
         pos = offset
         while pos < end:
             blk = pos // BLOCK
@@ -201,6 +313,10 @@ class HostLayer:
             pos += n
 
     def truncate(self, n: int) -> None:
+        if self.direct and self._wfd() >= 0:
+            os.ftruncate(self._fd, n)
+            self._direct_done()
+            return
         if n < self.size:
             first = -(-n // BLOCK)
             for blk in [b for b in self.blocks if b >= first]:
@@ -216,6 +332,8 @@ class HostLayer:
         self.size = n
 
     def allocated(self) -> int:
+        if self.direct and self._fd >= 0:
+            return self.host_allocated
         return self.host_allocated + BLOCK * (len(self.added) - len(self.freed))
 
 
@@ -226,21 +344,40 @@ class HostFiles:
         self.layers: dict[tuple[int, int], HostLayer] = {}
         # Files blockdev-create made that do not exist on the host: by path.
         self.virtual: dict[str, HostLayer] = {}
+        # Host writes (--host-writes): layers pass changes through to the files.
+        self.write_through = False
 
     def layer(self, ident: tuple[int, int], path: str, size: int, blocks: int) -> HostLayer:
         lay = self.layers.get(ident)
+        if lay is not None and lay.direct and not lay.nodes:
+            # Nobody has the file open: another program may have changed or
+            # replaced it since (qemu-img between two uses); start afresh.
+            lay.close()
+            lay = None
         if lay is None:
-            lay = self.layers[ident] = HostLayer(path, size, blocks)
+            lay = self.layers[ident] = HostLayer(path, size, blocks, self.write_through)
         return lay
 
     def reset(self) -> None:
+        self.flush_all()
         self.layers.clear()
         self.virtual.clear()
+
+    def flush_all(self) -> None:
+        """Close the pass-through files (their data is in the host's page cache
+        already, where other programs read it)."""
+        for lay in self.layers.values():
+            lay.close()
 
     def open_or_create(self, path: str) -> HostLayer | None:
         """The layer blockdev-create writes ``path`` in: the host file's if it
         exists, else a memory-only file (None: its directory is not writable)."""
         host = os_path(path)
+        if self.write_through and not os.path.exists(host):
+            try:
+                os.close(os.open(host, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            except OSError:
+                return None
         try:
             st = os.stat(host)
         except OSError:

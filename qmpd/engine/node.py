@@ -161,3 +161,17 @@ def adopt_inheritance(child: Node, parent: Node, tx: Any) -> None:
     child.inherits_from = parent
     tx.on_abort(lambda: setattr(child, "inherits_from", old))
 
+
+# Protocol prefixes of filenames (bdrv_find_protocol) for the protocol drivers
+# qmpd has; any other "proto:" is taken as a plain path, as QEMU does for
+# prefixes no driver claims.
+_PROTOCOLS = {"null-co": "null-co", "null-aio": "null-aio", "blkdebug": "blkdebug",
+              "file": "file"}
+
+
+def protocol_of(filename: str) -> str:
+    """The protocol driver a filename names (``null-co://`` -> null-co)."""
+    head, sep, _ = filename.partition(":")
+    if sep and "/" not in head and head in _PROTOCOLS:
+        return _PROTOCOLS[head]
+    return "file"

@@ -43,9 +43,12 @@ def image_info(g: BlockGraph, node: Node) -> dict[str, Any]:
     return info
 
 
-def block_device_info(g: BlockGraph, node: Node, flat: bool) -> dict[str, Any]:
+def block_device_info(g: BlockGraph, node: Node, flat: bool,
+                      skip_implicit: bool = False) -> dict[str, Any]:
     """BlockDeviceInfo of ``node``; call it inside ``g.querying()``, which
-    works each node's file name out only once."""
+    works each node's file name out only once.  ``skip_implicit`` (query-block)
+    passes over the jobs' implicit filters below the top node, as QEMU does
+    for a BlockBackend's chain."""
     info: dict[str, Any] = {}
     info["file"] = g.filename_info(node)[0]
     info["node-name"] = node.name
@@ -73,6 +76,11 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool) -> dict[str, Any]:
             if nxt is None:
                 break
             info["backing_file_depth"] += 1
+            while skip_implicit and nxt.driver.is_filter and getattr(nxt, "implicit", False):
+                below = nxt.driver.filtered(nxt)
+                if below is None:
+                    break
+                nxt = below
             sub = image_info(g, nxt)
             # backing-image sits before format-specific in ImageInfo's order.
             fs = img.pop("format-specific", None)

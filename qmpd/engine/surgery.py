@@ -14,6 +14,7 @@ and the nodes it lists (``job.nodes``), which is what QEMU's op blockers see.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -54,6 +55,11 @@ def lookup_bs(g: BlockGraph, device: str | None, node_name: str | None) -> Node:
 def lookup_node(g: BlockGraph, device: str | None, node: str | None) -> Node:
     """bdrv_lookup_bs as block-stream and block-commit use it: by node name
     (``node``, else ``device``) only."""
+    if device is not None:
+        # A -drive's name (a named BlockBackend) first.
+        blk = g.named_backend(device)
+        if blk is not None and blk.children:
+            return blk.children[0].child
     name = node if node is not None else device
     n = g.nodes.get(name or "")
     if n is None:
@@ -81,11 +87,42 @@ def chain_below(g: BlockGraph, top: Node) -> list[Node]:
     return out
 
 
+def _has_protocol(name: str) -> bool:
+    head, sep, _ = name.partition(":")
+    return bool(sep) and "/" not in head
+
+
 def find_backing_image(g: BlockGraph, top: Node, filename: str) -> Node | None:
-    """bdrv_find_backing_image: the node below ``top`` with that filename."""
-    for n in chain_below(g, top):
-        if g.filename_info(n)[0] == filename:
-            return n
+    """bdrv_find_backing_image: ``filename`` as a backing file name of the
+    chain, a relative one taken from each overlay's directory and compared as
+    canonical paths (realpath), as QEMU does."""
+    curr = skip_filters(top)
+    while curr is not None:
+        if curr.backing is None:
+            break
+        below = skip_filters(curr.backing.child)
+        header = g.header_backing(curr)[0]
+        if _has_protocol(filename) or _has_protocol(header):
+            if filename == header or (below is not None
+                                      and g.filename_info(below)[0] == filename):
+                return below
+        else:
+            own = g.filename_info(curr)[0]
+            if os.path.isabs(filename) or "/" not in own:
+                wanted = filename
+            else:
+                wanted = own.rsplit("/", 1)[0] + "/" + filename
+            try:
+                full = g.full_backing_filename(curr)
+            except BlockError:
+                full = None
+            # The image's backing file name, and the name of the node that is
+            # there now (they differ once a backing node was swapped in).
+            names = [n for n in (full, g.filename_info(below)[0] if below else None) if n]
+            real = os.path.realpath(wanted)
+            if any(os.path.realpath(n) == real for n in names):
+                return below
+        curr = below
     return None
 
 
@@ -296,9 +333,18 @@ def drop_filter(g: BlockGraph, filt: Node, tx: Transaction) -> None:
     # The node's users move down to its child, except the jobs' own links
     # (the job keeps its "main node" until it is freed), and the filter lets
     # go of its child.
-    replace_node(g, filt, child, tx, skip=is_job_link)
+    # As bdrv_replace_node_common with detach_subchain: the filter's links to
+    # its children go before permissions are refreshed (the filter would
+    # otherwise still unshare what the moved users need).
+    for pe in list(filt.parents):
+        if pe.parent is child or is_job_link(pe):
+            continue
+        if pe.frozen:
+            raise BlockError.of("node.cannot-change-link", edge=pe.name, old=filt.name)
+        move_edge(pe, child, tx)
     for fe in list(filt.children):
         g.detach(fe, tx)
+    g.refresh_perms([child], tx)
     filt.monitor_owned = False
     if filt.alive and not filt.parents:
         g._delete_node(filt, tx)

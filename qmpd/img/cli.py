@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from qmpd.img.create import FORMATS, INT64_MAX, CreateError, help_text, img_create, split_options
+from qmpd.img.getopt import getopt_long as _getopt_long
 from qmpd.img.images import ImageOpenError, open_image
 from qmpd.img.qemu_io import run_commands
 from qmpd.img.sizes import SizeError, parse_size
@@ -30,56 +31,13 @@ Stand-in for the qemu-img and qemu-io commands qmpd's tests and scenarios use
   qmpd-img bitmap (--add | --remove | --clear | --enable | --disable | --merge SRC)...
            [-g GRANULARITY] [-b SRC_FILE [-F SRC_FMT]] [-f FMT] FILE BITMAP
       persistent bitmaps of a qcow2 image, as qemu-img bitmap.
+  qmpd-img info [-f FMT] [--output=human|json] [--backing-chain] FILE
+  qmpd-img map [-f FMT] [--output=human|json] FILE
+  qmpd-img compare [-f FMT] [-F FMT] [-s] [-q] FILE1 FILE2
+
+Supported formats: qcow2 raw (qmpd itself also opens blkdebug blkverify compress
+copy-on-read file null-aio null-co preallocate quorum throttle)
 """
-
-
-def _getopt_long(argv: list[str], shortopts: str, longopts: dict[str, str]
-                 ) -> tuple[list[tuple[str, str]], list[str]]:
-    """GNU getopt with permutation: options may follow operands."""
-    opts: list[tuple[str, str]] = []
-    operands: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            operands.extend(argv[i + 1 :])
-            break
-        if arg.startswith("--") and len(arg) > 2:
-            name, eq, value = arg[2:].partition("=")
-            if name not in longopts:
-                raise ValueError(f"unrecognized option '{arg}'")
-            short = longopts[name]
-            if short.endswith(":"):
-                if not eq:
-                    i += 1
-                    if i >= len(argv):
-                        raise ValueError(f"option '{arg}' requires an argument")
-                    value = argv[i]
-                opts.append((short[0], value))
-            else:
-                opts.append((short, ""))
-        elif arg.startswith("-") and arg != "-":
-            j = 1
-            while j < len(arg):
-                ch = arg[j]
-                pos = shortopts.find(ch)
-                if pos < 0 or ch == ":":
-                    raise ValueError(f"invalid option -- '{ch}'")
-                if shortopts[pos + 1 : pos + 2] == ":":
-                    if j + 1 < len(arg):
-                        opts.append((ch, arg[j + 1 :]))
-                    else:
-                        i += 1
-                        if i >= len(argv):
-                            raise ValueError(f"option requires an argument -- '{ch}'")
-                        opts.append((ch, argv[i]))
-                    break
-                opts.append((ch, ""))
-                j += 1
-        else:
-            operands.append(arg)
-        i += 1
-    return opts, operands
 
 
 def _img_error(text: str) -> int:
@@ -202,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         from qmpd.img.bitmap import cmd_bitmap
 
         return cmd_bitmap(rest, _getopt_long)
+    if cmd in ("info", "map", "compare"):
+        from qmpd.img.inspect import run
+
+        status, out, err = run(cmd, rest)
+        # qemu-img reports errors at once on stderr; its stdout (a pipe under
+        # test) comes out at exit: the same order in a combined stream.
+        sys.stderr.write(err)
+        sys.stderr.flush()
+        sys.stdout.write(out)
+        return status
     sys.stderr.write(f"qmpd-img: unknown command '{cmd}'\n{USAGE}")
     return 1
 

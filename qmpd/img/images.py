@@ -105,6 +105,18 @@ class FileStore:
             return exc.errno == errno.ENXIO
         return data >= offset + length
 
+    def extent(self, offset: int, length: int) -> tuple[int, bool]:
+        """(bytes, is_hole) of the run starting at ``offset`` (SEEK_DATA/SEEK_HOLE),
+        as file-posix's block status sees the file."""
+        try:
+            data = os.lseek(self.fd, offset, os.SEEK_DATA)
+        except OSError:
+            return length, True
+        if data > offset:
+            return min(length, data - offset), True
+        hole = os.lseek(self.fd, offset, os.SEEK_HOLE)
+        return min(length, hole - offset), False
+
     def close(self) -> None:
         os.close(self.fd)
 

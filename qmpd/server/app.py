@@ -459,6 +459,8 @@ class Server:
         self._table: dict[str, Any] = {}
         self.unix_endpoints = sum(1 for e in config.endpoints if e.kind == "unix")
         self._refusal = refusal_bytes(config)
+        self.exit_status = 0
+        self._connected_gone = 0
 
     # ------------------------------------------------------------ commands
 
@@ -478,6 +480,8 @@ class Server:
             daemon.running = False
             daemon.run_state = "prelaunch"
         daemon.event_sink = self.broadcast
+        if cfg.host_writes:
+            daemon.graph.hostfiles.write_through = True
         # The largest reply a client gets (qemu-io's output is refused before
         # it is made when it would be larger).
         daemon.max_output = cfg.max_output
@@ -601,6 +605,12 @@ class Server:
 
     # ------------------------------------------------------------ lifecycle
 
+    def flush_host_files(self) -> None:
+        """At exit, as QEMU's bdrv_close_all: what was written reaches the files."""
+        daemon = self._daemon
+        if daemon is not None and self.config.host_writes:
+            daemon.graph.hostfiles.flush_all()
+
     def request_shutdown(self) -> None:
         self.quitting = True
         self._shutdown.set()
@@ -651,6 +661,18 @@ class Server:
             fd = conn.fileno()
             nursery.start_soon(self._client_task, stream, stream, fd, fd)
 
+    async def _serve_connected(self, conn: Any, count: int) -> None:
+        """A monitor qmpd connected out to (QEMU's client-mode chardev).  When
+        every such monitor has hung up and qmpd serves nothing else, the
+        harness that launched it is gone: exit rather than linger."""
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+        fd = conn.fileno()
+        await self._client_task(stream, stream, fd, fd, False)
+        self._connected_gone += 1
+        if (self._connected_gone == count and not self.unix_endpoints
+                and not any(e.kind == "stdio" for e in self.config.endpoints)):
+            self.request_shutdown()
+
     async def _serve_stdio(self) -> None:
         rstream = trio.lowlevel.FdStream(os.dup(0))
         wstream = trio.lowlevel.FdStream(os.dup(1))
@@ -670,20 +692,90 @@ class Server:
                 self.emit("SHUTDOWN", {"guest": False, "reason": "host-signal"})
                 self.request_shutdown()
 
+    def run_startup(self) -> bool:
+        """-object, -blockdev, -drive, -device: False (after QEMU's message) if one fails."""
+        from qmpd.commands.drive import drive_new
+        from qmpd.launch import resolve_keyval
+
+        cfg = self.config
+        if not cfg.startup and not cfg.host_writes:
+            return True
+        self._load_dispatcher()
+        assert self._execute is not None
+        for item in cfg.startup:
+            try:
+                args = resolve_keyval(item, self._daemon.schema.validate)
+                if item.command == "drive":
+                    drive_new(self._daemon, args)
+                else:
+                    self._execute(item.command, args)
+            except QMPError as e:
+                log(f"{item.where}: {e.desc}" + (f"\n{e.hint}" if e.hint else ""))
+                return False
+            except Exception as e:      # UsageError of keyval typing, mostly
+                desc = getattr(e, "desc", None) or str(e)
+                log(f"{item.where}: {desc}")
+                return False
+        return True
+
+    async def _qtest_task(self, sock: Any, listener: Any) -> None:
+        from qmpd.server.qtest import QtestSession
+
+        if listener is not None:
+            lsock = trio.socket.from_stdlib_socket(listener.sock)
+            conn, _ = await lsock.accept()
+        else:
+            conn = trio.socket.from_stdlib_socket(sock)
+        stream = trio.SocketStream(conn)
+        session = QtestSession(self._step_job_clock)
+        buf = b""
+        try:
+            while True:
+                data = await stream.receive_some(READ_SIZE)
+                if not data:
+                    return
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    reply = session.handle(line.decode("utf-8", "replace"))
+                    if reply:
+                        await stream.send_all(reply.encode())
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    def _step_job_clock(self, ns: int) -> None:
+        """qtest moved the virtual clock: a virtual job clock follows."""
+        runner = self.job_runner
+        if runner.virtual:
+            runner.step(ns)
+
     async def main(self, listeners: list[UnixListener],
-                   accepted: list[Any] | None = None) -> None:
+                   accepted: list[Any] | None = None, connected: list[Any] | None = None,
+                   qtest: Any = None, qtest_listener: Any = None) -> None:
         async with trio.open_nursery() as root:
             self._root = root
-            root.start_soon(self._watch_signals)
             # The job runner lives in the root nursery, so a client's
             # disconnect does not stop the jobs it started.
             await root.start(self.job_runner.run)
+            if not self.run_startup():
+                self.exit_status = 1
+                root.cancel_scope.cancel()
+                return
+            root.start_soon(self._watch_signals)
+            if qtest is not None or qtest_listener is not None:
+                root.start_soon(self._qtest_task, qtest, qtest_listener)
             async with trio.open_nursery() as clients:
                 async with trio.open_nursery() as accept:
                     for conn in accepted or ():
                         stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
                         fd = conn.fileno()
                         clients.start_soon(self._client_task, stream, stream, fd, fd, True)
+                    for conn in connected or ():
+                        conn.setblocking(False)
+                        clients.start_soon(self._serve_connected, conn, len(connected or ()))
                     for listener in listeners:
                         accept.start_soon(self._accept_unix, listener, clients)
                     if any(e.kind == "stdio" for e in self.config.endpoints):
@@ -704,17 +796,22 @@ def _too_large(size: int, limit: int) -> str:
 
 
 def serve(config: ServerConfig, listeners: list[UnixListener],
-          accepted: list[socket.socket]) -> int:
+          accepted: list[socket.socket], connected: list[socket.socket] | None = None,
+          qtest: socket.socket | None = None, qtest_listener: Any = None) -> int:
     """Run the server on what :mod:`qmpd.server.startup` prepared: the
-    listening sockets and the connections it greeted already (which the
-    server now owns); the caller removes the sockets and the pid file."""
+    listening sockets, the connections it greeted already and the monitors
+    and qtest socket it connected out to (which the server now owns); the
+    caller removes the sockets and the pid file."""
     server = Server(config)
     try:
-        trio.run(server.main, listeners, accepted)
+        trio.run(server.main, listeners, accepted, connected or [], qtest, qtest_listener)
     finally:
         if server.tracer is not None:
             server.tracer.close()
-    return 0
+        server.flush_host_files()
+    return server.exit_status
+
+
 
 
 __all__ = ["Client", "Endpoint", "Server", "serve"]

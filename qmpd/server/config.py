@@ -25,7 +25,9 @@ class Endpoint:
     __slots__ = ("kind", "path")
 
     def __init__(self, kind: str, path: str = "") -> None:
-        self.kind = kind  # "unix" or "stdio"
+        # "unix" (qmpd listens), "connect" (qmpd connects out, as QEMU's client
+        # chardevs), "stdio", or "null" (a null chardev)
+        self.kind = kind
         self.path = path
 
     def __eq__(self, other: object) -> bool:
@@ -48,7 +50,8 @@ class ServerConfig:
                  hmp_output: str = "reply", trace: str | None = None,
                  max_clients: int = DEFAULT_MAX_CLIENTS, max_output: int = DEFAULT_MAX_OUTPUT,
                  start_paused: bool = False, vm_name: str | None = None,
-                 clock: str = "real") -> None:
+                 clock: str = "real", startup: list | None = None,
+                 qtest: Endpoint | None = None, host_writes: bool = False) -> None:
         self.endpoints = endpoints if endpoints is not None else []
         # The release qmpd answers as (qmpd.profiles): its series picks the
         # profile, the exact version is what the greeting reports.
@@ -69,6 +72,13 @@ class ServerConfig:
         self.vm_name = vm_name
         # --clock: "real" or "virtual" (block jobs advance only on x-qmpd-clock-step).
         self.clock = clock
+        # -blockdev, -drive, -device, -object: qmpd.launch.StartupItem, run in order
+        # before any monitor is served.
+        self.startup = startup if startup is not None else []
+        # -qtest: where the qtest protocol is spoken (kind "connect" or "unix").
+        self.qtest = qtest
+        # --host-writes (or QEMU's test launch): writes reach the image files.
+        self.host_writes = host_writes
 
     def __repr__(self) -> str:
         return f"ServerConfig({vars(self)!r})"

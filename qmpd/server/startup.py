@@ -43,6 +43,23 @@ class Prepared:
         self.pidfile_written = False
         # Connections accepted and greeted before the server ran.
         self.accepted: list[socket.socket] = []
+        # Monitors qmpd connected out to (client-mode chardevs), not greeted yet.
+        self.connected: list[socket.socket] = []
+        # The qtest connection (-qtest), if any, or the socket it is accepted on.
+        self.qtest: socket.socket | None = None
+        self.qtest_listener: UnixListener | None = None
+
+
+def connect_out(path: str, where: str) -> socket.socket:
+    """A client-mode socket chardev: QEMU connects at start-up and fails at
+    once if nobody listens."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise ListenError(f"{where}: Failed to connect to '{path}': {e.strerror}") from None
+    return sock
 
 
 def prepare(config: ServerConfig, prep: Prepared) -> bool:
@@ -51,6 +68,14 @@ def prepare(config: ServerConfig, prep: Prepared) -> bool:
         for ep in config.endpoints:
             if ep.kind == "unix":
                 prep.listeners.append(UnixListener(ep.path, config.socket_mode))
+            elif ep.kind == "connect":
+                prep.connected.append(connect_out(ep.path, f"-chardev path={ep.path}"))
+        qt = config.qtest
+        if qt is not None:
+            if qt.kind == "connect":
+                prep.qtest = connect_out(qt.path, f"-qtest unix:path={qt.path}")
+            else:
+                prep.qtest_listener = UnixListener(qt.path, config.socket_mode)
     except ListenError as e:
         log(str(e))
         return False
@@ -66,8 +91,12 @@ def prepare(config: ServerConfig, prep: Prepared) -> bool:
 
 
 def cleanup(config: ServerConfig, prep: Prepared) -> None:
-    for conn in prep.accepted:
+    for conn in prep.accepted + prep.connected:
         conn.close()
+    if prep.qtest is not None:
+        prep.qtest.close()
+    if prep.qtest_listener is not None:
+        prep.qtest_listener.remove()
     for listener in prep.listeners:
         listener.remove()
     if prep.pidfile_written and config.pidfile:
@@ -140,7 +169,10 @@ def run(config: ServerConfig) -> int:
 
         # Handed over: from now on the server closes them, not cleanup().
         accepted, prep.accepted = prep.accepted, []
-        return serve(config, prep.listeners, accepted)
+        connected, prep.connected = prep.connected, []
+        qtest, prep.qtest = prep.qtest, None
+        return serve(config, prep.listeners, accepted, connected, qtest,
+                     prep.qtest_listener)
     except KeyboardInterrupt:
         return 0
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import unittest
 
 import pytest
 
@@ -128,8 +129,55 @@ def test_add_blockdev_before_launch() -> None:
 
 def test_add_blockdev_failure_stops_launch() -> None:
     vm = iotests.VM().add_blockdev({"driver": "raw", "node-name": "x", "file": "nope"})
-    with pytest.raises(iotests.VMError, match="blockdev-add .*nope"):
+    # qmpd refuses the -blockdev as QEMU does; the message is qmpd's log.
+    with pytest.raises(iotests.VMError, match="-blockdev .*Cannot find device='nope'"):
         vm.launch()
+    assert not vm.is_running()
+
+
+def test_a_setup_failing_after_launch_leaves_no_daemon() -> None:
+    pids: list[int] = []
+
+    class Case(iotests.QMPTestCase):
+        def setUp(self) -> None:
+            self.vm = iotests.VM()
+            self.vm.launch()
+            pids.append(self.vm.get_pid() or 0)
+            raise RuntimeError("setUp failed after launch")
+
+        def tearDown(self) -> None:       # never reached, as in unittest
+            self.vm.shutdown()
+
+        def test_x(self) -> None:
+            pass
+
+    result = unittest.TestResult()
+    unittest.defaultTestLoader.loadTestsFromTestCase(Case).run(result)
+    assert len(result.errors) == 1 and pids
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
+
+
+def test_drives_and_devices_go_on_the_command_line() -> None:
+    img = iotests.file_path("drv.qcow2")
+    iotests.qemu_img_create("-f", "qcow2", img, "1M")
+    vm = iotests.VM().add_object("iothread,id=io0").add_device("virtio-scsi,id=scsi0") \
+        .add_drive(img, "node-name=top", interface="none") \
+        .add_device("scsi-hd,id=sd0,drive=drive0")
+    vm.launch()
+    try:
+        blocks = vm.command("query-block")
+        assert [(b["device"], b["qdev"], b["inserted"]["node-name"]) for b in blocks] == \
+            [("drive0", "sd0", "top")]
+    finally:
+        vm.shutdown()
+
+
+def test_file_path_context_removes_its_files() -> None:
+    with iotests.FilePath("a.img", "b.img") as (a, b):
+        open(a, "w").close()
+        open(b, "w").close()
+    assert not os.path.exists(a) and not os.path.exists(b)
 
 
 def test_test_dir_is_where_scripts_files_live(vm) -> None:

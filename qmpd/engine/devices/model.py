@@ -18,10 +18,11 @@ from qmpd.engine.node import Edge, Parent
 
 
 class BlockBackend(Parent):
-    """The BlockBackend of a device: unnamed, so it never clashes with node names."""
+    """The BlockBackend of a device, or of a ``-drive`` (named by its id, with
+    or without a device attached)."""
 
-    def __init__(self, device: Device, desc: str) -> None:
-        super().__init__("device-backend", "", desc)
+    def __init__(self, device: Device | None, desc: str, name: str = "") -> None:
+        super().__init__("device-backend", name, desc)
         self.device = device
         self.aio_context = MAIN
         self.write_cache = True
@@ -29,7 +30,7 @@ class BlockBackend(Parent):
     @property
     def qdev_path(self) -> str:
         """The device the BlockBackend is attached to: its id, else its QOM path."""
-        return self.device.backend_owner_id()
+        return self.device.backend_owner_id() if self.device is not None else ""
 
     def graph_name(self) -> str:
         """x-debug-query-block-graph: the BB name, else the attached device's id or path."""

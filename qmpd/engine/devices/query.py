@@ -24,14 +24,20 @@ def query_block(g: BlockGraph) -> list[dict[str, Any]]:
         for b in g.backends:
             if not isinstance(b, BlockBackend):
                 continue
-            info: dict[str, Any] = {"device": "", "qdev": b.qdev_path, "type": "unknown",
-                                    "removable": False, "locked": False}
+            info: dict[str, Any] = {"device": b.name}
+            if b.device is not None:
+                info["qdev"] = b.qdev_path
+            # blk_dev_has_removable_media: true without a device (a -drive).
+            info.update({"type": "unknown", "removable": b.device is None, "locked": False})
             e = b.edge
             if e is not None:
-                ins = queries.block_device_info(g, e.child, False)
+                ins = queries.block_device_info(g, e.child, False, skip_implicit=True)
                 ins["cache"] = {**ins["cache"], "writeback": b.write_cache}
                 info["inserted"] = ins
-            info["io-status"] = "ok"
+            if b.device is None:
+                info["tray_open"] = False
+            else:
+                info["io-status"] = "ok"
             out.append(info)
     return out
 

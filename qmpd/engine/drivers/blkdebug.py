@@ -12,7 +12,7 @@ from qmpd.engine import perms
 from qmpd.engine.drivers.base import Driver, g_writable, size_opt
 from qmpd.engine.errors import BlockError
 from qmpd.engine.hostfiles import os_path
-from qmpd.engine.node import Edge, Node
+from qmpd.engine.node import Edge, Node, protocol_of
 
 if TYPE_CHECKING:
     from qmpd.engine.graph import BlockGraph, Transaction
@@ -26,6 +26,21 @@ class BlkdebugDriver(Driver):
               "opt-write-zero", "max-write-zero", "opt-discard", "max-discard")
 
     def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
+        fname = opts.pop("filename", None)
+        if fname is not None:
+            # blkdebug_parse_filename: "blkdebug:[config]:image".
+            if not fname.startswith("blkdebug:"):
+                raise BlockError("File name string must start with 'blkdebug:'")
+            config, sep, image = fname[len("blkdebug:"):].partition(":")
+            if not sep:
+                raise BlockError("Image name expected")
+            if config:
+                opts.setdefault("config", config)
+            if image and "image" not in opts and not any(k.startswith("image.") for k in opts):
+                proto = protocol_of(image)
+                opts["image.driver"] = proto
+                if proto == "file":
+                    opts["image.filename"] = image
         config = opts.get("config")
         if config is not None:
             try:

@@ -109,7 +109,8 @@ def start_commit(mgr: JobManager, args: dict) -> Job:
     """qmp_block_commit: which nodes, then an intermediate or an active commit."""
     g = mgr.g
     device = args["device"]
-    bs = g.nodes.get(device)
+    blk = g.named_backend(device)        # bdrv_lookup_bs: a -drive name first
+    bs = blk.children[0].child if blk is not None and blk.children else g.nodes.get(device)
     if bs is None:
         raise BlockError.of("device.not-found", "DeviceNotFound", id=device)
     if not surgery.is_root(bs):

@@ -30,6 +30,7 @@ from qmpd.engine.perms import CONSISTENT_READ as CR
 from qmpd.engine.perms import RESIZE as RS
 from qmpd.engine.perms import WRITE as W
 from qmpd.engine.perms import WRITE_UNCHANGED as WU
+from qmpd.engine.transaction import Transaction
 
 MIRROR_CHUNK = 1024 * 1024      # mirror's MAX_IO_BYTES
 MIRROR_BUF_SIZE = 1 << 24       # DEFAULT_MIRROR_BUF_SIZE
@@ -157,6 +158,28 @@ class MirrorJob(_MirrorDriver):
     copy_mode: str = "background"
     # A write was only marked dirty since the job became ready (actively-synced off).
     spoiled: bool = False
+    # drive-mirror: what becomes of the target's backing chain at the end
+    # ("leave" for blockdev-mirror; see qmpd.engine.drive_jobs).
+    backing_mode: str = "leave"
+    backing_base: Node | None = None
+
+    def prepare(self, job: Job) -> int:
+        if self.backing_mode != "leave":
+            # mirror_exit_common: the filter stops taking WRITE on the source
+            # before the target's backing changes (the source may become it).
+            g = job.mgr.g
+            if self.mtop.alive:
+                self.mtop.state = "stop"
+                tx = Transaction()
+                try:
+                    g.refresh_perms([self.mtop], tx)
+                    tx.commit()
+                except BlockError:
+                    tx.abort()
+            finish_mirror_backing(g, self.target, self.backing_mode, self.backing_base)
+        self._exit(job, job.should_complete)
+        # a replacement that can no longer be made fails the job
+        return -errno.EPERM if self.failed else 0
 
     def actively_synced(self, job: Job) -> bool:
         """mirror_query's actively-synced: on once the job is ready in write-blocking mode."""
@@ -218,11 +241,6 @@ class MirrorJob(_MirrorDriver):
                 raise BlockError(f"Node name '{self.replaces}' not found")
             self.to_replace = node
         super().complete(job)
-
-    def prepare(self, job: Job) -> int:
-        self._exit(job, job.should_complete)
-        # a replacement that can no longer be made fails the job
-        return -errno.EPERM if self.failed else 0
 
     failed: bool = False
 
@@ -404,3 +422,24 @@ def start_mirror(mgr: JobManager, args: dict) -> Job:
     driver.buf_size = args.get("buf-size", 0)
     mgr.start(job, driver)
     return job
+
+
+def finish_mirror_backing(g: BlockGraph, target: Node, mode: str,
+                          base: Node | None) -> None:
+    """mirror_exit_common: the target's backing chain once the copy is done."""
+    unfiltered = surgery.skip_filters(target)
+    if unfiltered is None or not unfiltered.alive:
+        return
+    tx = Transaction()
+    try:
+        if mode == "source":
+            if surgery.cow_bs(unfiltered) is not base and base is not None and base.alive:
+                g.attach(unfiltered, base, "backing", perms.ROLE_COW, tx)
+                unfiltered.no_backing = False
+        elif mode == "open" and unfiltered.backing is None:
+            unfiltered.no_backing = False
+            g._open_backing_file(unfiltered, {}, tx)
+    except BlockError:
+        tx.abort()
+        return
+    tx.commit()

@@ -255,7 +255,26 @@ class Job:
             return False
         if w is PAUSED:
             return False
+        if self.at_breakpoint():
+            return False
         return w.deadline is not None and w.deadline <= now
+
+    def at_breakpoint(self) -> bool:
+        """A blkdebug breakpoint (qemu-io ``break``) below one of the job's
+        nodes holds its next request, as QEMU suspends the request there:
+        the job makes no progress until ``remove_break``/``resume``."""
+        seen: set[int] = set()
+        stack = [n for n in self.nodes if n.alive]
+        while stack:
+            n = stack.pop()
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            st = n.state
+            if n.driver.name == "blkdebug" and isinstance(st, dict) and st.get("breakpoints"):
+                return True
+            stack.extend(e.child for e in n.children)
+        return False
 
     def enter(self) -> None:
         """Run the body until its next yield; on return, complete the job."""
@@ -263,6 +282,11 @@ class Job:
             return
         # job_enter_cond: a cancelled job leaves its pause point even paused
         if self.waiting_on is PAUSED and self.should_pause() and not self.is_cancelled():
+            return
+        if self.at_breakpoint() and not self.is_cancelled():
+            # Held at a blkdebug breakpoint: due again once it is removed.
+            if self.waiting_on is None or self.waiting_on.deadline is None:
+                self.waiting_on = Sleep(self.now())
             return
         self.waiting_on = None
         self.mgr.g.generation += 1    # the job may change what queries show
@@ -272,6 +296,8 @@ class Job:
             while True:
                 w = self.waiting_on = next(self.co)
                 if w is PAUSED or w.deadline is None or w.deadline > self.now() or w.defer:
+                    break
+                if self.at_breakpoint() and not self.is_cancelled():
                     break
         except StopIteration as stop:
             self.ret = stop.value or 0
@@ -378,7 +404,8 @@ class JobManager:
     def create(self, jid: str | None, jtype: str, args: dict, main: Node,
                perm: int, shared: int, tx: Transaction) -> Job:
         """block_job_create: the job and its link to ``main``; undone with ``tx``."""
-        job = self.create_job("" if jid is None else jid, jtype, args)
+        # block_job_create: without an id, the node's BlockBackend name.
+        job = self.create_job(self.g.device_name(main) if jid is None else jid, jtype, args)
         tx.on_abort(lambda: self.early_fail(job))
         self.add_bdrv(job, "main node", main, perm, shared, tx)
         speed = args.get("speed", 0)
@@ -710,7 +737,7 @@ class JobManager:
         best = None
         for j in self.jobs:
             w = j.waiting_on
-            if j.co is None or w is None or w.deadline is None:
+            if j.co is None or w is None or w.deadline is None or j.at_breakpoint():
                 continue
             if best is None or w.deadline < best:
                 best = w.deadline

@@ -1,0 +1,47 @@
+"""drive-mirror and drive-backup (QEMU 7.2; drive-backup is deprecated there
+in favour of blockdev-backup, and so marked in the schema).
+
+Both make their target image from a filename, then run as blockdev-mirror
+and blockdev-backup do (:mod:`qmpd.engine.drive_jobs`).  drive-backup is
+also a transaction action, as in QEMU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from qmpd.commands.registry import command
+from qmpd.commands.snapshot import action, cmd_transaction
+from qmpd.engine.graph import Transaction
+
+
+@command("drive-mirror")
+def cmd_drive_mirror(daemon: Any, args: dict) -> dict:
+    from qmpd.engine.drive_jobs import start_drive_mirror
+
+    start_drive_mirror(daemon.jobs, args)
+    return {}
+
+
+@action("drive-backup")
+def _drive_backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
+    from qmpd.engine.drive_jobs import drive_backup_target
+    from qmpd.engine.jobs.backup import create_backup
+
+    mgr = daemon.jobs
+    g = daemon.graph
+    bargs, target = drive_backup_target(g, data, tx)
+    job = create_backup(mgr, bargs, tx)
+
+    def start() -> None:
+        # drive_backup_commit: job_start; the command's own reference to the
+        # target goes (the job holds it).
+        mgr.start(job, job.driver)
+    return start
+
+
+@command("drive-backup")
+def cmd_drive_backup(daemon: Any, args: dict) -> dict:
+    # qmp_drive_backup runs the transaction action alone.
+    return cmd_transaction(daemon, {"actions": [{"type": "drive-backup", "data": args}]})

@@ -1,0 +1,312 @@
+"""QEMU's command line beyond the monitor: help probes and startup options.
+
+Test harnesses (QEMU's iotests above all) launch QEMU with much more than a
+monitor: they probe the binary (``-machine help``, ``-M none -device help``,
+``-drive format=help``), and give block nodes, devices and objects on the
+command line (``-blockdev``, ``-drive``, ``-device``, ``-object``).  This
+module turns those options into what qmpd does with them:
+
+* the help probes print what QEMU prints, listing only what qmpd emulates;
+* each startup option becomes a :class:`StartupItem`, a QMP command the
+  server runs before any monitor is served, in QEMU's order (objects, then
+  ``-blockdev``, then ``-drive``, then devices).  A failing one stops qmpd
+  with QEMU's ``OPTION: message`` and exit status 1, as QEMU does.
+
+Option values use QEMU's two syntaxes: JSON (``-blockdev '{"driver": ...}'``)
+or keyval (``driver=qcow2,file.driver=file,file.filename=a.img``, ``,,`` for
+a literal comma).  Keyval values are strings; as QEMU's keyval input visitor
+does, they are read as the type the schema wants there (see
+:func:`typed_keyval`).
+
+Kept free of heavy imports (the schema is loaded only to type keyval options).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+
+class UsageError(Exception):
+    """A command line qmpd cannot honour; the text is shown to the user."""
+
+
+def split_qemu_opts(text: str) -> list[str]:
+    """Split a QEMU option string at commas; ``,,`` stands for a literal comma."""
+    parts: list[str] = []
+    cur: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == ",":
+            if text[i + 1:i + 2] == ",":
+                cur.append(",")
+                i += 2
+                continue
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+class StartupItem:
+    """One command-line option as the QMP command that does what it asks."""
+
+    __slots__ = ("where", "command", "args", "keyval")
+
+    def __init__(self, where: str, command: str, args: dict[str, Any],
+                 keyval: bool = False) -> None:
+        self.where = where          # "-blockdev driver=...": for error messages
+        self.command = command      # blockdev-add, device_add, object-add, or "drive"
+        self.args = args
+        self.keyval = keyval        # values are keyval strings, typed at startup
+
+    def __repr__(self) -> str:
+        return f"StartupItem({self.where!r}, {self.command!r}, {self.args!r})"
+
+
+# ---------------------------------------------------------------------------
+# help probes
+
+def machine_help(version: tuple[int, int, int]) -> str:
+    """``-machine help``: the pc machine qmpd models (the default) and none."""
+    pc = f"pc-i440fx-{version[0]}.{version[1]}"
+    desc = "Standard PC (i440FX + PIIX, 1996)"
+    return ("Supported machines are:\n"
+            f"{'pc':<20} {desc} (alias of {pc})\n"
+            f"{pc:<20} {desc} (default)\n"
+            f"{'none':<20} empty machine\n")
+
+
+# The device models device_add knows (qmpd.commands.devices), as QEMU 7.2
+# lists them; only the storage category has any.
+_DEVICE_LINES = (
+    'name "ide-cd", bus IDE, desc "virtual IDE CD-ROM"',
+    'name "ide-hd", bus IDE, desc "virtual IDE disk"',
+    'name "scsi-hd", bus SCSI, desc "virtual SCSI disk"',
+    'name "virtio-blk-device", bus virtio-bus',
+    'name "virtio-blk-pci", bus PCI, alias "virtio-blk"',
+    'name "virtio-scsi-device", bus virtio-bus',
+    'name "virtio-scsi-pci", bus PCI, alias "virtio-scsi"',
+)
+
+
+def device_help() -> str:
+    return "Storage devices:\n" + "\n".join(_DEVICE_LINES) + "\n"
+
+
+# The block drivers qmpd's engine implements (qmpd.engine.drivers).
+FORMATS = ("blkdebug", "blkverify", "compress", "copy-on-read", "file", "null-aio",
+           "null-co", "preallocate", "qcow2", "quorum", "raw", "throttle")
+
+
+def format_help() -> str:
+    names = " ".join(FORMATS)
+    return f"Supported formats: {names}\nSupported formats (read-only): {names}\n"
+
+
+def _is_help(value: str) -> bool:
+    return value in ("help", "?")
+
+
+def help_probe(argv: list[str], version: tuple[int, int, int]) -> str | None:
+    """The text a help probe prints, or None when ``argv`` asks for no help."""
+    for i, arg in enumerate(argv[:-1]):
+        opt = "-" + arg.lstrip("-")
+        value = argv[i + 1]
+        first = split_qemu_opts(value)[0]
+        if opt in ("-machine", "-M") and (_is_help(first) or "type=help" in value.split(",")):
+            return machine_help(version)
+        if opt == "-device" and (_is_help(first) or "driver=help" in value.split(",")):
+            return device_help()
+        if opt == "-drive" and "format=help" in split_qemu_opts(value):
+            return format_help()
+    return None
+
+
+# ---------------------------------------------------------------------------
+# keyval
+
+def keyval(text: str, implied: str | None = None) -> dict[str, Any]:
+    """QEMU's keyval_parse: ``a.b=v,c=w`` as a nested dict of strings.
+
+    ``implied`` names the key of a first element without ``=`` (``-object
+    iothread,id=x`` has qom-type ``iothread``).  Keys made only of digits
+    at one level turn that level into a list, as QEMU's list syntax.
+    """
+    out: dict[str, Any] = {}
+    for n, part in enumerate(split_qemu_opts(text)):
+        if part == "" and n:
+            continue
+        key, eq, value = part.partition("=")
+        if not eq:
+            if n == 0 and implied is not None:
+                key, value = implied, part
+            else:
+                raise UsageError(f"Expected '=' after parameter '{part}'")
+        node = out
+        *path, last = key.split(".")
+        for p in path:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise UsageError(f"Parameters '{p}.*' used inconsistently")
+            node = nxt
+        if isinstance(node.get(last), dict):
+            raise UsageError(f"Parameters '{key}.*' used inconsistently")
+        node[last] = value
+    return _listify(out)
+
+
+def _listify(d: Any) -> Any:
+    if not isinstance(d, dict):
+        return d
+    d = {k: _listify(v) for k, v in d.items()}
+    if d and all(k.isdigit() for k in d):
+        return [d[k] for k in sorted(d, key=int)]
+    return d
+
+
+_SIZE_SUFFIX = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
+                "p": 1 << 50, "e": 1 << 60}
+_TYPE_ERR = re.compile(r"Invalid parameter type for '([^']*)', expected: (\w+)")
+_UINT_ERR = re.compile(r"Parameter '([^']*)' expects uint64")
+
+
+def _as_number(text: str, what: str) -> int | float:
+    m = re.fullmatch(r"\s*(-?(?:0[xX][0-9a-fA-F]+|[0-9]+(?:\.[0-9]+)?))\s*([bBkKmMgGtTpPeE]?)",
+                     text)
+    if m is None:
+        raise UsageError(f"Parameter '{what}' expects a number")
+    num, suffix = m.groups()
+    value: int | float = float(num) if "." in num else int(num, 0)
+    value = value * _SIZE_SUFFIX[suffix.lower()]
+    return int(value) if what != "number" or suffix else value
+
+
+def _as_bool(text: str, what: str) -> bool:
+    if text in ("on", "yes", "true", "y"):
+        return True
+    if text in ("off", "no", "false", "n"):
+        return False
+    raise UsageError(f"Parameter '{what}' expects 'on' or 'off'")
+
+
+def _at(d: Any, path: str) -> tuple[Any, Any] | None:
+    """The container holding the value at dotted ``path`` and its key/index."""
+    keys = path.split(".") if path else []
+    node = d
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node.get(k)
+        if node is None:
+            return None
+    if not keys:
+        return None
+    last: Any = int(keys[-1]) if isinstance(node, list) else keys[-1]
+    return node, last
+
+
+def typed_keyval(command: str, args: dict[str, Any],
+                 validate: Callable[[str, dict], None] | None = None) -> dict[str, Any]:
+    """Keyval strings as the types ``command``'s schema wants.
+
+    QEMU's keyval input visitor converts each string when the visit reaches
+    a scalar of another type; here the schema check tells where that is, one
+    member at a time, until the arguments validate (or a string cannot be
+    read as what is wanted, which is the user's error).
+    """
+    from qmpd.schema import ArgumentError
+
+    if validate is None:
+        from qmpd.schema import validate
+    for _ in range(1000):
+        try:
+            validate(command, args)
+            return args
+        except ArgumentError as e:
+            desc = e.desc
+        m = _TYPE_ERR.fullmatch(desc)
+        want = m.group(2) if m else None
+        path = m.group(1) if m else None
+        if m is None:
+            m2 = _UINT_ERR.fullmatch(desc)
+            if m2 is None:
+                raise UsageError(desc)
+            path, want = m2.group(1), "integer"
+        spot = _at(args, path or "")
+        if spot is None:
+            raise UsageError(desc)
+        holder, key = spot
+        value = holder[key]
+        if not isinstance(value, str):
+            raise UsageError(desc)
+        if want == "boolean":
+            holder[key] = _as_bool(value, path or "")
+        elif want in ("integer", "number"):
+            holder[key] = _as_number(value, path or "")
+        else:
+            raise UsageError(desc)
+    raise UsageError(f"{command}: arguments could not be typed")
+
+
+def option_dict(text: str, implied: str | None = None) -> tuple[dict[str, Any], bool]:
+    """A JSON object (typed already) or keyval (strings): (dict, is_json)."""
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise UsageError(f"JSON parse error: {e}") from None
+        if not isinstance(value, dict):
+            raise UsageError("JSON value must be an object")
+        return value, True
+    return keyval(text, implied), False
+
+
+# ---------------------------------------------------------------------------
+# startup options
+
+def blockdev_item(text: str) -> StartupItem:
+    args, typed = option_dict(text, implied="driver")
+    return StartupItem(f"-blockdev {text}", "blockdev-add", args, keyval=not typed)
+
+
+def object_item(text: str) -> StartupItem:
+    args, typed = option_dict(text, implied="qom-type")
+    return StartupItem(f"-object {text}", "object-add", args, keyval=not typed)
+
+
+def device_item(text: str) -> StartupItem:
+    args, _ = option_dict(text, implied="driver")
+    # device_add reads its options as QemuOpts strings anyway.
+    return StartupItem(f"-device {text}", "device_add", args)
+
+
+def drive_item(text: str) -> StartupItem:
+    """``-drive``: a legacy drive (a named BlockBackend over an opened image)."""
+    # QemuOpts, not keyval: flat dotted keys, the last of a repeated key wins,
+    # and a bare name is a boolean set to on.
+    args: dict[str, str] = {}
+    for part in split_qemu_opts(text):
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        args[key] = value if eq else "on"
+    return StartupItem(f"-drive {text}", "drive", args)
+
+
+def resolve_keyval(item: StartupItem,
+                   validate: Callable[[str, dict], None] | None = None) -> dict[str, Any]:
+    """The item's arguments with keyval strings typed (JSON ones as given),
+    by the schema of ``validate`` (the daemon's release; 7.2 by default)."""
+    if item.keyval:
+        return typed_keyval(item.command, dict(item.args), validate)
+    return item.args
+
+
+__all__ = ["StartupItem", "help_probe", "machine_help", "device_help", "format_help",
+           "keyval", "typed_keyval", "blockdev_item", "object_item", "device_item",
+           "drive_item", "resolve_keyval", "FORMATS"]
