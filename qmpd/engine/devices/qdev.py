@@ -25,7 +25,7 @@ from qmpd.engine.devices.backends import (
     remove_backend,
     set_backend_context,
 )
-from qmpd.engine.devices.model import Device, Machine
+from qmpd.engine.devices.model import BlockBackend, Device, Machine
 from qmpd.engine.devices.pci import assign_slot, parse_devfn
 from qmpd.engine.devices.scsi import assign_address
 from qmpd.engine.errors import BlockError
@@ -295,6 +295,14 @@ def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, Any],
             values[key] = v
         elif key == "drive":
             if not v:
+                continue
+            legacy = g.named_backend(v)
+            if isinstance(legacy, BlockBackend) and legacy.device is None \
+                    and legacy.edge is not None:
+                # A -drive if=none: the device takes that BlockBackend.
+                legacy.device = dev
+                dev.backend = legacy
+                tx.on_abort(lambda b=legacy: setattr(b, "device", None))
                 continue
             node = g.nodes.get(v)
             if node is None:
