@@ -12,6 +12,9 @@ import pytest
 
 from qmpd import testing as iotests
 
+# drive-mirror and drive-backup are in the 7.2 profile's schema (10.0 and 5.2: not yet).
+QEMU_7_2 = ["--qemu-version", "7.2.22"]
+
 
 def _reads(img: str, cmd: str) -> bool:
     out = iotests.qemu_io("-f", "qcow2", "-c", cmd, img, check=False).stdout
@@ -31,7 +34,7 @@ def images():
 def test_drive_mirror_full_pivots_to_a_new_image(images):
     _, top = images
     target = iotests.file_path("dj-mirror.qcow2")
-    vm = iotests.VM(args=["--host-writes"]).add_drive(top)
+    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive(top)
     vm.launch()
     try:
         assert vm.qmp("drive-mirror", device="drive0", target=target, sync="full") == \
@@ -50,7 +53,7 @@ def test_drive_mirror_full_pivots_to_a_new_image(images):
 def test_drive_mirror_top_keeps_the_source_backing_chain(images):
     base, top = images
     target = iotests.file_path("dj-mirror-top.qcow2")
-    vm = iotests.VM(args=["--host-writes"]).add_drive(top)
+    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive(top)
     vm.launch()
     try:
         vm.command("drive-mirror", device="drive0", target=target, sync="top")
@@ -69,7 +72,7 @@ def test_drive_mirror_top_keeps_the_source_backing_chain(images):
 def test_drive_backup_copies_a_point_in_time_image(images):
     _, top = images
     target = iotests.file_path("dj-backup.qcow2")
-    vm = iotests.VM(args=["--host-writes"]).add_drive(top)
+    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive(top)
     vm.launch()
     try:
         assert vm.qmp("drive-backup", device="drive0", target=target, sync="full") == \
@@ -84,7 +87,7 @@ def test_drive_backup_copies_a_point_in_time_image(images):
 
 
 def test_drive_mirror_existing_mode_needs_the_file(images):
-    vm = iotests.VM().add_drive(images[1])
+    vm = iotests.VM(args=QEMU_7_2).add_drive(images[1])
     vm.launch()
     try:
         missing = os.path.join(iotests.test_dir, "dj-nonexistent.qcow2")
@@ -98,7 +101,7 @@ def test_drive_mirror_existing_mode_needs_the_file(images):
 
 def test_stream_into_a_read_only_backing_node_of_a_drive(images):
     base, top = images
-    vm = iotests.VM(args=["--host-writes"]).add_drive(top, "backing.node-name=mid")
+    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive(top, "backing.node-name=mid")
     vm.launch()
     try:
         # "mid" (the base image) was opened read-only as a backing file; the
@@ -113,7 +116,7 @@ def test_stream_into_a_read_only_backing_node_of_a_drive(images):
 def test_a_blkdebug_breakpoint_holds_a_job_until_removed(images):
     _, top = images
     target = iotests.file_path("dj-bp.qcow2")
-    vm = iotests.VM(args=["--host-writes"]).add_drive("blkdebug::" + top)
+    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive("blkdebug::" + top)
     vm.launch()
     try:
         vm.pause_drive("drive0")          # qemu-io "break read_aio/write_aio bp_drive0"
