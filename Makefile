@@ -22,7 +22,7 @@ run: install
 	$(BIN)/qmpd --socket $(SOCK)
 
 test: install
-	$(BIN)/ruff check qmpd tests benchmarks examples
+	$(BIN)/ruff check qmpd tests benchmarks examples iotests
 	$(BIN)/python -m pytest
 
 # qmpd against QEMU 7.2's recordings: the oracle's table and summary line.
