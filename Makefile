@@ -23,6 +23,9 @@ run: install
 
 test: install
 	$(BIN)/ruff check qmpd tests benchmarks examples iotests
+	@# Bytecode once, up front: with PYTHONDONTWRITEBYTECODE set (as on some CI
+	@# images) every daemon a test starts would compile qmpd again.
+	$(BIN)/python -m compileall -q qmpd tests > /dev/null
 	$(BIN)/python -m pytest
 
 # qmpd against QEMU 7.2's recordings: the oracle's table and summary line.

@@ -10,6 +10,9 @@ answered, recorded with ``--mask-key package``), and the block-graph corpus
 Scenario setup lines call ``qemu-img`` / ``qemu-io``; they always run against
 qmpd's own ``qmpd-img`` through a PATH shim (CI has no QEMU), and a scenario
 whose setup fails is a failure (qmpd-img broke), reported with the reason.
+Both qmpd and qmpd-img are forked from a server that has imported them
+(:mod:`tests.conformance.forkserver`): fresh interpreters made import time
+most of the suite's CPU.  ``QMPD_CONFORMANCE_FORK=0`` starts fresh ones.
 
 ``known_differences.json`` maps a scenario name to the steps (indexes, or
 "negotiation", "greeting", "job-events", "event-stream", "exit") that currently differ from
@@ -40,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from qmpd.profiles.registry import SERIES
-from tests.conformance import event_streams, qmpreplay
+from tests.conformance import event_streams, forkserver, qmpreplay
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -118,29 +121,35 @@ def recorded_version(transcript: dict) -> str:
     return f"{v['major']}.{v['minor']}.{v['micro']}"
 
 
-def qmpd_target(version: str) -> str:
-    return (f"cmd:{shlex.quote(sys.executable)} -m qmpd --socket {{sock}} "
-            f"--qemu-version {version}")
+def qmpd_target(version: str, fork_server: str | None = None) -> str:
+    """The oracle's target for qmpd answering as ``version``: a fresh
+    ``python -m qmpd``, or a child of the fork server at ``fork_server``."""
+    run = (forkserver.client_command("qmpd", fork_server) if fork_server
+           else f"{shlex.quote(sys.executable)} -m qmpd")
+    return f"cmd:{run} --socket {{sock}} --qemu-version {version}"
+
+
+def use_fork_server() -> bool:
+    # QMPD_CONFORMANCE_FORK=0 replays with a fresh interpreter per process
+    # (slower; for checking that the fork server changes nothing).
+    return os.environ.get("QMPD_CONFORMANCE_FORK", "1") != "0"
 
 
 @contextlib.contextmanager
-def image_tools_env() -> Iterator[None]:
+def image_tools_env() -> Iterator[str | None]:
     """PATH and PYTHONPATH for one batch of recordings: qemu-img and qemu-io
-    resolve to qmpd-img, and ``-m qmpd`` finds this checkout."""
+    resolve to qmpd-img, and ``-m qmpd`` finds this checkout.  Yields the
+    fork server's socket (None without one)."""
     shim = tempfile.mkdtemp(prefix="qmpd-shim-")
-    run_img = (f'exec {shlex.quote(sys.executable)} -c '
-               '"import sys; from qmpd.img.cli import main; sys.exit(main())"')
-    for name, extra in (("qemu-img", ""), ("qemu-io", " io")):
-        path = os.path.join(shim, name)
-        with open(path, "w") as f:
-            f.write(f'#!/bin/sh\n{run_img}{extra} "$@"\n')
-        os.chmod(path, 0o755)
     saved = {k: os.environ.get(k) for k in ("PATH", "PYTHONPATH")}
-    os.environ["PATH"] = shim + os.pathsep + os.environ.get("PATH", "")
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO), saved["PYTHONPATH"]) if p)
     try:
-        yield
+        with (forkserver.running(shim) if use_fork_server()
+              else contextlib.nullcontext(None)) as server:
+            _write_shims(shim, server)
+            os.environ["PATH"] = shim + os.pathsep + (saved["PATH"] or "")
+            yield server
     finally:
         for k, v in saved.items():
             if v is None:
@@ -148,6 +157,18 @@ def image_tools_env() -> Iterator[None]:
             else:
                 os.environ[k] = v
         shutil.rmtree(shim, ignore_errors=True)
+
+
+def _write_shims(shim: str, server: str | None) -> None:
+    """``qemu-img`` and ``qemu-io`` in ``shim``, running qmpd-img."""
+    run_img = (f"exec {forkserver.client_command('img', server)}" if server else
+               f'exec {shlex.quote(sys.executable)} -c '
+               '"import sys; from qmpd.img.cli import main; sys.exit(main())"')
+    for name, extra in (("qemu-img", ""), ("qemu-io", " io")):
+        path = os.path.join(shim, name)
+        with open(path, "w") as f:
+            f.write(f'#!/bin/sh\n{run_img}{extra} "$@"\n')
+        os.chmod(path, 0o755)
 
 
 @dataclass
@@ -220,12 +241,12 @@ def record(names: Iterable[str], jobs: int = 0) -> dict[str, Result]:
         with open(case.transcript) as f:
             expected = json.load(f)
         sc = qmpreplay.load_scenario(str(case.scenario))
-        rec = qmpreplay.Recorder(qmpd_target(recorded_version(expected)),
+        rec = qmpreplay.Recorder(qmpd_target(recorded_version(expected), server),
                                  mask_keys=["package"])
         actual = rec.record(sc)
         return Result(name, expected, actual)
 
-    with image_tools_env(), ThreadPoolExecutor(max_workers=jobs) as pool:
+    with image_tools_env() as server, ThreadPoolExecutor(max_workers=jobs) as pool:
         return {r.name: r for r in pool.map(one, names)}
 
 
