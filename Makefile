@@ -13,6 +13,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e '.[test]'
+	@# pip leaves an editable project's sources uncompiled, and with
+	@# PYTHONDONTWRITEBYTECODE set every start of qmpd would compile it again.
+	$(BIN)/python -m compileall -q qmpd > /dev/null
 	touch $@
 
 run: install
