@@ -48,7 +48,6 @@ def test_few_imports_inside_engine_functions(report: Report) -> None:
         report.engine_function_imports
 
 
-@pytest.mark.xfail(strict=True, reason="remaining: qmpd.testing (931)")
 def test_no_module_over_the_limit(report: Report) -> None:
     assert report.big_modules == [], f"over {MAX_LINES} lines: {report.big_modules}"
 
