@@ -386,32 +386,15 @@ def run(command: str, argv: list[str]) -> tuple[int, str, str]:
     if isinstance(parsed, str):
         return _usage_error(parsed)
     opts, operands = parsed
+    # A later option overrides an earlier one, as with qemu-img's getopt loop.
+    given = dict(opts)
     if command == "compare":
-        fmt1 = fmt2 = None
-        strict = quiet = False
-        for k, v in opts:
-            if k == "f":
-                fmt1 = v
-            elif k == "F":
-                fmt2 = v
-            elif k == "s":
-                strict = True
-            elif k == "q":
-                quiet = True
         if len(operands) != 2:
             return _usage_error("Expecting two image file names")
-        rc, out, err = cmd_compare(operands[0], operands[1], fmt1, fmt2, strict)
-        return rc, "" if quiet else out, err
-    fmt = None
-    output = "human"
-    chain = False
-    for k, v in opts:
-        if k == "f":
-            fmt = v
-        elif k == "o":
-            output = v
-        elif k == "b":
-            chain = True
+        rc, out, err = cmd_compare(operands[0], operands[1], given.get("f"), given.get("F"),
+                                   "s" in given)
+        return rc, "" if "q" in given else out, err
+    output = given.get("o", "human")
     if output not in ("human", "json"):
         return 1, "", "qemu-img: --output must be used with human or json as argument.\n"
     if len(operands) != 1:
@@ -419,9 +402,9 @@ def run(command: str, argv: list[str]) -> tuple[int, str, str]:
     path = operands[0]
     try:
         if command == "info":
-            rc, out = cmd_info(path, fmt, output, chain)
+            rc, out = cmd_info(path, given.get("f"), output, "b" in given)
             return rc, out, ""
-        return cmd_map(path, fmt, output)
+        return cmd_map(path, given.get("f"), output)
     except ImageOpenError as e:
         # bdrv_open's message, prefixed once more by img_open's own.
         return 1, "", f"qemu-img: Could not open '{path}': {e}\n"
