@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import Any
 
 from qmpd import __version__
 from qmpd.launch import UsageError, split_qemu_opts  # noqa: E402  (QEMU's option syntax)
@@ -210,36 +211,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="disconnect a client with more than BYTES of unread output "
                         "(default %(default)s)")
     q = p.add_argument_group("QEMU compatibility")
-    q.add_argument("-qmp", "--qmp", action="append", default=[], metavar="SPEC",
-                   help="unix:PATH,server=on,wait=off (or server,nowait), or stdio")
-    q.add_argument("-chardev", "--chardev", action="append", default=[], metavar="SPEC",
-                   help="socket,id=X,path=P,server=on,wait=off (or stdio,id=X)")
-    q.add_argument("-mon", "--mon", action="append", default=[], metavar="SPEC",
-                   help="chardev=X,mode=control")
-    q.add_argument("-machine", "--machine", "-M", action="append", default=[], metavar="X",
-                   help=argparse.SUPPRESS)
-    q.add_argument("-accel", "--accel", action="append", default=[], metavar="X",
-                   help=argparse.SUPPRESS)
-    q.add_argument("-display", "--display", metavar="none", help=argparse.SUPPRESS)
-    q.add_argument("-nodefaults", "--nodefaults", action="store_true", help=argparse.SUPPRESS)
-    q.add_argument("-nographic", "--nographic", action="store_true", help=argparse.SUPPRESS)
+
+    def qemu_option(name: str, *more: str, **kwargs: Any) -> None:
+        # QEMU takes each of its options with one dash or two.
+        q.add_argument(f"-{name}", f"--{name}", *more, **kwargs)
+
+    def qemu_list(name: str, *more: str, metavar: str, help: str = argparse.SUPPRESS) -> None:
+        # An option that may be given several times; argparse collects the values.
+        qemu_option(name, *more, action="append", default=[], metavar=metavar, help=help)
+
+    qemu_list("qmp", metavar="SPEC",
+              help="unix:PATH,server=on,wait=off (or server,nowait), or stdio")
+    qemu_list("chardev", metavar="SPEC",
+              help="socket,id=X,path=P,server=on,wait=off (or stdio,id=X)")
+    qemu_list("mon", metavar="SPEC", help="chardev=X,mode=control")
+    qemu_list("machine", "-M", metavar="X")
+    qemu_list("accel", metavar="X")
+    qemu_option("display", metavar="none", help=argparse.SUPPRESS)
+    qemu_option("nodefaults", action="store_true", help=argparse.SUPPRESS)
+    qemu_option("nographic", action="store_true", help=argparse.SUPPRESS)
     q.add_argument("-S", dest="start_paused", action="store_true", help=argparse.SUPPRESS)
-    q.add_argument("-vga", "--vga", metavar="none", help=argparse.SUPPRESS)
-    q.add_argument("-serial", "--serial", action="append", default=[], metavar="DEV",
-                   help=argparse.SUPPRESS)
-    q.add_argument("-qtest", "--qtest", metavar="SPEC",
-                   help="unix:path=P: the qtest protocol (clock_step, clock_set) on a "
-                        "socket qmpd connects to")
-    q.add_argument("-blockdev", "--blockdev", action="append", default=[], metavar="OPTS",
-                   help="a block node, as blockdev-add (JSON or key=value,...)")
-    q.add_argument("-drive", "--drive", action="append", default=[], metavar="OPTS",
-                   help="a legacy drive: file=,format=,if=none|virtio,id=,node-name=,cache=...")
-    q.add_argument("-device", "--device", action="append", default=[], metavar="OPTS",
-                   help="a device, as device_add (virtio-blk, virtio-scsi, scsi-hd)")
-    q.add_argument("-object", "--object", action="append", default=[], metavar="OPTS",
-                   help="an object, as object-add (iothread, throttle-group, ...)")
-    q.add_argument("-incoming", "--incoming", metavar="URI", help=argparse.SUPPRESS)
-    q.add_argument("-name", "--name", metavar="NAME", help=argparse.SUPPRESS)
+    qemu_option("vga", metavar="none", help=argparse.SUPPRESS)
+    qemu_list("serial", metavar="DEV")
+    qemu_option("qtest", metavar="SPEC",
+                help="unix:path=P: the qtest protocol (clock_step, clock_set) on a "
+                     "socket qmpd connects to")
+    qemu_list("blockdev", metavar="OPTS",
+              help="a block node, as blockdev-add (JSON or key=value,...)")
+    qemu_list("drive", metavar="OPTS",
+              help="a legacy drive: file=,format=,if=none|virtio,id=,node-name=,cache=...")
+    qemu_list("device", metavar="OPTS",
+              help="a device, as device_add (virtio-blk, virtio-scsi, scsi-hd)")
+    qemu_list("object", metavar="OPTS",
+              help="an object, as object-add (iothread, throttle-group, ...)")
+    qemu_option("incoming", metavar="URI", help=argparse.SUPPRESS)
+    qemu_option("name", metavar="NAME", help=argparse.SUPPRESS)
     return p
 
 
