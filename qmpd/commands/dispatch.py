@@ -175,17 +175,32 @@ class Dispatcher:
                 if result.__class__ is PreencodedParts:
                     result = result.value()
             return result
-        except ArgumentError as e:
-            # the QAPI visitor's words differ between releases too
-            raise QMPError(self.profile.render(e.desc)) from None
-        except BlockError as e:
-            err = QMPError(self.profile.render_all(e.parts), e.cls)
-            err.hint = e.hint       # shown for command-line options only
-            raise err from None
-        except QMPError as e:
-            if isinstance(e.message, str):
+        except (ArgumentError, BlockError, QMPError) as e:
+            err = self.qmp_error(e)
+            if err is e:
                 raise
-            raise QMPError(self.profile.render(e.message), e.cls) from None
+            raise err from None
+
+    def qmp_error(self, e: Exception) -> QMPError | None:
+        """``e`` as the QMP error a client sees, in the words of the daemon's
+        profile; None when ``e`` is no command's error (a bug in qmpd).
+
+        The server words the errors of a long command's later steps here
+        too, so that they read as the same error from ``execute`` would."""
+        BlockError, ArgumentError = _hot()
+        if isinstance(e, QMPError):
+            if isinstance(e.message, str):
+                return e
+            err = QMPError(self.profile.render(e.message), e.cls)
+        elif isinstance(e, BlockError):
+            err = QMPError(self.profile.render_all(e.parts), e.cls)
+        elif isinstance(e, ArgumentError):
+            # the QAPI visitor's words differ between releases too
+            return QMPError(self.profile.render(e.desc))
+        else:
+            return None
+        err.hint = e.hint       # shown for command-line options only
+        return err
 
     def _cached(self, info: CommandInfo, args: dict) -> Any:
         """``info``'s result encoded, from the cache when the graph has not

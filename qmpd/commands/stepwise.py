@@ -5,17 +5,15 @@ A handler may return a :class:`Stepwise` instead of its result.  The server
 runs one step at a time and serves other clients in between (which of their
 commands may run meanwhile is the server's rule, from :attr:`Stepwise.writes`);
 in-process callers of the dispatcher get the finished result, as from any
-other command.  Engine errors raised by a step become QMP errors here, as in
-the dispatcher.
+other command.  An error raised by a step leaves as it is: whoever runs the
+steps words it with :meth:`~qmpd.commands.dispatch.Dispatcher.qmp_error`, in
+the daemon's profile, as the dispatcher words the errors of any command.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from typing import Any
-
-from qmpd.commands.errors import QMPError
-from qmpd.engine.errors import BlockError
 
 
 class Stepwise:
@@ -34,14 +32,12 @@ class Stepwise:
 
     def step(self) -> bool:
         """Run one step; True once the command has finished and ``result``
-        is set.  Raises QMPError when the command fails."""
+        is set.  Raises the command's error (QMPError, BlockError) when it fails."""
         try:
             next(self._steps)
         except StopIteration as done:
             self.result = done.value
             return True
-        except BlockError as e:
-            raise QMPError(e.desc, e.cls) from None
         return False
 
     def run(self) -> Any:

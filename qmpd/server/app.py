@@ -445,6 +445,9 @@ class Server:
         self._next_cid = 0
         self._daemon: Any = None
         self._execute: Callable[..., Any] | None = None
+        # Words a command's error in the daemon's profile (the dispatcher's
+        # qmp_error); None until the first command loads the dispatcher.
+        self._qmp_error: Callable[[Exception], QMPError | None] | None = None
         self._root: trio.Nursery | None = None
         # Block-job time: started in main (nursery.start), before any daemon.
         self.job_runner = JobRunner(make_clock(config.clock))
@@ -489,6 +492,7 @@ class Server:
         self._table = dispatcher.table
         self._daemon = daemon
         self._execute = dispatcher.execute
+        self._qmp_error = dispatcher.qmp_error
         return dispatcher.execute
 
     def execute(self, client: Client, req: Any) -> bytes | Stepwise:
@@ -502,13 +506,23 @@ class Server:
             if result.__class__ is Stepwise:
                 return result
             reply = session.reply(req, result)
-        except QMPError as e:
-            return session.error(req, e.cls, e.desc)
         except Exception as e:
-            return self._internal_error(session, req, e)
+            return self._error_reply(session, req, e)
         finally:
             self._running_for = None
         return self._finish(session, req, reply)
+
+    def _error_reply(self, session: Session, req: Any, e: Exception) -> bytes:
+        """The reply to a command that raised ``e``: its QMP error, worded by
+        the daemon's profile as the dispatcher words it (a long command's
+        later steps raise theirs here, outside the dispatcher), or qmpd's
+        internal error."""
+        err = self._qmp_error(e) if self._qmp_error is not None else None
+        if err is None and isinstance(e, QMPError):
+            err = e     # no dispatcher yet: nothing to word it with
+        if err is None:
+            return self._internal_error(session, req, e)
+        return session.error(req, err.cls, err.desc)
 
     def _internal_error(self, session: Session, req: Any, e: Exception) -> bytes:
         log(f"internal error in command {req.name!r}:\n" + traceback.format_exc())
@@ -555,10 +569,8 @@ class Server:
                 reply = b"".join(parts)   # goes out at once, as any short reply
             else:
                 reply = session.reply(req, result)
-        except QMPError as e:
-            return session.error(req, e.cls, e.desc)
         except Exception as e:
-            return self._internal_error(session, req, e)
+            return self._error_reply(session, req, e)
         finally:
             work.close()
             self.long = None
