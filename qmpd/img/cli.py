@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import sys
 
+from qmpd.img.bitmap import cmd_bitmap
 from qmpd.img.create import FORMATS, INT64_MAX, CreateError, help_text, img_create, split_options
 from qmpd.img.getopt import getopt_long as _getopt_long
 from qmpd.img.images import ImageOpenError, open_image
+from qmpd.img.inspect import run as run_inspect
 from qmpd.img.qemu_io import run_commands
 from qmpd.img.sizes import SizeError, parse_size
 
@@ -157,13 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     if cmd in ("io", "qemu-io"):
         return cmd_io(rest)
     if cmd == "bitmap":
-        from qmpd.img.bitmap import cmd_bitmap
-
         return cmd_bitmap(rest, _getopt_long)
     if cmd in ("info", "map", "compare"):
-        from qmpd.img.inspect import run
-
-        status, out, err = run(cmd, rest)
+        status, out, err = run_inspect(cmd, rest)
         # qemu-img reports errors at once on stderr; its stdout (a pipe under
         # test) comes out at exit: the same order in a combined stream.
         sys.stderr.write(err)

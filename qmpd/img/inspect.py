@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from qmpd.img.getopt import getopt_long
 from qmpd.img.images import ImageOpenError, OpenedImage, Qcow2Adapter, RawImage, open_image
 from qmpd.qcow2.entries import subcluster_type
 from qmpd.qcow2.spec import (
@@ -30,7 +31,7 @@ from qmpd.qcow2.spec import (
     SC_ZERO_ALLOC,
     SC_ZERO_PLAIN,
 )
-from qmpd.schema._ghash import qdict_key_order
+from qmpd.qobject import key_order
 
 _SUFFIXES = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
@@ -55,7 +56,7 @@ def _hex(v: int) -> str:
 def _ordered(d: dict[str, Any]) -> dict[str, Any]:
     """A dict in the order qemu-img's QDict prints it (keys inserted in ``d``'s order)."""
     return {k: _ordered(d[k]) if isinstance(d[k], dict) else d[k]
-            for k in qdict_key_order(list(d))}
+            for k in key_order(list(d))}
 
 
 def _pretty(obj: Any) -> str:
@@ -361,8 +362,6 @@ __all__ = ["cmd_info", "cmd_map", "cmd_compare", "size_to_str", "map_entries", "
 
 def _opts(argv: list[str], short: str, long: dict[str, str]
           ) -> tuple[list[tuple[str, str]], list[str]] | str:
-    from qmpd.img.getopt import getopt_long
-
     try:
         return getopt_long(argv, short, long)
     except ValueError as exc:
