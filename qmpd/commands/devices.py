@@ -7,32 +7,11 @@ has gone out (then ``DEVICE_DELETED`` follows), as QEMU's deferred unplug.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from qmpd.commands.registry import command
 from qmpd.engine.devices import qdev, query
 from qmpd.engine.devices.model import BlockBackend
-
-
-def _defer(daemon: Any, fn: Callable[[], None]) -> None:
-    """Run ``fn`` after the reply has gone out, as QEMU's deferred unplug."""
-    try:
-        import trio
-
-        token = trio.lowlevel.current_trio_token()
-    except (ImportError, RuntimeError):
-        fn()
-        return
-
-    def run() -> None:
-        try:
-            fn()
-        except Exception:   # pragma: no cover - never let a callback kill the loop
-            import traceback
-
-            traceback.print_exc()
-    token.run_sync_soon(run)
 
 
 @command("device_add")
@@ -63,7 +42,8 @@ def device_del(daemon: Any, args: dict) -> dict:
         data = qdev.unplug(g, dev)
         if data is not None:
             daemon.emit("DEVICE_DELETED", data)
-    _defer(daemon, unplug)
+    # After the reply has gone out, as QEMU's deferred unplug.
+    daemon.after_reply(unplug)
     return {}
 
 

@@ -11,48 +11,39 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from qmpd import __version__
+
+# Importing the family modules registers their handlers in COMMANDS.
+from qmpd.commands import (  # noqa: F401
+    bitmaps,
+    block,
+    control,
+    devices,
+    drive_jobs,
+    exports,
+    hmp,
+    jobs,
+    objects,
+    query,
+    reopen,
+    resize,
+    snapshot,
+)
 from qmpd.commands.errors import CommandNotFound, QMPError
 from qmpd.commands.registry import COMMANDS, CommandInfo
 from qmpd.commands.stepwise import Stepwise
+from qmpd.engine.errors import BlockError
+from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.state import JobManager, JobTime
 from qmpd.profiles import Profile, select
 from qmpd.protocol.encode import Preencoded, PreencodedParts, dumps
+from qmpd.schema import ArgumentError, load
 
 EventSink = Callable[[str, "dict | None", tuple[int, int]], None]
 
 
-def _load_families() -> None:
-    # Importing the family modules registers their handlers.
-    from qmpd.commands import (  # noqa: F401
-        bitmaps,
-        block,
-        control,
-        devices,
-        drive_jobs,
-        exports,
-        hmp,
-        jobs,
-        objects,
-        query,
-        reopen,
-        resize,
-        snapshot,
-    )
-
-
-_HOT: tuple[Any, Any] | None = None
-
-
-def _hot() -> tuple[Any, Any]:
-    """(BlockError, ArgumentError), imported on first use (the engine and
-    schema packages are not needed before the first command)."""
-    global _HOT
-    if _HOT is None:
-        from qmpd.engine.errors import BlockError
-        from qmpd.schema import ArgumentError
-
-        _HOT = (BlockError, ArgumentError)
-    return _HOT
+def _run_now(fn: Callable[[], None]) -> None:
+    fn()
 
 
 class Daemon:
@@ -67,10 +58,6 @@ class Daemon:
 
     def __init__(self, profile: Profile | None = None, *, job_time: JobTime,
                  package: str | None = None, extensions: bool = False) -> None:
-        from qmpd import __version__
-        from qmpd.engine.graph import BlockGraph
-        from qmpd.schema import load
-
         #: The QEMU release whose answers qmpd gives (--qemu-version).
         self.profile: Profile = profile if profile is not None else select()
         #: That release's QAPI schema: argument checks and introspection.
@@ -92,6 +79,10 @@ class Daemon:
         #: The largest reply (--max-output; None in process): qemu-io output
         #: that would be larger is refused before it is made.
         self.max_output: int | None = None
+        #: Runs a callable once the reply to the command under way has gone
+        #: out (a SCSI disk's deferred unplug): the server's event loop does
+        #: that; in process there is no reply to wait for, so it runs now.
+        self.after_reply: Callable[[Callable[[], None]], None] = _run_now
         #: Callables run by x-qmpd-reset, for subsystems with per-daemon state.
         self.reset_hooks: list[Callable[[], None]] = []
         #: The block jobs, for the daemon's lifetime (serving the current graph).
@@ -104,8 +95,6 @@ class Daemon:
 
     def new_graph(self) -> None:
         """An empty block graph of the same release (x-qmpd-reset)."""
-        from qmpd.engine.graph import BlockGraph
-
         self.graph = BlockGraph(self.profile)
         # The old graph's jobs go without a word (and a virtual clock restarts).
         self.jobs.reset(self.graph)
@@ -123,7 +112,6 @@ class Dispatcher:
     """Runs commands against one :class:`Daemon`."""
 
     def __init__(self, daemon: Daemon) -> None:
-        _load_families()
         self.daemon = daemon
         daemon.dispatcher = self   # query-commands and query-qmp-schema read the table
         # The release's commands are those its schema describes (qmpd has a
@@ -151,10 +139,6 @@ class Dispatcher:
         ``stepwise`` (the server's way too), a long command comes back as a
         :class:`~qmpd.commands.stepwise.Stepwise` for the caller to run.
         """
-        # Bound once in __init__'s import of the families: a function-level
-        # import here cost a few microseconds on every command.
-        BlockError, ArgumentError = _hot()
-
         info = self.table.get(name)
         if info is None:
             raise CommandNotFound(f"The command {name} has not been found")
@@ -187,7 +171,6 @@ class Dispatcher:
 
         The server words the errors of a long command's later steps here
         too, so that they read as the same error from ``execute`` would."""
-        BlockError, ArgumentError = _hot()
         if isinstance(e, QMPError):
             if isinstance(e.message, str):
                 return e

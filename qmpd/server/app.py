@@ -53,11 +53,14 @@ from qmpd.commands.errors import QMPError
 from qmpd.commands.stepwise import Stepwise
 from qmpd.jobs.clock import make_clock
 from qmpd.jobs.runner import JobRunner
+from qmpd.launch import resolve_keyval
+from qmpd.profiles.registry import load as load_profile
 from qmpd.protocol.encode import PreencodedParts, encode_event
 from qmpd.protocol.session import Session
 from qmpd.server.config import Endpoint, ServerConfig
 from qmpd.server.greeting import refusal_bytes
 from qmpd.server.listener import UnixListener
+from qmpd.server.qtest import QtestSession
 from qmpd.server.trace import Tracer
 
 perf = time.perf_counter
@@ -471,11 +474,10 @@ class Server:
         # Deferred to the first command so that the greeting goes out before the
         # engine, schema and command modules are imported.
         from qmpd.commands.dispatch import Daemon, Dispatcher
-        from qmpd.profiles.registry import load
 
         cfg = self.config
         # The runner refuses to serve the daemon's jobs unless main started it.
-        daemon = Daemon(load(cfg.qemu_series, cfg.qemu_version), job_time=self.job_runner,
+        daemon = Daemon(load_profile(cfg.qemu_series, cfg.qemu_version), job_time=self.job_runner,
                         extensions=cfg.extensions)
         daemon.hmp_output = cfg.hmp_output
         daemon.vm_name = cfg.vm_name
@@ -483,6 +485,7 @@ class Server:
             daemon.running = False
             daemon.run_state = "prelaunch"
         daemon.event_sink = self.broadcast
+        daemon.after_reply = self._after_reply
         if cfg.host_writes:
             daemon.graph.hostfiles.write_through = True
         # The largest reply a client gets (qemu-io's output is refused before
@@ -523,6 +526,22 @@ class Server:
         if err is None:
             return self._internal_error(session, req, e)
         return session.error(req, err.cls, err.desc)
+
+    def _after_reply(self, fn: Callable[[], None]) -> None:
+        """The daemon's ``after_reply``: run ``fn`` from the event loop once
+        the command under way has finished and its reply is queued."""
+        try:
+            token = trio.lowlevel.current_trio_token()
+        except RuntimeError:    # outside the event loop (no reply under way)
+            fn()
+            return
+
+        def run() -> None:
+            try:
+                fn()
+            except Exception:   # never let a callback kill the loop
+                log("internal error after a reply:\n" + traceback.format_exc())
+        token.run_sync_soon(run)
 
     def _internal_error(self, session: Session, req: Any, e: Exception) -> bytes:
         log(f"internal error in command {req.name!r}:\n" + traceback.format_exc())
@@ -706,8 +725,9 @@ class Server:
 
     def run_startup(self) -> bool:
         """-object, -blockdev, -drive, -device: False (after QEMU's message) if one fails."""
+        # The command modules come with the dispatcher, after the greeting
+        # (see _load_dispatcher), not with this module.
         from qmpd.commands.drive import drive_new
-        from qmpd.launch import resolve_keyval
 
         cfg = self.config
         if not cfg.startup and not cfg.host_writes:
@@ -731,8 +751,6 @@ class Server:
         return True
 
     async def _qtest_task(self, sock: Any, listener: Any) -> None:
-        from qmpd.server.qtest import QtestSession
-
         if listener is not None:
             lsock = trio.socket.from_stdlib_socket(listener.sock)
             conn, _ = await lsock.accept()
