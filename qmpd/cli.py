@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 from typing import Any
 
-from qmpd import __version__
+from qmpd import __version__, launch
 from qmpd.launch import UsageError, split_qemu_opts  # noqa: E402  (QEMU's option syntax)
 from qmpd.profiles.registry import DEFAULT_VERSION, SERIES, UnknownRelease, parse_release
+from qmpd.server import run  # light: trio and the engine come once run() has the sockets
 from qmpd.server.config import (
     DEFAULT_MAX_CLIENTS,
     DEFAULT_MAX_OUTPUT,
@@ -276,8 +278,6 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     qtest = parse_qtest_spec(args.qtest) if args.qtest else None
     qtest_accel = any("qtest" in split_qemu_opts(a)[0].split(":") for a in args.accel) or any(
         "accel=qtest" in m for m in args.machine)
-    from qmpd import launch
-
     startup = [launch.object_item(t) for t in args.object]
     startup += [launch.blockdev_item(t) for t in args.blockdev]
     startup += [launch.drive_item(t) for t in args.drive]
@@ -335,8 +335,6 @@ def _release_waiting_peers(argv: list[str]) -> None:
     refused, it would wait out its timeout.  An immediate hang-up tells it at
     once that qmpd is gone (QEMU's own test harness then reports the log).
     """
-    import socket
-
     for i, arg in enumerate(argv[:-1]):
         if arg.lstrip("-") not in ("chardev", "qtest", "qmp"):
             continue
@@ -361,8 +359,6 @@ def _release_waiting_peers(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    from qmpd import launch
-
     version = (7, 2, 22)
     for i, a in enumerate(args[:-1]):
         if a == "--qemu-version":
@@ -381,6 +377,4 @@ def main(argv: list[str] | None = None) -> int:
         _release_waiting_peers(args)
         return 1
     signal.signal(signal.SIGTERM, _early_signal)
-    from qmpd.server import run
-
     return run(config)

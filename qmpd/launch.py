@@ -219,6 +219,9 @@ def typed_keyval(command: str, args: dict[str, Any],
     member at a time, until the arguments validate (or a string cannot be
     read as what is wanted, which is the user's error).
     """
+    # The schema machinery is imported when a command line has keyval
+    # options to type, not with this module: the CLI imports it, and
+    # ``qmpd --help`` or a refused command line should not pay for it.
     from qmpd.schema import ArgumentError
 
     if validate is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from qmpd.commands.registry import command
+from qmpd.engine.activation import set_active
 
 
 @command("blockdev-add")
@@ -26,7 +27,5 @@ def blockdev_del(daemon: Any, args: dict) -> dict:
 @command("blockdev-set-active")
 def blockdev_set_active(daemon: Any, args: dict) -> dict:
     # Offered only by releases whose schema has it (10.0+): see qmpd.engine.activation.
-    from qmpd.engine.activation import set_active
-
     set_active(daemon.graph, args.get("node-name"), args["active"])
     return {}

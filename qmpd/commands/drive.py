@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from qmpd.commands.devices import device_add
 from qmpd.commands.errors import QMPError, from_block_error
 from qmpd.engine import perms
 from qmpd.engine.devices.backends import remove_backend
@@ -129,8 +130,6 @@ def drive_new(daemon: Any, opts: dict[str, str]) -> None:
         raise from_block_error(e) from None
     tx.commit()
     if iface == "virtio":
-        from qmpd.commands.devices import device_add
-
         try:
             device_add(daemon, {"driver": "virtio-blk-pci", "drive": drive_id})
         except QMPError:

@@ -13,22 +13,19 @@ from typing import Any
 
 from qmpd.commands.registry import command
 from qmpd.commands.snapshot import action, cmd_transaction
+from qmpd.engine.drive_jobs import drive_backup_target, start_drive_mirror
 from qmpd.engine.graph import Transaction
+from qmpd.engine.jobs.backup import create_backup
 
 
 @command("drive-mirror")
 def cmd_drive_mirror(daemon: Any, args: dict) -> dict:
-    from qmpd.engine.drive_jobs import start_drive_mirror
-
     start_drive_mirror(daemon.jobs, args)
     return {}
 
 
 @action("drive-backup")
 def _drive_backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
-    from qmpd.engine.drive_jobs import drive_backup_target
-    from qmpd.engine.jobs.backup import create_backup
-
     mgr = daemon.jobs
     g = daemon.graph
     bargs, target = drive_backup_target(g, data, tx)

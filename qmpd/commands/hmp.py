@@ -26,6 +26,7 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
+from qmpd.commands.devices import hmp_info_block, qdev_backend
 from qmpd.commands.errors import QMPError
 from qmpd.commands.registry import command
 from qmpd.commands.stepwise import Stepwise
@@ -33,7 +34,9 @@ from qmpd.cstrings import cstring
 from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import Transaction
+from qmpd.engine.io import NodeIO
 from qmpd.engine.node import Parent
+from qmpd.img.qemu_io import OutputTooLarge, QemuIo, find_command
 from qmpd.protocol.encode import PreencodedParts, quote
 
 QEMU_IO_HELP = ('qemu-io [-d] [device] "[command]" -- run a qemu-io command on a block device'
@@ -172,8 +175,6 @@ def _qemu_io(daemon: Any, args: str) -> str | Stepwise:
     dev_edge = None
     if qdev:
         # blk_by_qdev_id: the device's own BlockBackend (qmpd.commands.devices).
-        from qmpd.commands.devices import qdev_backend
-
         dev_blk, err = qdev_backend(daemon, device)
         if dev_blk is None or dev_blk.edge is None:
             return _mon(f"Error: {daemon.profile.render(err)}\n")
@@ -199,8 +200,6 @@ def _qemu_io(daemon: Any, args: str) -> str | Stepwise:
             return _mon("")
         return text
 
-    from qmpd.img.qemu_io import find_command
-
     words = cmd.split()
     qcmd = find_command(words[0]) if words else None
     need = 0
@@ -214,9 +213,6 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
                    need: int) -> Generator[None, None, str | PreencodedParts]:
     """hmp_qemu_io(): a temporary BlockBackend on ``node`` (or the device's
     own), the permissions the command needs, the command, a step per chunk."""
-    from qmpd.engine.io import NodeIO
-    from qmpd.img.qemu_io import OutputTooLarge, QemuIo
-
     g = daemon.graph
     to_stdout = daemon.hmp_output == "stdout"
     limit = daemon.max_output
@@ -275,8 +271,6 @@ def _info(daemon: Any, sub: str, line: str) -> str:
         return _mon(f"{major}.{minor}.{micro}{daemon.package}\n")
     if sub == "block":
         # The BlockBackends of devices (qmpd.commands.devices); none: "".
-        from qmpd.commands.devices import hmp_info_block
-
         return _mon(hmp_info_block(daemon))
     return _mon(f"unknown command: '{line}'\n")
 

@@ -6,19 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from qmpd.commands.registry import command
+from qmpd.engine.reopen import reopen
 
 
 @command("blockdev-reopen")
 def blockdev_reopen(daemon: Any, args: dict) -> dict:
-    from qmpd.engine.reopen import reopen
-
     reopen(daemon.graph, args["options"])
     return {}
 
 
 @command("x-blockdev-reopen")
 def x_blockdev_reopen(daemon: Any, args: dict) -> dict:
-    from qmpd.engine.reopen import reopen
-
     reopen(daemon.graph, [args])
     return {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from qmpd.qobject import Preencoded, dumps, key_order, quote, tdb_hash
 
 __all__ = ["Preencoded", "PreencodedParts", "dumps", "encode_message", "encode_event",
@@ -33,8 +35,6 @@ class PreencodedParts:
 
     def value(self) -> Any:
         """The value itself (for in-process callers)."""
-        import orjson
-
         return orjson.loads(b"".join(self.parts))
 
 

@@ -15,10 +15,12 @@ for the ``x-qapi-*`` keywords); each release's profile names its folder.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from qmpd.schema._loader import Checker, SchemaSet
+from qmpd.profiles import select
+from qmpd.schema._introspect import build
+from qmpd.schema._loader import Checker, SchemaSet, load_schema_set
+from qmpd.schema._visitor import Compiler, VisitError
 
 __all__ = ["ArgumentError", "Schema", "load", "validate", "introspect", "command_names",
            "event_names"]
@@ -36,8 +38,6 @@ class Schema:
     """One release's schema (the folder its profile names): checks and introspection."""
 
     def __init__(self, folder: str) -> None:
-        from qmpd.schema._loader import load_schema_set
-
         self.folder = folder
         self.set: SchemaSet = load_schema_set(folder)
         self._checkers: dict[str, Checker | None] = {}
@@ -53,8 +53,6 @@ class Schema:
             chk = None
         else:
             if self._compiler is None:
-                from qmpd.schema._visitor import Compiler
-
                 self._compiler = Compiler(self.set)
             chk = self._compiler.command_checker(command, entry)
         self._checkers[command] = chk
@@ -67,8 +65,6 @@ class Schema:
         choice among several unexpected keys depends on it.  Commands the
         schema does not describe are not checked.
         """
-        from qmpd.schema._visitor import VisitError
-
         checker = self._checker(command)
         if checker is None:
             return
@@ -84,8 +80,6 @@ class Schema:
         definition order, then the types they reach in first-use order, with
         non-command, non-event names masked as decimal strings like QEMU does.
         """
-        from qmpd.schema._introspect import build
-
         return build(self.set, commands, events)
 
     def command_names(self) -> list[str]:
@@ -104,8 +98,6 @@ def load(folder: str | None = None) -> Schema:
     """The schema of ``schema/<folder>/`` (the default release's when None),
     read once per process."""
     if folder is None:
-        from qmpd.profiles import select
-
         folder = select().schema_dir
     schema = _LOADED.get(folder)
     if schema is None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
 
 Checker = Callable[[dict], None]
 
@@ -19,10 +21,6 @@ Checker = Callable[[dict], None]
 def _schema_files(folder: str) -> Iterator[tuple[str, str]]:
     # Installed wheel: qmpd/_schema (pyproject force-include).  Editable or
     # source checkout: the repository's top-level schema/ directory.
-    # Imported here, not at module level: start-up of the daemon stays cheap.
-    from importlib import resources
-    from pathlib import Path
-
     try:
         pkg = resources.files("qmpd") / "_schema" / folder
         if pkg.is_dir():

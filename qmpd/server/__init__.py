@@ -8,13 +8,9 @@ and the commands behind :class:`qmpd.commands.dispatch.Dispatcher`.
 
 from qmpd.server.config import Endpoint, ServerConfig
 
+# startup imports no trio: it imports the server (qmpd.server.app) in a
+# thread once the sockets exist, so ``qmpd --help`` and argument errors
+# never pay for it.
+from qmpd.server.startup import run
+
 __all__ = ["Endpoint", "ServerConfig", "run"]
-
-
-def run(config: ServerConfig) -> int:
-    """Serve until ``quit`` or a signal; returns the process exit status."""
-    # Trio is imported only once the sockets exist (see qmpd.server.startup),
-    # so ``qmpd --help`` and argument errors never pay for it.
-    from qmpd.server.startup import run as _run
-
-    return _run(config)

@@ -165,6 +165,8 @@ def run(config: ServerConfig) -> int:
             if err is not None:
                 raise err
         # startup -> app, never back: the server gets the sockets as arguments.
+        # Imported here, not at the top: greet_while_loading's thread has just
+        # imported it (trio and all) while the first clients were greeted.
         from qmpd.server.app import serve
 
         # Handed over: from now on the server closes them, not cleanup().
