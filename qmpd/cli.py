@@ -359,7 +359,10 @@ def _release_waiting_peers(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    version = (7, 2, 22)
+    # The help probes answer as the release being emulated (the default one
+    # unless --qemu-version says otherwise): iotests read the default machine
+    # type from -machine help.
+    version = parse_version(DEFAULT_VERSION)
     for i, a in enumerate(args[:-1]):
         if a == "--qemu-version":
             try:

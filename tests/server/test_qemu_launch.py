@@ -33,13 +33,18 @@ def _qmpd(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
 
 # ----------------------------------------------------------------- help probes
 
-def test_machine_help_names_a_default_machine_as_iotests_reads_it():
-    out = _qmpd("-machine", "help").stdout
+@pytest.mark.parametrize("args, machine", [
+    ((), "pc-i440fx-10.0"),                               # the default release, 10.0.2
+    (("--qemu-version", "7.2.22"), "pc-i440fx-7.2"),
+    (("--qemu-version", "5.2.0"), "pc-i440fx-5.2"),
+])
+def test_machine_help_names_a_default_machine_as_iotests_reads_it(args, machine):
+    out = _qmpd(*args, "-machine", "help").stdout
     lines = out.split("\n")
     # testenv.get_default_machine: the "(default)" line, then its alias.
     default = next(m for m in lines if m.endswith(" (default)")).split(" ", 1)[0]
     alias = next(m for m in lines if m.endswith(f" (alias of {default})"))
-    assert default == "pc-i440fx-7.2" and alias.split(" ", 1)[0] == "pc"
+    assert default == machine and alias.split(" ", 1)[0] == "pc"
     assert "none                 empty machine" in lines
 
 
