@@ -16,6 +16,7 @@ from qmpd.commands.snapshot import action, cmd_transaction
 from qmpd.engine.drive_jobs import drive_backup_target, start_drive_mirror
 from qmpd.engine.graph import Transaction
 from qmpd.engine.jobs.backup import create_backup
+from qmpd.engine.surgery import lookup_bs
 
 
 @command("drive-mirror")
@@ -28,6 +29,12 @@ def cmd_drive_mirror(daemon: Any, args: dict) -> dict:
 def _drive_backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
     mgr = daemon.jobs
     g = daemon.graph
+    # drive_backup_action drains the source from its lookup until the action
+    # is cleaned up: the job starts inside that section, so it pauses and
+    # resumes (as blockdev-backup's does).
+    source = lookup_bs(g, data["device"], data["device"])
+    mgr.drained([source], True)
+    tx.on_abort(lambda: mgr.drained([source], False))
     bargs, target = drive_backup_target(g, data, tx)
     job = create_backup(mgr, bargs, tx)
 
@@ -35,6 +42,7 @@ def _drive_backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None
         # drive_backup_commit: job_start; the command's own reference to the
         # target goes (the job holds it).
         mgr.start(job, job.driver)
+        mgr.drained([source], False)    # drive_backup_clean
     return start
 
 

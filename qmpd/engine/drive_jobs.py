@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from qmpd.engine import perms
+from qmpd.engine.drivers.registry import get_driver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.mirror import start_mirror
@@ -23,6 +24,9 @@ from qmpd.engine.node import Node, Parent
 from qmpd.engine.surgery import lookup_bs
 from qmpd.engine.transaction import Transaction
 from qmpd.qcow2 import Qcow2FormatError, create_qcow2
+
+# The formats of qmpd's drivers that have image creation (create_opts in QEMU).
+CREATABLE = ("qcow2", "raw", "file")
 
 
 def root_bs(g: BlockGraph, name: str) -> Node:
@@ -52,9 +56,30 @@ def cow_bs(n: Node | None) -> Node | None:
     return b.child if b else None
 
 
+def _fresh_open_count(n: Node) -> int:
+    """How many nodes opening ``n``'s image afresh makes (its subtree)."""
+    seen: set[int] = set()
+    todo = [n]
+    while todo:
+        cur = todo.pop()
+        if id(cur) not in seen:
+            seen.add(id(cur))
+            todo.extend(e.child for e in cur.children)
+    return len(seen)
+
+
 def create_image(g: BlockGraph, path: str, fmt: str, size: int,
-                 backing: Node | None) -> None:
-    """bdrv_img_create(path, fmt, backing's filename and format, size)."""
+                 backing: Node | None, open_backing: bool = False) -> None:
+    """bdrv_img_create(path, fmt, backing's filename and format, size).
+
+    ``open_backing``: the flags do not forbid it (no BDRV_O_NO_BACKING), so
+    bdrv_img_create opens the backing chain to check it, which uses up the
+    automatic names of the nodes it opens."""
+    drv = get_driver(fmt)
+    if drv is None:
+        raise BlockError.of("drive.unknown-file-format", fmt=fmt)
+    if fmt not in CREATABLE:
+        raise BlockError.of("drive.format-cannot-create", fmt=fmt)
     if fmt == "qcow2":
         try:
             if backing is not None:
@@ -66,10 +91,8 @@ def create_image(g: BlockGraph, path: str, fmt: str, size: int,
             raise BlockError(getattr(e, "desc", None) or str(e)) from None
     elif fmt in ("raw", "file"):
         if backing is not None:
-            raise BlockError(f"Backing file not supported for file format '{fmt}'")
+            raise BlockError.of("drive.backing-not-supported", fmt=fmt)
         data = b""
-    else:
-        raise BlockError(f"qmpd cannot create '{fmt}' images")
     layer = g.hostfiles.open_or_create(path)
     if layer is None:
         raise BlockError(f"Could not create '{path}': No such file or directory")
@@ -78,9 +101,12 @@ def create_image(g: BlockGraph, path: str, fmt: str, size: int,
         layer.write(0, data)
     if fmt in ("raw", "file"):
         layer.truncate(size)
-    # bdrv_img_create opened the file and format nodes to format the image:
-    # their automatic names are used up (as in blockdev-snapshot-sync).
-    g.name_counter += 3 if fmt == "qcow2" else 1
+    # Formatting a qcow2 image opens its file and format nodes (qcow2_co_create):
+    # their automatic names are used up.  raw and file images are made
+    # without opening a node (raw_co_create on the path).
+    if backing is not None and open_backing:
+        g.name_counter += _fresh_open_count(backing)
+    g.name_counter += 3 if fmt == "qcow2" else 0
     for n in layer.nodes:
         n.total = None
 
@@ -104,7 +130,7 @@ def start_drive_mirror(mgr: Any, args: dict) -> Any:
     if sync == "none":
         target_backing = bs
     if "replaces" in args and "node-name" not in args:
-        raise BlockError("If 'replaces' is specified, 'node-name' must also be")
+        raise BlockError.of("drive.replaces-needs-node-name")
     size = g.virtual_size(bs)
     backing_mode = "source" if mode == "absolute-paths" else "open"
     if (sync == "full" or target_backing is None) and mode != "existing":
@@ -130,8 +156,12 @@ def start_drive_mirror(mgr: Any, args: dict) -> Any:
              if k not in ("format", "node-name", "mode", "unmap", "target")}
     margs["sync"] = sync
     margs["target"] = target.name
+    # A new image reads as zeroes already (bdrv_has_zero_init of a fresh
+    # qcow2/raw file): only an existing one is zeroed outside the source's
+    # allocated areas.
+    zero_target = sync == "full" and mode == "existing"
     try:
-        job = start_mirror(mgr, margs)
+        job = start_mirror(mgr, margs, zero_target=zero_target)
     except BlockError:
         _drop(g, target)
         raise
@@ -155,8 +185,9 @@ def drive_backup_target(g: BlockGraph, args: dict, tx: Transaction) -> tuple[dic
     """drive_backup_prepare up to do_backup_common: the image and its node.
 
     Returns the blockdev-backup arguments (``target`` is the new node) and
-    the node, which the caller releases once the job holds it."""
-    bs = root_bs(g, args["device"])
+    the node, which the caller releases once the job holds it.  Unlike
+    drive-mirror, any node is a source (bdrv_lookup_bs, not a root)."""
+    bs = lookup_bs(g, args["device"], args["device"])
     mode = args.get("mode", "absolute-paths")
     fmt = args.get("format") or (None if mode == "existing" else bs.driver.name)
     sync = args["sync"]
@@ -174,8 +205,10 @@ def drive_backup_target(g: BlockGraph, args: dict, tx: Transaction) -> tuple[dic
     size = g.virtual_size(bs)
     if mode != "existing":
         assert fmt is not None
+        # sync=none adds BDRV_O_NO_BACKING to the flags; sync=top does not.
         create_image(g, args["target"], fmt, size,
-                     skip_implicit_filters(g, source) if source is not None else None)
+                     skip_implicit_filters(g, source) if source is not None else None,
+                     open_backing=not no_backing)
     opts: dict[str, Any] = {"discard": "unmap", "detect-zeroes": "unmap"}
     if fmt:
         opts["driver"] = fmt

@@ -340,6 +340,12 @@ BASE: dict[str, str] = {
     "mirror.sync-mode-not-supported": "Sync mode '{sync}' not supported",
     "mirror.invalid-parameter-buf-size": "Invalid parameter 'buf-size'",
     "mirror.mirror-node-into-itself": "Can't mirror node into itself",
+    # blockdev.c qmp_drive_mirror / drive_backup_action, block.c bdrv_img_create
+    "drive.replaces-needs-node-name": "a node-name must be provided when replacing a named "
+        "node of the graph",
+    "drive.unknown-file-format": "Unknown file format '{fmt}'",
+    "drive.format-cannot-create": "Format driver '{fmt}' does not support image creation",
+    "drive.backing-not-supported": "Backing file not supported for file format '{fmt}'",
     # blockdev.c / block/backup.c / block/copy-before-write.c
     "backup.must-provide-valid-bitmap-name": "must provide a valid bitmap name for '{sync}' "
         "sync mode",

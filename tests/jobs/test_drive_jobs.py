@@ -12,8 +12,11 @@ import pytest
 
 from qmpd import testing as iotests
 
-# drive-mirror and drive-backup are in the 7.2 profile's schema (10.0 and 5.2: not yet).
-QEMU_7_2 = ["--qemu-version", "7.2.22"]
+
+@pytest.fixture(params=["7.2.22", "10.0.2"])
+def release(request: pytest.FixtureRequest) -> list[str]:
+    """Both releases iotests run against have drive-mirror and drive-backup."""
+    return ["--qemu-version", request.param]
 
 
 def _reads(img: str, cmd: str) -> bool:
@@ -31,10 +34,10 @@ def images():
     return base, top
 
 
-def test_drive_mirror_full_pivots_to_a_new_image(images):
+def test_drive_mirror_full_pivots_to_a_new_image(images, release):
     _, top = images
     target = iotests.file_path("dj-mirror.qcow2")
-    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive(top)
+    vm = iotests.VM(args=release + ["--host-writes"]).add_drive(top)
     vm.launch()
     try:
         assert vm.qmp("drive-mirror", device="drive0", target=target, sync="full") == \
@@ -50,10 +53,10 @@ def test_drive_mirror_full_pivots_to_a_new_image(images):
     assert _reads(target, "read -P 0x11 0 64k") and _reads(target, "read -P 0x22 64k 64k")
 
 
-def test_drive_mirror_top_keeps_the_source_backing_chain(images):
+def test_drive_mirror_top_keeps_the_source_backing_chain(images, release):
     base, top = images
     target = iotests.file_path("dj-mirror-top.qcow2")
-    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive(top)
+    vm = iotests.VM(args=release + ["--host-writes"]).add_drive(top)
     vm.launch()
     try:
         vm.command("drive-mirror", device="drive0", target=target, sync="top")
@@ -69,10 +72,10 @@ def test_drive_mirror_top_keeps_the_source_backing_chain(images):
     assert _reads(target, "read -P 0x22 64k 64k") and _reads(target, "read -P 0x11 0 64k")
 
 
-def test_drive_backup_copies_a_point_in_time_image(images):
+def test_drive_backup_copies_a_point_in_time_image(images, release):
     _, top = images
     target = iotests.file_path("dj-backup.qcow2")
-    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive(top)
+    vm = iotests.VM(args=release + ["--host-writes"]).add_drive(top)
     vm.launch()
     try:
         assert vm.qmp("drive-backup", device="drive0", target=target, sync="full") == \
@@ -86,8 +89,8 @@ def test_drive_backup_copies_a_point_in_time_image(images):
     assert _reads(target, "read -P 0x11 0 64k") and _reads(target, "read -P 0x22 64k 64k")
 
 
-def test_drive_mirror_existing_mode_needs_the_file(images):
-    vm = iotests.VM(args=QEMU_7_2).add_drive(images[1])
+def test_drive_mirror_existing_mode_needs_the_file(images, release):
+    vm = iotests.VM(args=release).add_drive(images[1])
     vm.launch()
     try:
         missing = os.path.join(iotests.test_dir, "dj-nonexistent.qcow2")
@@ -99,9 +102,9 @@ def test_drive_mirror_existing_mode_needs_the_file(images):
         vm.shutdown()
 
 
-def test_stream_into_a_read_only_backing_node_of_a_drive(images):
+def test_stream_into_a_read_only_backing_node_of_a_drive(images, release):
     base, top = images
-    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive(top, "backing.node-name=mid")
+    vm = iotests.VM(args=release + ["--host-writes"]).add_drive(top, "backing.node-name=mid")
     vm.launch()
     try:
         # "mid" (the base image) was opened read-only as a backing file; the
@@ -113,10 +116,10 @@ def test_stream_into_a_read_only_backing_node_of_a_drive(images):
         vm.shutdown()
 
 
-def test_a_blkdebug_breakpoint_holds_a_job_until_removed(images):
+def test_a_blkdebug_breakpoint_holds_a_job_until_removed(images, release):
     _, top = images
     target = iotests.file_path("dj-bp.qcow2")
-    vm = iotests.VM(args=QEMU_7_2 + ["--host-writes"]).add_drive("blkdebug::" + top)
+    vm = iotests.VM(args=release + ["--host-writes"]).add_drive("blkdebug::" + top)
     vm.launch()
     try:
         vm.pause_drive("drive0")          # qemu-io "break read_aio/write_aio bp_drive0"

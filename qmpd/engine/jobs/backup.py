@@ -144,13 +144,18 @@ class BackupJob(JobDriver):
         self._cleanup_sync_bitmap(-1)
 
     def clean(self, job: Job) -> None:
-        # bdrv_cbw_drop: the source takes the filter's place again.
+        # backup_clean: the job lets go of its nodes and bdrv_cbw_drop puts
+        # the source back in the filter's place.  The filter is dropped first
+        # here because the job's reference to it stands for the one
+        # bdrv_cbw_drop releases; a drive-backup target, which only the job
+        # held, goes with them (before the job is dismissed).
         self.cbw.state = None
         if self.copy_bitmap is not None:
             bmod._release(self.copy_bitmap)
         if self.cbw.alive:
             with surgery.all_or_nothing() as tx:
                 surgery.drop_filter(job.mgr.g, self.cbw, tx)
+        job.mgr.remove_all_bdrv(job)
 
 
 def _insert_cbw(g: BlockGraph, source: Node, target: Node, name: str | None,

@@ -352,8 +352,10 @@ def target_perm(g: BlockGraph, target: Node, source: Node, perm: int) -> int:
     return perm | RS if g.virtual_size(target) < g.virtual_size(source) else perm
 
 
-def start_mirror(mgr: JobManager, args: dict) -> Job:
-    """qmp_blockdev_mirror and mirror_start_job."""
+def start_mirror(mgr: JobManager, args: dict, zero_target: bool | None = None) -> Job:
+    """qmp_blockdev_mirror and mirror_start_job.
+
+    ``zero_target`` is drive-mirror's (None: blockdev-mirror's, sync=full)."""
     g = mgr.g
     device = args["device"]
     bs = surgery.lookup_bs(g, device, device)
@@ -417,7 +419,8 @@ def start_mirror(mgr: JobManager, args: dict) -> Job:
         mgr.add_bdrv(job, "source", bs, 0, WU | W | CR, tx)
         mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
     driver = MirrorJob(bs, target, mt, blk, sync, bm, replaces=replaces,
-                       zero_target=args["sync"] == "full",
+                       zero_target=(args["sync"] == "full" if zero_target is None
+                                    else zero_target),
                        copy_mode=args.get("copy-mode", "background"))
     driver.buf_size = args.get("buf-size", 0)
     mgr.start(job, driver)
