@@ -54,17 +54,50 @@ def split_qemu_opts(text: str) -> list[str]:
     return parts
 
 
+def qemu_opts(text: str, firstname: str | None = None) -> tuple[dict[str, str], list[str]]:
+    """QemuOpts parsing (``-drive``, and ``-device`` unless it is JSON):
+    flat keys, string values, the last of a repeated key wins.  With
+    ``firstname`` a first option without ``=`` is its value (``-device
+    virtio-blk-pci,...``); any other bare name is a short-form boolean
+    (``ro``: on, ``noro``: off), which QEMU warns about: the warnings are
+    returned as QEMU prints them (get_opt_name_value)."""
+    args: dict[str, str] = {}
+    warnings: list[str] = []
+    for i, part in enumerate(split_qemu_opts(text)):
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        if not eq and i == 0 and firstname is not None:
+            key, value = firstname, part
+        elif not eq:
+            prefix = ""
+            if key.startswith("no"):
+                key, value, prefix = key[2:], "off", "no"
+            else:
+                value = "on"
+            if key not in ("help", "?"):
+                hint = (f"nodelay={'on' if prefix else 'off'}" if key == "delay"
+                        else f"{key}={value}")
+                warnings.append(f"warning: short-form boolean option '{prefix}{key}' "
+                                f"deprecated\nPlease use {hint} instead")
+        args[key] = value
+    return args, warnings
+
+
 class StartupItem:
     """One command-line option as the QMP command that does what it asks."""
 
-    __slots__ = ("where", "command", "args", "keyval")
+    __slots__ = ("where", "command", "args", "keyval", "warnings")
 
     def __init__(self, where: str, command: str, args: dict[str, Any],
-                 keyval: bool = False) -> None:
+                 keyval: bool = False, warnings: list[str] | None = None) -> None:
         self.where = where          # "-blockdev driver=...": for error messages
-        self.command = command      # blockdev-add, device_add, object-add, or "drive"
+        # blockdev-add, device_add, object-add, or the command-line forms
+        # "drive" and "device" (QemuOpts strings)
+        self.command = command
         self.args = args
         self.keyval = keyval        # values are keyval strings, typed at startup
+        self.warnings = warnings or []  # what QEMU warns about while parsing it
 
     def __repr__(self) -> str:
         return f"StartupItem({self.where!r}, {self.command!r}, {self.args!r})"
@@ -283,22 +316,31 @@ def object_item(text: str) -> StartupItem:
 
 
 def device_item(text: str) -> StartupItem:
-    args, _ = option_dict(text, implied="driver")
-    # device_add reads its options as QemuOpts strings anyway.
-    return StartupItem(f"-device {text}", "device_add", args)
+    """``-device``: QemuOpts strings, which every release's property parsers
+    take as text (``share-rw=on``).  JSON text (``{"driver": ...}``) is
+    kept as it is: releases since 6.2 take it as typed JSON values, 5.2 as
+    QemuOpts text (see :func:`device_args`)."""
+    opts, warnings = qemu_opts(text, firstname="driver")
+    return StartupItem(f"-device {text}", "device", {"text": text, "opts": opts},
+                       warnings=warnings)
+
+
+def device_args(item: StartupItem, json_option: bool) -> tuple[dict[str, Any], bool]:
+    """A ``-device`` item's device_add arguments and whether they are typed:
+    JSON for a release that reads JSON ``-device`` (``json_option``), else
+    its QemuOpts strings."""
+    text = item.args["text"]
+    if json_option and text.startswith("{"):
+        args, _ = option_dict(text)
+        return args, True
+    return item.args["opts"], False
 
 
 def drive_item(text: str) -> StartupItem:
     """``-drive``: a legacy drive (a named BlockBackend over an opened image)."""
-    # QemuOpts, not keyval: flat dotted keys, the last of a repeated key wins,
-    # and a bare name is a boolean set to on.
-    args: dict[str, str] = {}
-    for part in split_qemu_opts(text):
-        if not part:
-            continue
-        key, eq, value = part.partition("=")
-        args[key] = value if eq else "on"
-    return StartupItem(f"-drive {text}", "drive", args)
+    # QemuOpts, not keyval: flat dotted keys, the last of a repeated key wins.
+    opts, warnings = qemu_opts(text)
+    return StartupItem(f"-drive {text}", "drive", opts, warnings=warnings)
 
 
 def resolve_keyval(item: StartupItem,
@@ -310,6 +352,6 @@ def resolve_keyval(item: StartupItem,
     return item.args
 
 
-__all__ = ["StartupItem", "help_probe", "machine_help", "device_help", "format_help",
-           "keyval", "typed_keyval", "blockdev_item", "object_item", "device_item",
+__all__ = ["StartupItem", "qemu_opts", "help_probe", "machine_help", "device_help", "format_help",
+           "keyval", "typed_keyval", "blockdev_item", "object_item", "device_item", "device_args",
            "drive_item", "resolve_keyval", "FORMATS"]

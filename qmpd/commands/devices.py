@@ -9,14 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from qmpd.commands.errors import from_block_error
 from qmpd.commands.registry import command
 from qmpd.engine.devices import qdev, query
 from qmpd.engine.devices.model import BlockBackend
+from qmpd.engine.errors import BlockError
 
 
 @command("device_add")
 def device_add(daemon: Any, args: dict) -> dict:
     qdev.device_add(daemon.graph, args)
+    return {}
+
+
+def device_option(daemon: Any, args: dict, typed: bool) -> dict:
+    """A device from the command line: a JSON ``-device`` (``typed``: JSON
+    values, checked as JSON), or QemuOpts strings (``-device
+    driver,key=value``, a ``-drive if=virtio``), parsed as text in every
+    release whatever its QMP device_add does."""
+    try:
+        qdev.device_add(daemon.graph, args, typed=typed)
+    except BlockError as e:
+        raise from_block_error(e, daemon.profile) from None
     return {}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from qmpd.commands.devices import device_add
+from qmpd.commands.devices import device_option
 from qmpd.commands.errors import QMPError, from_block_error
 from qmpd.engine import perms
 from qmpd.engine.devices.backends import remove_backend
@@ -127,11 +127,11 @@ def drive_new(daemon: Any, opts: dict[str, str]) -> None:
         tx.on_abort(lambda: g.backends.remove(blk))
     except BlockError as e:
         tx.abort()
-        raise from_block_error(e) from None
+        raise from_block_error(e, daemon.profile) from None
     tx.commit()
     if iface == "virtio":
         try:
-            device_add(daemon, {"driver": "virtio-blk-pci", "drive": drive_id})
+            device_option(daemon, {"driver": "virtio-blk-pci", "drive": drive_id}, typed=False)
         except QMPError:
             tx2 = Transaction()
             remove_backend(g, blk, tx2)

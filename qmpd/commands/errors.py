@@ -44,8 +44,9 @@ class CommandNotFound(QMPError):
         super().__init__(desc, "CommandNotFound")
 
 
-def from_block_error(e: Any) -> QMPError:
-    """A QMPError with a BlockError's text, class and command-line hint."""
-    err = QMPError(e.desc, e.cls)
+def from_block_error(e: Any, profile: Any = None) -> QMPError:
+    """A QMPError with a BlockError's text (in ``profile``'s words: the
+    release's; else the baseline's), class and command-line hint."""
+    err = QMPError(profile.render_all(e.parts) if profile is not None else e.desc, e.cls)
     err.hint = getattr(e, "hint", None)
     return err

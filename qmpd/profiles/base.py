@@ -92,6 +92,13 @@ class Profile:
     #: ``device_add`` from JSON sets properties through the QObject input
     #: visitor (typed JSON values, ids unchecked) rather than QemuOpts strings.
     device_props_typed: ClassVar[bool] = False
+    #: A ``-device`` option written as JSON is a typed device_add
+    #: (qdev_device_add_from_qdict from JSON, since 6.2); else it is read as
+    #: QemuOpts text like any other ``-device``.
+    device_option_json: ClassVar[bool] = True
+    #: QemuOpts warns about short-form booleans (``ro`` for ``ro=on``, 6.0's
+    #: deprecation); 5.2 takes them silently.
+    warns_short_form_booleans: ClassVar[bool] = True
 
     #: qemu-io's help rows the release adds or words differently from 7.2's
     #: table (qmpd.img.qemu_io_help): name -> (altname, args, summary, extended help).

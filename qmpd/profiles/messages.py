@@ -273,6 +273,7 @@ BASE: dict[str, str] = {
     # softmmu/qdev-monitor.c, hw/core/qdev-properties*.c, hw/block
     "qdev.parameter-expects-off": "Parameter '{name}' expects 'on' or 'off'",
     "qdev.parameter-expects-integer": "Parameter '{name}' expects integer",
+    "qdev.parameter-expects-size": "Parameter '{name}' expects size",
     "qdev.parameter-expects": "Parameter '{name}' expects {qname}",
     "qdev.parameter-driver-missing": "Parameter 'driver' is missing",
     "qdev.not-valid-device-model-name": "'{driver}' is not a valid device model name",

@@ -22,6 +22,8 @@ from qmpd.profiles.messages import BASE
 
 MESSAGES: dict[str, str] = {
     **BASE,
+    # qapi/string-input-visitor.c parse_type_size (qemu_strtosz's words before 6.0)
+    "qdev.parameter-expects-size": "Parameter '{name}' expects a non-negative number below 2^64",
     # blockdev.c block-stream / block-commit
     "stream.find-backing-chain": "Base '{base}' not found",
     # block.c bdrv_assign_node_name
@@ -84,6 +86,9 @@ class Qemu52(Profile):
     shared_only_perms = ("graph-mod",)
     stream_inserts_filter = False
     job_pause_wakes = False
+    # 5.2 has no JSON -device: '{"driver":...' is the driver's name.
+    device_option_json = False
+    warns_short_form_booleans = False
     reopen_forgets_absent_children = False
 
     def render(self, text: Text) -> str:

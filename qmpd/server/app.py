@@ -53,7 +53,7 @@ from qmpd.commands.errors import QMPError
 from qmpd.commands.stepwise import Stepwise
 from qmpd.jobs.clock import make_clock
 from qmpd.jobs.runner import JobRunner
-from qmpd.launch import resolve_keyval
+from qmpd.launch import device_args, resolve_keyval
 from qmpd.profiles.registry import load as load_profile
 from qmpd.protocol.encode import PreencodedParts, encode_event
 from qmpd.protocol.session import Session
@@ -727,6 +727,7 @@ class Server:
         """-object, -blockdev, -drive, -device: False (after QEMU's message) if one fails."""
         # The command modules come with the dispatcher, after the greeting
         # (see _load_dispatcher), not with this module.
+        from qmpd.commands.devices import device_option
         from qmpd.commands.drive import drive_new
 
         cfg = self.config
@@ -734,8 +735,19 @@ class Server:
             return True
         self._load_dispatcher()
         assert self._execute is not None
+        profile = self._daemon.graph.profile
         for item in cfg.startup:
             try:
+                if item.command == "device":
+                    args, typed = device_args(item, profile.device_option_json)
+                    if not typed and profile.warns_short_form_booleans:
+                        for warning in item.warnings:
+                            log(f"{item.where}: {warning}")
+                    device_option(self._daemon, args, typed)
+                    continue
+                if profile.warns_short_form_booleans:
+                    for warning in item.warnings:
+                        log(f"{item.where}: {warning}")
                 args = resolve_keyval(item, self._daemon.schema.validate)
                 if item.command == "drive":
                     drive_new(self._daemon, args)

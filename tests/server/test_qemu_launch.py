@@ -264,7 +264,8 @@ def test_qmpd_exits_when_the_harness_hangs_up(harness):
     assert harness.proc is not None and harness.proc.wait(WAIT) == 0
 
 
-def test_host_writes_lock_the_image_against_another_process(start_qmpd, short_tmp):
+@pytest.mark.parametrize("version", ["10.0.2", "7.2.22"])
+def test_host_writes_lock_the_image_against_another_process(start_qmpd, short_tmp, version):
     # As QEMU's file-posix: a second process cannot take "write" on an image
     # the first one uses without sharing it (iotests' mirror-top-perms).
     img = os.path.join(short_tmp, "locked.img")
@@ -274,10 +275,81 @@ def test_host_writes_lock_the_image_against_another_process(start_qmpd, short_tm
                        f"file,node-name=f,filename={img}", "-device", "virtio-blk,drive=f",
                        sock=os.path.join(short_tmp, "a.sock"))
     first.connect(negotiate=True)
-    second = _qmpd("--qemu-version", "7.2.22", "--host-writes", "--socket", os.path.join(short_tmp, "b.sock"),
+    # (share-rw=on is command-line text, which 10.0 takes as 7.2 does)
+    second = _qmpd("--qemu-version", version, "--host-writes",
+                   "--socket", os.path.join(short_tmp, "b.sock"),
                    "-blockdev", f"file,node-name=g,filename={img}",
                    "-device", "virtio-blk,drive=g,share-rw=on")
     assert second.returncode == 1
     assert second.stderr.splitlines()[-2:] == [
         'qmpd: -device virtio-blk,drive=g,share-rw=on: Failed to get "write" lock',
         f"Is another process using the image [{img}]?"]
+
+
+# ----------------------------------------------------------------- -device forms
+
+def _raw_image(short_tmp: str) -> str:
+    img = os.path.join(short_tmp, "dev.img")
+    subprocess.run([*IMG, "create", "-q", "-f", "raw", img, "1M"], cwd=REPO, check=True,
+                   timeout=WAIT)
+    return img
+
+
+@pytest.mark.parametrize("version", ["10.0.2", "7.2.22", "5.2.0"])
+def test_device_option_text_is_parsed_as_qemuopts_strings(start_qmpd, short_tmp, version):
+    # `-device virtio-blk,share-rw=on` is how iotests give devices: every
+    # release reads its values as text, even 10.0, whose QMP device_add
+    # takes JSON types only.
+    img = _raw_image(short_tmp)
+    q = start_qmpd("--qemu-version", version, "-M", "pc",
+                   "-blockdev", f"file,node-name=f,filename={img}",
+                   "-device", "virtio-blk,drive=f,share-rw=on,id=vd0,"
+                   "logical_block_size=4k,physical_block_size=4k")
+    c = q.connect(negotiate=True)
+    blocks = c.cmd("query-block")["return"]
+    assert [(b["qdev"], b["inserted"]["node-name"]) for b in blocks] == [
+        ("/machine/peripheral/vd0/virtio-backend", "f")]
+    # share-rw=on took effect: a second user may write beside the device.
+    assert c.cmd("human-monitor-command", {"command-line": 'qemu-io f "write 0 4k"'})[
+        "return"].startswith("wrote 4096/4096")
+    # and QMP device_add is still 10.0's typed JSON.
+    r = c.cmd("device_add", {"driver": "virtio-blk", "drive": "f", "share-rw": "on"})
+    if version == "10.0.2":
+        assert r["error"]["desc"] == "Invalid parameter type for 'share-rw', expected: boolean"
+    else:
+        assert "Invalid parameter type" not in r.get("error", {}).get("desc", "")
+    c.cmd("quit")
+
+
+@pytest.mark.parametrize("version,message", [
+    ("10.0.2", "Invalid parameter type for 'share-rw', expected: boolean"),
+    ("7.2.22", "Invalid parameter type for 'share-rw', expected: boolean"),
+    # 5.2 has no JSON -device: QemuOpts takes the text up to the first comma
+    # as the driver's name.
+    ("5.2.0", "'{\"driver\":\"virtio-blk\"' is not a valid device model name"),
+])
+def test_json_device_option_is_typed_since_6_2(short_tmp, version, message):
+    img = _raw_image(short_tmp)
+    dev = '{"driver":"virtio-blk","drive":"f","share-rw":"on"}'
+    r = _qmpd("--qemu-version", version, "--socket", os.path.join(short_tmp, "j.sock"),
+              "-M", "pc", "-blockdev", f"file,node-name=f,filename={img}", "-device", dev)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] == f"qmpd: -device {dev}: {message}"
+
+
+@pytest.mark.parametrize("version,warns,size_error", [
+    ("10.0.2", True, "Parameter 'logical_block_size' expects size"),
+    ("7.2.22", True, "Parameter 'logical_block_size' expects size"),
+    ("5.2.0", False, "Parameter 'logical_block_size' expects a non-negative number below 2^64"),
+])
+def test_device_option_short_booleans_and_sizes(short_tmp, version, warns, size_error):
+    img = _raw_image(short_tmp)
+    dev = "virtio-blk,drive=f,share-rw,logical_block_size=abc"
+    r = _qmpd("--qemu-version", version, "--socket", os.path.join(short_tmp, "s.sock"),
+              "-M", "pc", "-blockdev", f"file,node-name=f,filename={img}", "-device", dev)
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    warning = [f"qmpd: -device {dev}: warning: short-form boolean option 'share-rw' "
+               "deprecated", "Please use share-rw=on instead"]
+    assert (lines[:2] == warning) is warns
+    assert lines[-1] == f"qmpd: -device {dev}: {size_error}"

@@ -15,6 +15,7 @@ properties in the options dict's hash order, realize, plug.  PCI slots are
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from qmpd.engine.aio import MAIN
@@ -132,6 +133,24 @@ def _parse_int(name: str, kind: str, v: str) -> int:
     return n
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d*)?)([BKMGTPE]?)", re.IGNORECASE)
+_SIZE_SHIFT = {"": 0, "B": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
+
+
+def _parse_size(name: str, v: str) -> int:
+    """A size property's text (visit_type_size: qemu_strtosz, ``4k`` too)."""
+    m = _SIZE.fullmatch(v)
+    n = None
+    if m is not None:
+        value = float(m.group(1)) if "." in m.group(1) else int(m.group(1))
+        n = int(value * (1 << _SIZE_SHIFT[m.group(2).upper()]))
+        if value != int(value) and not m.group(2):
+            n = None    # a fraction needs a unit
+    if n is None or n >= 1 << 64:
+        raise BlockError.of("qdev.parameter-expects-size", name=name)
+    return n
+
+
 def _parse_bool(name: str, v: str) -> bool:
     if v in _TRUE:
         return True
@@ -173,17 +192,26 @@ def _hash_order(keys: list[str]) -> list[str]:
     return list(key_order(keys))
 
 
-def device_add(g: BlockGraph, args: dict) -> Device:
-    """device_add: the new device, realized and plugged, or BlockError."""
+def device_add(g: BlockGraph, args: dict, typed: bool | None = None) -> Device:
+    """device_add: the new device, realized and plugged, or BlockError.
+
+    ``typed``: the properties are JSON values for the QObject input visitor
+    (a JSON ``-device``), or False: QemuOpts strings, parsed as text (a
+    ``-device driver,key=value``).  None: as the release's QMP device_add
+    takes them (the profile's ``device_props_typed``)."""
     m = g.machine
-    # QemuOpts (7.2) or the QObject visitor (10.0: typed, ids taken as they are).
-    typed = g.profile.device_props_typed
+    # QemuOpts (7.2's device_add) or the QObject visitor (typed, ids taken as they are).
+    if typed is None:
+        typed = g.profile.device_props_typed
     raw_id = args.get("id")
     dev_id = raw_id if isinstance(raw_id, str) else None
     if dev_id is not None and not typed:
         # qemu_opts_create checks the id first; qdev_set_id finds duplicates.
         if not id_wellformed(dev_id):
-            raise BlockError.of("object.parameter-id-expects-identifier")
+            err = BlockError.of("object.parameter-id-expects-identifier")
+            # what the command line prints under it (QMP drops hints)
+            err.hint = "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter."
+            raise err
         if m.by_id(dev_id) is not None:
             raise BlockError.of("qdev.duplicate-device-id", dev_id=dev_id)
     opts: dict[str, Any] = {}
@@ -273,7 +301,7 @@ def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, Any],
         elif kind in INTS:
             values[key] = _parse_int(key, kind, v)
         elif kind == BLOCKSIZE:
-            n = _parse_int(key, "uint64", v)
+            n = _parse_size(key, v)
             # set_blocksize names the device by its id ("" without one).
             if not MIN_BLOCK_SIZE <= n <= MAX_BLOCK_SIZE:
                 raise BlockError.of("qdev.blocksize-out-of-range", device=dev.id or '',
