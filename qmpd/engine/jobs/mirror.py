@@ -289,14 +289,30 @@ class ActiveCommitJob(_MirrorDriver):
         g = job.mgr.g
         length = g.virtual_size(self.bs)
         overlay = surgery.find_overlay(self.bs, self.base)
-        bm = self.bitmap = JobBitmap(self.bs, "", bmod.default_granularity(g, self.base))
-        self.bs.dirty_bitmaps.append(bm)
+        gran = bmod.default_granularity(g, self.base)
+        if g.profile.mirror_bitmap_on_filter:
+            # 10.0: as for a mirror, the bitmap belongs to the filter, which
+            # marks the writes that pass it (write_passed).
+            bm = self.bitmap = JobBitmap(self.mtop, "", gran)
+            bm.disabled = True
+            self.mtop.dirty_bitmaps.insert(0, bm)
+            self.mtop.filter_job = job
+        else:
+            bm = self.bitmap = JobBitmap(self.bs, "", gran)
+            self.bs.dirty_bitmaps.append(bm)
         _dirty_allocated(g, bm, self.bs, overlay, length)
 
         def copy(off: int, n: int) -> None:
             copy_range(g, self.bs, self.base, off, n)
 
         return (yield from self._loop(job, bm, length, copy, keep_error=False))
+
+    def write_passed(self, job: Job, offset: int, length: int,
+                     copy: Callable[[Node], None]) -> None:
+        """A write went through the filter that holds the bitmap (10.0):
+        the area is dirty again (active commit copies in the background)."""
+        if self.bitmap is not None and self.bitmap.node is self.mtop:
+            self.bitmap.set_range(offset, length)
 
     def _exit(self, job: Job, pivot: bool) -> None:
         g = job.mgr.g
@@ -308,8 +324,9 @@ class ActiveCommitJob(_MirrorDriver):
                 surgery.replace_node(g, self.bs, self.base, tx,
                              skip=lambda e: not isinstance(e.parent, Node)
                              or e.parent is self.mtop)
-            if self.bitmap is not None and self.bitmap in self.bs.dirty_bitmaps:
-                self.bs.dirty_bitmaps.remove(self.bitmap)
+            if self.bitmap is not None and self.bitmap in self.bitmap.node.dirty_bitmaps:
+                self.bitmap.node.dirty_bitmaps.remove(self.bitmap)
+            self.mtop.filter_job = None
             if self.target_blk in job.backends:
                 job.mgr.remove_backend(job, self.target_blk)
             job.mgr.remove_all_bdrv(job)
