@@ -140,6 +140,11 @@ class Profile:
     #: rate-limit sleep to pause at once (6.0+), or lets it pause when the
     #: sleep ends (before: its status stays "running", "paused" true).
     job_pause_wakes: ClassVar[bool] = True
+    #: After a rate-limited step, whether the job sleeps again when woken
+    #: early (a speed change, a pause, a drain) until the limit, computed
+    #: anew at the current speed, allows more (block_job_ratelimit_sleep,
+    #: 8.0+), or goes on at once (one job_sleep_ns of the delay, before).
+    ratelimit_sleep_rechecks: ClassVar[bool] = False
 
     def __init__(self, version: tuple[int, int, int]) -> None:
         self.version = version

@@ -47,6 +47,7 @@ class Qemu100(Profile):
     file_format_specific = {"type": "file", "data": {}}
     mirror_reports_actively_synced = True
     mirror_bitmap_on_filter = True
+    ratelimit_sleep_rechecks = True
     driver_lengths_vary = False
     block_copy_bitmap_on_filter = True
     cbw_always_reads_source = True

@@ -40,7 +40,7 @@ def copy_chunks(job: Job, length: int, chunk: int, plan: Plan,
     job.total = length
     offset = delay = error = 0
     while offset < length:
-        yield from job.sleep_ns(delay)
+        yield from job.rate_sleep(delay)
         if job.is_cancelled():
             break
         n, copy = plan(offset, min(chunk, length - offset))

@@ -56,8 +56,13 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
     I/O error."""
     job.total = job.current + bm.count()
     delay = 0
+    steady = False
     while True:
-        yield from job.sleep_ns(delay)
+        if steady:
+            yield from job.sleep_ns(delay)
+        else:
+            yield from job.rate_sleep(delay)
+        steady = False
         if job.cancelled:
             return
         ranges = bm.byte_ranges()
@@ -69,6 +74,7 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
                 return
             # Steady state: look again every slice (guest writes dirty it).
             delay = SLICE_NS
+            steady = True
             continue
         # mirror_iteration: the consecutive dirty chunks from the first one,
         # up to the buffer size, copied in operations of up to

@@ -240,6 +240,19 @@ class Job:
             self.busy = True
         yield from self.pause_point()
 
+    def rate_sleep(self, delay: int) -> Generator[Sleep, None, None]:
+        """The sleep after a rate-limited step (``delay``: what the limit
+        asked for when the bytes were counted).  Where the release re-checks
+        (Profile.ratelimit_sleep_rechecks: block_job_ratelimit_sleep), a job
+        woken early sleeps again until the limit, at the current speed, lets
+        it go on or it is cancelled."""
+        yield from self.sleep_ns(delay)
+        if not self.mgr.g.profile.ratelimit_sleep_rechecks:
+            return
+        while delay and not self.is_cancelled():
+            delay = self.limit.delay(0, self.now())
+            yield from self.sleep_ns(delay)
+
     def yield_idle(self) -> Generator[Sleep, None, None]:
         """job_yield: wait until entered (used by other job drivers, e.g. backup)."""
         if not self.should_pause():
