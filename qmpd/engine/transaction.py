@@ -23,6 +23,14 @@ class Transaction:
     def on_commit(self, fn: Callable[[], None]) -> None:
         self._commit.append(fn)
 
+    def absorb(self, other: Transaction) -> None:
+        """Take over ``other``'s steps: a part that was tried on its own
+        (and could have been aborted alone) now stands or falls with this one."""
+        self._undo.extend(other._undo)
+        self._commit.extend(other._commit)
+        other._undo.clear()
+        other._commit.clear()
+
     def abort(self) -> None:
         while self._undo:
             self._undo.pop()()

@@ -145,6 +145,11 @@ class Profile:
     #: anew at the current speed, allows more (block_job_ratelimit_sleep,
     #: 8.0+), or goes on at once (one job_sleep_ns of the delay, before).
     ratelimit_sleep_rechecks: ClassVar[bool] = False
+    #: virtio_scsi_hotplug moves a new disk only into an iothread
+    #: controller's context and ignores a failure (the disk then works from
+    #: another context), rather than moving it into the controller's context,
+    #: iothread or main, and failing the device_add when it cannot.
+    scsi_hotplug_context_best_effort: ClassVar[bool] = False
 
     def __init__(self, version: tuple[int, int, int]) -> None:
         self.version = version

@@ -48,6 +48,7 @@ class Qemu100(Profile):
     mirror_reports_actively_synced = True
     mirror_bitmap_on_filter = True
     ratelimit_sleep_rechecks = True
+    scsi_hotplug_context_best_effort = True
     driver_lengths_vary = False
     block_copy_bitmap_on_filter = True
     cbw_always_reads_source = True

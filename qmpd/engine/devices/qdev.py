@@ -371,9 +371,20 @@ def _realize(g: BlockGraph, m: Machine, dev: Device, props: dict[str, Any],
     if values.get("write-cache") == "off":
         blk.write_cache = False
     if dev.controller is not None:
-        # virtio_scsi_hotplug moves the disk into the controller's context:
-        # its iothread, or the main context (virtio_scsi_dataplane_setup).
-        set_backend_context(g, blk, dev.controller.iothread or MAIN, tx)
+        if not g.profile.scsi_hotplug_context_best_effort:
+            # virtio_scsi_hotplug moves the disk into the controller's context:
+            # its iothread, or the main context (virtio_scsi_dataplane_setup).
+            set_backend_context(g, blk, dev.controller.iothread or MAIN, tx)
+        elif dev.controller.iothread is not None:
+            # It tries to, for an iothread controller only, and lets a
+            # failure pass: the disk works from its own context.
+            attempt = Transaction()
+            try:
+                set_backend_context(g, blk, dev.controller.iothread, attempt)
+            except BlockError:
+                attempt.abort()
+            else:
+                tx.absorb(attempt)
 
 
 def _blocksizes(values: dict[str, Any]) -> None:
