@@ -174,7 +174,8 @@ def _run(g: BlockGraph, queue: dict[int, ReopenState], tx: Transaction) -> None:
     for st in states:
         roots.append(st.node)
         roots.extend(st.old_children)
-    roots.reverse()
+    if g.profile.reopen_refresh_list_prepended:
+        roots.reverse()
     by_node = {id(st.node): st for st in states}
 
     def writable(n: Node) -> bool:

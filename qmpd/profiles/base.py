@@ -150,6 +150,17 @@ class Profile:
     #: another context), rather than moving it into the controller's context,
     #: iothread or main, and failing the device_add when it cannot.
     scsi_hotplug_context_best_effort: ClassVar[bool] = False
+    #: raw (with an offset or size: a data child) asks its child for WRITE
+    #: and RESIZE only when a parent needs them (raw_child_perm, 6.0+), or
+    #: takes the storage defaults (bdrv_default_perms: WRITE_UNCHANGED from a
+    #: parent brings WRITE and RESIZE).
+    raw_trims_child_perms: ClassVar[bool] = True
+    #: A reopen refreshes permissions from its queued nodes (and their old
+    #: children) taken newest first -- the list is built by prepending and
+    #: only then sorted (bdrv_list_refresh_perms, 8.0+) -- or in queue order
+    #: (7.2 sorts while it walks the queue).  With two independent nodes
+    #: that both fail, this picks which one the error names.
+    reopen_refresh_list_prepended: ClassVar[bool] = False
 
     def __init__(self, version: tuple[int, int, int]) -> None:
         self.version = version

@@ -53,6 +53,7 @@ class Qemu100(Profile):
     block_copy_bitmap_on_filter = True
     cbw_always_reads_source = True
     reopen_refreshes_length = True
+    reopen_refresh_list_prepended = True
     qemu_io_help = QEMU_IO_HELP
     qemu_io_dump_prefix_on_monitor = True
     device_props_typed = True

@@ -90,6 +90,7 @@ class Qemu52(Profile):
     device_option_json = False
     warns_short_form_booleans = False
     reopen_forgets_absent_children = False
+    raw_trims_child_perms = False
 
     def render(self, text: Text) -> str:
         out = super().render(text)

@@ -23,6 +23,8 @@ class RawState:
     offset: int
     has_size: bool
     size: int
+    # The release's rule for the child's permissions (Profile.raw_trims_child_perms).
+    trims_child_perms: bool = True
 
 
 class RawDriver(Driver):
@@ -49,7 +51,8 @@ class RawDriver(Driver):
                                 real=real)
         if has_size and size % 512:
             raise BlockError.of("raw.specified-size-not-multiple-512")
-        return RawState(offset, has_size, size if has_size else real - offset)
+        return RawState(offset, has_size, size if has_size else real - offset,
+                        g.profile.raw_trims_child_perms)
 
     def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
         offset, has_size, size = self._read_options(opts)
@@ -60,8 +63,14 @@ class RawDriver(Driver):
 
     def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
         p, s = perms.default(edge.role, g_writable(node), perm, shared)
-        p &= ~(perms.WRITE | perms.RESIZE)
-        p |= perm & (perms.WRITE | perms.RESIZE)
+        # While the child is attached at open there is no state yet, but no
+        # parent either: both rules give the same permissions then.
+        st = node.state
+        if not isinstance(st, RawState) or st.trims_child_perms:
+            # Storage defaults add WRITE and RESIZE; keep them only when a
+            # parent asks (QEMU 6.0's raw_child_perm, against conflicts).
+            p &= ~(perms.WRITE | perms.RESIZE)
+            p |= perm & (perms.WRITE | perms.RESIZE)
         return p, s
 
     def reopen_prepare(self, g: BlockGraph, node: Node, opts: dict, queue: dict) -> Commit | None:
