@@ -34,6 +34,11 @@ _T = TypeVar("_T")
 # Data moved per step of a long request: big enough that the per-step cost
 # is noise, small enough that a step takes a few milliseconds.
 CHUNK = 1 << 19
+# A write up to this size goes down as the one request QEMU makes of it: the
+# image format allocates per request (qcow2 takes contiguous clusters for a
+# whole run, and continues where the last one ended), so pieces would lay out
+# the file otherwise.  Longer writes go in CHUNK steps beside other clients.
+WHOLE_WRITE_MAX = 16 << 20
 # Bytes dumped per step by read -v (a dump costs ~5 output bytes per byte).
 DUMP_CHUNK = 1 << 15
 # A full dump_buffer() line: "%08x:  " + 16 * "%02x " + " " + 16 chars + "\n".
@@ -454,8 +459,14 @@ class QemuIo:
         """One write request (-z zeroes, -c compressed, else the pattern), reported."""
         start = self.clock()
         # Compressed writes go whole clusters at a time (2 MiB is a multiple
-        # of every cluster size); the rest in CHUNK pieces.
-        step = 2 << 20 if "c" in flags else CHUNK
+        # of every cluster size); the rest whole up to WHOLE_WRITE_MAX, else in
+        # CHUNK pieces.
+        if "c" in flags:
+            step = 2 << 20
+        elif count <= WHOLE_WRITE_MAX:
+            step = max(count, 1)
+        else:
+            step = CHUNK
         block = bytes([pattern]) * min(step, count)
         try:
             self._check_request(offset, count)
