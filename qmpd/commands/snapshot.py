@@ -18,10 +18,13 @@ from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.jobs.backup import create_backup
 from qmpd.engine.jobs.create import start_create
 from qmpd.engine.jobs.mirror import start_mirror
+from qmpd.engine.jobs.state import JobTxn
 from qmpd.engine.snapshot import SnapshotAction, SnapshotSyncAction, blockdev_snapshot
 
-# Action kind -> prepare(daemon, data, tx) returning a commit callback (or None).
-Prepare = Callable[[Any, dict, Transaction], "Callable[[], None] | None"]
+# Action kind -> prepare(daemon, data, tx) returning a commit callback, or
+# (commit, clean) when the action also has a clean step, or None.
+Commit = Callable[[], None]
+Prepare = Callable[[Any, dict, Transaction], "Commit | tuple[Commit, Commit] | None"]
 ACTIONS: dict[str, Prepare] = {}
 
 
@@ -87,7 +90,7 @@ def _bm_merge(daemon: Any, data: dict, tx: Transaction) -> None:
 
 
 @action("blockdev-backup")
-def _backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
+def _backup(daemon: Any, data: dict, tx: Transaction) -> tuple[Commit, Commit]:
     mgr = daemon.jobs
     # blockdev_backup_prepare drains the source until the action is cleaned
     # up: the job starts inside that section, so it pauses and resumes.
@@ -99,8 +102,10 @@ def _backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
 
     def commit() -> None:
         mgr.start(job, job.driver)      # blockdev_backup_commit: job_start
+
+    def clean() -> None:
         mgr.drained(drained, False)     # blockdev_backup_clean
-    return commit
+    return commit, clean
 
 
 @command("blockdev-backup")
@@ -138,9 +143,13 @@ def cmd_transaction(daemon: Any, args: dict) -> dict:
     mode = args.get("properties", {}).get("completion-mode", "individual")
     daemon.jobs.drain_all()     # qmp_transaction: "drain all i/o before any operations"
     tx = Transaction()
-    commits: list[Callable[[], None]] = []
+    commits: list[Commit] = []
+    cleans: list[Commit] = []
     # The job helper's actions see the group through this attribute.
     daemon.transaction_mode = mode
+    # qmp_transaction: with completion-mode grouped, the jobs the actions
+    # create share one JobTxn (they finalize, or are cancelled, together).
+    daemon.jobs.group = JobTxn() if mode == "grouped" else None
     try:
         for act in args["actions"]:
             kind = act["type"]
@@ -151,14 +160,22 @@ def cmd_transaction(daemon: Any, args: dict) -> dict:
             if prep is None:
                 raise BlockError.of("transaction.action-not-supported", kind=kind)
             c = prep(daemon, act["data"], tx)
-            if c is not None:
+            if isinstance(c, tuple):
+                commits.append(c[0])
+                cleans.append(c[1])
+            elif c is not None:
                 commits.append(c)
     except BaseException:
         tx.abort()
         raise
     finally:
         daemon.transaction_mode = None
+        daemon.jobs.group = None
     tx.commit()
-    for c in commits:
+    # qmp_transaction: every action's commit, then every action's clean.
+    if daemon.profile.transaction_commits_newest_first:
+        commits.reverse()
+        cleans.reverse()
+    for c in commits + cleans:
         c()
     return {}

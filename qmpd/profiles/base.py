@@ -99,6 +99,11 @@ class Profile:
     #: QemuOpts warns about short-form booleans (``ro`` for ``ro=on``, 6.0's
     #: deprecation); 5.2 takes them silently.
     warns_short_form_booleans: ClassVar[bool] = True
+    #: ``transaction`` runs its actions' commit (and then clean) callbacks
+    #: newest action first (util/transactions.c: tran_add inserts at the head),
+    #: rather than in the order of the actions (7.2's QTAILQ walk): two
+    #: backups in one transaction start in the reverse order.
+    transaction_commits_newest_first: ClassVar[bool] = False
 
     #: qemu-io's help rows the release adds or words differently from 7.2's
     #: table (qmpd.img.qemu_io_help): name -> (altname, args, summary, extended help).

@@ -28,6 +28,9 @@ from 7.2 in these mechanisms, each found in 10.0's sources:
 * qemu-io's help lists ``-r`` on the buffer commands and the ``zone_*``
   commands, and ``info`` prints its "Format specific information:" line
   through ``bdrv_image_info_specific_dump`` (the monitor, under HMP);
+* ``transaction`` runs its actions' commit and clean callbacks newest first
+  (util/transactions.c ``tran_add`` inserts at the head): backups of one
+  transaction start in the reverse order;
 * mirror's job info has ``actively-synced``, and its dirty bitmap lives on
   the mirror_top filter, disabled: only writes through the filter are mirrored
   (block/mirror.c ``bdrv_mirror_top_do_write``);
@@ -57,6 +60,7 @@ class Qemu100(Profile):
     qemu_io_help = QEMU_IO_HELP
     qemu_io_dump_prefix_on_monitor = True
     device_props_typed = True
+    transaction_commits_newest_first = True
     messages = {
         **BASE,
         # 8.0's parse_uint rejects a leading '-' with ERANGE, which

@@ -155,6 +155,18 @@ class JobTime(Protocol):
         """A verb changed a job: look at the deadlines again."""
 
 
+class JobTxn:
+    """job.c JobTxn: the jobs that complete together.  Every job has one; a
+    ``transaction`` with ``completion-mode: grouped`` puts all its jobs in one,
+    so that they finalize together and one failing or cancelled job cancels
+    the others.  ``jobs`` is newest first, as QEMU's list (QLIST_INSERT_HEAD),
+    which is the order in which the group is finalized or torn down."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+        self.aborting = False
+
+
 class Job:
     """One job (Job, and BlockJob unless ``block_job`` is false)."""
 
@@ -193,6 +205,11 @@ class Job:
         self.waiting_on: Sleep | None = None
         self.deferred = False         # body finished, completion not yet run
         self.driver = JobDriver()     # the kind's, from mgr.start on
+        self.txn = JobTxn()           # its own, unless created in a group
+
+    def is_completed(self) -> bool:
+        """job_is_completed: the body is over (successfully or not)."""
+        return self.status in ("waiting", "pending", "aborting", "concluded", "null")
 
     def user_desc(self) -> str:
         # child_job_get_parent_desc
@@ -204,8 +221,9 @@ class Job:
     # -- state machine -------------------------------------------------------
     def transition(self, new: str) -> None:
         assert new in TRANSITIONS[self.status], (self.status, new)
-        self.status = new
-        self.mgr.emit("JOB_STATUS_CHANGE", {"status": new, "id": self.id})
+        old, self.status = self.status, new
+        if new != old:      # aborting -> aborting says nothing
+            self.mgr.emit("JOB_STATUS_CHANGE", {"status": new, "id": self.id})
 
     def apply_verb(self, verb: str) -> None:
         if self.status not in VERBS[verb]:
@@ -366,6 +384,8 @@ class JobManager:
         self.g = g
         # drained sections under way: nodes -> (the jobs each paused, its nodes)
         self._drained: dict[tuple[int, ...], list[tuple[list[Job], list[Node]]]] = {}
+        # A transaction with completion-mode grouped: the group its jobs join.
+        self.group: JobTxn | None = None
         self._bind(g)
         time.serve(self)
 
@@ -410,6 +430,9 @@ class JobManager:
         if self.find(jid) is not None:
             raise BlockError.of("job.id-in-use", id=jid)
         job = Job(self, jid, jtype, args, block_job)
+        if self.group is not None:
+            job.txn = self.group
+        job.txn.jobs.insert(0, job)
         self.jobs.append(job)
         job.transition("created")
         return job
@@ -431,6 +454,8 @@ class JobManager:
     def early_fail(self, job: Job) -> None:
         if job in self.jobs:
             self.jobs.remove(job)
+        if job in job.txn.jobs:
+            job.txn.jobs.remove(job)
         if job.status == "created":
             job.transition("null")
 
@@ -478,37 +503,85 @@ class JobManager:
 
     # -- completion (job_completed and the txn functions) -------------------------
     def completed(self, job: Job) -> None:
-        # job_update_rc: a cancelled job fails with ECANCELED.
+        """job_completed: the body is over; the job's transaction goes on."""
+        self.update_rc(job)
+        if job.ret:
+            self.txn_abort(job)
+        else:
+            self.txn_success(job)
+
+    @staticmethod
+    def update_rc(job: Job) -> None:
+        """job_update_rc: a cancelled job fails with ECANCELED; a failed one aborts."""
         if not job.ret and job.is_cancelled():
             job.ret = -errno.ECANCELED
-        if job.ret and job.error is None:
-            job.error = os.strerror(-job.ret)
-        if job.ret == 0:
-            job.transition("waiting")
-            job.transition("pending")
-            if job.auto_finalize:
-                self.do_finalize(job)
-            else:
-                self.emit("BLOCK_JOB_PENDING", {"type": job.type, "id": job.id})
-        else:
-            self.txn_abort(job)
+        if job.ret:
+            if job.error is None:
+                job.error = os.strerror(-job.ret)
+            job.transition("aborting")
+
+    def txn_success(self, job: Job) -> None:
+        """job_completed_txn_success: wait for the group, then all go pending
+        (and finalize unless one of them waits for job-finalize)."""
+        job.transition("waiting")
+        txn = job.txn
+        if any(not other.is_completed() for other in txn.jobs):
+            return
+        for other in list(txn.jobs):
+            other.transition("pending")
+            if not other.auto_finalize:
+                self.emit("BLOCK_JOB_PENDING", {"type": other.type, "id": other.id})
+        if all(other.auto_finalize for other in txn.jobs):
+            self.do_finalize(job)
 
     def do_finalize(self, job: Job) -> None:
-        ret = job.driver.prepare(job) if job.ret == 0 else job.ret
-        if ret:
-            job.ret = ret
-            job.error = job.error or os.strerror(-ret)
-            self.txn_abort(job)
-            return
-        job.driver.commit(job)
-        self.finalize_single(job)
+        """job_do_finalize: prepare every job of the group, then finalize each
+        (or tear the group down at the first that fails)."""
+        for other in list(job.txn.jobs):
+            if other.ret == 0:
+                other.ret = other.driver.prepare(other)
+                self.update_rc(other)
+            if other.ret:
+                self.txn_abort(job)
+                return
+        for other in list(job.txn.jobs):
+            self.finalize_single(other)
 
     def txn_abort(self, job: Job) -> None:
-        job.transition("aborting")
-        job.driver.abort(job)
-        self.finalize_single(job)
+        """job_completed_txn_abort: the group's other jobs are force-cancelled
+        and run to their end, then every job of the group is finalized."""
+        txn = job.txn
+        if txn.aborting:
+            return      # another job of the group is tearing it down
+        txn.aborting = True
+        for other in list(txn.jobs):
+            if other is not job:
+                self.cancel_async(other, True)
+        while txn.jobs:
+            other = txn.jobs[0]
+            if not other.is_completed():
+                self.finish_sync(other)
+            self.finalize_single(other)
+
+    def finish_sync(self, job: Job) -> None:
+        """job_finish_sync: run a (cancelled) job until its body is over."""
+        for _ in range(100_000):
+            if job.is_completed():
+                return
+            if job.co is None:
+                if not job.deferred:     # never started
+                    self.update_rc(job)
+                return
+            job.enter()
 
     def finalize_single(self, job: Job) -> None:
+        """job_finalize_single: commit or abort, clean, the completion event,
+        concluded (and dismissed when auto-dismiss)."""
+        self.update_rc(job)
+        if job.ret == 0:
+            job.driver.commit(job)
+        else:
+            job.driver.abort(job)
         job.driver.clean(job)
         for blk in list(job.backends):
             self.remove_backend(job, blk)
@@ -521,6 +594,8 @@ class JobManager:
             if job.ret:
                 data["error"] = job.error or os.strerror(-job.ret)
             self.emit("BLOCK_JOB_COMPLETED", data)
+        if job in job.txn.jobs:
+            job.txn.jobs.remove(job)
         job.transition("concluded")
         if job.auto_dismiss:
             self.dismiss(job)
@@ -557,9 +632,11 @@ class JobManager:
             job.enter_if_sleeping()
 
     def resume(self, job: Job) -> None:
-        job.apply_verb("resume")
+        # job_user_resume: "not paused" is checked before the verb table, so a
+        # concluded job the user never paused answers that, not the verb text.
         if not job.user_paused or job.pause_count <= 0:
             raise BlockError.of("job.resume-not-paused")
+        job.apply_verb("resume")
         job.user_paused = False
         job.io_status = "ok"        # block_job_user_resume
         self._resume(job)
@@ -623,10 +700,8 @@ class JobManager:
             raise BlockError.of("job.device-job-paused", device=job.id)
         self.cancel(job, force)
 
-    def _cancel(self, job: Job, force: bool) -> None:
-        if job.status == "concluded":
-            self.dismiss(job)
-            return
+    def cancel_async(self, job: Job, force: bool) -> None:
+        """job_cancel_async: mark the job cancelled (and no longer user-paused)."""
         force = job.driver.cancel(job, force)
         if job.user_paused:
             job.user_paused = False
@@ -636,6 +711,12 @@ class JobManager:
             job.cancelled = True
         else:
             job.force_cancel |= force
+
+    def _cancel(self, job: Job, force: bool) -> None:
+        if job.status == "concluded":
+            self.dismiss(job)
+            return
+        self.cancel_async(job, force)
         if job.co is None and not job.deferred:
             self.completed(job)
         elif job.deferred:
@@ -677,7 +758,34 @@ class JobManager:
             [e.child for b in job.backends for e in b.children]
         return any(id(n) in area for n in held)
 
-    def drained(self, nodes: list[Node], begin: bool) -> None:
+    @staticmethod
+    def _notify_order(jobs: list[Job], nodes: list[Node], first: bool, direct: bool) -> list[Job]:
+        """The order in which a drained section's begin (``first``: a job
+        pauses at its first link reached) or end (a job resumes at its last)
+        reaches ``jobs``: each node tells its parents, newest link first as
+        QEMU's parent list; a node parent passes it on up, unless the drain is
+        ``direct`` (bdrv_drain_all: every node tells only its own parents).
+        Jobs not reached keep their order, after the others."""
+        pos: dict[int, int] = {}
+        count = 0
+
+        def tell(node: Node, depth: int) -> None:
+            nonlocal count
+            for e in reversed(node.parents):
+                p = e.parent
+                if isinstance(p, Job):
+                    if not (first and id(p) in pos):
+                        pos[id(p)] = count
+                    count += 1
+                elif isinstance(p, Node) and not direct and depth < 32:
+                    tell(p, depth + 1)
+
+        for n in nodes:
+            tell(n, 0)
+        reached = sorted((j for j in jobs if id(j) in pos), key=lambda j: pos[id(j)])
+        return reached + [j for j in jobs if id(j) not in pos]
+
+    def drained(self, nodes: list[Node], begin: bool, direct: bool = False) -> None:
         """A drained section over ``nodes``: every job with a node there pauses,
         then resumes at the end (bdrv_drained_begin/end, child_job_drained_*)."""
         key = tuple(id(n) for n in nodes)
@@ -689,27 +797,26 @@ class JobManager:
             section: tuple[list[Job], list[Node]] = stack.pop() if stack else ([], [])
             if stack is not None and not stack:
                 del self._drained[key]
-            for job in section[0]:
+            for job in self._notify_order(section[0], section[1], False, direct):
                 if job in self.jobs:
                     self._resume(job)
             return
         paused: list[Job] = []
         if self.jobs:
             area = self._drain_area(nodes)
-            for job in list(self.jobs):
-                if job.deferred or job.co is None:
-                    continue
-                if self._holds(job, area):
-                    self._pause(job)
-                    paused.append(job)
+            held = [job for job in self.jobs
+                    if not (job.deferred or job.co is None) and self._holds(job, area)]
+            for job in self._notify_order(held, nodes, True, direct):
+                self._pause(job)
+                paused.append(job)
         # the nodes, for a job started inside the section (_enter_drained)
         self._drained.setdefault(key, []).append((paused, list(nodes)))
 
     def drain_all(self) -> None:
         """bdrv_drain_all: every running job pauses and resumes."""
         nodes = list(self.g.nodes.values())
-        self.drained(nodes, True)
-        self.drained(nodes, False)
+        self.drained(nodes, True, direct=True)
+        self.drained(nodes, False, direct=True)
 
     def _enter_drained(self, job: Job) -> None:
         """A job created inside a drained section over one of its nodes starts
