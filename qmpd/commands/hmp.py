@@ -218,11 +218,13 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
     limit = daemon.max_output
     # A node's temporary BlockBackend drains the node when it is inserted and
     # again when it goes (blk_insert_bs, blk_remove_bs): jobs there pause and
-    # resume twice, as QEMU 7.2 shows them.
+    # resume, as often as the release drains (Profile.qemu_io_blk_drains).
     drain = g.drain_hook if dev_edge is None else None
+    drains = daemon.profile.qemu_io_blk_drains
     if drain is not None:
-        drain([node], True)
-        drain([node], False)
+        for _ in range(drains):
+            drain([node], True)
+            drain([node], False)
     tx = Transaction()
     blk = Parent("qemu-io")
     mon = io.StringIO()
@@ -253,8 +255,9 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
     finally:
         tx.abort()      # the temporary BlockBackend goes away again
         if drain is not None and node.alive:
-            drain([node], True)
-            drain([node], False)
+            for _ in range(drains):
+                drain([node], True)
+                drain([node], False)
     monitor_text = _mon(mon.getvalue())
     if to_stdout:
         sys.stdout.flush()

@@ -104,6 +104,12 @@ class Profile:
     #: rather than in the order of the actions (7.2's QTAILQ walk): two
     #: backups in one transaction start in the reverse order.
     transaction_commits_newest_first: ClassVar[bool] = False
+    #: How many drained sections over the node HMP ``qemu-io``'s temporary
+    #: BlockBackend makes when it is inserted, and again when it goes: 7.2's
+    #: blk_insert_bs/blk_remove_bs drain the node once; 10.0 drains it again
+    #: under the graph write lock (bdrv_graph_wrlock_drained), so a job there
+    #: pauses and resumes twice each time.
+    qemu_io_blk_drains: ClassVar[int] = 1
 
     #: qemu-io's help rows the release adds or words differently from 7.2's
     #: table (qmpd.img.qemu_io_help): name -> (altname, args, summary, extended help).

@@ -28,6 +28,8 @@ from 7.2 in these mechanisms, each found in 10.0's sources:
 * qemu-io's help lists ``-r`` on the buffer commands and the ``zone_*``
   commands, and ``info`` prints its "Format specific information:" line
   through ``bdrv_image_info_specific_dump`` (the monitor, under HMP);
+* HMP ``qemu-io``'s temporary BlockBackend drains its node twice when it
+  is inserted and twice when it goes (the graph write lock drains too);
 * ``transaction`` runs its actions' commit and clean callbacks newest first
   (util/transactions.c ``tran_add`` inserts at the head): backups of one
   transaction start in the reverse order;
@@ -61,6 +63,7 @@ class Qemu100(Profile):
     qemu_io_dump_prefix_on_monitor = True
     device_props_typed = True
     transaction_commits_newest_first = True
+    qemu_io_blk_drains = 2
     messages = {
         **BASE,
         # 8.0's parse_uint rejects a leading '-' with ERANGE, which
