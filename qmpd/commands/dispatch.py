@@ -145,6 +145,9 @@ class Dispatcher:
         if oob and not info.allow_oob:
             raise QMPError(f"The command {name} does not support OOB")
         args = {} if arguments is None else arguments
+        # The main loop runs pending bottom halves (a job's exit) before the
+        # monitor dispatches the next command.
+        self.daemon.jobs.flush_exits()
         try:
             self.validate(name, args)
             if not info.pure:

@@ -45,6 +45,10 @@ class Edge:
         self.frozen = False
         self.serial = next(_EDGE_SERIAL)
 
+    def renew_serial(self) -> None:
+        """The link counts as attached now (its op blocker is the newest)."""
+        self.serial = next(_EDGE_SERIAL)
+
     def user_desc(self) -> str:
         """How QEMU names the parent in permission-conflict texts."""
         return self.parent.user_desc()

@@ -251,14 +251,20 @@ def release_children(g: BlockGraph, parent: Any, tx: Transaction) -> None:
 def move_edge(e: Edge, new: Node, tx: Transaction) -> None:
     """bdrv_replace_child_noperm: point ``e`` at ``new`` (its newest parent link)."""
     old = e.child
+    serial = e.serial
     i = old.parents.index(e)
     del old.parents[i]
     e.child = new
     new.parents.append(e)
+    if e.name == "backing":
+        # bdrv_backing_attach blocks the new backing node's operations anew:
+        # that blocker is now the node's newest (bdrv_op_is_blocked names it).
+        e.renew_serial()
 
     def undo() -> None:
         new.parents.remove(e)
         e.child = old
+        e.serial = serial
         old.parents.insert(i, e)
     tx.on_abort(undo)
 

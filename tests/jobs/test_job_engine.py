@@ -91,6 +91,10 @@ AFTER: dict[tuple[str, str], str] = {
     ("standby", "set-speed"): "standby",
     ("pending", "cancel"): GONE,
     ("pending", "finalize"): GONE,
+    # job_user_resume asks "paused by the user?" before the verb table
+    # (f21b-commit-filter-reopen: a concluded job answers so on QEMU 7.2)
+    ("pending", "resume"): "Can't resume a job that was not paused",
+    ("concluded", "resume"): "Can't resume a job that was not paused",
     ("concluded", "dismiss"): GONE,
 }
 

@@ -24,8 +24,27 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_f21_scenarios import (  # noqa: E402  (a sibling script, not a package)
-    DROP, G, HD_SETUP, OUT, QB, QBJ, QJ, QN, QNF, SETTLE, SPEED, add, chain3, ex, hd, hmp, reads_hd,
-    reopen, wait, wait_ev, with_,
+    DROP,
+    HD_SETUP,
+    OUT,
+    QB,
+    QBJ,
+    QJ,
+    QN,
+    QNF,
+    SETTLE,
+    SPEED,
+    G,
+    add,
+    chain3,
+    ex,
+    hd,
+    hmp,
+    reads_hd,
+    reopen,
+    wait,
+    wait_ev,
+    with_,
 )
 
 Json = Any

@@ -337,7 +337,7 @@ class Job:
             self.co = None
             self.deferred = True
             self.busy = False
-            self.mgr.completed(self)
+            self.mgr.body_done(self)
 
     def enter_if_sleeping(self, timer_only: bool = False) -> None:
         """job_enter_cond: wake a job that is not busy (and not paused)."""
@@ -386,6 +386,10 @@ class JobManager:
         self._drained: dict[tuple[int, ...], list[tuple[list[Job], list[Node]]]] = {}
         # A transaction with completion-mode grouped: the group its jobs join.
         self.group: JobTxn | None = None
+        # Jobs whose body ended while a command ran them (job_exit's bottom
+        # half not yet run), and whether the runner is entering jobs now.
+        self._exits: list[Job] = []
+        self._in_runner = False
         self._bind(g)
         time.serve(self)
 
@@ -502,6 +506,36 @@ class JobManager:
         self.wakeup()
 
     # -- completion (job_completed and the txn functions) -------------------------
+    def body_done(self, job: Job) -> None:
+        """job_co_entry: the body is over and job_exit runs in a bottom half,
+        so when a command ran the job (a drain's end, resume, set-speed,
+        cancel) its completion comes after that command's reply, as the main
+        loop's next turn (the runner).  Under the virtual clock, at once."""
+        if self._in_runner or self.time.virtual:
+            self.completed(job)
+        else:
+            self._exits.append(job)
+            self.wakeup()
+
+    def flush_exits(self) -> None:
+        """Run the pending job_exit bottom halves: the main loop does before
+        it dispatches the next command."""
+        if not self._exits:
+            return
+        self.g.generation += 1
+        self._in_runner = True
+        try:
+            for job in list(self._exits):
+                self._run_exit(job)
+        finally:
+            self._in_runner = False
+
+    def _run_exit(self, job: Job) -> None:
+        if job in self._exits:
+            self._exits.remove(job)
+            if job in self.jobs and not job.is_completed():
+                self.completed(job)
+
     def completed(self, job: Job) -> None:
         """job_completed: the body is over; the job's transaction goes on."""
         self.update_rc(job)
@@ -566,6 +600,7 @@ class JobManager:
     def finish_sync(self, job: Job) -> None:
         """job_finish_sync: run a (cancelled) job until its body is over."""
         for _ in range(100_000):
+            self._run_exit(job)
             if job.is_completed():
                 return
             if job.co is None:
@@ -683,12 +718,19 @@ class JobManager:
         # qemu_cleanup: the block layer is drained first (and stays so), then
         # the jobs are cancelled: running jobs pause, and leave the pause
         # point to abort.
-        if self.jobs:
-            nodes = list(self.g.nodes.values())
-            self.drained(nodes, True)
-        for job in reversed(list(self.jobs)):
-            if job in self.jobs and job.status != "null":
-                self._cancel(job, True)
+        # job_cancel_sync_all waits for each job's end (AIO_WAIT_WHILE runs
+        # the bottom halves): the jobs complete here, as if from the runner.
+        self.flush_exits()
+        self._in_runner = True
+        try:
+            if self.jobs:
+                nodes = list(self.g.nodes.values())
+                self.drained(nodes, True)
+            for job in reversed(list(self.jobs)):
+                if job in self.jobs and job.status != "null":
+                    self._cancel(job, True)
+        finally:
+            self._in_runner = False
 
     def cancel(self, job: Job, force: bool) -> None:
         job.apply_verb("cancel")
@@ -833,24 +875,32 @@ class JobManager:
         for job in list(self.jobs):
             job.co = None
         self.jobs.clear()
+        self._exits.clear()
         self._bind(g)
         self.time.reset()
 
     # -- time ----------------------------------------------------------------------
     def run_due(self) -> None:
-        """Enter every job whose timer has expired, until none is due."""
-        for _ in range(1_000_000):
-            now = self.time.now()
-            due = [j for j in list(self.jobs) if j.runnable(now)]
-            if not due:
-                return
-            for j in due:
-                if j.runnable(self.time.now()):
-                    j.enter()
+        """Complete the jobs whose body ended under a command, then enter
+        every job whose timer has expired, until none is due."""
+        self._in_runner = True
+        try:
+            for job in list(self._exits):
+                self._run_exit(job)
+            for _ in range(1_000_000):
+                now = self.time.now()
+                due = [j for j in list(self.jobs) if j.runnable(now)]
+                if not due:
+                    return
+                for j in due:
+                    if j.runnable(self.time.now()):
+                        j.enter()
+        finally:
+            self._in_runner = False
 
     def any_due(self) -> bool:
         now = self.time.now()
-        return any(j.runnable(now) for j in self.jobs)
+        return bool(self._exits) or any(j.runnable(now) for j in self.jobs)
 
     def next_deadline(self) -> int | None:
         """The earliest timer of a sleeping job (None: no job sleeps on a timer)."""
