@@ -93,6 +93,38 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
             off += m
 
 
+def status_above(g: BlockGraph, node: Node | None, offset: int,
+                 length: int) -> list[tuple[int, int, bool]]:
+    """bdrv_block_status_above(node, NULL): [(offset, length, zero)], where
+    zero is a zero cluster of the first node that has the range, or a range
+    no node of the chain has; data anywhere else (even if it is zeroes)."""
+    while node is not None and node.driver.is_filter:
+        node = node.driver.filtered(node)
+    if node is None:
+        return [(offset, length, True)]
+    out: list[tuple[int, int, bool]] = []
+    for o, m, alloc, zero in g.block_status(node, offset, length):
+        o_end = min(o + m, offset + length)
+        o = max(o, offset)
+        if o >= o_end:
+            continue
+        if alloc:
+            parts = [(o, o_end - o, zero)]
+        else:
+            below = surgery.cow_bs(node)
+            if below is None or o >= g.virtual_size(below):
+                parts = [(o, o_end - o, True)]
+            else:
+                parts = status_above(g, below, o, o_end - o)
+        for p in parts:
+            last = out[-1] if out else None
+            if last is not None and last[2] == p[2] and last[0] + last[1] == p[0]:
+                out[-1] = (last[0], last[1] + p[1], last[2])
+            else:
+                out.append(p)
+    return out or [(offset, length, True)]
+
+
 def _clear_range(bm: bmod.DirtyBitmap, offset: int, length: int) -> None:
     first = offset >> bm.shift
     last = (offset + length - 1) >> bm.shift
@@ -309,7 +341,15 @@ class ActiveCommitJob(_MirrorDriver):
         _dirty_allocated(g, bm, self.bs, overlay, length)
 
         def copy(off: int, n: int) -> None:
-            copy_range(g, self.bs, self.base, off, n)
+            # mirror_iteration: what the chain above the base reads as zero
+            # (bdrv_block_status_above: a zero cluster, or nothing allocated)
+            # becomes a zero write (unmap on); the rest is copied.
+            # MIRROR_METHOD_COPY writes what it read, zero bytes or not.
+            for o, m, zero in status_above(g, self.bs, off, n):
+                if zero:
+                    g.write_zeroes(self.base, o, m, True)
+                else:
+                    g.write(self.base, o, g.read(self.bs, o, m))
 
         return (yield from self._loop(job, bm, length, copy, keep_error=False))
 
