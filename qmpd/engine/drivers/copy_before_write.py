@@ -85,13 +85,12 @@ class CopyBeforeWriteDriver(Driver):
 
     def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
                        generate_json: bool) -> str:
-        # A filter with no options of its own is named after its child (QEMU
-        # shows the source's filename for the backup filter).
+        # cbw_refresh_filename: the source's filename, json: or not (10.0
+        # recorded it so for a source with a json: name; 7.2 has the same code).
         f = node.file
         if f is None:
             return ""
-        name = g.filename_info(f.child)[0]
-        return "" if name.startswith("json:") else name
+        return g.filename_info(f.child)[0]
 
     def gather_children(self, g: BlockGraph, node: Node, opts: dict,
                         backing_overridden: bool) -> None:
