@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
+from qmpd.engine.jobs.drains import DrainedSections
 from qmpd.engine.node import Edge, Node, Parent, id_wellformed
 from qmpd.engine.surgery import all_or_nothing, attach_fixed, release_children
 from qmpd.engine.transaction import Transaction
@@ -372,7 +373,7 @@ class Job:
         return self.limit.delay(n, self.now())
 
 
-class JobManager:
+class JobManager(DrainedSections):
     """The jobs of the daemon's graph, the events they emit, and the job verbs.
 
     It lives as long as the daemon; ``time`` is a declared dependency (there
@@ -771,103 +772,6 @@ class JobManager:
                                                  or job.is_cancelled()):
                 job.enter()
         self.wakeup()
-
-    # -- drains ------------------------------------------------------------------
-    @staticmethod
-    def _drain_area(nodes: list[Node]) -> set[int]:
-        """What a drained section over ``nodes`` quiesces: their subtrees and
-        their ancestors."""
-        area: set[int] = set()
-        stack = list(nodes)
-        while stack:
-            n = stack.pop()
-            if id(n) in area:
-                continue
-            area.add(id(n))
-            stack.extend(e.child for e in n.children)
-        up = list(nodes)
-        while up:
-            n = up.pop()
-            for e in n.parents:
-                if isinstance(e.parent, Node) and id(e.parent) not in area:
-                    area.add(id(e.parent))
-                    up.append(e.parent)
-        return area
-
-    @staticmethod
-    def _holds(job: Job, area: set[int]) -> bool:
-        held = [e.child for e in job.edges] + \
-            [e.child for b in job.backends for e in b.children]
-        return any(id(n) in area for n in held)
-
-    @staticmethod
-    def _notify_order(jobs: list[Job], nodes: list[Node], first: bool, direct: bool) -> list[Job]:
-        """The order in which a drained section's begin (``first``: a job
-        pauses at its first link reached) or end (a job resumes at its last)
-        reaches ``jobs``: each node tells its parents, newest link first as
-        QEMU's parent list; a node parent passes it on up, unless the drain is
-        ``direct`` (bdrv_drain_all: every node tells only its own parents).
-        Jobs not reached keep their order, after the others."""
-        pos: dict[int, int] = {}
-        count = 0
-
-        def tell(node: Node, depth: int) -> None:
-            nonlocal count
-            for e in reversed(node.parents):
-                p = e.parent
-                if isinstance(p, Job):
-                    if not (first and id(p) in pos):
-                        pos[id(p)] = count
-                    count += 1
-                elif isinstance(p, Node) and not direct and depth < 32:
-                    tell(p, depth + 1)
-
-        for n in nodes:
-            tell(n, 0)
-        reached = sorted((j for j in jobs if id(j) in pos), key=lambda j: pos[id(j)])
-        return reached + [j for j in jobs if id(j) not in pos]
-
-    def drained(self, nodes: list[Node], begin: bool, direct: bool = False) -> None:
-        """A drained section over ``nodes``: every job with a node there pauses,
-        then resumes at the end (bdrv_drained_begin/end, child_job_drained_*)."""
-        key = tuple(id(n) for n in nodes)
-        if not begin:
-            # The jobs the section paused resume, even when the graph changed
-            # meanwhile and their nodes are no longer below (QEMU moves the
-            # quiesce counts along when a drained child is detached).
-            stack = self._drained.get(key)
-            section: tuple[list[Job], list[Node]] = stack.pop() if stack else ([], [])
-            if stack is not None and not stack:
-                del self._drained[key]
-            for job in self._notify_order(section[0], section[1], False, direct):
-                if job in self.jobs:
-                    self._resume(job)
-            return
-        paused: list[Job] = []
-        if self.jobs:
-            area = self._drain_area(nodes)
-            held = [job for job in self.jobs
-                    if not (job.deferred or job.co is None) and self._holds(job, area)]
-            for job in self._notify_order(held, nodes, True, direct):
-                self._pause(job)
-                paused.append(job)
-        # the nodes, for a job started inside the section (_enter_drained)
-        self._drained.setdefault(key, []).append((paused, list(nodes)))
-
-    def drain_all(self) -> None:
-        """bdrv_drain_all: every running job pauses and resumes."""
-        nodes = list(self.g.nodes.values())
-        self.drained(nodes, True, direct=True)
-        self.drained(nodes, False, direct=True)
-
-    def _enter_drained(self, job: Job) -> None:
-        """A job created inside a drained section over one of its nodes starts
-        paused (its child was attached drained) and resumes at the section's end."""
-        for stack in self._drained.values():
-            for paused, nodes in stack:
-                if job not in paused and self._holds(job, self._drain_area(nodes)):
-                    job.pause_count += 1
-                    paused.append(job)
 
     def reset(self, g: BlockGraph) -> None:
         """x-qmpd-reset: the jobs go without a word (no events), and the
