@@ -321,22 +321,27 @@ class ActiveCommitJob(_MirrorDriver):
             self.bitmap.set_range(offset, length)
 
     def _exit(self, job: Job, pivot: bool) -> None:
+        """mirror_exit_common with the source as the node to replace: the
+        parents of the active layer (the filter among them) move to the base,
+        so the users above the filter end on the base while the old top keeps
+        its own chain (and stays if something else holds it)."""
         g = job.mgr.g
-        with surgery.all_or_nothing() as tx:
-            surgery.unfreeze_chain(self.mtop, self.base)
-            if pivot:
-                # bdrv_replace_node(top, base) for the users of top other than
-                # the filter, then the filter goes.
-                surgery.replace_node(g, self.bs, self.base, tx,
-                             skip=lambda e: not isinstance(e.parent, Node)
-                             or e.parent is self.mtop)
-            if self.bitmap is not None and self.bitmap in self.bitmap.node.dirty_bitmaps:
-                self.bitmap.node.dirty_bitmaps.remove(self.bitmap)
-            self.mtop.filter_job = None
-            if self.target_blk in job.backends:
-                job.mgr.remove_backend(job, self.target_blk)
-            job.mgr.remove_all_bdrv(job)
-            if self.mtop.alive:
+        surgery.unfreeze_chain(self.mtop, self.base)
+        if self.bitmap is not None and self.bitmap in self.bitmap.node.dirty_bitmaps:
+            self.bitmap.node.dirty_bitmaps.remove(self.bitmap)
+        self.mtop.filter_job = None
+        if self.target_blk in job.backends:
+            job.mgr.remove_backend(job, self.target_blk)
+        if pivot and self.bs.alive and self.base.alive:
+            if self.bs.read_only != self.base.read_only:
+                surgery.set_read_only(g, self.base, self.bs.read_only)
+            with surgery.all_or_nothing() as tx:
+                surgery.replace_node_noperm(g, self.bs, self.base, tx)
+                g.refresh_perms([self.base, self.bs], tx)
+        job.mgr.remove_all_bdrv(job)
+        if self.mtop.alive:
+            with surgery.all_or_nothing() as tx:
+                self.mtop.state = "stop"
                 surgery.drop_filter(g, self.mtop, tx)
 
 
