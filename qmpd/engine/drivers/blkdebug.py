@@ -137,6 +137,13 @@ class BlkdebugDriver(Driver):
             st["rules"].remove(r)
         raise OSError(r["errno"], os.strerror(r["errno"]))
 
+    def flush_to_disk(self, g: BlockGraph, node: Node) -> None:
+        """blkdebug_co_flush: the flush rules, then a flush of the image."""
+        self.rule_check(node, 0, 0, "flush")
+        child = self.primary(node)
+        if child is not None:
+            g.flush(child)
+
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
         self.rule_check(node, offset, length, "read")
         return super().read(g, node, offset, length)
