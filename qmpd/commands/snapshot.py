@@ -9,6 +9,7 @@ form a job group refuse ``completion-mode: grouped`` with QEMU's text.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from qmpd.commands.registry import command
@@ -18,10 +19,22 @@ from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.jobs.backup import create_backup
 from qmpd.engine.jobs.create import start_create
 from qmpd.engine.jobs.mirror import start_mirror
+from qmpd.engine.jobs.state import JobTxn
 from qmpd.engine.snapshot import SnapshotAction, SnapshotSyncAction, blockdev_snapshot
 
-# Action kind -> prepare(daemon, data, tx) returning a commit callback (or None).
-Prepare = Callable[[Any, dict, Transaction], "Callable[[], None] | None"]
+
+@dataclass
+class Phases:
+    """An action's commit, and its clean, which qmp_transaction runs only
+    after every action has committed (a backup's drained section ends there)."""
+
+    commit: Callable[[], None]
+    clean: Callable[[], None]
+
+
+# Action kind -> prepare(daemon, data, tx) returning a commit callback, its
+# Phases, or None.
+Prepare = Callable[[Any, dict, Transaction], "Callable[[], None] | Phases | None"]
 ACTIONS: dict[str, Prepare] = {}
 
 
@@ -87,7 +100,7 @@ def _bm_merge(daemon: Any, data: dict, tx: Transaction) -> None:
 
 
 @action("blockdev-backup")
-def _backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
+def _backup(daemon: Any, data: dict, tx: Transaction) -> Phases:
     mgr = daemon.jobs
     # blockdev_backup_prepare drains the source until the action is cleaned
     # up: the job starts inside that section, so it pauses and resumes.
@@ -97,10 +110,8 @@ def _backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
     tx.on_abort(lambda: mgr.drained(drained, False))
     job = create_backup(mgr, data, tx)
 
-    def commit() -> None:
-        mgr.start(job, job.driver)      # blockdev_backup_commit: job_start
-        mgr.drained(drained, False)     # blockdev_backup_clean
-    return commit
+    return Phases(lambda: mgr.start(job, job.driver),       # blockdev_backup_commit: job_start
+                  lambda: mgr.drained(drained, False))      # blockdev_backup_clean
 
 
 @command("blockdev-backup")
@@ -139,8 +150,10 @@ def cmd_transaction(daemon: Any, args: dict) -> dict:
     daemon.jobs.drain_all()     # qmp_transaction: "drain all i/o before any operations"
     tx = Transaction()
     commits: list[Callable[[], None]] = []
-    # The job helper's actions see the group through this attribute.
-    daemon.transaction_mode = mode
+    cleans: list[Callable[[], None]] = []
+    # qmp_transaction: with completion-mode grouped the jobs the actions
+    # create share one JobTxn.
+    daemon.jobs.group = JobTxn() if mode == "grouped" else None
     try:
         for act in args["actions"]:
             kind = act["type"]
@@ -151,14 +164,19 @@ def cmd_transaction(daemon: Any, args: dict) -> dict:
             if prep is None:
                 raise BlockError.of("transaction.action-not-supported", kind=kind)
             c = prep(daemon, act["data"], tx)
-            if c is not None:
+            if isinstance(c, Phases):
+                commits.append(c.commit)
+                cleans.append(c.clean)
+            elif c is not None:
                 commits.append(c)
     except BaseException:
         tx.abort()
         raise
     finally:
-        daemon.transaction_mode = None
+        daemon.jobs.group = None
     tx.commit()
     for c in commits:
+        c()
+    for c in cleans:
         c()
     return {}

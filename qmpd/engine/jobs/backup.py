@@ -14,6 +14,7 @@ either replaced by it (bits copied) or merged with it, per ``bitmap-mode``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ from qmpd.engine import perms, surgery
 from qmpd.engine.drivers.copy_before_write import CopyBeforeWriteDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import is_allocated
+from qmpd.engine.jobs.data import CopyError, is_allocated
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node
 from qmpd.engine.transaction import Transaction
@@ -47,6 +48,8 @@ class BackupJob(JobDriver):
     dirty: set[int] = field(default_factory=set)   # the block-copy bitmap, in clusters
     job: Job | None = None
     copy_bitmap: bmod.DirtyBitmap | None = None
+    on_source_error: str = "report"
+    on_target_error: str = "report"
 
     @property
     def shift(self) -> int:
@@ -54,11 +57,22 @@ class BackupJob(JobDriver):
 
     # -- block-copy ----------------------------------------------------------
     def _copy(self, g: BlockGraph, offset: int, n: int) -> None:
+        """block_copy_do_copy; an I/O error says whether it was the read."""
         for off, m, _alloc, zero in g.block_status(self.source, offset, n):
             if zero:
-                g.write_zeroes(self.target, off, m, False)
+                data = None
             else:
-                g.write(self.target, off, g.read(self.source, off, m))
+                try:
+                    data = g.read(self.source, off, m)
+                except OSError as e:
+                    raise CopyError(e, True) from None
+            try:
+                if data is None:
+                    g.write_zeroes(self.target, off, m, False)
+                else:
+                    g.write(self.target, off, data)
+            except OSError as e:
+                raise CopyError(e, False) from None
 
     def copy_before_write(self, g: BlockGraph, offset: int, length: int) -> None:
         """cbw_do_copy_before_write: old data of still-dirty clusters goes first."""
@@ -118,10 +132,26 @@ class BackupJob(JobDriver):
                 self.dirty.discard(i)
             try:
                 self._copy(g, off, min(n, size - off))
-            except OSError as e:
-                job.error = e.strerror or "Input/output error"
-                return -5
+            except CopyError as e:
+                # The failed request completes in the background: the job acts
+                # on it after the command that started it has replied (other
+                # jobs of its transaction have started and copied meanwhile).
+                yield Sleep(job.now(), defer=True, failed=True)
+                # block_copy_task_end: the task's clusters are dirty again;
+                # backup_loop asks the policy of the side that failed.
+                for i in range(first, first + -(-n // cs)):
+                    self.dirty.add(i)
+                action = job.error_action(e.is_read, e.errno, self.on_source_error
+                                          if e.is_read else self.on_target_error)
+                if action == "report":
+                    job.error = os.strerror(e.errno)
+                    return -e.errno
+                if action == "stop":
+                    yield from job.pause_point()
+                continue
             job.progress(min(n, size - off))
+        # The last request's completion, too, is seen after the reply.
+        yield Sleep(job.now(), defer=True)
         return 0
 
     def _cleanup_sync_bitmap(self, ret: int) -> None:
@@ -248,7 +278,9 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
             for st in ("aborting", "concluded", "null"):
                 job.transition(st)
     tx.on_abort(cancel_created)
-    drv = BackupJob(bs, target, cbw, sync, bm, mode, cluster)
+    drv = BackupJob(bs, target, cbw, sync, bm, mode, cluster,
+                    on_source_error=args.get("on-source-error", "report"),
+                    on_target_error=args.get("on-target-error", "report"))
     drv.job = job
     # backup_init_bcs_bitmap
     nclusters = -(-size // cluster)

@@ -96,6 +96,13 @@ class Sleep:
     # Due at once, but the body goes on only from the runner, after the
     # command that started it has replied (a coroutine waiting on I/O).
     defer: bool = False
+    # For a deferred sleep: when its I/O was submitted.  The thread pool's
+    # completion bottom half finishes the newest request first, so jobs
+    # waiting on I/O go on newest first; a request that failed without
+    # reaching the thread pool (an injected error: a scheduled coroutine)
+    # comes back before them, oldest first.
+    seq: int = 0
+    failed: bool = False
 
 
 PAUSED = Sleep(None)
@@ -155,6 +162,21 @@ class JobTime(Protocol):
         """A verb changed a job: look at the deadlines again."""
 
 
+class JobTxn:
+    """JobTxn: jobs that complete together (a transaction with
+    ``completion-mode: grouped``; every other job is alone in its own).
+    None finalizes before all have completed, and one failing cancels the
+    others."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+        self.aborting = False
+
+
+# job_is_completed: the body has finished (successfully or not)
+COMPLETED = ("waiting", "pending", "aborting", "concluded", "null")
+
+
 class Job:
     """One job (Job, and BlockJob unless ``block_job`` is false)."""
 
@@ -193,6 +215,8 @@ class Job:
         self.waiting_on: Sleep | None = None
         self.deferred = False         # body finished, completion not yet run
         self.driver = JobDriver()     # the kind's, from mgr.start on
+        self.txn = JobTxn()
+        self.txn.jobs.append(self)
 
     def user_desc(self) -> str:
         # child_job_get_parent_desc
@@ -214,6 +238,9 @@ class Job:
 
     def is_cancelled(self) -> bool:
         return self.force_cancel
+
+    def is_completed(self) -> bool:
+        return self.status in COMPLETED
 
     def should_pause(self) -> bool:
         return self.pause_count > 0
@@ -308,6 +335,9 @@ class Job:
             # before the monitor reads the next command.
             while True:
                 w = self.waiting_on = next(self.co)
+                if w.defer:
+                    self.mgr.io_seq += 1
+                    w.seq = self.mgr.io_seq
                 if w is PAUSED or w.deadline is None or w.deadline > self.now() or w.defer:
                     break
                 if self.at_breakpoint() and not self.is_cancelled():
@@ -330,9 +360,10 @@ class Job:
             return
         self.enter()
 
-    def error_action(self, is_read: bool, err: int) -> str:
-        """block_job_error_action: the on-error policy's answer, and its event."""
-        policy = self.on_error
+    def error_action(self, is_read: bool, err: int, policy: str | None = None) -> str:
+        """block_job_error_action: the on-error policy's answer (``policy``, else
+        the job's on-error), and its event."""
+        policy = policy or self.on_error
         if policy in ("enospc", "auto"):
             action = "stop" if err == errno.ENOSPC else "report"
         else:
@@ -354,6 +385,15 @@ class Job:
         return self.limit.delay(n, self.now())
 
 
+def _completion_order(job: Job) -> tuple[int, int]:
+    """The order due jobs go on in: timers first (in job order), then failed
+    requests (oldest first), then I/O completions (newest first)."""
+    w = job.waiting_on
+    if w is None or not w.defer:
+        return (0, 0)
+    return (1, w.seq) if w.failed else (2, -w.seq)
+
+
 class JobManager:
     """The jobs of the daemon's graph, the events they emit, and the job verbs.
 
@@ -366,6 +406,9 @@ class JobManager:
         self.g = g
         # drained sections under way: nodes -> (the jobs each paused, its nodes)
         self._drained: dict[tuple[int, ...], list[tuple[list[Job], list[Node]]]] = {}
+        # the JobTxn of a grouped transaction under way: the jobs it creates join it
+        self.group: JobTxn | None = None
+        self.io_seq = 0     # numbers the deferred sleeps (Sleep.seq)
         self._bind(g)
         time.serve(self)
 
@@ -410,6 +453,11 @@ class JobManager:
         if self.find(jid) is not None:
             raise BlockError.of("job.id-in-use", id=jid)
         job = Job(self, jid, jtype, args, block_job)
+        if self.group is not None:
+            job.txn = self.group
+            # job_txn_add_job: QLIST_INSERT_HEAD, so the txn's jobs are
+            # walked (to pending, finalized) newest first
+            self.group.jobs.insert(0, job)
         self.jobs.append(job)
         job.transition("created")
         return job
@@ -431,6 +479,8 @@ class JobManager:
     def early_fail(self, job: Job) -> None:
         if job in self.jobs:
             self.jobs.remove(job)
+        if job in job.txn.jobs:
+            job.txn.jobs.remove(job)
         if job.status == "created":
             job.transition("null")
 
@@ -477,38 +527,99 @@ class JobManager:
         self.wakeup()
 
     # -- completion (job_completed and the txn functions) -------------------------
-    def completed(self, job: Job) -> None:
-        # job_update_rc: a cancelled job fails with ECANCELED.
+    @staticmethod
+    def _update_rc(job: Job) -> None:
+        """job_update_rc: a cancelled job fails with ECANCELED; a failed one aborts."""
         if not job.ret and job.is_cancelled():
             job.ret = -errno.ECANCELED
-        if job.ret and job.error is None:
-            job.error = os.strerror(-job.ret)
-        if job.ret == 0:
-            job.transition("waiting")
-            job.transition("pending")
-            if job.auto_finalize:
-                self.do_finalize(job)
-            else:
-                self.emit("BLOCK_JOB_PENDING", {"type": job.type, "id": job.id})
-        else:
+        if job.ret:
+            if job.error is None:
+                job.error = os.strerror(-job.ret)
+            if job.status != "aborting":
+                job.transition("aborting")
+
+    def completed(self, job: Job) -> None:
+        """job_completed."""
+        if job.is_cancelled() and not job.ret:
+            job.ret = -errno.ECANCELED
+        if job.ret:
+            self._update_rc(job)
             self.txn_abort(job)
+        else:
+            self._txn_success(job)
+
+    def _txn_success(self, job: Job) -> None:
+        """job_completed_txn_success: the job waits for the rest of its txn;
+        the last one to complete moves them all to pending, and finalizes
+        them unless one of them waits for job-finalize."""
+        job.transition("waiting")
+        txn = job.txn
+        if any(not j.is_completed() for j in txn.jobs):
+            return
+        for j in list(txn.jobs):
+            j.transition("pending")
+            if not j.auto_finalize:
+                self.emit("BLOCK_JOB_PENDING", {"type": j.type, "id": j.id})
+        if all(j.auto_finalize for j in txn.jobs):
+            self.do_finalize(job)
 
     def do_finalize(self, job: Job) -> None:
-        ret = job.driver.prepare(job) if job.ret == 0 else job.ret
-        if ret:
-            job.ret = ret
-            job.error = job.error or os.strerror(-ret)
-            self.txn_abort(job)
-            return
-        job.driver.commit(job)
-        self.finalize_single(job)
+        """job_do_finalize: every job of the txn prepares, then each is
+        finalized; a failed prepare aborts the txn."""
+        for j in list(job.txn.jobs):
+            if j.ret == 0:
+                ret = j.driver.prepare(j)
+                if ret:
+                    j.ret = ret
+                    self._update_rc(j)
+            if j.ret:
+                self.txn_abort(job)
+                return
+        for j in list(job.txn.jobs):
+            self.finalize_single(j)
 
     def txn_abort(self, job: Job) -> None:
-        job.transition("aborting")
-        job.driver.abort(job)
-        self.finalize_single(job)
+        """job_completed_txn_abort: the other jobs of the txn are force-cancelled
+        and run until they complete, then all are finalized in txn order."""
+        txn = job.txn
+        if txn.aborting:
+            return      # cancelled by another job, which handles everything
+        txn.aborting = True
+        for other in list(txn.jobs):
+            if other is not job:
+                self._cancel_async(other, True)
+        while txn.jobs:
+            other = txn.jobs[0]
+            if not other.is_completed():
+                self._finish_sync(other)
+            self.finalize_single(other)
+
+    def _finish_sync(self, job: Job) -> None:
+        """job_finish_sync: enter the (force-cancelled) job until it has
+        completed; each entry runs it to its next yield."""
+        for _ in range(100_000):
+            if job.is_completed():
+                return
+            if job.co is None and not job.deferred:
+                break       # never started: job_cancel's job_completed
+            job.enter()
+        # A body that does not end when cancelled (or never ran) ends here.
+        if job.co is not None:
+            job.co.close()
+            job.co = None
+        job.deferred = True
+        job.busy = False
+        if not job.ret:
+            job.ret = -errno.ECANCELED
+        self._update_rc(job)
 
     def finalize_single(self, job: Job) -> None:
+        """job_finalize_single: commit or abort, clean, the event, concluded."""
+        self._update_rc(job)
+        if job.ret:
+            job.driver.abort(job)
+        else:
+            job.driver.commit(job)
         job.driver.clean(job)
         for blk in list(job.backends):
             self.remove_backend(job, blk)
@@ -521,6 +632,8 @@ class JobManager:
             if job.ret:
                 data["error"] = job.error or os.strerror(-job.ret)
             self.emit("BLOCK_JOB_COMPLETED", data)
+        if job in job.txn.jobs:
+            job.txn.jobs.remove(job)
         job.transition("concluded")
         if job.auto_dismiss:
             self.dismiss(job)
@@ -623,19 +736,21 @@ class JobManager:
             raise BlockError.of("job.device-job-paused", device=job.id)
         self.cancel(job, force)
 
-    def _cancel(self, job: Job, force: bool) -> None:
-        if job.status == "concluded":
-            self.dismiss(job)
-            return
+    def _cancel_async(self, job: Job, force: bool) -> None:
+        """job_cancel_async: the request (a soft one is ignored once the body has finished)."""
         force = job.driver.cancel(job, force)
         if job.user_paused:
             job.user_paused = False
             job.pause_count -= 1
-        if not job.cancelled:
-            job.force_cancel = force
+        if force or not job.deferred:
             job.cancelled = True
-        else:
             job.force_cancel |= force
+
+    def _cancel(self, job: Job, force: bool) -> None:
+        if job.status == "concluded":
+            self.dismiss(job)
+            return
+        self._cancel_async(job, force)
         if job.co is None and not job.deferred:
             self.completed(job)
         elif job.deferred:
@@ -737,6 +852,7 @@ class JobManager:
             due = [j for j in list(self.jobs) if j.runnable(now)]
             if not due:
                 return
+            due.sort(key=_completion_order)
             for j in due:
                 if j.runnable(self.time.now()):
                     j.enter()
