@@ -1,9 +1,9 @@
 """Writes the issue-22 scenarios tests/data/recorded/scenarios/f22-*.json.
 
 Behaviour QEMU's iotests rely on (124, 056, 041) that the corpus had not
-covered: a backup job's ``on-source-error`` / ``on-target-error`` policies
-(stop, ignore, report) with the BLOCK_JOB_ERROR events and the pause they
-cause; transactions with ``completion-mode: grouped`` (the jobs wait for
+covered: the ``on-source-error`` / ``on-target-error`` policies of backup
+and mirror jobs and an active commit's ``on-error`` (stop, ignore, report)
+with the BLOCK_JOB_ERROR events and the pause they cause; transactions with ``completion-mode: grouped`` (the jobs wait for
 each other, one failing or cancelled cancels the others, manual finalize
 of the group); and blkdebug's ``flush_to_disk`` event, fired by a flush
 only after new writes.
@@ -117,6 +117,55 @@ def backup_errors() -> None:
         scenario(f"f22-backup-target-error-{policy}",
                  f"backup with on-target-error={policy}: a write error from blkdebug once",
                  SETUP, steps)
+
+
+def mirror_errors() -> None:
+    for policy in ("stop", "ignore", "report"):
+        steps = [debug("a", "a.qcow2", READ_ONCE), plain("ta", "ta.qcow2"),
+                 ex("blockdev-mirror", job_id="m", device="a", target="ta", sync="full",
+                    on_source_error=policy),
+                 wait_ev("BLOCK_JOB_ERROR", device="m")]
+        if policy == "stop":
+            steps += [wait("m", "paused"), QBJ, ex("block-job-resume", device="m")]
+        if policy != "report":
+            steps += [wait_ev("BLOCK_JOB_READY", device="m"), QBJ,
+                      ex("block-job-complete", device="m")]
+        steps += [wait("m", "null"), QJ, QNF]
+        scenario(f"f22-mirror-source-error-{policy}",
+                 f"mirror with on-source-error={policy}: a read error from blkdebug once",
+                 SETUP, steps)
+    for policy in ("stop", "ignore"):
+        steps = [plain("a", "a.qcow2"), debug("ta", "ta.qcow2", WRITE_ONCE),
+                 ex("blockdev-mirror", job_id="m", device="a", target="ta", sync="full",
+                    on_target_error=policy),
+                 wait_ev("BLOCK_JOB_ERROR", device="m")]
+        if policy == "stop":
+            steps += [wait("m", "paused"), QBJ, ex("job-resume", id="m")]
+        steps += [wait_ev("BLOCK_JOB_READY", device="m"), ex("job-cancel", id="m"),
+                  wait("m", "null"), QJ]
+        scenario(f"f22-mirror-target-error-{policy}",
+                 f"mirror with on-target-error={policy}: a write error from blkdebug once",
+                 SETUP, steps)
+    # active commit: on-error is the policy of both sides
+    commit_setup = SETUP + ["qemu-img create -q -f qcow2 -b $DIR/a.qcow2 -F qcow2 $DIR/ov.qcow2",
+                            "qemu-io -f qcow2 -c 'write -P 0x55 0 512k' $DIR/ov.qcow2"]
+    for policy in ("stop", "ignore", "report"):
+        steps = [plain("a", "a.qcow2"),
+                 ex("blockdev-add", driver="qcow2", node_name="ov", backing="a",
+                    file={"driver": "blkdebug", "node-name": "ov-dbg",
+                          "inject-error": [READ_ONCE],
+                          "image": {"driver": "file", "filename": "$DIR/ov.qcow2"}}),
+                 ex("block-commit", job_id="c", device="ov", on_error=policy),
+                 wait_ev("BLOCK_JOB_ERROR", device="c")]
+        if policy == "stop":
+            steps += [wait("c", "paused"), QBJ, ex("block-job-resume", device="c")]
+        if policy != "report":
+            steps += [wait_ev("BLOCK_JOB_READY", device="c"),
+                      ex("block-job-complete", device="c")]
+        steps += [wait("c", "null"), QJ]
+        scenario(f"f22-commit-active-error-{policy}",
+                 f"active commit with on-error={policy}: a read error from blkdebug once",
+                 commit_setup, steps)
 
 
 def backup_action(job: str, device: str, target: str, **extra: Json) -> dict[str, Json]:
@@ -262,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--outdir", default=OUT)
     args = ap.parse_args(argv)
-    for family in (backup_errors, grouped, flushes):
+    for family in (backup_errors, mirror_errors, grouped, flushes):
         family()
     os.makedirs(args.outdir, exist_ok=True)
     for sc in SCENARIOS:

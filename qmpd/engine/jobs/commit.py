@@ -231,5 +231,9 @@ def _start_active(mgr: JobManager, args: dict, bs: Node, base: Node) -> Job:
         mgr.add_bdrv(job, "target", base, 0, perms.ALL, tx)
         _block_intermediates(mgr, job, g.filter_or_cow(bs), bs, base, tx)
         surgery.freeze_chain(mt, base, tx)
-    mgr.start(job, ActiveCommitJob(bs, base, mt, blk))
+    driver = ActiveCommitJob(bs, base, mt, blk)
+    # commit_active_start: on-error is both the source and the target policy
+    policy = args.get("on-error", "report")
+    driver.policies = (policy, policy)
+    mgr.start(job, driver)
     return job

@@ -14,6 +14,7 @@ without the pivot; ``force`` cancels it.
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from qmpd.engine import perms, surgery
 from qmpd.engine.drivers.mirror_top import PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import allocated_above, copy_range
+from qmpd.engine.jobs.data import CopyError, allocated_above, write_data
 from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR
@@ -49,11 +50,17 @@ class JobBitmap(bmod.DirtyBitmap):
 
 
 def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int, int], None],
-                buf_size: int = MIRROR_BUF_SIZE) -> Generator[Sleep, None, None]:
+                buf_size: int = MIRROR_BUF_SIZE,
+                policies: tuple[str, str] = ("report", "report")
+                ) -> Generator[Sleep, None, None]:
     """mirror_run's main loop: copy dirty chunks at the job's rate, become
     ready when nothing is dirty, then wait (looking again every slice) until
-    completed or cancelled.  ``copy(offset, length)`` raises OSError on an
-    I/O error."""
+    completed or cancelled.  ``copy(offset, length)`` raises CopyError on an
+    I/O error (or OSError, which ends the job): the area is dirty again and
+    the policy of the side that failed (``policies``: on-source-error,
+    on-target-error) acts, as mirror_read_complete / mirror_write_complete:
+    ``stop`` pauses the job, ``ignore`` copies the area again later,
+    ``report`` ends the job with the error."""
     job.total = job.current + bm.count()
     delay = 0
     steady = False
@@ -87,10 +94,31 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
         end = off + n
         while off < end:
             m = min(max_io, end - off)
-            copy(off, m)
+            try:
+                copy(off, m)
+            except CopyError as e:
+                bm.set_range(off, m)
+                action = job.error_action(e.is_read, e.errno,
+                                          policies[0] if e.is_read else policies[1])
+                if action == "report":
+                    raise OSError(e.errno, os.strerror(e.errno)) from None
+                off += m
+                continue
             job.progress(m)
             delay = job.rate_delay(m)
             off += m
+
+
+def copy_checked(g: BlockGraph, src: Node, dst: Node, offset: int, n: int) -> None:
+    """copy_range, its I/O errors saying whether the read or the write failed."""
+    try:
+        data = g.read(src, offset, n)
+    except OSError as e:
+        raise CopyError(e, True) from None
+    try:
+        write_data(g, dst, offset, data)
+    except OSError as e:
+        raise CopyError(e, False) from None
 
 
 def _clear_range(bm: bmod.DirtyBitmap, offset: int, length: int) -> None:
@@ -117,12 +145,15 @@ class _MirrorDriver(JobDriver):
 
     # buf-size (0: DEFAULT_MIRROR_BUF_SIZE)
     buf_size = 0
+    # on-source-error, on-target-error (an active commit's on-error for both)
+    policies = ("report", "report")
 
     def _loop(self, job: Job, bm: bmod.DirtyBitmap, length: int,
               copy: Callable[[int, int], None],
               keep_error: bool) -> Generator[Sleep, None, int]:
         try:
-            yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE)
+            yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE,
+                                   self.policies)
         except OSError as e:
             if keep_error:
                 job.error = e.strerror or "Input/output error"
@@ -233,9 +264,12 @@ class MirrorJob(_MirrorDriver):
             # mirror_iteration: zero areas of the source become zero writes.
             for o, m, _alloc, zero in g.block_status(self.bs, off, n):
                 if zero:
-                    g.write_zeroes(self.target, o, m, False)
+                    try:
+                        g.write_zeroes(self.target, o, m, False)
+                    except OSError as e:
+                        raise CopyError(e, False) from None
                 else:
-                    copy_range(g, self.bs, self.target, o, m)
+                    copy_checked(g, self.bs, self.target, o, m)
 
         return (yield from self._loop(job, bm, length, copy, keep_error=True))
 
@@ -309,7 +343,7 @@ class ActiveCommitJob(_MirrorDriver):
         _dirty_allocated(g, bm, self.bs, overlay, length)
 
         def copy(off: int, n: int) -> None:
-            copy_range(g, self.bs, self.base, off, n)
+            copy_checked(g, self.bs, self.base, off, n)
 
         return (yield from self._loop(job, bm, length, copy, keep_error=False))
 
@@ -451,6 +485,8 @@ def start_mirror(mgr: JobManager, args: dict, zero_target: bool | None = None) -
                                     else zero_target),
                        copy_mode=args.get("copy-mode", "background"))
     driver.buf_size = args.get("buf-size", 0)
+    driver.policies = (args.get("on-source-error", "report"),
+                       args.get("on-target-error", "report"))
     mgr.start(job, driver)
     return job
 
