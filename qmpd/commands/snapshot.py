@@ -60,6 +60,13 @@ def _snap(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
     return lambda: act.commit(g)
 
 
+@command("blockdev-snapshot-sync")
+def cmd_blockdev_snapshot_sync(daemon: Any, args: dict) -> dict:
+    # qmp_blockdev_snapshot_sync runs the transaction action alone.
+    return cmd_transaction(daemon, {"actions": [{"type": "blockdev-snapshot-sync",
+                                                 "data": args}]})
+
+
 @action("blockdev-snapshot-sync")
 def _snap_sync(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
     g: BlockGraph = daemon.graph

@@ -295,18 +295,21 @@ class MirrorJob(_MirrorDriver):
         if pivot and self.target.alive and self.bs.alive and to_replace.alive:
             if to_replace.read_only != self.target.read_only:
                 surgery.set_read_only(g, self.target, to_replace.read_only)
+            # A replacement that fails (the graph's permissions, or no longer
+            # allowed) is reported on stderr by QEMU (error_report_err); the
+            # job fails with EPERM ("Operation not permitted").
             if can_replace(self.bs, to_replace):
-                with surgery.all_or_nothing() as tx:
-                    # bdrv_replace_node(to_replace, target): with the source itself
-                    # the filter's link moves too, so dropping the filter below
-                    # hands its users to the target.
-                    surgery.replace_node_noperm(g, to_replace, self.target, tx)
-                    g.refresh_perms([self.target, to_replace], tx)
+                try:
+                    with surgery.all_or_nothing() as tx:
+                        # bdrv_replace_node(to_replace, target): with the source
+                        # itself the filter's link moves too, so dropping the
+                        # filter below hands its users to the target.
+                        surgery.replace_node_noperm(g, to_replace, self.target, tx)
+                        g.refresh_perms([self.target, to_replace], tx)
+                except BlockError:
+                    self.failed = True
             else:
                 self.failed = True
-                job.error = (f"Can no longer replace '{to_replace.name}' by "
-                             f"'{self.target.name}', because it can no longer be guaranteed "
-                             "that doing so would not lead to an abrupt change of visible data")
         job.mgr.remove_all_bdrv(job)
         if self.mtop.alive:
             with surgery.all_or_nothing() as tx:
