@@ -79,13 +79,23 @@ class BackupJob(JobDriver):
         if length <= 0:
             return
         size = g.virtual_size(self.source)
-        for i in range(offset >> self.shift, ((offset + length - 1) >> self.shift) + 1):
+        first = offset >> self.shift
+        last = (offset + length - 1) >> self.shift
+        for i in range(first, last + 1):
             if i in self.dirty:
                 self.dirty.discard(i)
                 off = i << self.shift
-                self._copy(g, off, min(self.cluster, size - off))
+                try:
+                    self._copy(g, off, min(self.cluster, size - off))
+                except CopyError as e:
+                    # on-cbw-error=break-guest-write: the guest write fails
+                    self.dirty.add(i)
+                    raise OSError(e.errno, os.strerror(e.errno)) from None
                 if self.job is not None:
                     self.job.progress(min(self.cluster, size - off))
+        if self.done_bitmap is not None:
+            # done_bitmap: the whole cluster-aligned range of the write
+            self.done_bitmap.bits.update(range(first, last + 1))
 
     # -- the job body (backup_run) ---------------------------------------------
     def run(self, job: Job) -> Generator[Sleep, None, int]:
@@ -313,6 +323,7 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
     else:
         bs.dirty_bitmaps.insert(0, copy)
     drv.copy_bitmap = copy
+    drv.done_bitmap = done
     tx.on_abort(lambda: bmod._release(copy))
     cbw.state = drv
     mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)
