@@ -19,7 +19,7 @@ from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.jobs.backup import create_backup
 from qmpd.engine.jobs.create import start_create
 from qmpd.engine.jobs.mirror import start_mirror
-from qmpd.engine.jobs.state import JobTxn
+from qmpd.engine.jobs.txn import JobTxn
 from qmpd.engine.snapshot import SnapshotAction, SnapshotSyncAction, blockdev_snapshot
 
 

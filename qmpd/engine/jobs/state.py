@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
+from qmpd.engine.jobs.txn import COMPLETED, JobTxn, completion_order
 from qmpd.engine.node import Edge, Node, Parent, id_wellformed
 from qmpd.engine.surgery import all_or_nothing, attach_fixed, release_children
 from qmpd.engine.transaction import Transaction
@@ -160,21 +161,6 @@ class JobTime(Protocol):
 
     def wake(self) -> None:
         """A verb changed a job: look at the deadlines again."""
-
-
-class JobTxn:
-    """JobTxn: jobs that complete together (a transaction with
-    ``completion-mode: grouped``; every other job is alone in its own).
-    None finalizes before all have completed, and one failing cancels the
-    others."""
-
-    def __init__(self) -> None:
-        self.jobs: list[Job] = []
-        self.aborting = False
-
-
-# job_is_completed: the body has finished (successfully or not)
-COMPLETED = ("waiting", "pending", "aborting", "concluded", "null")
 
 
 class Job:
@@ -383,15 +369,6 @@ class Job:
 
     def rate_delay(self, n: int) -> int:
         return self.limit.delay(n, self.now())
-
-
-def _completion_order(job: Job) -> tuple[int, int]:
-    """The order due jobs go on in: timers first (in job order), then failed
-    requests (oldest first), then I/O completions (newest first)."""
-    w = job.waiting_on
-    if w is None or not w.defer:
-        return (0, 0)
-    return (1, w.seq) if w.failed else (2, -w.seq)
 
 
 class JobManager:
@@ -852,7 +829,7 @@ class JobManager:
             due = [j for j in list(self.jobs) if j.runnable(now)]
             if not due:
                 return
-            due.sort(key=_completion_order)
+            due.sort(key=completion_order)
             for j in due:
                 if j.runnable(self.time.now()):
                     j.enter()
