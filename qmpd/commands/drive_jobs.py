@@ -8,11 +8,10 @@ also a transaction action, as in QEMU.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from qmpd.commands.registry import command
-from qmpd.commands.snapshot import action, cmd_transaction
+from qmpd.commands.snapshot import Phases, action, cmd_transaction
 from qmpd.engine.drive_jobs import drive_backup_target, start_drive_mirror
 from qmpd.engine.graph import Transaction
 from qmpd.engine.jobs.backup import create_backup
@@ -26,24 +25,19 @@ def cmd_drive_mirror(daemon: Any, args: dict) -> dict:
 
 
 @action("drive-backup")
-def _drive_backup(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
+def _drive_backup(daemon: Any, data: dict, tx: Transaction) -> Phases:
     mgr = daemon.jobs
     g = daemon.graph
     # drive_backup_action drains the source from its lookup until the action
-    # is cleaned up: the job starts inside that section, so it pauses and
-    # resumes (as blockdev-backup's does).
+    # is cleaned up (after every action committed): the job starts inside
+    # that section, so it pauses and resumes (as blockdev-backup's does).
     source = lookup_bs(g, data["device"], data["device"])
     mgr.drained([source], True)
     tx.on_abort(lambda: mgr.drained([source], False))
     bargs, target = drive_backup_target(g, data, tx)
     job = create_backup(mgr, bargs, tx)
-
-    def start() -> None:
-        # drive_backup_commit: job_start; the command's own reference to the
-        # target goes (the job holds it).
-        mgr.start(job, job.driver)
-        mgr.drained([source], False)    # drive_backup_clean
-    return start
+    # drive_backup_commit: job_start; drive_backup_clean: the drain ends
+    return Phases(lambda: mgr.start(job, job.driver), lambda: mgr.drained([source], False))
 
 
 @command("drive-backup")

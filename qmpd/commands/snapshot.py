@@ -9,6 +9,7 @@ form a job group refuse ``completion-mode: grouped`` with QEMU's text.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from qmpd.commands.registry import command
@@ -18,13 +19,22 @@ from qmpd.engine.graph import BlockGraph, Transaction
 from qmpd.engine.jobs.backup import create_backup
 from qmpd.engine.jobs.create import start_create
 from qmpd.engine.jobs.mirror import start_mirror
-from qmpd.engine.jobs.state import JobTxn
+from qmpd.engine.jobs.txn import JobTxn
 from qmpd.engine.snapshot import SnapshotAction, SnapshotSyncAction, blockdev_snapshot
 
-# Action kind -> prepare(daemon, data, tx) returning a commit callback, or
-# (commit, clean) when the action also has a clean step, or None.
-Commit = Callable[[], None]
-Prepare = Callable[[Any, dict, Transaction], "Commit | tuple[Commit, Commit] | None"]
+
+@dataclass
+class Phases:
+    """An action's commit, and its clean, which qmp_transaction runs only
+    after every action has committed (a backup's drained section ends there)."""
+
+    commit: Callable[[], None]
+    clean: Callable[[], None]
+
+
+# Action kind -> prepare(daemon, data, tx) returning a commit callback, its
+# Phases, or None.
+Prepare = Callable[[Any, dict, Transaction], "Callable[[], None] | Phases | None"]
 ACTIONS: dict[str, Prepare] = {}
 
 
@@ -48,6 +58,13 @@ def _snap(daemon: Any, data: dict, tx: Transaction) -> Callable[[], None]:
     act = SnapshotAction(data["node"], data["overlay"])
     act.prepare(g, tx)
     return lambda: act.commit(g)
+
+
+@command("blockdev-snapshot-sync")
+def cmd_blockdev_snapshot_sync(daemon: Any, args: dict) -> dict:
+    # qmp_blockdev_snapshot_sync runs the transaction action alone.
+    return cmd_transaction(daemon, {"actions": [{"type": "blockdev-snapshot-sync",
+                                                 "data": args}]})
 
 
 @action("blockdev-snapshot-sync")
@@ -90,7 +107,7 @@ def _bm_merge(daemon: Any, data: dict, tx: Transaction) -> None:
 
 
 @action("blockdev-backup")
-def _backup(daemon: Any, data: dict, tx: Transaction) -> tuple[Commit, Commit]:
+def _backup(daemon: Any, data: dict, tx: Transaction) -> Phases:
     mgr = daemon.jobs
     # blockdev_backup_prepare drains the source until the action is cleaned
     # up: the job starts inside that section, so it pauses and resumes.
@@ -100,12 +117,8 @@ def _backup(daemon: Any, data: dict, tx: Transaction) -> tuple[Commit, Commit]:
     tx.on_abort(lambda: mgr.drained(drained, False))
     job = create_backup(mgr, data, tx)
 
-    def commit() -> None:
-        mgr.start(job, job.driver)      # blockdev_backup_commit: job_start
-
-    def clean() -> None:
-        mgr.drained(drained, False)     # blockdev_backup_clean
-    return commit, clean
+    return Phases(lambda: mgr.start(job, job.driver),       # blockdev_backup_commit: job_start
+                  lambda: mgr.drained(drained, False))      # blockdev_backup_clean
 
 
 @command("blockdev-backup")
@@ -143,8 +156,8 @@ def cmd_transaction(daemon: Any, args: dict) -> dict:
     mode = args.get("properties", {}).get("completion-mode", "individual")
     daemon.jobs.drain_all()     # qmp_transaction: "drain all i/o before any operations"
     tx = Transaction()
-    commits: list[Commit] = []
-    cleans: list[Commit] = []
+    commits: list[Callable[[], None]] = []
+    cleans: list[Callable[[], None]] = []
     # The job helper's actions see the group through this attribute.
     daemon.transaction_mode = mode
     # qmp_transaction: with completion-mode grouped, the jobs the actions
@@ -160,9 +173,9 @@ def cmd_transaction(daemon: Any, args: dict) -> dict:
             if prep is None:
                 raise BlockError.of("transaction.action-not-supported", kind=kind)
             c = prep(daemon, act["data"], tx)
-            if isinstance(c, tuple):
-                commits.append(c[0])
-                cleans.append(c[1])
+            if isinstance(c, Phases):
+                commits.append(c.commit)
+                cleans.append(c.clean)
             elif c is not None:
                 commits.append(c)
     except BaseException:

@@ -769,6 +769,7 @@ class BlockGraph:
         if node.dirty_bitmaps or node.write_threshold:
             note_write(self, node, offset, len(data))
         node.driver.write(self, node, offset, data)
+        node.write_gen += 1
         end = (offset + len(data) + 511) & ~511
         if node.total is not None and end > node.total:
             node.total = end   # bdrv_co_write_req_finish grows total_sectors
@@ -777,11 +778,45 @@ class BlockGraph:
         if node.dirty_bitmaps or node.write_threshold:
             note_write(self, node, offset, length)
         node.driver.write_zeroes(self, node, offset, length, unmap)
+        node.write_gen += 1
 
     def discard(self, node: Node, offset: int, length: int) -> None:
         if node.dirty_bitmaps or node.write_threshold:
             note_write(self, node, offset, length)
         node.driver.discard(self, node, offset, length)
+        node.write_gen += 1
+
+    def flush(self, node: Node) -> None:
+        """bdrv_co_flush: FLUSH_TO_OS on the primary child, then, if the node
+        was written since its last flush and cache.no-flush is off,
+        FLUSH_TO_DISK and the driver's flush; then every child it writes to.
+        Raises OSError as the flush fails (the generation stays unflushed)."""
+        if node.read_only:
+            return
+        drv = node.driver
+        if drv.flushes_whole:
+            child = drv.filtered(node)
+            if child is not None:
+                self.flush(child)
+            return
+        gen = node.write_gen
+        prim = drv.primary(node)
+        if prim is not None:
+            prim.driver.debug_event(prim, "flush_to_os")
+        if not node.cache_no_flush and node.flushed_gen != gen:
+            if prim is not None:
+                prim.driver.debug_event(prim, "flush_to_disk")
+            drv.flush_to_disk(self, node)
+        failure: OSError | None = None
+        for e in list(node.children):
+            if e.perm & (perms.WRITE | perms.WRITE_UNCHANGED):
+                try:
+                    self.flush(e.child)
+                except OSError as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
+        node.flushed_gen = gen
 
     def block_status(self, node: Node, offset: int,
                      length: int) -> list[tuple[int, int, bool, bool]]:

@@ -58,6 +58,10 @@ class NodeIO:
         if self.node.discard == "unmap":
             self.g.discard(self.node, offset, length)
 
+    def flush(self) -> None:
+        """blk_flush."""
+        self.g.flush(self.node)
+
     def write_compressed(self, offset: int, data: bytes) -> None:
         n = self.node
         while n.driver.name != "qcow2":

@@ -117,6 +117,10 @@ class Node:
         # A job's own filter node (mirror_top): the job whose writes it tracks.
         self.filter_job: Any = None
         self.copy_on_read = 0              # bdrv_enable_copy_on_read users (a stream job)
+        # bs->write_gen and bs->flushed_gen: a flush reaches the disk (and
+        # blkdebug's flush_to_disk event fires) only after new writes.
+        self.write_gen = 0
+        self.flushed_gen = 0
 
     # -- links -------------------------------------------------------------
     def child(self, name: str) -> Edge | None:

@@ -102,7 +102,12 @@ def find_backing_image(g: BlockGraph, top: Node, filename: str) -> Node | None:
             break
         below = skip_filters(curr.backing.child)
         header = g.header_backing(curr)[0]
-        if _has_protocol(filename) or _has_protocol(header):
+        if g.backing_overridden(curr):
+            # Another backing node than the image names: only that node's
+            # own file name can match.
+            if below is not None and g.filename_info(below)[0] == filename:
+                return below
+        elif _has_protocol(filename) or _has_protocol(header):
             if filename == header or (below is not None
                                       and g.filename_info(below)[0] == filename):
                 return below

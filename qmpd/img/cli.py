@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from qmpd.img.bitmap import cmd_bitmap
+from qmpd.img.check import run as run_check
 from qmpd.img.create import FORMATS, INT64_MAX, CreateError, help_text, img_create, split_options
 from qmpd.img.getopt import getopt_long as _getopt_long
 from qmpd.img.images import ImageOpenError, open_image
@@ -36,6 +37,8 @@ Stand-in for the qemu-img and qemu-io commands qmpd's tests and scenarios use
   qmpd-img info [-f FMT] [--output=human|json] [--backing-chain] FILE
   qmpd-img map [-f FMT] [--output=human|json] FILE
   qmpd-img compare [-f FMT] [-F FMT] [-s] [-q] FILE1 FILE2
+  qmpd-img check [-f FMT] [--output=human|json] [-q] FILE
+      consistency of a qcow2 image, as qemu-img check (no repairs).
 
 Supported formats: qcow2 raw (qmpd itself also opens blkdebug blkverify compress
 copy-on-read file null-aio null-co preallocate quorum throttle)
@@ -160,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_io(rest)
     if cmd == "bitmap":
         return cmd_bitmap(rest, _getopt_long)
-    if cmd in ("info", "map", "compare"):
-        status, out, err = run_inspect(cmd, rest)
+    if cmd in ("info", "map", "compare", "check"):
+        if cmd == "check":
+            status, out, err = run_check(rest)
+        else:
+            status, out, err = run_inspect(cmd, rest)
         # qemu-img reports errors at once on stderr; its stdout (a pipe under
         # test) comes out at exit: the same order in a combined stream.
         sys.stderr.write(err)

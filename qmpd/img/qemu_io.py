@@ -15,6 +15,7 @@ read (as QEMU dumps nothing when the read fails), within ``output_limit``.
 from __future__ import annotations
 
 import array
+import contextlib
 import errno
 import os
 import sys
@@ -596,6 +597,12 @@ class QemuIo:
     def cmd_flush(self, cmd: Command, args: list[str]) -> None:
         if isinstance(self.image, Qcow2Adapter):
             self.image.image.flush()
+            return
+        flush = getattr(self.image, "flush", None)
+        if flush is not None:
+            with contextlib.suppress(OSError):
+                # flush_f returns blk_flush's error and prints nothing
+                flush()
 
     def _error_report(self, msg: str) -> None:
         # error_report(): the monitor under HMP, else stderr with the program name.

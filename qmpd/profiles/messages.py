@@ -330,6 +330,8 @@ BASE: dict[str, str] = {
     "commit.cannot-commit-image-into-itself": "cannot commit an image into itself",
     "commit.mutually-exclusive": "'{node_key}' and '{file_key}' are mutually exclusive",
     "commit.not-backing-file-chain": "'{node}' is not in this backing file chain",
+    "commit.backing-file-specified-top-writer": "'backing-file' specified, but 'top' has a "
+        "writer on it",
     "commit.backing-file-specified-top-active": "'backing-file' specified, but 'top' is the "
         "active layer",
     "commit.top-image-file-not-found": "Top image file {top} not found",

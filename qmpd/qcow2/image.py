@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from qmpd.qcow2.allocator import ClusterAllocator
@@ -102,6 +102,9 @@ class Qcow2Image:
         self.store = store
         self.backing = backing
         self.read_only = read_only
+        # Called once per data write, after its clusters are allocated (where
+        # qcow2_co_pwritev_task sends BLKDBG_WRITE_AIO to the file child).
+        self.before_data_write: Callable[[], None] | None = None
         first = read_exact(store, 0, SECTOR_SIZE)
         if first[:4] != QCOW_MAGIC_BYTES:
             raise Qcow2FormatError("Image is not in qcow2 format")
@@ -292,24 +295,32 @@ class Qcow2Image:
             goff = offset + pos
             host, n, metas = self.mapper.alloc_host_offset(goff, len(data) - pos)
             chunk = data[pos : pos + n]
-            for m in metas:
-                # COW: old guest data around the written bytes, in one write.
-                lo, hi = m.offset + m.cow_start_from, m.offset + m.cow_end_to
-                buf = bytearray(self._guest_view(lo, hi - lo))
-                buf[m.data_start - lo : m.data_end - lo] = chunk[m.data_start - goff :
-                                                                 m.data_end - goff]
-                self.store.write(m.alloc_offset + m.cow_start_from, bytes(buf))
-            # Bytes landing in clusters we already own are written in place.
-            covered = [(m.data_start, m.data_end) for m in metas]
-            p = goff
-            while p < goff + n:
-                inside = next((c for c in covered if c[0] <= p < c[1]), None)
-                if inside:
-                    p = inside[1]
-                    continue
-                nxt = min([c[0] for c in covered if c[0] > p] + [goff + n])
-                self.store.write(host + (p - goff), chunk[p - goff : nxt - goff])
-                p = nxt
+            try:
+                if self.before_data_write is not None:
+                    self.before_data_write()
+                for m in metas:
+                    # COW: old guest data around the written bytes, in one write.
+                    lo, hi = m.offset + m.cow_start_from, m.offset + m.cow_end_to
+                    buf = bytearray(self._guest_view(lo, hi - lo))
+                    buf[m.data_start - lo : m.data_end - lo] = chunk[m.data_start - goff :
+                                                                     m.data_end - goff]
+                    self.store.write(m.alloc_offset + m.cow_start_from, bytes(buf))
+                # Bytes landing in clusters we already own are written in place.
+                covered = [(m.data_start, m.data_end) for m in metas]
+                p = goff
+                while p < goff + n:
+                    inside = next((c for c in covered if c[0] <= p < c[1]), None)
+                    if inside:
+                        p = inside[1]
+                        continue
+                    nxt = min([c[0] for c in covered if c[0] > p] + [goff + n])
+                    self.store.write(host + (p - goff), chunk[p - goff : nxt - goff])
+                    p = nxt
+            except OSError:
+                # qcow2_handle_l2meta(link_l2=false): the allocations are undone
+                for m in metas:
+                    self.mapper.abort(m)
+                raise
             for m in metas:
                 self.mapper.link(m)
             pos += n

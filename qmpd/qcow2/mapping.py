@@ -207,6 +207,12 @@ class HostMapper:
         assert host_offset is not None
         return host_offset, nbytes - remaining, metas
 
+    def abort(self, m: HostAllocation) -> None:
+        """qcow2_alloc_cluster_abort: a data write failed, its new clusters go."""
+        if not m.keep_old:
+            self.allocator.free(m.alloc_offset, m.nb_clusters * self.geo.cluster_size,
+                                DISCARD_NEVER)
+
     def link(self, m: HostAllocation, prealloc: bool = False) -> None:
         """qcow2_alloc_cluster_link_l2, then free the clusters it replaced."""
         geo = self.geo

@@ -46,6 +46,10 @@ class Session:
             self.disp.execute(cmd, args)
         return str(exc.value.desc)
 
+    def settle(self) -> None:
+        """The main loop between two commands: jobs finish the I/O they wait on."""
+        self.disp.daemon.jobs.run_due()
+
     def io(self, node: str, line: str) -> str:
         return self("human-monitor-command", **{"command-line": f'qemu-io {node} "{line}"'})
 
@@ -188,9 +192,11 @@ def test_incremental_backup_copies_only_dirty_clusters(s: Session, d: str) -> No
         {"type": "block-dirty-bitmap-add", "data": {"node": "disk", "name": "b0"}},
         {"type": "blockdev-backup", "data": {"device": "disk", "target": "full",
                                              "sync": "full", "job-id": "bk0"}}])
+    s.settle()
     s.io("disk", "write -P 2 512k 4k")
     s("blockdev-backup", device="disk", target="inc", sync="incremental", bitmap="b0",
       **{"job-id": "bk1"})
+    s.settle()
     done = [e[1] for e in s.events if e[0] == "BLOCK_JOB_COMPLETED"]
     assert [(e["device"], e["len"]) for e in done] == [("bk0", 1048576), ("bk1", 65536)]
     assert "Pattern verification failed" not in s.io("full", "read -P 1 0 128k")

@@ -1,4 +1,4 @@
-"""Images and qemu-img command lines for the info/map/compare recordings.
+"""Images and qemu-img command lines for the info/map/compare/check recordings.
 
 ``python -m tests.img.inspect_cases record QEMU_IMG`` makes the images with
 qmpd-img in a scratch folder, runs the real qemu-img 7.2 on each case and
@@ -34,6 +34,19 @@ SETUP = [
     ["create", "-q", "-f", "qcow2", "-o", "cluster_size=32768,extended_l2=on", "sub.qcow2",
      "256k"],
     ["io", "-f", "qcow2", "sub.qcow2", "-c", "write -P 0x44 4k 2k", "-c", "write -z 64k 2k"],
+    # check: a leak (the L1 table's refcount raised to 2) and a corruption
+    # (a data cluster's refcount dropped to 0), written into the refcount
+    # block (cluster 2) through the raw format
+    ["create", "-q", "-f", "qcow2", "leak.qcow2", "1M"],
+    ["io", "-f", "qcow2", "leak.qcow2", "-c", "write -P 0x11 0 64k"],
+    ["io", "-f", "raw", "leak.qcow2", "-c", f"write -P 2 {131072 + 2 * 3 + 1} 1"],
+    ["create", "-q", "-f", "qcow2", "bad.qcow2", "1M"],
+    ["io", "-f", "qcow2", "bad.qcow2", "-c", "write -P 0x11 0 64k", "-c",
+     "write -P 0x11 512k 64k"],
+    ["io", "-f", "raw", "bad.qcow2", "-c", f"write -P 0 {131072 + 2 * 5 + 1} 1", "-c",
+     f"write -P 3 {131072 + 2 * 6 + 1} 1"],
+    ["create", "-q", "-f", "qcow2", "bm.qcow2", "1M"],
+    ["bitmap", "--add", "-g", "65536", "bm.qcow2", "b0"],
 ]
 
 CASES = [
@@ -49,6 +62,13 @@ CASES = [
     "compare top.qcow2 top.qcow2", "compare base.qcow2 big.qcow2",
     "compare -s base.qcow2 big.qcow2", "compare -q base.qcow2 top.qcow2",
     "compare nonexistent.qcow2 base.qcow2", "compare base.qcow2",
+    "check base.qcow2", "check --output=json base.qcow2", "check top.qcow2",
+    "check --output=json top.qcow2", "check big.qcow2", "check --output=json big.qcow2",
+    "check old.qcow2", "check sub.qcow2", "check --output=json sub.qcow2", "check bm.qcow2",
+    "check --output=json bm.qcow2", "check leak.qcow2", "check --output=json leak.qcow2",
+    "check -q leak.qcow2", "check bad.qcow2", "check --output=json bad.qcow2",
+    "check r.raw", "check -f raw base.qcow2", "check nonexistent.qcow2",
+    "check --output=xml base.qcow2", "check", "check -r bogus base.qcow2",
 ]
 
 _MASKS = [(re.compile(r"^disk size: .*$", re.M), "disk size: MASKED"),

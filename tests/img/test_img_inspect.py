@@ -1,4 +1,5 @@
-"""qmpd-img info, map and compare print what qemu-img 7.2 prints.
+"""qmpd-img info, map, compare and check print what qemu-img 7.2 prints (check:
+clean images, leaked clusters, corruptions, formats without checks, exit codes).
 
 The images are made with qmpd-img (byte-identical to QEMU's); the expected
 outputs were recorded from the real qemu-img 7.2 on the same images

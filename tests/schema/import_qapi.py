@@ -57,7 +57,7 @@ FAMILIES: dict[str, tuple[list[str], list[str]]] = {
               "BLOCK_JOB_READY", "BLOCK_JOB_PENDING", "BLOCK_JOB_ERROR"]),
     "objects": (["object-add", "object-del", "query-iothreads"], []),
     "misc": (["human-monitor-command"], []),
-    "blockops": (["blockdev-snapshot", "transaction", "block-dirty-bitmap-add",
+    "blockops": (["blockdev-snapshot", "blockdev-snapshot-sync", "transaction", "block-dirty-bitmap-add",
                   "block-dirty-bitmap-remove", "block-dirty-bitmap-clear",
                   "block-dirty-bitmap-enable", "block-dirty-bitmap-disable",
                   "block-dirty-bitmap-merge", "x-debug-block-dirty-bitmap-sha256",

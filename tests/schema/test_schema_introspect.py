@@ -103,7 +103,7 @@ SHARED = [n for n in command_names() + event_names() if n in QEMU_NAMES]
 
 
 def test_qemu_commands_are_covered() -> None:
-    assert len(SHARED) == 72   # with drive-mirror and drive-backup
+    assert len(SHARED) == 73   # with drive-mirror, drive-backup and blockdev-snapshot-sync
 
 
 @pytest.mark.parametrize("name", SHARED)

@@ -31,7 +31,15 @@ def query_block(g: BlockGraph) -> list[dict[str, Any]]:
             info.update({"type": "unknown", "removable": b.device is None, "locked": False})
             e = b.edge
             if e is not None:
-                ins = queries.block_device_info(g, e.child, False, skip_implicit=True)
+                # bdrv_query_info: automatically inserted nodes (a job's
+                # filter the user did not name) are skipped
+                top = e.child
+                while top.implicit and top.driver.is_filter:
+                    below = top.driver.filtered(top)
+                    if below is None:
+                        break
+                    top = below
+                ins = queries.block_device_info(g, top, False, skip_implicit=True)
                 ins["cache"] = {**ins["cache"], "writeback": b.write_cache}
                 info["inserted"] = ins
             if b.device is None:

@@ -115,8 +115,16 @@ class Driver:
             return g.block_status(f, offset, length)
         return [(offset, length, True, False)]
 
-    def flush(self, g: BlockGraph, node: Node) -> None:
-        pass
+    # The driver flushes as a whole (a bdrv_co_flush of its own: mirror_top,
+    # copy-before-write, throttle, preallocate, quorum, blkverify): its
+    # filtered child is flushed, without the generic path's debug events.
+    flushes_whole = False
+
+    def flush_to_disk(self, g: BlockGraph, node: Node) -> None:
+        """bdrv_co_flush_to_disk (only when something was written since the last flush)."""
+
+    def debug_event(self, node: Node, event: str) -> None:
+        """bdrv_debug_event: a BLKDBG_EVENT on a child link lands here (blkdebug acts on it)."""
 
     # -- structure -----------------------------------------------------------
     def primary(self, node: Node) -> Node | None:

@@ -42,13 +42,15 @@ class BlkdebugDriver(Driver):
                 if proto == "file":
                     opts["image.filename"] = image
         config = opts.get("config")
+        from_file: list[tuple[str, dict]] = []
         if config is not None:
             try:
-                with open(os_path(config)):
-                    pass
+                with open(os_path(config), "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
             except OSError as e:
                 raise BlockError.of("blkdebug.could-not-read-blkdebug-config",
                                     error=os.strerror(e.errno or errno.EIO)) from None
+            from_file = _parse_config(text)
         bits = {n: 1 << i for i, n in enumerate(perms.NAMES)}
         take = 0
         unshare = 0
@@ -57,7 +59,7 @@ class BlkdebugDriver(Driver):
                 take |= bits.get(v, 0)
             elif k.startswith("unshare-child-perms."):
                 unshare |= bits.get(v, 0)
-        node.state = {"take": take, "unshare": unshare, "rules": self._rules(opts),
+        node.state = {"take": take, "unshare": unshare, "rules": self._rules(opts, from_file),
                       "active": [], "state": 1}
         g.open_and_attach(node, opts, "image", perms.ROLE_FILTERED | perms.ROLE_PRIMARY, tx)
         align = size_opt("align", opts.get("align", 0))
@@ -81,27 +83,35 @@ class BlkdebugDriver(Driver):
 
     IOTYPES = ("read", "write", "write-zeroes", "discard", "flush", "block-status")
 
-    def _rules(self, opts: dict) -> list[dict]:
-        """inject-error and set-state rules (blkdebug's add_rule)."""
-        rules: list[dict] = []
+    def _rules(self, opts: dict, from_file: list[tuple[str, dict]]) -> list[dict]:
+        """inject-error and set-state rules (blkdebug's read_config and
+        add_rule): the config file's sections, then the options', all
+        inject-error rules before the set-state ones."""
+        groups: list[tuple[str, dict]] = list(from_file)
         for kind in ("inject-error", "set-state"):
             i = 0
             while f"{kind}.{i}.event" in opts:
                 p = f"{kind}.{i}."
-                r = {"action": kind, "event": opts[p + "event"],
-                     "state": opts.get(p + "state", 0)}
+                groups.append((kind, {k[len(p):]: v for k, v in opts.items()
+                                      if k.startswith(p)}))
+                i += 1
+        rules: list[dict] = []
+        for kind in ("inject-error", "set-state"):
+            for gkind, o in groups:
+                if gkind != kind:
+                    continue
+                r = {"action": kind, "event": o["event"], "state": int(o.get("state", 0))}
                 if kind == "inject-error":
-                    sector = opts.get(p + "sector", -1)
-                    iotype = opts.get(p + "iotype")
-                    r.update(errno=opts.get(p + "errno", errno.EIO),
-                             once=bool(opts.get(p + "once", False)),
-                             immediately=bool(opts.get(p + "immediately", False)),
+                    sector = int(o.get("sector", -1))
+                    iotype = o.get("iotype")
+                    r.update(errno=int(o.get("errno", errno.EIO)),
+                             once=_flag(o.get("once", False)),
+                             immediately=_flag(o.get("immediately", False)),
                              offset=-1 if sector == -1 else sector * 512,
                              iotypes=(iotype,) if iotype else self.IOTYPES[:5])
                 else:
-                    r["new_state"] = opts.get(p + "new_state", 0)
+                    r["new_state"] = int(o.get("new_state", 0))
                 rules.append(r)
-                i += 1
         return rules
 
     def debug_event(self, node: Node, event: str) -> None:
@@ -137,6 +147,13 @@ class BlkdebugDriver(Driver):
             st["rules"].remove(r)
         raise OSError(r["errno"], os.strerror(r["errno"]))
 
+    def flush_to_disk(self, g: BlockGraph, node: Node) -> None:
+        """blkdebug_co_flush: the flush rules, then a flush of the image."""
+        self.rule_check(node, 0, 0, "flush")
+        child = self.primary(node)
+        if child is not None:
+            g.flush(child)
+
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
         self.rule_check(node, offset, length, "read")
         return super().read(g, node, offset, length)
@@ -166,3 +183,34 @@ class BlkdebugDriver(Driver):
         if any(k not in ("config", "image", "x-image", "driver") for k in full_opts):
             return ""
         return f"blkdebug:{node.options.get('config', '')}:{child_exact}"
+
+
+def _flag(v: object) -> bool:
+    """A boolean option, typed (QMP) or as text (a config file's "on")."""
+    if isinstance(v, str):
+        return v in ("on", "yes", "true", "y")
+    return bool(v)
+
+
+def _parse_config(text: str) -> list[tuple[str, dict]]:
+    """qemu_config_parse: ``[inject-error]`` / ``[set-state]`` sections of
+    ``key = "value"`` lines (comments start with #); other sections are
+    ignored, as blkdebug's config groups have only these two."""
+    out: list[tuple[str, dict]] = []
+    current: dict | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            name = line[1:].split("]", 1)[0].split()[0].strip('"') if "]" in line else ""
+            current = {} if name in ("inject-error", "set-state") else None
+            if current is not None:
+                out.append((name, current))
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise BlockError(f"parse error: {line}")
+        if current is not None:
+            current[key.strip()] = value.strip().strip('"')
+    return out

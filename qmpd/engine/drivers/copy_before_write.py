@@ -30,6 +30,7 @@ class CopyBeforeWriteDriver(Driver):
     """block/copy-before-write.c (only as a backup job's filter)."""
 
     name = "copy-before-write"
+    flushes_whole = True
     is_filter = True
     can_reopen = False
 

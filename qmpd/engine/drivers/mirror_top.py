@@ -25,6 +25,7 @@ class MirrorTopDriver(CommitTopDriver):
     """bdrv_mirror_top for an active commit (``is_commit``)."""
 
     name = "mirror_top"
+    flushes_whole = True
 
     def child_perm(self, node: Node, edge: Edge, perm: int,
                    shared: int) -> tuple[int, int]:

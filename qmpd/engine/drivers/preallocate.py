@@ -19,6 +19,7 @@ class PreallocateDriver(FilterDriver):
     """The preallocate filter: options checked, no preallocation modelled."""
 
     name = "preallocate"
+    flushes_whole = True
     variable_length = True
 
     @staticmethod

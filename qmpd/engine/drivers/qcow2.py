@@ -320,12 +320,15 @@ class Qcow2Driver(Driver):
         return node.state.header.virtual_size
 
     def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        """bdrv_sum_allocated_file_size: a child that cannot tell (blkdebug,
+        a protocol without the callback) leaves the sum unknown."""
         total = 0
         for e in node.children:
             if e.name in ("file", "data-file"):
                 s = g.actual_size(e.child)
-                if s is not None:
-                    total += s
+                if s is None:
+                    return None
+                total += s
         return total
 
     def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
@@ -375,32 +378,37 @@ class Qcow2Driver(Driver):
             raise OSError(5, e.desc if hasattr(e, "desc") else str(e)) from None
 
     @staticmethod
-    def _debug_events(node: Node, im: Any, offset: int, length: int, write: bool) -> None:
-        """BLKDBG_EVENT(bs->file, READ_AIO / WRITE_AIO) for data cluster I/O,
-        so that blkdebug rules on the file child fire as in QEMU."""
+    def _debug_events(node: Node, im: Any, offset: int, length: int) -> None:
+        """BLKDBG_EVENT(bs->file, READ_AIO / READ_COMPRESSED) for the data
+        clusters a read touches, so that blkdebug rules on the file child
+        fire as in QEMU."""
         e = node.file
         if e is None or e.child.driver.name != "blkdebug":
             return
         dbg = e.child
-        if write:
-            dbg.driver.debug_event(dbg, "write_aio")  # type: ignore[attr-defined]
-            return
         for ext in im.map_extents(offset, length):
             if ext.kind == CLUSTER_NORMAL:
-                dbg.driver.debug_event(dbg, "read_aio")  # type: ignore[attr-defined]
+                dbg.driver.debug_event(dbg, "read_aio")
             elif ext.kind == CLUSTER_COMPRESSED:
-                dbg.driver.debug_event(dbg, "read_compressed")  # type: ignore[attr-defined]
+                dbg.driver.debug_event(dbg, "read_compressed")
 
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
         def r(im: Any) -> bytes:
-            self._debug_events(node, im, offset, length, False)
+            self._debug_events(node, im, offset, length)
             return im.read(offset, length)
         return self._io(g, node, r)
 
     def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
         def w(im: Any) -> None:
-            self._debug_events(node, im, offset, len(data), True)
-            im.write(offset, data)
+            e = node.file
+            if e is not None:
+                # WRITE_AIO once the clusters are allocated, before the data
+                dbg = e.child
+                im.before_data_write = lambda: dbg.driver.debug_event(dbg, "write_aio")
+            try:
+                im.write(offset, data)
+            finally:
+                im.before_data_write = None
             im.flush()
         self._io(g, node, w)
 

@@ -106,11 +106,13 @@ class RawDriver(Driver):
         f = self.primary(node)
         if f is None:
             return bytes(length)
+        f.driver.debug_event(f, "read_aio")     # raw_co_preadv's BLKDBG_EVENT
         return g.read(f, node.state.offset + offset, length)
 
     def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
         f = self.primary(node)
         if f is not None:
+            f.driver.debug_event(f, "write_aio")    # raw_co_pwritev's BLKDBG_EVENT
             g.write(f, node.state.offset + offset, data)
 
     def write_zeroes(self, g: BlockGraph, node: Node, offset: int, length: int,

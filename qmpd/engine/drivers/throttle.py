@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 class ThrottleDriver(FilterDriver):
     name = "throttle"
+    flushes_whole = True
     strong = ("throttle-group",)
 
     def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:

@@ -14,6 +14,7 @@ either replaced by it (bits copied) or merged with it, per ``bitmap-mode``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ from qmpd.engine import perms, surgery
 from qmpd.engine.drivers.copy_before_write import CopyBeforeWriteDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import is_allocated
+from qmpd.engine.jobs.data import CopyError, is_allocated
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node
 from qmpd.engine.transaction import Transaction
@@ -47,6 +48,8 @@ class BackupJob(JobDriver):
     dirty: set[int] = field(default_factory=set)   # the block-copy bitmap, in clusters
     job: Job | None = None
     copy_bitmap: bmod.DirtyBitmap | None = None
+    on_source_error: str = "report"
+    on_target_error: str = "report"
 
     @property
     def shift(self) -> int:
@@ -54,24 +57,45 @@ class BackupJob(JobDriver):
 
     # -- block-copy ----------------------------------------------------------
     def _copy(self, g: BlockGraph, offset: int, n: int) -> None:
+        """block_copy_do_copy; an I/O error says whether it was the read."""
         for off, m, _alloc, zero in g.block_status(self.source, offset, n):
             if zero:
-                g.write_zeroes(self.target, off, m, False)
+                data = None
             else:
-                g.write(self.target, off, g.read(self.source, off, m))
+                try:
+                    data = g.read(self.source, off, m)
+                except OSError as e:
+                    raise CopyError(e, True) from None
+            try:
+                if data is None:
+                    g.write_zeroes(self.target, off, m, False)
+                else:
+                    g.write(self.target, off, data)
+            except OSError as e:
+                raise CopyError(e, False) from None
 
     def copy_before_write(self, g: BlockGraph, offset: int, length: int) -> None:
         """cbw_do_copy_before_write: old data of still-dirty clusters goes first."""
         if length <= 0:
             return
         size = g.virtual_size(self.source)
-        for i in range(offset >> self.shift, ((offset + length - 1) >> self.shift) + 1):
+        first = offset >> self.shift
+        last = (offset + length - 1) >> self.shift
+        for i in range(first, last + 1):
             if i in self.dirty:
                 self.dirty.discard(i)
                 off = i << self.shift
-                self._copy(g, off, min(self.cluster, size - off))
+                try:
+                    self._copy(g, off, min(self.cluster, size - off))
+                except CopyError as e:
+                    # on-cbw-error=break-guest-write: the guest write fails
+                    self.dirty.add(i)
+                    raise OSError(e.errno, os.strerror(e.errno)) from None
                 if self.job is not None:
                     self.job.progress(min(self.cluster, size - off))
+        if self.done_bitmap is not None:
+            # done_bitmap: the whole cluster-aligned range of the write
+            self.done_bitmap.bits.update(range(first, last + 1))
 
     # -- the job body (backup_run) ---------------------------------------------
     def run(self, job: Job) -> Generator[Sleep, None, int]:
@@ -118,10 +142,26 @@ class BackupJob(JobDriver):
                 self.dirty.discard(i)
             try:
                 self._copy(g, off, min(n, size - off))
-            except OSError as e:
-                job.error = e.strerror or "Input/output error"
-                return -5
+            except CopyError as e:
+                # The failed request completes in the background: the job acts
+                # on it after the command that started it has replied (other
+                # jobs of its transaction have started and copied meanwhile).
+                yield Sleep(job.now(), defer=True, failed=True)
+                # block_copy_task_end: the task's clusters are dirty again;
+                # backup_loop asks the policy of the side that failed.
+                for i in range(first, first + -(-n // cs)):
+                    self.dirty.add(i)
+                action = job.error_action(e.is_read, e.errno, self.on_source_error
+                                          if e.is_read else self.on_target_error)
+                if action == "report":
+                    job.error = os.strerror(e.errno)
+                    return -e.errno
+                if action == "stop":
+                    yield from job.pause_point()
+                continue
             job.progress(min(n, size - off))
+        # The last request's completion, too, is seen after the reply.
+        yield Sleep(job.now(), defer=True)
         return 0
 
     def _cleanup_sync_bitmap(self, ret: int) -> None:
@@ -248,7 +288,9 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
             for st in ("aborting", "concluded", "null"):
                 job.transition(st)
     tx.on_abort(cancel_created)
-    drv = BackupJob(bs, target, cbw, sync, bm, mode, cluster)
+    drv = BackupJob(bs, target, cbw, sync, bm, mode, cluster,
+                    on_source_error=args.get("on-source-error", "report"),
+                    on_target_error=args.get("on-target-error", "report"))
     drv.job = job
     # backup_init_bcs_bitmap
     nclusters = -(-size // cluster)
@@ -281,6 +323,7 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
     else:
         bs.dirty_bitmaps.insert(0, copy)
     drv.copy_bitmap = copy
+    drv.done_bitmap = done
     tx.on_abort(lambda: bmod._release(copy))
     cbw.state = drv
     mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)

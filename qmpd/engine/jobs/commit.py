@@ -137,10 +137,18 @@ def start_commit(mgr: JobManager, args: dict) -> Job:
     surgery.check_chain_not_busy(g, top, base)
     if top is base:
         raise BlockError.of("commit.cannot-commit-image-into-itself")
-    if top is bs:
+    # Active commit when someone writes to top, or top is the active layer
+    # under the device's filters.
+    writers = any(e.perm & perms.WRITE for e in top.parents)
+    if top is bs or writers or surgery.skip_filters(top) is surgery.skip_filters(bs):
         if "backing-file" in args:
-            raise BlockError.of("commit.backing-file-specified-top-active")
-        return _start_active(mgr, args, bs, base)
+            if top is bs or surgery.skip_filters(top) is surgery.skip_filters(bs):
+                raise BlockError.of("commit.backing-file-specified-top-active")
+            raise BlockError.of("commit.backing-file-specified-top-writer")
+        if top is not bs and "job-id" not in args:
+            # the job is named after the device, even when top is below it
+            args = {**args, "job-id": g.device_name(bs)}
+        return _start_active(mgr, args, top, base)
     return _start_intermediate(mgr, args, bs, top, base)
 
 
@@ -231,5 +239,9 @@ def _start_active(mgr: JobManager, args: dict, bs: Node, base: Node) -> Job:
         mgr.add_bdrv(job, "target", base, 0, perms.ALL, tx)
         _block_intermediates(mgr, job, g.filter_or_cow(bs), bs, base, tx)
         surgery.freeze_chain(mt, base, tx)
-    mgr.start(job, ActiveCommitJob(bs, base, mt, blk))
+    driver = ActiveCommitJob(bs, base, mt, blk)
+    # commit_active_start: on-error is both the source and the target policy
+    policy = args.get("on-error", "report")
+    driver.policies = (policy, policy)
+    mgr.start(job, driver)
     return job

@@ -14,6 +14,7 @@ without the pivot; ``force`` cancels it.
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from qmpd.engine import perms, surgery
 from qmpd.engine.drivers.mirror_top import PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import allocated_above, copy_range
+from qmpd.engine.jobs.data import CopyError, allocated_above, write_data
 from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR
@@ -49,11 +50,17 @@ class JobBitmap(bmod.DirtyBitmap):
 
 
 def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int, int], None],
-                buf_size: int = MIRROR_BUF_SIZE) -> Generator[Sleep, None, None]:
+                buf_size: int = MIRROR_BUF_SIZE,
+                policies: tuple[str, str] = ("report", "report")
+                ) -> Generator[Sleep, None, None]:
     """mirror_run's main loop: copy dirty chunks at the job's rate, become
     ready when nothing is dirty, then wait (looking again every slice) until
-    completed or cancelled.  ``copy(offset, length)`` raises OSError on an
-    I/O error."""
+    completed or cancelled.  ``copy(offset, length)`` raises CopyError on an
+    I/O error (or OSError, which ends the job): the area is dirty again and
+    the policy of the side that failed (``policies``: on-source-error,
+    on-target-error) acts, as mirror_read_complete / mirror_write_complete:
+    ``stop`` pauses the job, ``ignore`` copies the area again later,
+    ``report`` ends the job with the error."""
     job.total = job.current + bm.count()
     delay = 0
     steady = False
@@ -87,7 +94,16 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
         end = off + n
         while off < end:
             m = min(max_io, end - off)
-            copy(off, m)
+            try:
+                copy(off, m)
+            except CopyError as e:
+                bm.set_range(off, m)
+                action = job.error_action(e.is_read, e.errno,
+                                          policies[0] if e.is_read else policies[1])
+                if action == "report":
+                    raise OSError(e.errno, os.strerror(e.errno)) from None
+                off += m
+                continue
             job.progress(m)
             delay = job.rate_delay(m)
             off += m
@@ -125,6 +141,18 @@ def status_above(g: BlockGraph, node: Node | None, offset: int,
     return out or [(offset, length, True)]
 
 
+def copy_checked(g: BlockGraph, src: Node, dst: Node, offset: int, n: int) -> None:
+    """copy_range, its I/O errors saying whether the read or the write failed."""
+    try:
+        data = g.read(src, offset, n)
+    except OSError as e:
+        raise CopyError(e, True) from None
+    try:
+        write_data(g, dst, offset, data)
+    except OSError as e:
+        raise CopyError(e, False) from None
+
+
 def _clear_range(bm: bmod.DirtyBitmap, offset: int, length: int) -> None:
     first = offset >> bm.shift
     last = (offset + length - 1) >> bm.shift
@@ -149,12 +177,15 @@ class _MirrorDriver(JobDriver):
 
     # buf-size (0: DEFAULT_MIRROR_BUF_SIZE)
     buf_size = 0
+    # on-source-error, on-target-error (an active commit's on-error for both)
+    policies = ("report", "report")
 
     def _loop(self, job: Job, bm: bmod.DirtyBitmap, length: int,
               copy: Callable[[int, int], None],
               keep_error: bool) -> Generator[Sleep, None, int]:
         try:
-            yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE)
+            yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE,
+                                   self.policies)
         except OSError as e:
             if keep_error:
                 job.error = e.strerror or "Input/output error"
@@ -265,9 +296,12 @@ class MirrorJob(_MirrorDriver):
             # mirror_iteration: zero areas of the source become zero writes.
             for o, m, _alloc, zero in g.block_status(self.bs, off, n):
                 if zero:
-                    g.write_zeroes(self.target, o, m, False)
+                    try:
+                        g.write_zeroes(self.target, o, m, False)
+                    except OSError as e:
+                        raise CopyError(e, False) from None
                 else:
-                    copy_range(g, self.bs, self.target, o, m)
+                    copy_checked(g, self.bs, self.target, o, m)
 
         return (yield from self._loop(job, bm, length, copy, keep_error=True))
 
@@ -293,18 +327,21 @@ class MirrorJob(_MirrorDriver):
         if pivot and self.target.alive and self.bs.alive and to_replace.alive:
             if to_replace.read_only != self.target.read_only:
                 surgery.set_read_only(g, self.target, to_replace.read_only)
+            # A replacement that fails (the graph's permissions, or no longer
+            # allowed) is reported on stderr by QEMU (error_report_err); the
+            # job fails with EPERM ("Operation not permitted").
             if can_replace(self.bs, to_replace):
-                with surgery.all_or_nothing() as tx:
-                    # bdrv_replace_node(to_replace, target): with the source itself
-                    # the filter's link moves too, so dropping the filter below
-                    # hands its users to the target.
-                    surgery.replace_node_noperm(g, to_replace, self.target, tx)
-                    g.refresh_perms([self.target, to_replace], tx)
+                try:
+                    with surgery.all_or_nothing() as tx:
+                        # bdrv_replace_node(to_replace, target): with the source
+                        # itself the filter's link moves too, so dropping the
+                        # filter below hands its users to the target.
+                        surgery.replace_node_noperm(g, to_replace, self.target, tx)
+                        g.refresh_perms([self.target, to_replace], tx)
+                except BlockError:
+                    self.failed = True
             else:
                 self.failed = True
-                job.error = (f"Can no longer replace '{to_replace.name}' by "
-                             f"'{self.target.name}', because it can no longer be guaranteed "
-                             "that doing so would not lead to an abrupt change of visible data")
         job.mgr.remove_all_bdrv(job)
         if self.mtop.alive:
             with surgery.all_or_nothing() as tx:
@@ -345,11 +382,22 @@ class ActiveCommitJob(_MirrorDriver):
             # (bdrv_block_status_above: a zero cluster, or nothing allocated)
             # becomes a zero write (unmap on); the rest is copied.
             # MIRROR_METHOD_COPY writes what it read, zero bytes or not.
+            # An I/O error says which side failed (the on-error policies).
             for o, m, zero in status_above(g, self.bs, off, n):
                 if zero:
-                    g.write_zeroes(self.base, o, m, True)
-                else:
-                    g.write(self.base, o, g.read(self.bs, o, m))
+                    try:
+                        g.write_zeroes(self.base, o, m, True)
+                    except OSError as e:
+                        raise CopyError(e, False) from None
+                    continue
+                try:
+                    data = g.read(self.bs, o, m)
+                except OSError as e:
+                    raise CopyError(e, True) from None
+                try:
+                    g.write(self.base, o, data)
+                except OSError as e:
+                    raise CopyError(e, False) from None
 
         return (yield from self._loop(job, bm, length, copy, keep_error=False))
 
@@ -361,22 +409,27 @@ class ActiveCommitJob(_MirrorDriver):
             self.bitmap.set_range(offset, length)
 
     def _exit(self, job: Job, pivot: bool) -> None:
+        """mirror_exit_common with the source as the node to replace: the
+        parents of the active layer (the filter among them) move to the base,
+        so the users above the filter end on the base while the old top keeps
+        its own chain (and stays if something else holds it)."""
         g = job.mgr.g
-        with surgery.all_or_nothing() as tx:
-            surgery.unfreeze_chain(self.mtop, self.base)
-            if pivot:
-                # bdrv_replace_node(top, base) for the users of top other than
-                # the filter, then the filter goes.
-                surgery.replace_node(g, self.bs, self.base, tx,
-                             skip=lambda e: not isinstance(e.parent, Node)
-                             or e.parent is self.mtop)
-            if self.bitmap is not None and self.bitmap in self.bitmap.node.dirty_bitmaps:
-                self.bitmap.node.dirty_bitmaps.remove(self.bitmap)
-            self.mtop.filter_job = None
-            if self.target_blk in job.backends:
-                job.mgr.remove_backend(job, self.target_blk)
-            job.mgr.remove_all_bdrv(job)
-            if self.mtop.alive:
+        surgery.unfreeze_chain(self.mtop, self.base)
+        if self.bitmap is not None and self.bitmap in self.bitmap.node.dirty_bitmaps:
+            self.bitmap.node.dirty_bitmaps.remove(self.bitmap)
+        self.mtop.filter_job = None
+        if self.target_blk in job.backends:
+            job.mgr.remove_backend(job, self.target_blk)
+        if pivot and self.bs.alive and self.base.alive:
+            if self.bs.read_only != self.base.read_only:
+                surgery.set_read_only(g, self.base, self.bs.read_only)
+            with surgery.all_or_nothing() as tx:
+                surgery.replace_node_noperm(g, self.bs, self.base, tx)
+                g.refresh_perms([self.base, self.bs], tx)
+        job.mgr.remove_all_bdrv(job)
+        if self.mtop.alive:
+            with surgery.all_or_nothing() as tx:
+                self.mtop.state = "stop"
                 surgery.drop_filter(g, self.mtop, tx)
 
 
@@ -486,6 +539,8 @@ def start_mirror(mgr: JobManager, args: dict, zero_target: bool | None = None) -
                                     else zero_target),
                        copy_mode=args.get("copy-mode", "background"))
     driver.buf_size = args.get("buf-size", 0)
+    driver.policies = (args.get("on-source-error", "report"),
+                       args.get("on-target-error", "report"))
     mgr.start(job, driver)
     return job
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.drains import DrainedSections
+from qmpd.engine.jobs.txn import COMPLETED, JobTxn, completion_order
 from qmpd.engine.node import Edge, Node, Parent, id_wellformed
 from qmpd.engine.surgery import all_or_nothing, attach_fixed, release_children
 from qmpd.engine.transaction import Transaction
@@ -97,6 +98,13 @@ class Sleep:
     # Due at once, but the body goes on only from the runner, after the
     # command that started it has replied (a coroutine waiting on I/O).
     defer: bool = False
+    # For a deferred sleep: when its I/O was submitted.  The thread pool's
+    # completion bottom half finishes the newest request first, so jobs
+    # waiting on I/O go on newest first; a request that failed without
+    # reaching the thread pool (an injected error: a scheduled coroutine)
+    # comes back before them, oldest first.
+    seq: int = 0
+    failed: bool = False
 
 
 PAUSED = Sleep(None)
@@ -156,18 +164,6 @@ class JobTime(Protocol):
         """A verb changed a job: look at the deadlines again."""
 
 
-class JobTxn:
-    """job.c JobTxn: the jobs that complete together.  Every job has one; a
-    ``transaction`` with ``completion-mode: grouped`` puts all its jobs in one,
-    so that they finalize together and one failing or cancelled job cancels
-    the others.  ``jobs`` is newest first, as QEMU's list (QLIST_INSERT_HEAD),
-    which is the order in which the group is finalized or torn down."""
-
-    def __init__(self) -> None:
-        self.jobs: list[Job] = []
-        self.aborting = False
-
-
 class Job:
     """One job (Job, and BlockJob unless ``block_job`` is false)."""
 
@@ -208,10 +204,6 @@ class Job:
         self.driver = JobDriver()     # the kind's, from mgr.start on
         self.txn = JobTxn()           # its own, unless created in a group
 
-    def is_completed(self) -> bool:
-        """job_is_completed: the body is over (successfully or not)."""
-        return self.status in ("waiting", "pending", "aborting", "concluded", "null")
-
     def user_desc(self) -> str:
         # child_job_get_parent_desc
         return f"{self.type} job '{self.id}'"
@@ -233,6 +225,10 @@ class Job:
 
     def is_cancelled(self) -> bool:
         return self.force_cancel
+
+    def is_completed(self) -> bool:
+        """job_is_completed: the body is over (successfully or not)."""
+        return self.status in COMPLETED
 
     def should_pause(self) -> bool:
         return self.pause_count > 0
@@ -327,6 +323,9 @@ class Job:
             # before the monitor reads the next command.
             while True:
                 w = self.waiting_on = next(self.co)
+                if w.defer:
+                    self.mgr.io_seq += 1
+                    w.seq = self.mgr.io_seq
                 if w is PAUSED or w.deadline is None or w.deadline > self.now() or w.defer:
                     break
                 if self.at_breakpoint() and not self.is_cancelled():
@@ -349,9 +348,10 @@ class Job:
             return
         self.enter()
 
-    def error_action(self, is_read: bool, err: int) -> str:
-        """block_job_error_action: the on-error policy's answer, and its event."""
-        policy = self.on_error
+    def error_action(self, is_read: bool, err: int, policy: str | None = None) -> str:
+        """block_job_error_action: the on-error policy's answer (``policy``, else
+        the job's on-error), and its event."""
+        policy = policy or self.on_error
         if policy in ("enospc", "auto"):
             action = "stop" if err == errno.ENOSPC else "report"
         else:
@@ -391,6 +391,7 @@ class JobManager(DrainedSections):
         # half not yet run), and whether the runner is entering jobs now.
         self._exits: list[Job] = []
         self._in_runner = False
+        self.io_seq = 0     # numbers the deferred sleeps (Sleep.seq)
         self._bind(g)
         time.serve(self)
 
@@ -609,6 +610,15 @@ class JobManager(DrainedSections):
                     self.update_rc(job)
                 return
             job.enter()
+        # A body that does not end when cancelled ends here.
+        if job.co is not None:
+            job.co.close()
+            job.co = None
+        job.deferred = True
+        job.busy = False
+        if not job.ret:
+            job.ret = -errno.ECANCELED
+        self.update_rc(job)
 
     def finalize_single(self, job: Job) -> None:
         """job_finalize_single: commit or abort, clean, the completion event,
@@ -744,15 +754,14 @@ class JobManager(DrainedSections):
         self.cancel(job, force)
 
     def cancel_async(self, job: Job, force: bool) -> None:
-        """job_cancel_async: mark the job cancelled (and no longer user-paused)."""
+        """job_cancel_async: mark the job cancelled (and no longer user-paused);
+        a soft request is ignored once the body has finished."""
         force = job.driver.cancel(job, force)
         if job.user_paused:
             job.user_paused = False
             job.pause_count -= 1
-        if not job.cancelled:
-            job.force_cancel = force
+        if force or not job.deferred:
             job.cancelled = True
-        else:
             job.force_cancel |= force
 
     def _cancel(self, job: Job, force: bool) -> None:
@@ -796,6 +805,7 @@ class JobManager(DrainedSections):
                 due = [j for j in list(self.jobs) if j.runnable(now)]
                 if not due:
                     return
+                due.sort(key=completion_order)
                 for j in due:
                     if j.runnable(self.time.now()):
                         j.enter()
