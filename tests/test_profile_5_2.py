@@ -117,3 +117,17 @@ def test_52_reports_a_permission_conflict_against_the_existing_user(tmp_path: Pa
     assert texts["7.2.22"].startswith("Permission conflict on node 'f': permissions "
                                       "'write, resize' are both required by node 'q1'")
     assert "unshared by node 'q2'" in texts["7.2.22"]
+
+
+def test_52_schema_lists_enum_values_only_and_has_the_drive_jobs() -> None:
+    # A 5.2 client's introspection: SchemaInfoEnum has no 'members' there,
+    # qcow2 compression is zlib only (Debian 11 built without zstd), and the
+    # drive-* job commands are offered.
+    ours = {v: _daemon(v).execute("query-qmp-schema", {}) for v in ("5.2.0", "7.2.22")}
+    enums = {v: [e for e in s if e["meta-type"] == "enum"] for v, s in ours.items()}
+    assert all("members" not in e for e in enums["5.2.0"])
+    assert all("members" in e for e in enums["7.2.22"])
+    compression = {v: [e["values"] for e in es if "zlib" in e["values"]] for v, es in enums.items()}
+    assert compression == {"5.2.0": [["zlib"]], "7.2.22": [["zlib", "zstd"]]}
+    commands = {e["name"] for e in ours["5.2.0"] if e["meta-type"] == "command"}
+    assert {"drive-mirror", "drive-backup"} <= commands

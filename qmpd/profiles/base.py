@@ -119,6 +119,9 @@ class Profile:
     qemu_io_dump_prefix_on_monitor: ClassVar[bool] = False
 
     # -- switches of releases before 6.0 (5.2) ---------------------------------
+    #: query-qmp-schema's enums carry ``members`` (SchemaInfoEnumMember, with
+    #: per-value features) beside ``values``; 5.2's have ``values`` only.
+    introspect_enum_members: ClassVar[bool] = True
     #: Fields of BlockDeviceInfo the release has and 7.2 dropped, with their
     #: constant values; they follow ``encrypted`` (query-named-block-nodes,
     #: query-block).

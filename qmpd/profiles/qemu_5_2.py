@@ -89,6 +89,7 @@ class Qemu52(Profile):
     # 5.2 has no JSON -device: '{"driver":...' is the driver's name.
     device_option_json = False
     warns_short_form_booleans = False
+    introspect_enum_members = False
     reopen_forgets_absent_children = False
     raw_trims_child_perms = False
 
