@@ -167,3 +167,22 @@ def test_52_qemu_io_truncate_takes_only_an_offset(tmp_path: Path) -> None:
         "Parsing error: argument too large -- -1\n"]
     assert out["7.2.22"][1] == ("truncate [-m prealloc_mode] off -- truncates the current "
                                 "file at the given offset\n")
+
+
+def test_52_raw_with_an_offset_takes_write_and_resize_on_its_file(tmp_path: Path) -> None:
+    # Before 6.0's raw_child_perm, a raw node with an offset under a
+    # copy-on-read filter (which takes write-unchanged) passed on
+    # bdrv_default_perms' WRITE and RESIZE to its file, unused as they are.
+    img = _image(tmp_path, "o.img")
+    perm = {}
+    for v in ("5.2.0", "7.2.22"):
+        d = _daemon(v)
+        d.execute("blockdev-add", {"driver": "raw", "node-name": "r", "offset": 4096,
+                                   "file": {"driver": "file", "filename": img}})
+        d.execute("blockdev-add", {"driver": "copy-on-read", "node-name": "c", "file": "r"})
+        graph = d.execute("x-debug-query-block-graph", {})
+        ids = {n["id"]: n["name"] for n in graph["nodes"]}
+        (edge,) = [e for e in graph["edges"] if ids[e["parent"]] == "r"]
+        perm[v] = edge["perm"]
+    assert perm == {"5.2.0": ["resize", "write-unchanged", "write"],
+                    "7.2.22": ["write-unchanged"]}
