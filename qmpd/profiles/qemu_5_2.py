@@ -6,7 +6,14 @@ the real 5.2 (corpus ``tests/data/*/qemu-5.2/``) and traced to its sources:
 * schema ``schema/5.2/`` (its own QAPI): ``x-blockdev-reopen`` takes one
   BlockdevOptions; there is no ``blockdev-reopen`` (CommandNotFound: the
   dispatcher offers only the schema's commands); ``block-stream`` has no
-  ``filter-node-name``; ``object-add`` is ``'gen': false``;
+  ``filter-node-name``; ``object-add`` is ``'gen': false``; ``drive-mirror``
+  and ``drive-backup`` are there (not yet deprecated); qcow2 compression is
+  zlib only (Debian 11 built without zstd); ``query-qmp-schema`` lists an
+  enum's ``values`` only;
+* its queries: BlockDeviceInfo's ``encryption_key_missing``, BlockDirtyInfo's
+  ``status``, the ``graph-mod`` permission;
+* its qemu-io: ``truncate`` takes only the offset, and sizes are parsed with
+  strtod (a negative one is "argument too large");
 * its texts: :data:`MESSAGES` for situations the engine raises by key, and
   :data:`REWORDINGS` for the texts that reach the profile as finished strings
   (QAPI visitor and lookup texts that read the same everywhere they occur);
