@@ -117,3 +117,72 @@ def test_52_reports_a_permission_conflict_against_the_existing_user(tmp_path: Pa
     assert texts["7.2.22"].startswith("Permission conflict on node 'f': permissions "
                                       "'write, resize' are both required by node 'q1'")
     assert "unshared by node 'q2'" in texts["7.2.22"]
+
+
+def test_52_schema_lists_enum_values_only_and_has_the_drive_jobs() -> None:
+    # A 5.2 client's introspection: SchemaInfoEnum has no 'members' there,
+    # qcow2 compression is zlib only (Debian 11 built without zstd), and the
+    # drive-* job commands are offered.
+    ours = {v: _daemon(v).execute("query-qmp-schema", {}) for v in ("5.2.0", "7.2.22")}
+    enums = {v: [e for e in s if e["meta-type"] == "enum"] for v, s in ours.items()}
+    assert all("members" not in e for e in enums["5.2.0"])
+    assert all("members" in e for e in enums["7.2.22"])
+    compression = {v: [e["values"] for e in es if "zlib" in e["values"]] for v, es in enums.items()}
+    assert compression == {"5.2.0": [["zlib"]], "7.2.22": [["zlib", "zstd"]]}
+    commands = {e["name"] for e in ours["5.2.0"] if e["meta-type"] == "command"}
+    assert {"drive-mirror", "drive-backup"} <= commands
+
+
+def test_52_bitmaps_report_their_status() -> None:
+    # BlockDirtyInfo's deprecated 'status' was still there in 5.2 (dropped in 6.0).
+    d52, d72 = _daemon("5.2.0"), _daemon("7.2.22")
+    for d in (d52, d72):
+        d.execute("blockdev-add", {"driver": "null-co", "node-name": "n0"})
+        d.execute("block-dirty-bitmap-add", {"node": "n0", "name": "on"})
+        d.execute("block-dirty-bitmap-add", {"node": "n0", "name": "off", "disabled": True})
+
+    def statuses(d: Dispatcher) -> dict[str, str | None]:
+        (node,) = d.execute("query-named-block-nodes", {})
+        return {b["name"]: b.get("status") for b in node["dirty-bitmaps"]}
+
+    assert statuses(d52) == {"on": "active", "off": "disabled"}
+    assert statuses(d72) == {"on": None, "off": None}
+
+
+def test_52_qemu_io_truncate_takes_only_an_offset(tmp_path: Path) -> None:
+    # 5.2's qemu-io truncate_cmd has argmin = argmax = 1 and no -m option, and
+    # its qemu_strtosz (strtod) finds a negative size out of range.
+    img = _image(tmp_path, "t.img")
+    out = {}
+    for v in ("5.2.0", "7.2.22"):
+        d = _daemon(v)
+        d.execute("blockdev-add", {"driver": "raw", "node-name": "r",
+                                   "file": {"driver": "file", "filename": img}})
+        out[v] = [d.execute("human-monitor-command",
+                            {"command-line": f'qemu-io r "{line}"'})
+                  for line in ("truncate -m full 2M", "help truncate", "truncate -1")]
+    assert out["5.2.0"] == [
+        "bad argument count 3 to truncate, expected 1 arguments\n",
+        "truncate off -- truncates the current file at the given offset\n",
+        "Parsing error: argument too large -- -1\n"]
+    assert out["7.2.22"][1] == ("truncate [-m prealloc_mode] off -- truncates the current "
+                                "file at the given offset\n")
+
+
+def test_52_raw_with_an_offset_takes_write_and_resize_on_its_file(tmp_path: Path) -> None:
+    # Before 6.0's raw_child_perm, a raw node with an offset under a
+    # copy-on-read filter (which takes write-unchanged) passed on
+    # bdrv_default_perms' WRITE and RESIZE to its file, unused as they are.
+    img = _image(tmp_path, "o.img")
+    perm = {}
+    for v in ("5.2.0", "7.2.22"):
+        d = _daemon(v)
+        d.execute("blockdev-add", {"driver": "raw", "node-name": "r", "offset": 4096,
+                                   "file": {"driver": "file", "filename": img}})
+        d.execute("blockdev-add", {"driver": "copy-on-read", "node-name": "c", "file": "r"})
+        graph = d.execute("x-debug-query-block-graph", {})
+        ids = {n["id"]: n["name"] for n in graph["nodes"]}
+        (edge,) = [e for e in graph["edges"] if ids[e["parent"]] == "r"]
+        perm[v] = edge["perm"]
+    assert perm == {"5.2.0": ["resize", "write-unchanged", "write"],
+                    "7.2.22": ["write-unchanged"]}

@@ -44,7 +44,8 @@ def query_qmp_schema(daemon: Any, args: dict) -> list[dict]:
     # The events are those of the release's schema: every event qmpd sends
     # is described there (a test checks it), so no list is kept by hand.
     schema = daemon.schema
-    return schema.introspect(_command_names(daemon), schema.event_names())
+    return schema.introspect(_command_names(daemon), schema.event_names(),
+                             daemon.profile.introspect_enum_members)
 
 
 @command("quit")

@@ -244,7 +244,9 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
                 return _mon(daemon.profile.render_all(e.parts) + "\n")
         profile = daemon.profile
         qio = QemuIo(NodeIO(g, node, edge), out, out, help_rows=profile.qemu_io_help,
-                     dump_prefix_on_monitor=profile.qemu_io_dump_prefix_on_monitor)
+                     dump_prefix_on_monitor=profile.qemu_io_dump_prefix_on_monitor,
+                     truncate_prealloc=profile.qemu_io_truncate_prealloc,
+                     strtosz_negative_erange=profile.strtosz_negative_erange)
         qio.monitor = mon
         if limit is not None and not to_stdout:
             qio.output_limit = limit

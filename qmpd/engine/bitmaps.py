@@ -117,15 +117,29 @@ class DirtyBitmap:
         """hbitmap_sha256 over :meth:`serialize`."""
         return hashlib.sha256(self.serialize()).hexdigest()
 
-    def info(self) -> dict[str, Any]:
-        """BlockDirtyInfo, in QAPI member order."""
+    def status(self) -> str:
+        """bdrv_dirty_bitmap_status: the DirtyBitmapStatus that ``status``
+        reported before 6.0 (deprecated since 4.0 for recording and busy)."""
+        if self.inconsistent:
+            return "inconsistent"
+        if self.successor is not None:
+            return "frozen"
+        if self.busy:
+            return "locked"
+        return "disabled" if self.disabled else "active"
+
+    def info(self, with_status: bool = False) -> dict[str, Any]:
+        """BlockDirtyInfo, in QAPI member order (``with_status``: the
+        release still has the deprecated ``status`` member)."""
         d: dict[str, Any] = {}
         if self.name:
             # Anonymous bitmaps (a job's internal ones) have no name member.
             d["name"] = self.name
         d.update({"count": self.count(), "granularity": self.granularity,
-                  "recording": self.recording, "busy": self.busy,
-                  "persistent": self.persistent})
+                  "recording": self.recording, "busy": self.busy})
+        if with_status:
+            d["status"] = self.status()
+        d["persistent"] = self.persistent
         if self.inconsistent:
             d["inconsistent"] = True
         return d
@@ -341,8 +355,7 @@ def _merge_into(dst: DirtyBitmap, src: DirtyBitmap) -> None:
     check(dst, DEFAULT)
     check(src, ALLOW_RO)
     if src.size != dst.size:
-        raise BlockError(f"Bitmaps are of different sizes (destination size is {dst.size}, "
-                         f"source size is {src.size}) and can't be merged")
+        raise BlockError.of("bitmap.merge-different-sizes", dst=dst.size, src=src.size)
     dst.merge_from(src)
 
 

@@ -93,7 +93,8 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool,
                      "no-flush": node.cache_no_flush}
     info["write_threshold"] = node.write_threshold
     if node.dirty_bitmaps:
-        info["dirty-bitmaps"] = [b.info() for b in node.dirty_bitmaps]
+        info["dirty-bitmaps"] = [b.info(g.profile.bitmap_status_member)
+                                 for b in node.dirty_bitmaps]
     return info
 
 

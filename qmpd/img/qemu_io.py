@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import dataclasses
 import errno
 import os
 import sys
@@ -133,7 +134,9 @@ class QemuIo:
     def __init__(self, image: IoTarget, out: TextIO, err: TextIO,
                  clock: Callable[[], float] = time.monotonic, *,
                  help_rows: Mapping[str, tuple[str | None, str, str, str]] | None = None,
-                 dump_prefix_on_monitor: bool = False) -> None:
+                 dump_prefix_on_monitor: bool = False,
+                 truncate_prealloc: bool = True,
+                 strtosz_negative_erange: bool = False) -> None:
         self.image = image
         # The help table and extended help: 7.2's, with a release's own rows
         # (name order, as qemuio_add_command keeps them).
@@ -143,6 +146,16 @@ class QemuIo:
             self.help_table[name] = (alt, args, summary)
             self.help_bodies[name] = body
         self.help_table = dict(sorted(self.help_table.items()))
+        # truncate's -m prealloc_mode (5.1+); before, the offset is its only
+        # argument and no option is parsed.
+        self.truncate_prealloc = truncate_prealloc
+        # qemu_strtosz parsed with strtod before 6.0: a negative number is
+        # out of range ("argument too large"), not a parse error.
+        self.strtosz_negative_erange = strtosz_negative_erange
+        self.commands = dict(COMMANDS)
+        if not truncate_prealloc:
+            self.commands["truncate"] = dataclasses.replace(
+                COMMANDS["truncate"], argmax=1, args=self.help_table["truncate"][1])
         # "Format specific information:" on the monitor (10.0) or stdout (7.2).
         self.dump_prefix_on_monitor = dump_prefix_on_monitor
         self.out = out
@@ -165,6 +178,12 @@ class QemuIo:
             value = parse_size(text)
         except SizeError as exc:
             too_large = exc.too_large
+            if self.strtosz_negative_erange and text.startswith("-"):
+                try:
+                    parse_size(text[1:])
+                    too_large = True
+                except SizeError:
+                    pass
         else:
             if value <= 2**63 - 1:
                 return value
@@ -275,7 +294,7 @@ class QemuIo:
         words = [w for w in line.split(" ") if w]
         if not words:
             return True
-        cmd = find_command(words[0])
+        cmd = self.commands.get(ALIASES.get(words[0], words[0]))
         if cmd is None:
             self.err.write(f'command "{words[0]}" not found\n')
             return False
@@ -612,6 +631,9 @@ class QemuIo:
             self.monitor.write(msg + "\n")
 
     def cmd_truncate(self, cmd: Command, args: list[str]) -> None:
+        if not self.truncate_prealloc:
+            self._truncate(self._cvtnum(args[0]), "off")
+            return
         opts, rest = self._getopt(cmd, args, "m:")
         prealloc = "off"
         for _, value in opts:
@@ -624,7 +646,9 @@ class QemuIo:
             self._usage(cmd)
         # print_cvtnum_err(offset, argv[1]): QEMU names the first argument
         # after getopt's reordering, not the offset.
-        offset = self._cvtnum(rest[0], named=self._permuted[0])
+        self._truncate(self._cvtnum(rest[0], named=self._permuted[0]), prealloc)
+
+    def _truncate(self, offset: int, prealloc: str) -> None:
         if offset > BDRV_MAX_LENGTH:
             self._error_report(f"offset({offset}) exceeds maximum({BDRV_MAX_LENGTH})")
             raise CommandFailed()

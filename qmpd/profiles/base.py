@@ -117,8 +117,20 @@ class Profile:
     #: qemu-io ``info`` prints "Format specific information:" with qemu_printf
     #: (the monitor, under HMP) rather than on stdout.
     qemu_io_dump_prefix_on_monitor: ClassVar[bool] = False
+    #: qemu-io's ``truncate`` takes ``-m prealloc_mode`` (5.1+); without it
+    #: the offset is the only argument (its help row says so too).
+    qemu_io_truncate_prealloc: ClassVar[bool] = True
+    #: qemu_strtosz parses with strtod (before 6.0): a negative size is out
+    #: of range (ERANGE) rather than not a number (qemu-io: "argument too large").
+    strtosz_negative_erange: ClassVar[bool] = False
 
     # -- switches of releases before 6.0 (5.2) ---------------------------------
+    #: query-qmp-schema's enums carry ``members`` (SchemaInfoEnumMember, with
+    #: per-value features) beside ``values``; 5.2's have ``values`` only.
+    introspect_enum_members: ClassVar[bool] = True
+    #: BlockDirtyInfo still carries the deprecated ``status`` (active,
+    #: disabled, frozen, locked, inconsistent), removed in 6.0.
+    bitmap_status_member: ClassVar[bool] = False
     #: Fields of BlockDeviceInfo the release has and 7.2 dropped, with their
     #: constant values; they follow ``encrypted`` (query-named-block-nodes,
     #: query-block).

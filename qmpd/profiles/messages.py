@@ -155,6 +155,8 @@ BASE: dict[str, str] = {
     "throttle.please-specify-throttle-group": "Please specify a throttle group",
     # block/dirty-bitmap.c, block/qcow2-bitmap.c, block/monitor/bitmap-qmp-cmds.c
     "bitmap.dirty-bitmap-not-found": "Dirty bitmap '{name}' not found",
+    "bitmap.merge-different-sizes": "Bitmaps are of different sizes (destination size is "
+        "{dst}, source size is {src}) and can't be merged",
     "bitmap.bitmap-currently-use-another-operation": "Bitmap '{bitmap}' is currently in use "
         "by another operation and cannot be used",
     "bitmap.bitmap-readonly-cannot-modified": "Bitmap '{bitmap}' is readonly and cannot be "
@@ -340,6 +342,8 @@ BASE: dict[str, str] = {
         "value in range [512B, 64MB]",
     "mirror.parameter-granularity-expects-power-2": "Parameter 'granularity' expects a power of 2",
     "mirror.cannot-mirror-attached-block-device": "Cannot mirror to an attached block device",
+    # block.c check_to_replace_node
+    "mirror.replaces-node-not-found": "Failed to find node with node-name='{name}'",
     "mirror.sync-mode-not-supported": "Sync mode '{sync}' not supported",
     "mirror.invalid-parameter-buf-size": "Invalid parameter 'buf-size'",
     "mirror.mirror-node-into-itself": "Can't mirror node into itself",

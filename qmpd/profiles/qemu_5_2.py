@@ -6,7 +6,14 @@ the real 5.2 (corpus ``tests/data/*/qemu-5.2/``) and traced to its sources:
 * schema ``schema/5.2/`` (its own QAPI): ``x-blockdev-reopen`` takes one
   BlockdevOptions; there is no ``blockdev-reopen`` (CommandNotFound: the
   dispatcher offers only the schema's commands); ``block-stream`` has no
-  ``filter-node-name``; ``object-add`` is ``'gen': false``;
+  ``filter-node-name``; ``object-add`` is ``'gen': false``; ``drive-mirror``
+  and ``drive-backup`` are there (not yet deprecated); qcow2 compression is
+  zlib only (Debian 11 built without zstd); ``query-qmp-schema`` lists an
+  enum's ``values`` only;
+* its queries: BlockDeviceInfo's ``encryption_key_missing``, BlockDirtyInfo's
+  ``status``, the ``graph-mod`` permission;
+* its qemu-io: ``truncate`` takes only the offset, and sizes are parsed with
+  strtod (a negative one is "argument too large");
 * its texts: :data:`MESSAGES` for situations the engine raises by key, and
   :data:`REWORDINGS` for the texts that reach the profile as finished strings
   (QAPI visitor and lookup texts that read the same everywhere they occur);
@@ -52,6 +59,20 @@ MESSAGES: dict[str, str] = {
     "raw.sum-offset-size-smaller-equal": "The sum of offset (0) and size (0) has to be smaller "
                                          "or equal to the  actual size of the containing file "
                                          "({real})",
+    # block.c check_to_replace_node
+    "mirror.replaces-node-not-found": "Node name '{name}' not found",
+    # block/dirty-bitmap.c bdrv_merge_dirty_bitmap (hbitmap_can_merge)
+    "bitmap.merge-different-sizes": "Bitmaps are incompatible and can't be merged",
+    # blockdev.c qmp_x_blockdev_set_iothread
+    "node.failed-find-node-node-name": "Cannot find node {name}",
+    # hw/pci/pci.c do_pci_register_device: the device's name only
+    "pci.pci-slot-function-not-available": "PCI: slot {slot} function {function} not "
+                                           "available for {driver}, in use by {name}",
+    # qapi/string-input-visitor.c parse_type_int64 / parse_type_uint64 (7.2
+    # parses with qemu_strtoi64 / qemu_strtou64 and says "integer")
+    "qdev.parameter-expects-integer": "Parameter '{name}' expects {visitor_type}",
+    # util/qemu-option.c qemu_opts_create: device_add's options carry the id
+    "qdev.duplicate-device-id": "Duplicate ID '{dev_id}' for device",
     # util/qemu-option.c parse_option_size
     "option.parameter-expects-non-negative-number": "Value '{value}' is out of range for "
                                                     "parameter '{name}'",
@@ -89,6 +110,13 @@ class Qemu52(Profile):
     # 5.2 has no JSON -device: '{"driver":...' is the driver's name.
     device_option_json = False
     warns_short_form_booleans = False
+    introspect_enum_members = False
+    bitmap_status_member = True
+    # qemu-io-cmds.c before 5.1: truncate_cmd has argmin = argmax = 1, no -m
+    qemu_io_truncate_prealloc = False
+    strtosz_negative_erange = True
+    qemu_io_help = {"truncate": ("t", "off", "truncates the current file at the given offset",
+                                 "")}
     reopen_forgets_absent_children = False
     raw_trims_child_perms = False
 

@@ -73,14 +73,17 @@ class Schema:
         except VisitError as e:
             raise ArgumentError(e.desc) from None
 
-    def introspect(self, commands: list[str], events: list[str]) -> list[dict[str, Any]]:
+    def introspect(self, commands: list[str], events: list[str],
+                   enum_members: bool = True) -> list[dict[str, Any]]:
         """The ``query-qmp-schema`` return value describing ``commands`` and ``events``.
 
         Names the schema does not describe are left out.  Entities come in QAPI
         definition order, then the types they reach in first-use order, with
         non-command, non-event names masked as decimal strings like QEMU does.
+        ``enum_members``: enums list ``members`` beside ``values`` (the
+        release's profile says whether its SchemaInfoEnum has them).
         """
-        return build(self.set, commands, events)
+        return build(self.set, commands, events, enum_members)
 
     def command_names(self) -> list[str]:
         """Every command the schema files describe, in QAPI order."""

@@ -5,7 +5,9 @@ the JSON Schema documents: commands and events in QAPI definition order, then
 every type they reach in first-use order; type names other than builtins and
 arrays are replaced by decimal strings in the order they are first named;
 every integer type shows as ``int`` (arrays of them as ``[int]``); optional
-members carry ``"default": null``.
+members carry ``"default": null``.  An enum lists its ``members`` (name and
+features) beside ``values`` unless the release predates SchemaInfoEnumMember
+(5.2: ``values`` only).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ TypeKey = tuple
 
 
 class _Builder:
-    def __init__(self, ss: SchemaSet) -> None:
+    def __init__(self, ss: SchemaSet, enum_members: bool) -> None:
         self.ss = ss
+        self.enum_members = enum_members
         self.used: list[TypeKey] = []
         self.used_set: set[TypeKey] = set()
         self.frags: dict[TypeKey, dict] = {}
@@ -132,8 +135,10 @@ class _Builder:
                 if vf.get(v):
                     em["features"] = list(vf[v])
                 mems.append(em)
-            self.tree(name, "enum", {"members": mems, "values": list(d["enum"])},
-                      self.features(d))
+            enum: dict[str, Any] = {"values": list(d["enum"])}
+            if self.enum_members:
+                enum = {"members": mems, **enum}
+            self.tree(name, "enum", enum, self.features(d))
         elif d.get("x-qapi-alternate"):
             alts = [{"type": self.use(b, f"{name}.alt")} for b in d["oneOf"]]
             self.tree(name, "alternate", {"members": alts}, self.features(d))
@@ -150,8 +155,9 @@ class _Builder:
             self.tree(name, "object", obj, self.features(d))
 
 
-def build(ss: SchemaSet, commands: list[str], events: list[str]) -> list[dict[str, Any]]:
-    b = _Builder(ss)
+def build(ss: SchemaSet, commands: list[str], events: list[str],
+          enum_members: bool = True) -> list[dict[str, Any]]:
+    b = _Builder(ss, enum_members)
     ents: list[tuple[float, str, str]] = []
     for c in dict.fromkeys(commands):
         if c in ss.commands:

@@ -40,7 +40,7 @@ def expand_type(index: dict[str, dict], t: str, stack: tuple[str, ...] = ()) -> 
     if mt == "array":
         return ["array", expand_type(index, e["element-type"], st)]
     if mt == "enum":
-        return ["enum", e["values"], e.get("features"), e["members"]]
+        return ["enum", e["values"], e.get("features"), e.get("members")]
     if mt == "alternate":
         return ["alternate", [expand_type(index, m["type"], st) for m in e["members"]]]
     return ["object",

@@ -127,7 +127,8 @@ def _parse_int(name: str, kind: str, v: str) -> int:
     qname, lo, hi = INTS[kind]
     n = _strto_int(v, kind.startswith("u"))
     if n is None:
-        raise BlockError.of("qdev.parameter-expects-integer", name=name)
+        raise BlockError.of("qdev.parameter-expects-integer", name=name,
+                            visitor_type="uint64" if kind.startswith("u") else "int64")
     if not lo <= n <= hi:
         raise BlockError.of("qdev.parameter-expects", name=name, qname=qname)
     return n

@@ -48,8 +48,9 @@ class CreateJob(JobDriver):
             else:
                 create_qcow2(g, self.options)
         except BlockError as e:
-            # the checks before any I/O fail at once, before the reply
-            job.error = e.desc
+            # the checks before any I/O fail at once, before the reply; the
+            # job keeps the text in the release's words (query-jobs shows it)
+            job.error = g.profile.render_all(e.parts)
             job.current = 1
             return -errno.EINVAL
         # A creation that gets as far as writing waits for that I/O (the file's

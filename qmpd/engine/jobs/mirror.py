@@ -43,8 +43,8 @@ MIRROR_TOP = PlainMirrorTopDriver()
 class JobBitmap(bmod.DirtyBitmap):
     """The active commit's anonymous dirty bitmap (no name in queries)."""
 
-    def info(self) -> dict[str, Any]:
-        d = super().info()
+    def info(self, with_status: bool = False) -> dict[str, Any]:
+        d = super().info(with_status)
         d.pop("name", None)
         return d
 
@@ -289,8 +289,11 @@ class MirrorJob(_MirrorDriver):
             # is copied in full.
             bm.set_range(0, length)
         elif self.sync != "none":
-            base = g.filter_or_cow(self.bs) if self.sync == "top" else None
-            _dirty_allocated(g, bm, self.bs, base, length)
+            # bdrv_is_allocated_above(bs, base_overlay, include_base=true):
+            # sync=top copies what the source's own image holds, above its
+            # backing file (base_overlay is the node right above that base).
+            overlay = surgery.skip_filters(self.bs) if self.sync == "top" else None
+            _dirty_allocated(g, bm, self.bs, overlay, length)
 
         def copy(off: int, n: int) -> None:
             # mirror_iteration: zero areas of the source become zero writes.
@@ -454,7 +457,7 @@ def check_to_replace_node(g: BlockGraph, bs: Node, name: str) -> Node:
     """check_to_replace_node: exists, not blocked, reachable without a change of data."""
     node = g.nodes.get(name)
     if node is None:
-        raise BlockError(f"Failed to find node with node-name='{name}'")
+        raise BlockError.of("mirror.replaces-node-not-found", name=name)
     g.op_blocker(node)
     if not can_replace(bs, node):
         raise BlockError(f"Cannot replace '{name}' by a node mirrored from '{bs.name}', "
