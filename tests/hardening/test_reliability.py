@@ -119,9 +119,10 @@ def test_queries_wait_for_a_long_write_and_its_client_keeps_its_order(qmpd: Any,
     hmp(a, 'qemu-io f0 "write -P 0x5a 0 768M"')
     a.send('{"execute": "query-name", "id": "after"}\n')
     time.sleep(0.3)
-    # A command that does not look at the block layer is answered at once...
+    # A command that does not look at the block layer is answered beside the
+    # write (whether the write is still running by then depends on the
+    # machine's speed, so nothing is asserted about a here) ...
     assert b.cmd("query-version")["return"]["qemu"]["major"] == 7
-    assert not has_data(a)
     # ... a block query waits: it would see the write half done.
     b.send('{"execute": "query-named-block-nodes", "arguments": {"flat": true}}\n')
     nodes = b.reply()["return"]
