@@ -84,6 +84,15 @@ class Parent:
 class Node:
     """One block node (BlockDriverState)."""
 
+    # Slots: past 30 attributes CPython stops sharing instance-dict keys, and
+    # a graph of 100 000 nodes then costs twice the memory.
+    __slots__ = ("driver", "name", "auto_named", "seq", "options", "explicit", "read_only",
+                 "auto_read_only", "force_share", "discard", "detect_zeroes", "cache_direct",
+                 "cache_no_flush", "children", "parents", "inherits_from", "monitor_owned",
+                 "implicit", "aio_context", "no_backing", "auto_backing_file", "state", "alive",
+                 "total", "dirty_bitmaps", "write_threshold", "active", "filter_job",
+                 "copy_on_read", "write_gen", "flushed_gen", "__weakref__")
+
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
         self.name = ""
