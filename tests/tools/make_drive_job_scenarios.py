@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
+import sys
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_f21_scenarios import ex, hmp, wait_ev, write_all  # noqa: E402  (a sibling script)
 
 Json = Any
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -43,20 +46,6 @@ SETTLE = {"sleep": 0.2}
 
 SCENARIOS: list[dict[str, Json]] = []
 
-
-def ex(cmd: str, **args: Json) -> dict[str, Json]:
-    d: dict[str, Json] = {"execute": cmd}
-    if args:
-        d["arguments"] = {k.replace("_", "-"): v for k, v in args.items()}
-    return d
-
-
-def hmp(node: str, cmd: str) -> dict[str, Json]:
-    return {"hmp": f'qemu-io {node} "{cmd}"'}
-
-
-def wait_ev(name: str, **data: Json) -> dict[str, Json]:
-    return {"wait_event": name, "data": data}
 
 
 def scenario(name: str, description: str, setup: list[str],
@@ -293,12 +282,7 @@ def main() -> None:
     for make in (mirror_full, mirror_top, mirror_none_and_cancel, mirror_errors,
                  backup_modes, backup_errors_and_tx):
         make()
-    os.makedirs(args.outdir, exist_ok=True)
-    for sc in SCENARIOS:
-        with open(os.path.join(args.outdir, sc["name"] + ".json"), "w") as f:
-            json.dump(sc, f, indent=1)
-            f.write("\n")
-        print(sc["name"], len(sc["steps"]))
+    write_all(SCENARIOS, args.outdir)
 
 
 if __name__ == "__main__":

@@ -1024,6 +1024,16 @@ def job_events() -> None:
              ])
 
 
+def write_all(scenarios: list[dict[str, Json]], outdir: str) -> None:
+    """Write each scenario to ``outdir/<name>.json`` (the corpus' format)."""
+    os.makedirs(outdir, exist_ok=True)
+    for sc in scenarios:
+        with open(os.path.join(outdir, sc["name"] + ".json"), "w") as f:
+            json.dump(sc, f, indent=1)
+            f.write("\n")
+    print(f"wrote {len(scenarios)} scenarios to {outdir}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--outdir", default=OUT)
@@ -1031,12 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
     for family in (stream_reopen, reopen_nested, del_parents, devices, bitmaps, mirror,
                    commit_sizes, job_events):
         family()
-    os.makedirs(args.outdir, exist_ok=True)
-    for sc in SCENARIOS:
-        with open(os.path.join(args.outdir, sc["name"] + ".json"), "w") as f:
-            json.dump(sc, f, indent=1)
-            f.write("\n")
-    print(f"wrote {len(SCENARIOS)} scenarios to {args.outdir}")
+    write_all(SCENARIOS, args.outdir)
     return 0
 
 

@@ -17,7 +17,6 @@ QEMU 7.2 twice (tests/tools/record_corpus.py) and on the other releases.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
@@ -45,6 +44,7 @@ from make_f21_scenarios import (  # noqa: E402  (a sibling script, not a package
     wait,
     wait_ev,
     with_,
+    write_all,
 )
 
 Json = Any
@@ -609,12 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     for family in (jobs_two, reopen_nested, del_parents, devices, bitmaps, mirror,
                    commit_sizes, job_events):
         family()
-    os.makedirs(args.outdir, exist_ok=True)
-    for sc in SCENARIOS:
-        with open(os.path.join(args.outdir, sc["name"] + ".json"), "w") as f:
-            json.dump(sc, f, indent=1)
-            f.write("\n")
-    print(f"wrote {len(SCENARIOS)} scenarios to {args.outdir}")
+    write_all(SCENARIOS, args.outdir)
     return 0
 
 

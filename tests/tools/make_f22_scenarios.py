@@ -17,9 +17,18 @@ Not a test: run it, then record the scenarios on QEMU 7.2 twice
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_f21_scenarios import (  # noqa: E402  (a sibling script, not a package)
+    ex,
+    hmp,
+    wait,
+    wait_ev,
+    write_all,
+)
 
 Json = Any
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -31,24 +40,6 @@ QNF = {"execute": "query-named-block-nodes", "arguments": {"flat": True}}
 
 SCENARIOS: list[dict[str, Json]] = []
 
-
-def ex(cmd: str, **args: Json) -> dict[str, Json]:
-    d: dict[str, Json] = {"execute": cmd}
-    if args:
-        d["arguments"] = {k.replace("_", "-"): v for k, v in args.items()}
-    return d
-
-
-def hmp(node: str, cmd: str) -> dict[str, Json]:
-    return {"hmp": f'qemu-io {node} "{cmd}"'}
-
-
-def wait(job: str, status: str) -> dict[str, Json]:
-    return {"wait_event": "JOB_STATUS_CHANGE", "data": {"id": job, "status": status}}
-
-
-def wait_ev(name: str, **data: Json) -> dict[str, Json]:
-    return {"wait_event": name, "data": data}
 
 
 def scenario(name: str, description: str, setup: list[str], steps: list[dict[str, Json]]) -> None:
@@ -313,12 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     for family in (backup_errors, mirror_errors, grouped, flushes):
         family()
-    os.makedirs(args.outdir, exist_ok=True)
-    for sc in SCENARIOS:
-        with open(os.path.join(args.outdir, sc["name"] + ".json"), "w") as f:
-            json.dump(sc, f, indent=1)
-            f.write("\n")
-    print(f"wrote {len(SCENARIOS)} scenarios to {args.outdir}")
+    write_all(SCENARIOS, args.outdir)
     return 0
 
 
