@@ -37,6 +37,7 @@ import json
 import os
 import pkgutil
 import selectors
+import shlex
 import signal
 import socket
 import struct
@@ -228,8 +229,6 @@ def running(directory: str) -> Iterator[str]:
 
 def client_command(prog: str, path: str) -> str:
     """The shell words that run ``prog`` ("qmpd" or "img") through the server at ``path``."""
-    import shlex
-
     return (f"{shlex.quote(sys.executable)} -S -I {shlex.quote(str(CLIENT))} "
             f"{shlex.quote(path)} {prog}")
 

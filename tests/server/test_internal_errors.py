@@ -7,21 +7,11 @@ Runs the server in-process (trio) so that a faulty handler can be injected.
 from __future__ import annotations
 
 import trio
+from server_testlib import read_line
 
 from qmpd.server.app import Server
 from qmpd.server.config import Endpoint, ServerConfig
 from qmpd.server.listener import UnixListener
-
-
-async def _read_line(stream: trio.SocketStream, pending: bytearray) -> bytes:
-    while b"\n" not in pending:
-        data = await stream.receive_some(65536)
-        assert data, "connection closed"
-        pending += data
-    i = pending.index(b"\n") + 1
-    line = bytes(pending[:i])
-    del pending[:i]
-    return line
 
 
 async def test_handler_crash_becomes_generic_error(short_tmp, capfd):
@@ -44,15 +34,15 @@ async def test_handler_crash_becomes_generic_error(short_tmp, capfd):
             nursery.start_soon(server.main, [listener])
             stream = await trio.open_unix_socket(path)
             pending = bytearray()
-            await _read_line(stream, pending)  # greeting
+            await read_line(stream, pending)  # greeting
             await stream.send_all(b'{"execute": "qmp_capabilities"}'
                                   b'{"execute": "boom", "id": 7}'
                                   b'{"execute": "query-name", "id": 8}')
-            assert await _read_line(stream, pending) == b'{"return": {}}\r\n'
-            assert await _read_line(stream, pending) == (
+            assert await read_line(stream, pending) == b'{"return": {}}\r\n'
+            assert await read_line(stream, pending) == (
                 b'{"id": 7, "error": {"class": "GenericError", "desc": '
                 b'"qmpd internal error in \'boom\': RuntimeError: kaput"}}\r\n')
-            assert await _read_line(stream, pending) == b'{"return": {}, "id": 8}\r\n'
+            assert await read_line(stream, pending) == b'{"return": {}, "id": 8}\r\n'
             server.request_shutdown()
     finally:
         listener.remove()

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import trio
+from server_testlib import read_line
 
 from qmpd.commands import hmp
 from qmpd.commands.dispatch import Daemon, Dispatcher
@@ -48,16 +49,6 @@ def _failing_steps(make_error: Callable[[], Exception]) -> Callable[..., Generat
     return steps
 
 
-async def _read_line(stream: trio.SocketStream, pending: bytearray) -> bytes:
-    while b"\n" not in pending:
-        data = await stream.receive_some(65536)
-        assert data, "connection closed"
-        pending += data
-    i = pending.index(b"\n") + 1
-    line = bytes(pending[:i])
-    del pending[:i]
-    return line
-
 
 @pytest.mark.parametrize("kind", ERRORS)
 async def test_later_step_error_is_worded_by_the_profile(kind, short_tmp, monkeypatch):
@@ -70,16 +61,16 @@ async def test_later_step_error_is_worded_by_the_profile(kind, short_tmp, monkey
             nursery.start_soon(server.main, [listener])
             stream = await trio.open_unix_socket(path)
             pending = bytearray()
-            await _read_line(stream, pending)  # greeting
+            await read_line(stream, pending)  # greeting
             await stream.send_all(
                 b'{"execute": "qmp_capabilities"}'
                 b'{"execute": "blockdev-add", "arguments": '
                 b'{"driver": "null-co", "node-name": "n0"}}'
                 b'{"execute": "human-monitor-command", "id": 1, "arguments": '
                 b'{"command-line": "qemu-io n0 \\"read 0 512\\""}}')
-            assert json.loads(await _read_line(stream, pending)) == {"return": {}}
-            assert json.loads(await _read_line(stream, pending)) == {"return": {}}
-            reply = json.loads(await _read_line(stream, pending))
+            assert json.loads(await read_line(stream, pending)) == {"return": {}}
+            assert json.loads(await read_line(stream, pending)) == {"return": {}}
+            reply = json.loads(await read_line(stream, pending))
             server.request_shutdown()
     finally:
         listener.remove()
