@@ -226,6 +226,19 @@ def _prepare(g: BlockGraph, st: ReopenState, queue: dict[int, ReopenState],
     commit = drv.reopen_prepare(g, node, opts, queue)
     if commit is not None:
         st.commits.append(commit)
+    file_before = node.file
+    try:
+        _prepare_children_and_options(g, st, opts, tx)
+    except BlockError:
+        drv.reopen_prepare_failed(g, node, node.file is not file_before)
+        raise
+
+
+def _prepare_children_and_options(g: BlockGraph, st: ReopenState, opts: dict,
+                                  tx: Transaction) -> None:
+    """The part of bdrv_reopen_prepare after the driver's own prepare."""
+    node = st.node
+    drv = node.driver
     if drv.supports_backing and st.backing_missing and \
             (node.backing is not None or g.header_backing(node)[0]):
         raise BlockError.of("reopen.backing-missing", node=node.name)

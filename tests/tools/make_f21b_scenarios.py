@@ -196,6 +196,41 @@ def reopen_nested() -> None:
              HD_SETUP, steps)
 
 
+def reopen_file_swap_failed() -> None:
+    """A file swap that a later check of the same node refuses: QEMU's qcow2
+    keeps its data child pointing at the swapped-in child the abort dropped
+    (qcow2_reopen_abort runs before the transaction restores bs->file), and
+    lists "data-file-raw" from then on (and crashes when it closes the node); a swap refused by another node of the
+    queue, or one that succeeds, leaves no trace."""
+    c = chain3()
+    b = c["backing"]
+    spare = [f"qemu-img create -q -f qcow2 $DIR/spare{i}.qcow2 3M" for i in range(3)]
+    files = [ex("blockdev-add", driver="file", node_name=f"spare{i}",
+                filename=f"$DIR/spare{i}.qcow2") for i in range(3)]
+    steps: list[dict[str, Json]] = [add(c), *files, QNF,
+        # the same node refuses after its file was swapped
+        reopen(with_(c, file="spare0", **{"data-file": "spare1"})),
+        QNF,
+        # the driver's own prepare refuses (before the swap)
+        reopen(with_(b, file="spare1", **{"cache-size": 65536, "l2-cache-size": 131072})),
+        reopen(with_(b, file="spare1", **{"data-file": "spare2"})),
+        QNF,
+        # another node of the queue refuses
+        reopen(with_(hd(2), file="spare2"), with_(c, **{"data-file": "spare1"})),
+        QNF,
+        # the node reopened again as it is, then a successful swap elsewhere
+        reopen(c),
+        reopen(with_(hd(2), file="spare2")),
+        QNF,
+        # (x-debug-query-block-graph or closing hd0 now crashes QEMU: its
+        # data child is freed)
+        QB]
+    scenario("f21b-reopen-file-swap-refused",
+             "blockdev-reopen: a file child swap refused by a later check of the same node, "
+             "by another node of the queue, and one that succeeds; what queries show after",
+             HD_SETUP + spare, steps)
+
+
 # --------------------------------------------------------------------------
 # blockdev-del of nodes with parents of different kinds
 
@@ -606,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--outdir", default=OUT)
     args = ap.parse_args(argv)
-    for family in (jobs_two, reopen_nested, del_parents, devices, bitmaps, mirror,
+    for family in (jobs_two, reopen_nested, reopen_file_swap_failed, del_parents, devices, bitmaps, mirror,
                    commit_sizes, job_events):
         family()
     write_all(SCENARIOS, args.outdir)

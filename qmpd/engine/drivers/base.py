@@ -70,6 +70,12 @@ class Driver:
         """Consume what this driver may change from ``opts``; return commit."""
         return lambda: None
 
+    def reopen_prepare_failed(self, g: BlockGraph, node: Node, file_moved: bool) -> None:
+        """bdrv_reopen_prepare's error path after the driver's prepare
+        succeeded: the driver's abort runs here, before the transaction
+        puts the node's children back (``file_moved``: the ``file`` child
+        is not the one the node had when its prepare began)."""
+
     # -- image information ---------------------------------------------------
     def virtual_size(self, g: BlockGraph, node: Node) -> int:
         f = self.primary(node)

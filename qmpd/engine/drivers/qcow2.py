@@ -44,12 +44,14 @@ RUNTIME_PREFIXES = (
 
 
 class Qcow2State:
-    __slots__ = ("header", "lazy_refcounts", "options", "image")
+    __slots__ = ("header", "lazy_refcounts", "options", "image", "data_child_stale")
 
     def __init__(self, header: Any, lazy_refcounts: bool) -> None:
         self.header = header
         self.lazy_refcounts = lazy_refcounts
         self.image: Any = None
+        # s->data_file no longer the node's file child (see reopen_prepare_failed).
+        self.data_child_stale = False
 
 
 class _ChildStore:
@@ -315,6 +317,16 @@ class Qcow2Driver(Driver):
             bitmaps()
         return both
 
+    def reopen_prepare_failed(self, g: BlockGraph, node: Node, file_moved: bool) -> None:
+        # qcow2_reopen_prepare clears s->data_file (it aliases bs->file) and
+        # qcow2_reopen_abort sets it back to bs->file -- which, when a later
+        # check of the same node fails after its file child was swapped, is
+        # the new child.  The transaction then restores the old one, and from
+        # then on has_data_file() is true: QEMU lists "data-file-raw" for the
+        # node for as long as it stays open.
+        if file_moved and not getattr(node.state.header, "external_data_file", None):
+            node.state.data_child_stale = True
+
     # -- information -------------------------------------------------------
     def virtual_size(self, g: BlockGraph, node: Node) -> int:
         return node.state.header.virtual_size
@@ -344,6 +356,8 @@ class Qcow2Driver(Driver):
             data = {"compat": "1.1"}
             if getattr(h, "external_data_file", None):
                 data["data-file"] = h.external_data_file
+                data["data-file-raw"] = bool(h.data_file_raw)
+            elif node.state.data_child_stale:
                 data["data-file-raw"] = bool(h.data_file_raw)
             data["extended-l2"] = bool(h.extended_l2)
             data["lazy-refcounts"] = bool(h.lazy_refcounts)
