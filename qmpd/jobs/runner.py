@@ -59,6 +59,14 @@ class JobRunner:
         if self._kick is not None:
             self._kick.set()
 
+    @property
+    def kicked(self) -> bool:
+        """A wake-up the task has not seen yet: jobs may be due now, and the
+        server lets the task run before it reads the next command (QEMU's main
+        loop runs the job coroutines between two monitor commands)."""
+        kick = self._kick
+        return kick is not None and kick.is_set()
+
     # -- the task --------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:

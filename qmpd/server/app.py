@@ -310,7 +310,8 @@ class Client:
         if fd < 0:
             return await self.rstream.receive_some(READ_SIZE)
         budget = self._fast_budget
-        if budget and len(self.server.clients) == 1:
+        server = self.server
+        if budget and len(server.clients) == 1 and not server.loop_turn_wanted():
             # The only client, nothing else to run and no timer due soon: wait
             # for its next command in poll() itself, which skips trio's
             # register/epoll/reschedule round (most of the per-command cost of
@@ -454,6 +455,7 @@ class Server:
         self._root: trio.Nursery | None = None
         # Block-job time: started in main (nursery.start), before any daemon.
         self.job_runner = JobRunner(make_clock(config.clock))
+        self._after_reply_pending = 0   # callbacks of _after_reply not yet run
         # The client whose command is running (its events need no wake-up
         # and do not count against the unread-output limit).
         self._running_for: Client | None = None
@@ -537,11 +539,19 @@ class Server:
             return
 
         def run() -> None:
+            self._after_reply_pending -= 1
             try:
                 fn()
             except Exception:   # never let a callback kill the loop
                 log("internal error after a reply:\n" + traceback.format_exc())
+        self._after_reply_pending += 1
         token.run_sync_soon(run)
+
+    def loop_turn_wanted(self) -> bool:
+        """Whether work waits for the event loop (a kicked job runner, an
+        after-reply callback): a client's fast path must not read its next
+        command first, or jobs would stand still while commands stream in."""
+        return self._after_reply_pending > 0 or self.job_runner.kicked
 
     def _internal_error(self, session: Session, req: Any, e: Exception) -> bytes:
         log(f"internal error in command {req.name!r}:\n" + traceback.format_exc())

@@ -160,8 +160,11 @@ class BackupJob(JobDriver):
                     yield from job.pause_point()
                 continue
             job.progress(min(n, size - off))
-        # The last request's completion, too, is seen after the reply.
+        # The last request's completion, too, is seen after the reply; it
+        # wakes the job in backup_loop's job_yield, whose pause point a pause
+        # asked for meanwhile stops at (everything copied, not yet done).
         yield Sleep(job.now(), defer=True)
+        yield from job.pause_point()
         return 0
 
     def _cleanup_sync_bitmap(self, ret: int) -> None:
