@@ -33,6 +33,8 @@ class JobRunner:
         self.clock = clock
         self._jobs: JobManager | None = None
         self._kick: trio.Event | None = None
+        # The job clock's time the task sleeps until (None: until kicked).
+        self._deadline: int | None = None
 
     # -- JobTime -------------------------------------------------------------------
     @property
@@ -59,13 +61,16 @@ class JobRunner:
         if self._kick is not None:
             self._kick.set()
 
-    @property
-    def kicked(self) -> bool:
-        """A wake-up the task has not seen yet: jobs may be due now, and the
-        server lets the task run before it reads the next command (QEMU's main
-        loop runs the job coroutines between two monitor commands)."""
+    def wants_turn(self) -> bool:
+        """Whether the task has work now (a wake-up it has not seen, or the
+        timer it sleeps on has expired): the server lets it run before it
+        reads the next command, as QEMU's main loop runs due job coroutines
+        between two monitor commands."""
         kick = self._kick
-        return kick is not None and kick.is_set()
+        if kick is not None and kick.is_set():
+            return True
+        deadline = self._deadline
+        return deadline is not None and self.clock.now() >= deadline
 
     # -- the task --------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -90,5 +95,7 @@ class JobRunner:
             if deadline is None:
                 await kick.wait()
             else:
+                self._deadline = deadline
                 with trio.move_on_after(max(0, deadline - self.clock.now()) / 1e9):
                     await kick.wait()
+                self._deadline = None

@@ -551,7 +551,7 @@ class Server:
         """Whether work waits for the event loop (a kicked job runner, an
         after-reply callback): a client's fast path must not read its next
         command first, or jobs would stand still while commands stream in."""
-        return self._after_reply_pending > 0 or self.job_runner.kicked
+        return self._after_reply_pending > 0 or self.job_runner.wants_turn()
 
     def _internal_error(self, session: Session, req: Any, e: Exception) -> bytes:
         log(f"internal error in command {req.name!r}:\n" + traceback.format_exc())

@@ -32,6 +32,10 @@ CBW = CopyBeforeWriteDriver()
 CBW_ALWAYS_READS = CopyBeforeWriteDriver(always_reads_source=True)
 DEFAULT_CLUSTER = 65536          # BLOCK_COPY_CLUSTER_SIZE_DEFAULT
 BLOCK_COPY_MAX_BUFFER = 1 << 20
+# How long after a backup's last request goes out its completion comes back
+# (QEMU: the thread pool's copy, milliseconds for megabytes): commands a
+# client sends right behind the reply see the job still busy.
+IO_COMPLETION_NS = 20_000_000
 
 
 @dataclass(eq=False)
@@ -160,10 +164,12 @@ class BackupJob(JobDriver):
                     yield from job.pause_point()
                 continue
             job.progress(min(n, size - off))
-        # The last request's completion, too, is seen after the reply; it
-        # wakes the job in backup_loop's job_yield, whose pause point a pause
-        # asked for meanwhile stops at (everything copied, not yet done).
-        yield Sleep(job.now(), defer=True)
+        # The last request's completion, too, is seen after the reply, and
+        # after commands the client sends right behind it (the thread pool
+        # takes a while to copy); it wakes the job in backup_loop's job_yield,
+        # whose pause point a pause asked for meanwhile stops at (everything
+        # copied, not yet done).
+        yield Sleep(job.now() + IO_COMPLETION_NS, defer=True)
         yield from job.pause_point()
         return 0
 

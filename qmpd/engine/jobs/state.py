@@ -110,6 +110,13 @@ class Sleep:
 PAUSED = Sleep(None)
 
 
+def _in_flight(job: Job) -> bool:
+    """Whether ``job`` waits on a request of its own in flight (a deferred
+    sleep), however long that request has still to go."""
+    w = job.waiting_on
+    return w is not None and w.defer and w.deadline is not None and job.runnable(w.deadline)
+
+
 class JobDriver:
     """A job kind's callbacks (job.h JobDriver): ``run`` is the job's body;
     at completion ``prepare`` (may still fail the job), then ``commit`` or
@@ -805,9 +812,13 @@ class JobManager(DrainedSections):
                 due = [j for j in list(self.jobs) if j.runnable(now)]
                 if not due:
                     return
+                if any(j.waiting_on is not None and j.waiting_on.defer for j in due):
+                    # The thread pool's completion bottom half finishes every
+                    # request done by then, not only the first one due.
+                    due += [j for j in list(self.jobs) if j not in due and _in_flight(j)]
                 due.sort(key=completion_order)
                 for j in due:
-                    if j.runnable(self.time.now()):
+                    if j.runnable(self.time.now()) or _in_flight(j):
                         j.enter()
         finally:
             self._in_runner = False
