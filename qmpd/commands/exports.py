@@ -1,4 +1,5 @@
-"""nbd-server-start/stop, block-export-add/del and query-block-exports.
+"""nbd-server-start/stop, nbd-server-add/remove (the legacy forms of
+block-export-add/del), block-export-add/del and query-block-exports.
 
 The export rules and state live in :mod:`qmpd.engine.exports`; these handlers
 hand the arguments on and send ``BLOCK_EXPORT_DELETED`` for each export gone.
@@ -22,6 +23,18 @@ def nbd_server_start(daemon: Any, args: dict) -> dict:
 def nbd_server_stop(daemon: Any, args: dict) -> dict:
     for eid in exports.nbd_server_stop(daemon.graph):
         daemon.emit("BLOCK_EXPORT_DELETED", {"id": eid})
+    return {}
+
+
+@command("nbd-server-add")
+def nbd_server_add(daemon: Any, args: dict) -> dict:
+    exports.nbd_server_add(daemon.graph, args)
+    return {}
+
+
+@command("nbd-server-remove")
+def nbd_server_remove(daemon: Any, args: dict) -> dict:
+    daemon.emit("BLOCK_EXPORT_DELETED", {"id": exports.nbd_server_remove(daemon.graph, args["name"])})
     return {}
 
 

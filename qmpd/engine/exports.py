@@ -170,6 +170,36 @@ def _nbd_create(g: BlockGraph, st: ExportState, args: dict, node: Node, blk: Exp
     return Export(args["id"], "nbd", node, name, blk, edge, found)
 
 
+def nbd_server_add(g: BlockGraph, args: dict) -> Export:
+    """nbd-server-add (blockdev-nbd.c qmp_nbd_server_add): block-export-add
+    of an NBD export whose id is its export name."""
+    from qmpd.engine.surgery import lookup_bs
+
+    device = args["device"]
+    node = lookup_bs(g, device, device)
+    # The export name defaults to the device name (block-export-add's would
+    # be the node name), and is the export's id.
+    name = args.get("name", device)
+    opts: dict[str, Any] = {"type": "nbd", "id": name, "node-name": node.name, "name": name}
+    if "description" in args:
+        opts["description"] = args["description"]
+    if "writable" in args:
+        opts["writable"] = args["writable"]
+    if "bitmap" in args:
+        opts["bitmaps"] = [args["bitmap"]]
+    # A read-only node is exported read-only, where block-export-add refuses.
+    if node.read_only:
+        opts["writable"] = False
+    return export_add(g, opts)
+
+
+def nbd_server_remove(g: BlockGraph, name: str) -> str:
+    """nbd-server-remove: block-export-del of the export ``name`` (an NBD
+    one: qmpd has no other kind).  No client is ever connected, so ``safe``
+    and ``hard`` both remove it at once."""
+    return export_del(g, name)
+
+
 def export_del(g: BlockGraph, eid: str) -> str:
     """block-export-del: the id of the export removed."""
     exp = next((e for e in g.exports.exports if e.id == eid), None)

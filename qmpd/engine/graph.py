@@ -770,6 +770,8 @@ class BlockGraph:
             note_write(self, node, offset, len(data))
         node.driver.write(self, node, offset, data)
         node.write_gen += 1
+        if data and offset + len(data) > node.wr_highest_offset:
+            node.wr_highest_offset = offset + len(data)
         end = (offset + len(data) + 511) & ~511
         if node.total is not None and end > node.total:
             node.total = end   # bdrv_co_write_req_finish grows total_sectors
@@ -779,6 +781,8 @@ class BlockGraph:
             note_write(self, node, offset, length)
         node.driver.write_zeroes(self, node, offset, length, unmap)
         node.write_gen += 1
+        if length and offset + length > node.wr_highest_offset:
+            node.wr_highest_offset = offset + length
 
     def discard(self, node: Node, offset: int, length: int) -> None:
         if node.dirty_bitmaps or node.write_threshold:

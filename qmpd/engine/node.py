@@ -91,7 +91,7 @@ class Node:
                  "cache_no_flush", "children", "parents", "inherits_from", "monitor_owned",
                  "implicit", "aio_context", "no_backing", "auto_backing_file", "state", "alive",
                  "total", "dirty_bitmaps", "write_threshold", "active", "filter_job",
-                 "copy_on_read", "write_gen", "flushed_gen", "__weakref__")
+                 "copy_on_read", "write_gen", "flushed_gen", "wr_highest_offset", "__weakref__")
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
@@ -129,6 +129,8 @@ class Node:
         # bs->write_gen and bs->flushed_gen: a flush reaches the disk (and
         # blkdebug's flush_to_disk event fires) only after new writes.
         self.write_gen = 0
+        # bs->wr_highest_offset: the end of the furthest write (query-blockstats).
+        self.wr_highest_offset = 0
         self.flushed_gen = 0
 
     # -- links -------------------------------------------------------------

@@ -183,6 +183,8 @@ class Profile:
     #: only then sorted (bdrv_list_refresh_perms, 8.0+) -- or in queue order
     #: (7.2 sorts while it walks the queue).  With two independent nodes
     #: that both fail, this picks which one the error names.
+    # BlockDeviceStats has the zone_append_* members (QEMU 8.0's zoned devices).
+    blockstats_zone_append: ClassVar[bool] = False
     reopen_refresh_list_prepended: ClassVar[bool] = False
 
     def __init__(self, version: tuple[int, int, int]) -> None:
