@@ -7,6 +7,7 @@ schema errors are turned into :class:`QMPError` here and nowhere else.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,10 @@ from qmpd.schema import ArgumentError, load
 EventSink = Callable[[str, "dict | None", tuple[int, int]], None]
 
 
+# The program whose messages qmpd's error_report() lines stand for.
+QEMU_PROGRAM = "qemu-system-x86_64"
+
+
 def _run_now(fn: Callable[[], None]) -> None:
     fn()
 
@@ -65,6 +70,7 @@ class Daemon:
         self.package = package if package is not None else f"qmpd {__version__}"
         self.extensions = extensions
         self.graph = BlockGraph(self.profile)
+        self.graph.error_report = self.error_report
         self.running = True
         #: "prelaunch" (-S until the first cont), "paused" (after stop) or "running".
         self.run_state = "running"
@@ -96,8 +102,15 @@ class Daemon:
     def new_graph(self) -> None:
         """An empty block graph of the same release (x-qmpd-reset)."""
         self.graph = BlockGraph(self.profile)
+        self.graph.error_report = self.error_report
         # The old graph's jobs go without a word (and a virtual clock restarts).
         self.jobs.reset(self.graph)
+
+    def error_report(self, msg: str) -> None:
+        """QEMU's error_report(): a line on stderr after the program's name
+        (qmpd stands in for qemu-system-x86_64, whose name QEMU prints)."""
+        sys.stderr.write(f"{QEMU_PROGRAM}: {msg}\n")
+        sys.stderr.flush()
 
     def emit(self, name: str, data: dict | None = None) -> None:
         """Send event ``name`` to every negotiated client, now."""

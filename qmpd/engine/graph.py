@@ -98,6 +98,10 @@ def inherit_options(role: int, child: dict, parent: dict) -> None:
     child.setdefault("discard", "unmap")
 
 
+def _drop_report(msg: str) -> None:
+    pass
+
+
 class BlockGraph:
     """All nodes, objects and parents of the daemon's block layer."""
 
@@ -111,6 +115,10 @@ class BlockGraph:
         self.iothreads: dict[str, IOThread] = {}
         self.backends: list[Parent] = []
         self.jobs: list[Any] = []
+        # error_report(): what QEMU prints on its stderr outside any command's
+        # reply (a mirror that can no longer replace its node).  The daemon
+        # points it at its stderr; by default it is dropped.
+        self.error_report: Callable[[str], None] = _drop_report
         # Called with (nodes, begin) around a drained section (blockdev-reopen);
         # the job manager pauses and resumes the jobs there (qmpd/engine/jobs/state.py).
         self.drain_hook: Callable[[list[Node], bool], None] | None = None

@@ -779,7 +779,9 @@ class Server:
         else:
             conn = trio.socket.from_stdlib_socket(sock)
         stream = trio.SocketStream(conn)
-        session = QtestSession(self._step_job_clock)
+        # QEMU logs the protocol on stderr when no -qtest-log is given.
+        session = QtestSession(self._step_job_clock, log=sys.stderr)
+        session.opened()
         buf = b""
         try:
             while True:
@@ -789,12 +791,13 @@ class Server:
                 buf += data
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
-                    reply = session.handle(line.decode("utf-8", "replace"))
+                    reply = session.handle_logged(line.decode("utf-8", "replace"))
                     if reply:
                         await stream.send_all(reply.encode())
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return
         finally:
+            session.closed()
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 
