@@ -34,8 +34,18 @@ def nbd_server_add(daemon: Any, args: dict) -> dict:
 
 @command("nbd-server-remove")
 def nbd_server_remove(daemon: Any, args: dict) -> dict:
-    daemon.emit("BLOCK_EXPORT_DELETED", {"id": exports.nbd_server_remove(daemon.graph, args["name"])})
+    _deleted(daemon, exports.nbd_server_remove(daemon.graph, args["name"]))
     return {}
+
+
+def _deleted(daemon: Any, eid: str) -> None:
+    """BLOCK_EXPORT_DELETED for an export removed by request: now, or after
+    the reply where the release deletes it in a bottom half."""
+    data = {"id": eid}
+    if daemon.profile.export_deleted_after_reply:
+        daemon.after_reply(lambda: daemon.emit("BLOCK_EXPORT_DELETED", data))
+    else:
+        daemon.emit("BLOCK_EXPORT_DELETED", data)
 
 
 @command("block-export-add")
@@ -46,7 +56,7 @@ def block_export_add(daemon: Any, args: dict) -> dict:
 
 @command("block-export-del")
 def block_export_del(daemon: Any, args: dict) -> dict:
-    daemon.emit("BLOCK_EXPORT_DELETED", {"id": exports.export_del(daemon.graph, args["id"])})
+    _deleted(daemon, exports.export_del(daemon.graph, args["id"]))
     return {}
 
 

@@ -68,10 +68,12 @@ def nbd_server_stop(g: BlockGraph) -> list[str]:
     if not st.nbd_running:
         raise BlockError.of("export.nbd-server-not-running")
     # blk_exp_close_all_type(BLOCK_EXPORT_TYPE_NBD): QEMU walks its export
-    # list (newest first) requesting each shutdown; each deletion is then a
-    # bottom half, and the main loop runs the newest scheduled first: the
-    # exports go (and their events come) oldest first.
-    gone = [_delete(g, exp) for exp in list(reversed(st.exports)) if exp.type == "nbd"]
+    # list (newest first) requesting each shutdown; in 7.2 each deletion is
+    # then a bottom half, and the main loop runs the newest scheduled first:
+    # the exports go (and their events come) oldest first.  10.0 deletes
+    # them in the list's order.
+    order = st.exports if g.profile.nbd_stop_newest_first else reversed(st.exports)
+    gone = [_delete(g, exp) for exp in list(order) if exp.type == "nbd"]
     st.nbd_running = False
     return gone
 
