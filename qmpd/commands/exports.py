@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from qmpd.commands.registry import command
-from qmpd.engine import exports
+from qmpd.engine import exports, surgery
 
 
 @command("nbd-server-start")
@@ -28,7 +28,8 @@ def nbd_server_stop(daemon: Any, args: dict) -> dict:
 
 @command("nbd-server-add")
 def nbd_server_add(daemon: Any, args: dict) -> dict:
-    exports.nbd_server_add(daemon.graph, args)
+    g = daemon.graph
+    exports.nbd_server_add(g, args, surgery.lookup_bs(g, args["device"], args["device"]))
     return {}
 
 

@@ -174,13 +174,11 @@ def _nbd_create(g: BlockGraph, st: ExportState, args: dict, node: Node, blk: Exp
     return Export(args["id"], "nbd", node, name, blk, edge, found)
 
 
-def nbd_server_add(g: BlockGraph, args: dict) -> Export:
+def nbd_server_add(g: BlockGraph, args: dict, node: Node) -> Export:
     """nbd-server-add (blockdev-nbd.c qmp_nbd_server_add): block-export-add
-    of an NBD export whose id is its export name."""
-    from qmpd.engine.surgery import lookup_bs
-
+    of an NBD export whose id is its export name; ``node`` is what
+    ``device`` names (bdrv_lookup_bs, as a device or a node name)."""
     device = args["device"]
-    node = lookup_bs(g, device, device)
     # The export name defaults to the device name (block-export-add's would
     # be the node name), and is the export's id.
     name = args.get("name", device)

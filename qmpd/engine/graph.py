@@ -98,10 +98,6 @@ def inherit_options(role: int, child: dict, parent: dict) -> None:
     child.setdefault("discard", "unmap")
 
 
-def _drop_report(msg: str) -> None:
-    pass
-
-
 class BlockGraph:
     """All nodes, objects and parents of the daemon's block layer."""
 
@@ -115,10 +111,6 @@ class BlockGraph:
         self.iothreads: dict[str, IOThread] = {}
         self.backends: list[Parent] = []
         self.jobs: list[Any] = []
-        # error_report(): what QEMU prints on its stderr outside any command's
-        # reply (a mirror that can no longer replace its node).  The daemon
-        # points it at its stderr; by default it is dropped.
-        self.error_report: Callable[[str], None] = _drop_report
         # Called with (nodes, begin) around a drained section (blockdev-reopen);
         # the job manager pauses and resumes the jobs there (qmpd/engine/jobs/state.py).
         self.drain_hook: Callable[[list[Node], bool], None] | None = None
@@ -777,9 +769,7 @@ class BlockGraph:
         if node.dirty_bitmaps or node.write_threshold:
             note_write(self, node, offset, len(data))
         node.driver.write(self, node, offset, data)
-        node.write_gen += 1
-        if data and offset + len(data) > node.wr_highest_offset:
-            node.wr_highest_offset = offset + len(data)
+        node.wrote(offset, len(data))
         end = (offset + len(data) + 511) & ~511
         if node.total is not None and end > node.total:
             node.total = end   # bdrv_co_write_req_finish grows total_sectors
@@ -788,9 +778,7 @@ class BlockGraph:
         if node.dirty_bitmaps or node.write_threshold:
             note_write(self, node, offset, length)
         node.driver.write_zeroes(self, node, offset, length, unmap)
-        node.write_gen += 1
-        if length and offset + length > node.wr_highest_offset:
-            node.wr_highest_offset = offset + length
+        node.wrote(offset, length)
 
     def discard(self, node: Node, offset: int, length: int) -> None:
         if node.dirty_bitmaps or node.write_threshold:

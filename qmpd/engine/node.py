@@ -134,6 +134,12 @@ class Node:
         self.flushed_gen = 0
 
     # -- links -------------------------------------------------------------
+
+    def wrote(self, offset: int, length: int) -> None:
+        """bdrv_co_write_req_finish for a write or zero write that reached the node."""
+        self.write_gen += 1
+        if length and offset + length > self.wr_highest_offset:
+            self.wr_highest_offset = offset + length
     def child(self, name: str) -> Edge | None:
         for e in self.children:
             if e.name == name:

@@ -6,8 +6,9 @@ BlockBackend at all, ``query-nodes`` over qcow2 chains, filters, quorum and
 null nodes (each node's ``wr_highest_offset`` after qemu-io writes, the file
 nodes' discard counters), devices (``-M pc -S``: the guest never runs, so
 only HMP ``qemu-io -d`` accounts on their BlockBackends: ``aio_read``,
-``aio_write``, ``aio_flush``, ``-i`` invalid requests, plain ``read``/``write`` that do not account), a mirror's
-implicit filter skipped, the entries after ``device_del`` and ``blockdev-del``.
+``aio_write``, ``aio_flush``, ``-i`` invalid requests; plain ``read`` and
+``write`` do not), a mirror's implicit filter skipped, the entries after
+``device_del`` and ``blockdev-del``.
 Asynchronous requests run with ``-q``: QEMU prints their results when they
 complete, into whichever later step flushes its stdout, and a failed one
 prints even with ``-q`` -- so failed requests are left to the unit tests.

@@ -24,7 +24,7 @@ from qmpd.engine import perms, surgery
 from qmpd.engine.drivers.mirror_top import PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import CopyError, allocated_above, write_data
+from qmpd.engine.jobs.data import CopyError, allocated_above, grow_base, write_data
 from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR
@@ -115,6 +115,14 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
             job.progress(m)
             delay = job.rate_delay(m)
             off += m
+
+
+def _dirty_init_waits(job: Job) -> Generator[Sleep, None, None]:
+    """mirror_dirty_init's block-status queries wait on I/O: the job goes on
+    (to ready, when nothing is dirty) only after the command has replied.
+    sync=none has no dirty init and becomes ready before the reply."""
+    yield Sleep(job.now(), defer=True)
+    yield from job.pause_point()
 
 
 def _cow_align(cow: set[int], gran: int, cluster: int, off: int, n: int,
@@ -313,6 +321,7 @@ class MirrorJob(_MirrorDriver):
             # backing file (base_overlay is the node right above that base).
             overlay = surgery.skip_filters(self.bs) if self.sync == "top" else None
             _dirty_allocated(g, bm, self.bs, overlay, length)
+            yield from _dirty_init_waits(job)
 
         def copy(off: int, n: int) -> None:
             # mirror_iteration: zero areas of the source become zero writes.
@@ -369,10 +378,10 @@ class MirrorJob(_MirrorDriver):
                         surgery.replace_node_noperm(g, to_replace, self.target, tx)
                         g.refresh_perms([self.target, to_replace], tx)
                 except BlockError as e:
-                    g.error_report(g.profile.render_all(e.parts))
+                    job.mgr.error_report(g.profile.render_all(e.parts))
                     self.failed = True
             else:
-                g.error_report(f"Can no longer replace '{to_replace.name}' by "
+                job.mgr.error_report(f"Can no longer replace '{to_replace.name}' by "
                                f"'{self.target.name}', because it can no longer be "
                                "guaranteed that doing so would not lead to an abrupt "
                                "change of visible data")
@@ -398,6 +407,10 @@ class ActiveCommitJob(_MirrorDriver):
     def run(self, job: Job) -> Generator[Sleep, None, int]:
         g = job.mgr.g
         length = g.virtual_size(self.bs)
+        # mirror_run: an active commit grows a shorter base first.
+        ret = grow_base(g, self.base, length)
+        if ret < 0:
+            return ret
         overlay = surgery.find_overlay(self.bs, self.base)
         gran = bmod.default_granularity(g, self.base)
         if g.profile.mirror_bitmap_on_filter:
@@ -411,6 +424,7 @@ class ActiveCommitJob(_MirrorDriver):
             bm = self.bitmap = JobBitmap(self.bs, "", gran)
             self.bs.dirty_bitmaps.append(bm)
         _dirty_allocated(g, bm, self.bs, overlay, length)
+        yield from _dirty_init_waits(job)
 
         def copy(off: int, n: int) -> None:
             # mirror_iteration: what the chain above the base reads as zero
