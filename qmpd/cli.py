@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     qemu_list("chardev", metavar="SPEC",
               help="socket,id=X,path=P,server=on,wait=off (or stdio,id=X)")
     qemu_list("mon", metavar="SPEC", help="chardev=X,mode=control")
+    qemu_list("monitor", metavar="none", help=argparse.SUPPRESS)
     qemu_list("machine", "-M", metavar="X")
     qemu_list("accel", metavar="X")
     qemu_option("display", metavar="none", help=argparse.SUPPRESS)
@@ -262,6 +263,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         raise UsageError(f"-display {args.display}: qmpd has no display; use -display none")
     if args.vga is not None and args.vga != "none":
         raise UsageError(f"-vga {args.vga}: qmpd has no display; use -vga none")
+    for mon in args.monitor:
+        # -monitor DEV is an HMP monitor on DEV; qmpd serves HMP only through
+        # human-monitor-command.  "none" (iotests' common.qemu) asks for none.
+        if mon != "none":
+            raise UsageError(f"-monitor {mon}: qmpd has no HMP monitor (use "
+                             "human-monitor-command over QMP); only -monitor none")
     if args.incoming is not None:
         raise UsageError(f"-incoming {args.incoming}: qmpd cannot receive a migration "
                          "(it emulates no guest)")

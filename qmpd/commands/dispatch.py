@@ -7,6 +7,7 @@ schema errors are turned into :class:`QMPError` here and nowhere else.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,10 @@ from qmpd.schema import ArgumentError, load
 EventSink = Callable[[str, "dict | None", tuple[int, int]], None]
 
 
+# The program whose messages qmpd's error_report() lines stand for.
+QEMU_PROGRAM = "qemu-system-x86_64"
+
+
 def _run_now(fn: Callable[[], None]) -> None:
     fn()
 
@@ -65,6 +70,7 @@ class Daemon:
         self.package = package if package is not None else f"qmpd {__version__}"
         self.extensions = extensions
         self.graph = BlockGraph(self.profile)
+        self.graph.hostfiles.formatted = self.print_line
         self.running = True
         #: "prelaunch" (-S until the first cont), "paused" (after stop) or "running".
         self.run_state = "running"
@@ -87,6 +93,7 @@ class Daemon:
         self.reset_hooks: list[Callable[[], None]] = []
         #: The block jobs, for the daemon's lifetime (serving the current graph).
         self.jobs = JobManager(self.graph, self.emit, job_time)
+        self.jobs.error_report = self.error_report
 
     @property
     def qemu_version(self) -> tuple[int, int, int]:
@@ -96,8 +103,20 @@ class Daemon:
     def new_graph(self) -> None:
         """An empty block graph of the same release (x-qmpd-reset)."""
         self.graph = BlockGraph(self.profile)
+        self.graph.hostfiles.formatted = self.print_line
         # The old graph's jobs go without a word (and a virtual clock restarts).
         self.jobs.reset(self.graph)
+
+    def error_report(self, msg: str) -> None:
+        """QEMU's error_report(): a line on stderr after the program's name
+        (qmpd stands in for qemu-system-x86_64, whose name QEMU prints)."""
+        sys.stderr.write(f"{QEMU_PROGRAM}: {msg}\n")
+        sys.stderr.flush()
+
+    def print_line(self, text: str) -> None:
+        """A line QEMU prints on its stdout (bdrv_img_create's "Formatting")."""
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
     def emit(self, name: str, data: dict | None = None) -> None:
         """Send event ``name`` to every negotiated client, now."""

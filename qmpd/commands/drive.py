@@ -32,7 +32,8 @@ CACHE_MODES = {"writeback": (False, False, True), "none": (True, False, True),
 # Options drive_new handles itself rather than passing them to the nodes.
 _DRIVE_ONLY = ("if", "id", "file", "format", "cache", "media", "index", "bus", "unit",
                "werror", "rerror", "serial", "snapshot", "readonly", "copy-on-read",
-               "addr", "boot", "trans", "cyls", "heads", "secs")
+               "addr", "boot", "trans", "cyls", "heads", "secs", "stats-account-invalid",
+               "stats-account-failed")
 _BOOL_OPTS = ("read-only", "auto-read-only", "force-share", "cache.direct",
               "cache.no-flush")
 _TRUE = ("on", "yes", "true", "y")
@@ -111,6 +112,11 @@ def drive_new(daemon: Any, opts: dict[str, str]) -> None:
 
     blk = BlockBackend(None, f"block device '{drive_id}'", drive_id)
     blk.write_cache = write_cache
+    # blockdev_init: block_acct_setup with stats-account-* (default on).
+    blk.stats.account_invalid = _bool("stats-account-invalid",
+                                      opts.get("stats-account-invalid", "on"))
+    blk.stats.account_failed = _bool("stats-account-failed",
+                                     opts.get("stats-account-failed", "on"))
     tx = Transaction()
     try:
         # blockdev_init: no file and no driver options is an empty drive.

@@ -32,6 +32,8 @@ from qmpd.commands.registry import command
 from qmpd.commands.stepwise import Stepwise
 from qmpd.cstrings import cstring
 from qmpd.engine import perms
+from qmpd.engine.blockacct import BlockAcctStats, Cookie
+from qmpd.engine.devices.model import BlockBackend
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import Transaction
 from qmpd.engine.io import NodeIO
@@ -209,6 +211,27 @@ def _qemu_io(daemon: Any, args: str) -> str | Stepwise:
     return Stepwise(_qemu_io_steps(daemon, node, dev_edge, cmd, need), writes=writes)
 
 
+class _BackendAccounting:
+    """qemu-io's block_acct_* calls on a BlockBackend's stats, timed by the
+    daemon's job clock."""
+
+    def __init__(self, stats: BlockAcctStats, clock: Any) -> None:
+        self.stats = stats
+        self.clock = clock
+
+    def start(self, kind: str, nbytes: int) -> Cookie:
+        return self.stats.start(kind, nbytes, self.clock.now())
+
+    def done(self, cookie: Cookie) -> None:
+        self.stats.done(cookie, self.clock.now(), self.clock.virtual)
+
+    def failed(self, cookie: Cookie) -> None:
+        self.stats.failed(cookie, self.clock.now(), self.clock.virtual)
+
+    def invalid(self, kind: str) -> None:
+        self.stats.invalid(kind, self.clock.now())
+
+
 def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
                    need: int) -> Generator[None, None, str | PreencodedParts]:
     """hmp_qemu_io(): a temporary BlockBackend on ``node`` (or the device's
@@ -248,6 +271,9 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
                      truncate_prealloc=profile.qemu_io_truncate_prealloc,
                      strtosz_negative_erange=profile.strtosz_negative_erange)
         qio.monitor = mon
+        if dev_edge is not None and isinstance(dev_edge.parent, BlockBackend):
+            # A -drive's or device's BlockBackend keeps what aio_* account.
+            qio.accounting = _BackendAccounting(dev_edge.parent.stats, daemon.jobs.time)
         if limit is not None and not to_stdout:
             qio.output_limit = limit
         try:

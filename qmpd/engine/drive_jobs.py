@@ -93,6 +93,8 @@ def create_image(g: BlockGraph, path: str, fmt: str, size: int,
         if backing is not None:
             raise BlockError.of("drive.backing-not-supported", fmt=fmt)
         data = b""
+    g.hostfiles.announce(path, fmt, size, None if backing is None else
+                         (g.filename_info(backing)[0], backing.driver.name))
     layer = g.hostfiles.open_or_create(path)
     if layer is None:
         raise BlockError(f"Could not create '{path}': No such file or directory")

@@ -68,8 +68,12 @@ def nbd_server_stop(g: BlockGraph) -> list[str]:
     if not st.nbd_running:
         raise BlockError.of("export.nbd-server-not-running")
     # blk_exp_close_all_type(BLOCK_EXPORT_TYPE_NBD): QEMU walks its export
-    # list (newest first) and each removal sends the event.
-    gone = [_delete(g, exp) for exp in list(st.exports) if exp.type == "nbd"]
+    # list (newest first) requesting each shutdown; in 7.2 each deletion is
+    # then a bottom half, and the main loop runs the newest scheduled first:
+    # the exports go (and their events come) oldest first.  10.0 deletes
+    # them in the list's order.
+    order = st.exports if g.profile.nbd_stop_newest_first else reversed(st.exports)
+    gone = [_delete(g, exp) for exp in list(order) if exp.type == "nbd"]
     st.nbd_running = False
     return gone
 
@@ -168,6 +172,34 @@ def _nbd_create(g: BlockGraph, st: ExportState, args: dict, node: Node, blk: Exp
     for b in found:
         b.busy = True
     return Export(args["id"], "nbd", node, name, blk, edge, found)
+
+
+def nbd_server_add(g: BlockGraph, args: dict, node: Node) -> Export:
+    """nbd-server-add (blockdev-nbd.c qmp_nbd_server_add): block-export-add
+    of an NBD export whose id is its export name; ``node`` is what
+    ``device`` names (bdrv_lookup_bs, as a device or a node name)."""
+    device = args["device"]
+    # The export name defaults to the device name (block-export-add's would
+    # be the node name), and is the export's id.
+    name = args.get("name", device)
+    opts: dict[str, Any] = {"type": "nbd", "id": name, "node-name": node.name, "name": name}
+    if "description" in args:
+        opts["description"] = args["description"]
+    if "writable" in args:
+        opts["writable"] = args["writable"]
+    if "bitmap" in args:
+        opts["bitmaps"] = [args["bitmap"]]
+    # A read-only node is exported read-only, where block-export-add refuses.
+    if node.read_only:
+        opts["writable"] = False
+    return export_add(g, opts)
+
+
+def nbd_server_remove(g: BlockGraph, name: str) -> str:
+    """nbd-server-remove: block-export-del of the export ``name`` (an NBD
+    one: qmpd has no other kind).  No client is ever connected, so ``safe``
+    and ``hard`` both remove it at once."""
+    return export_del(g, name)
 
 
 def export_del(g: BlockGraph, eid: str) -> str:

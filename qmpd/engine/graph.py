@@ -769,7 +769,7 @@ class BlockGraph:
         if node.dirty_bitmaps or node.write_threshold:
             note_write(self, node, offset, len(data))
         node.driver.write(self, node, offset, data)
-        node.write_gen += 1
+        node.wrote(offset, len(data))
         end = (offset + len(data) + 511) & ~511
         if node.total is not None and end > node.total:
             node.total = end   # bdrv_co_write_req_finish grows total_sectors
@@ -778,7 +778,7 @@ class BlockGraph:
         if node.dirty_bitmaps or node.write_threshold:
             note_write(self, node, offset, length)
         node.driver.write_zeroes(self, node, offset, length, unmap)
-        node.write_gen += 1
+        node.wrote(offset, length)
 
     def discard(self, node: Node, offset: int, length: int) -> None:
         if node.dirty_bitmaps or node.write_threshold:

@@ -23,6 +23,7 @@ import errno
 import fcntl
 import os
 import struct
+from collections.abc import Callable
 
 from qmpd.cstrings import cstring
 from qmpd.engine.errors import BlockError
@@ -346,6 +347,22 @@ class HostFiles:
         self.virtual: dict[str, HostLayer] = {}
         # Host writes (--host-writes): layers pass changes through to the files.
         self.write_through = False
+        # bdrv_img_create's "Formatting '...', fmt=..." line for an image made
+        # from a file name (drive-mirror, drive-backup, blockdev-snapshot-sync):
+        # QEMU prints it on stdout; the daemon says where it goes.
+        self.formatted: Callable[[str], None] | None = None
+
+    def announce(self, path: str, fmt: str, size: int, backing: tuple[str, str] | None) -> None:
+        """The "Formatting" line of a new image (qemu_opts_print of its options)."""
+        if self.formatted is None:
+            return
+        back = f" backing_file={backing[0]} backing_fmt={backing[1]}" if backing else ""
+        if fmt == "qcow2":
+            opts = (f"cluster_size=65536 extended_l2=off compression_type=zlib size={size}"
+                    f"{back} lazy_refcounts=off refcount_bits=16")
+        else:
+            opts = f"size={size}{back}"
+        self.formatted(f"Formatting '{path}', fmt={fmt} {opts}")
 
     def layer(self, ident: tuple[int, int], path: str, size: int, blocks: int) -> HostLayer:
         lay = self.layers.get(ident)

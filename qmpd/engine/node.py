@@ -91,7 +91,7 @@ class Node:
                  "cache_no_flush", "children", "parents", "inherits_from", "monitor_owned",
                  "implicit", "aio_context", "no_backing", "auto_backing_file", "state", "alive",
                  "total", "dirty_bitmaps", "write_threshold", "active", "filter_job",
-                 "copy_on_read", "write_gen", "flushed_gen", "__weakref__")
+                 "copy_on_read", "write_gen", "flushed_gen", "wr_highest_offset", "__weakref__")
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
@@ -129,9 +129,17 @@ class Node:
         # bs->write_gen and bs->flushed_gen: a flush reaches the disk (and
         # blkdebug's flush_to_disk event fires) only after new writes.
         self.write_gen = 0
+        # bs->wr_highest_offset: the end of the furthest write (query-blockstats).
+        self.wr_highest_offset = 0
         self.flushed_gen = 0
 
     # -- links -------------------------------------------------------------
+
+    def wrote(self, offset: int, length: int) -> None:
+        """bdrv_co_write_req_finish for a write or zero write that reached the node."""
+        self.write_gen += 1
+        if length and offset + length > self.wr_highest_offset:
+            self.wr_highest_offset = offset + length
     def child(self, name: str) -> Edge | None:
         for e in self.children:
             if e.name == name:

@@ -92,6 +92,7 @@ class SnapshotSyncAction(SnapshotAction):
                 raise BlockError.of("snapshot.backing-file-not-supported-file")
             else:
                 raise BlockError.of("snapshot.qmpd-cannot-create-images", fmt=fmt)
+            g.hostfiles.announce(path, fmt, size, (g.filename_info(old)[0], old.driver.name))
             layer = g.hostfiles.open_or_create(path)
             if layer is None:
                 raise BlockError.of("snapshot.could-not-create-no-such", path=path)

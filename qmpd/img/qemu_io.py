@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import NoReturn, Protocol, TextIO, TypeVar
+from typing import Any, NoReturn, Protocol, TextIO, TypeVar
 
 from qmpd.img.images import Qcow2Adapter
 from qmpd.img.qemu_io_help import BODIES, TABLE
@@ -85,6 +85,19 @@ class OutputTooLarge(Exception):
         super().__init__(f"{size} bytes of output, more than the limit of {limit}")
         self.size = size
         self.limit = limit
+
+
+class Accounting(Protocol):
+    """block_acct_start/done/failed/invalid on one BlockBackend's stats;
+    ``kind`` is "rd", "wr" or "flush"."""
+
+    def start(self, kind: str, nbytes: int) -> Any: ...
+
+    def done(self, cookie: Any) -> None: ...
+
+    def failed(self, cookie: Any) -> None: ...
+
+    def invalid(self, kind: str) -> None: ...
 
 
 @dataclass
@@ -167,6 +180,11 @@ class QemuIo:
         # Most bytes one command may write to ``out`` (None: no limit); a
         # dump that would be larger raises OutputTooLarge before it starts.
         self.output_limit: int | None = None
+        # The BlockBackend's accounting (block_acct_*), when it has one that
+        # lasts: HMP qemu-io on a -drive or a device.  aio_read, aio_write and
+        # aio_flush account their requests there, as qemu-io-cmds.c does.
+        self.accounting: Accounting | None = None
+        self._io_error = False  # the last request failed with an I/O error
 
     # -------------------------------------------------------------- helpers
 
@@ -373,6 +391,7 @@ class QemuIo:
                     yield from self._dump(data, offset + pos)
                 yield
         except OSError as exc:
+            self._io_error = True
             self.out.write(f"{fail} failed: {_strerror(exc)}\n")
             raise CommandFailed() from None
         elapsed = self.clock() - start
@@ -505,6 +524,7 @@ class QemuIo:
                     break
                 yield
         except OSError as exc:
+            self._io_error = True
             self.out.write(f"{fail} failed: {_strerror(exc)}\n")
             raise CommandFailed() from None
         elapsed = self.clock() - start
@@ -528,16 +548,25 @@ class QemuIo:
 
     # -- vectored and asynchronous requests: done at once, reported as QEMU
     # reports them when they complete.
-    def _vector(self, cmd: Command, args: list[str], spec: str
+    def _vector(self, cmd: Command, args: list[str], spec: str, acct: str | None = None
                 ) -> tuple[dict[str, str], int, int]:
         opts, rest = self._getopt(cmd, args, spec)
         if len(rest) < 2:
             self._usage(cmd)
         offset = self._cvtnum(rest[0])
+        try:
+            return dict(opts), offset, self._iovec_total(rest[1:])
+        except CommandFailed:
+            # aio_read/aio_write: create_iovec() failing is an invalid request.
+            if acct is not None and self.accounting is not None and "z" not in dict(opts):
+                self.accounting.invalid(acct)
+            raise
+
+    def _iovec_total(self, lengths: list[str]) -> int:
         # create_iovec(): each vector, then the running total, within
         # BDRV_REQUEST_MAX_BYTES.
         total = 0
-        for arg in rest[1:]:
+        for arg in lengths:
             n = self._cvtnum(arg)
             if n > REQUEST_MAX_BYTES:
                 self.out.write(f"Argument '{arg}' exceeds maximum size {REQUEST_MAX_BYTES}\n")
@@ -547,34 +576,75 @@ class QemuIo:
                                f"{REQUEST_MAX_BYTES}\n")
                 raise CommandFailed()
             total += n
-        return dict(opts), offset, total
+        return total
 
-    def _vread(self, cmd: Command, args: list[str], spec: str, fail: str) -> Generator[None]:
-        flags, offset, count = self._vector(cmd, args, spec)
+    def _vread(self, cmd: Command, args: list[str], spec: str, fail: str,
+               acct: str | None = None) -> Generator[None]:
+        flags, offset, count = self._vector(cmd, args, spec, acct)
         pattern = self._pattern(flags["P"]) if "P" in flags else None
         # Unlike before, a pattern mismatch fails readv as it fails read
         # (QEMU 7.2's readv_f returns -EINVAL: qemu-io exits with 1).
-        yield from self._checked_read(flags, offset, count, pattern, fail)
+        yield from self._accounted(acct, count,
+                                   self._checked_read(flags, offset, count, pattern, fail))
 
-    def _vwrite(self, cmd: Command, args: list[str], spec: str, fail: str) -> Generator[None]:
-        flags, offset, count = self._vector(cmd, args, spec)
+    def _vwrite(self, cmd: Command, args: list[str], spec: str, fail: str,
+                acct: str | None = None) -> Generator[None]:
+        flags, offset, count = self._vector(cmd, args, spec, acct)
         pattern = self._pattern(flags["P"]) if "P" in flags else 0xCD
-        yield from self._do_write(flags, offset, count, pattern, fail)
+        # aio_write -z accounts nothing (its cookie is never started).
+        yield from self._accounted(None if "z" in flags else acct, count,
+                                   self._do_write(flags, offset, count, pattern, fail))
+
+    def _accounted(self, kind: str | None, count: int, steps: Generator[None]) -> Generator[None]:
+        """One request under block_acct_start: done when it completes (a
+        pattern mismatch too), failed on an I/O error."""
+        acct = self.accounting if kind is not None else None
+        if acct is None:
+            yield from steps
+            return
+        cookie = acct.start(kind, count)  # type: ignore[arg-type]
+        self._io_error = False
+        try:
+            yield from steps
+        except CommandFailed:
+            if self._io_error:
+                acct.failed(cookie)
+            else:
+                acct.done(cookie)
+            raise
+        acct.done(cookie)
+
+    def _injects_invalid(self, cmd: Command, args: list[str], spec: str, kind: str,
+                         what: str) -> bool:
+        """aio_read/aio_write -i: count an invalid request and stop there."""
+        opts, _ = self._getopt(cmd, args, spec)
+        if not any(o == "i" for o, _ in opts):
+            return False
+        self.out.write(f"injecting invalid {what} request\n")
+        if self.accounting is not None:
+            self.accounting.invalid(kind)
+        return True
 
     def cmd_readv(self, cmd: Command, args: list[str]) -> Generator[None]:
         return self._vread(cmd, args, "CP:qv", "readv")
 
-    def cmd_aio_read(self, cmd: Command, args: list[str]) -> Generator[None]:
-        return self._vread(cmd, args, "CiP:qv", "readv")
+    def cmd_aio_read(self, cmd: Command, args: list[str]) -> Generator[None] | None:
+        if self._injects_invalid(cmd, args, "CiP:qv", "rd", "read"):
+            return None
+        return self._vread(cmd, args, "CiP:qv", "readv", acct="rd")
 
     def cmd_writev(self, cmd: Command, args: list[str]) -> Generator[None]:
         return self._vwrite(cmd, args, "CfP:q", "writev")
 
-    def cmd_aio_write(self, cmd: Command, args: list[str]) -> Generator[None]:
-        return self._vwrite(cmd, args, "CfiP:quz", "aio_write")
+    def cmd_aio_write(self, cmd: Command, args: list[str]) -> Generator[None] | None:
+        if self._injects_invalid(cmd, args, "CfiP:quz", "wr", "write"):
+            return None
+        return self._vwrite(cmd, args, "CfiP:quz", "aio_write", acct="wr")
 
     def cmd_aio_flush(self, cmd: Command, args: list[str]) -> None:
-        pass
+        # block_acct_start(FLUSH), blk_drain_all (nothing is in flight), done.
+        if self.accounting is not None:
+            self.accounting.done(self.accounting.start("flush", 0))
 
     def cmd_alloc(self, cmd: Command, args: list[str]) -> None:
         offset = self._cvtnum(args[0])

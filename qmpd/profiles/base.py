@@ -183,6 +183,16 @@ class Profile:
     #: only then sorted (bdrv_list_refresh_perms, 8.0+) -- or in queue order
     #: (7.2 sorts while it walks the queue).  With two independent nodes
     #: that both fail, this picks which one the error names.
+    # BlockDeviceStats has the zone_append_* members (QEMU 8.0's zoned devices).
+    blockstats_zone_append: ClassVar[bool] = False
+    # A device's BlockBackend counts failed and invalid requests in its times
+    # (block_acct_init sets both; before 7.1 only -drive's stats-account-* did).
+    device_blk_accounting: ClassVar[bool] = True
+    # Export deletion (block-export-del, nbd-server-remove) finishes after the
+    # command's reply: BLOCK_EXPORT_DELETED follows it (5.2's bottom half).
+    export_deleted_after_reply: ClassVar[bool] = False
+    # nbd-server-stop removes its exports newest first (10.0), else oldest first.
+    nbd_stop_newest_first: ClassVar[bool] = False
     reopen_refresh_list_prepended: ClassVar[bool] = False
 
     def __init__(self, version: tuple[int, int, int]) -> None:

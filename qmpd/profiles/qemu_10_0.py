@@ -33,6 +33,9 @@ from 7.2 in these mechanisms, each found in 10.0's sources:
 * ``transaction`` runs its actions' commit and clean callbacks newest first
   (util/transactions.c ``tran_add`` inserts at the head): backups of one
   transaction start in the reverse order;
+* query-blockstats' BlockDeviceStats has the ``zone_append_*`` members;
+* nbd-server-stop deletes its exports newest first (BLOCK_EXPORT_DELETED in
+  that order; 7.2 deleted them oldest first);
 * mirror's job info has ``actively-synced``, and its dirty bitmap lives on
   the mirror_top filter, disabled: only writes through the filter are mirrored
   (block/mirror.c ``bdrv_mirror_top_do_write``);
@@ -58,6 +61,8 @@ class Qemu100(Profile):
     block_copy_bitmap_on_filter = True
     cbw_always_reads_source = True
     reopen_refreshes_length = True
+    blockstats_zone_append = True
+    nbd_stop_newest_first = True
     reopen_refresh_list_prepended = True
     qemu_io_help = QEMU_IO_HELP
     qemu_io_dump_prefix_on_monitor = True

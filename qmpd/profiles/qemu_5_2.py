@@ -14,6 +14,11 @@ the real 5.2 (corpus ``tests/data/*/qemu-5.2/``) and traced to its sources:
   ``status``, the ``graph-mod`` permission;
 * its qemu-io: ``truncate`` takes only the offset, and sizes are parsed with
   strtod (a negative one is "argument too large");
+* query-blockstats: a device's BlockBackend has ``account_invalid`` and
+  ``account_failed`` off (block_acct_init left them unset; only -drive's
+  ``stats-account-*`` set them); an export goes in a bottom half after the
+  reply to block-export-del / nbd-server-remove, so BLOCK_EXPORT_DELETED
+  follows the reply;
 * its texts: :data:`MESSAGES` for situations the engine raises by key, and
   :data:`REWORDINGS` for the texts that reach the profile as finished strings
   (QAPI visitor and lookup texts that read the same everywhere they occur);
@@ -119,6 +124,8 @@ class Qemu52(Profile):
                                  "")}
     reopen_forgets_absent_children = False
     raw_trims_child_perms = False
+    device_blk_accounting = False
+    export_deleted_after_reply = True
 
     def render(self, text: Text) -> str:
         out = super().render(text)

@@ -268,6 +268,8 @@ class Client:
                                 self.push_parts(out)
                             else:
                                 self.push(out)
+                            if server.after_pending:
+                                server.run_after_reply()
                             if server.quitting:
                                 return
                         if self.queued + len(self.buf) > HIGH_WATER:
@@ -455,10 +457,11 @@ class Server:
         self._root: trio.Nursery | None = None
         # Block-job time: started in main (nursery.start), before any daemon.
         self.job_runner = JobRunner(make_clock(config.clock))
-        self._after_reply_pending = 0   # callbacks of _after_reply not yet run
         # The client whose command is running (its events need no wake-up
         # and do not count against the unread-output limit).
         self._running_for: Client | None = None
+        # Callables queued by the daemon's after_reply that have not run yet.
+        self.after_pending: list[Callable[[], None]] = []
         # The long (stepwise) command in progress, if any, and its client
         # (see wait_beside_long for what may run beside it).
         self.long: Stepwise | None = None
@@ -530,28 +533,32 @@ class Server:
         return session.error(req, err.cls, err.desc)
 
     def _after_reply(self, fn: Callable[[], None]) -> None:
-        """The daemon's ``after_reply``: run ``fn`` from the event loop once
-        the command under way has finished and its reply is queued."""
+        """The daemon's ``after_reply``: run ``fn`` once the command under way
+        has finished and its reply is queued -- before its client's next
+        command is read (the reader runs what is pending), or from the event
+        loop when the reply went out another way."""
         try:
             token = trio.lowlevel.current_trio_token()
         except RuntimeError:    # outside the event loop (no reply under way)
             fn()
             return
+        self.after_pending.append(fn)
+        token.run_sync_soon(self.run_after_reply)
 
-        def run() -> None:
-            self._after_reply_pending -= 1
+    def run_after_reply(self) -> None:
+        """Run the callables queued by ``after_reply``, oldest first."""
+        while self.after_pending:
+            fn = self.after_pending.pop(0)
             try:
                 fn()
             except Exception:   # never let a callback kill the loop
                 log("internal error after a reply:\n" + traceback.format_exc())
-        self._after_reply_pending += 1
-        token.run_sync_soon(run)
 
     def loop_turn_wanted(self) -> bool:
         """Whether work waits for the event loop (a kicked job runner, an
         after-reply callback): a client's fast path must not read its next
         command first, or jobs would stand still while commands stream in."""
-        return self._after_reply_pending > 0 or self.job_runner.wants_turn()
+        return bool(self.after_pending) or self.job_runner.wants_turn()
 
     def _internal_error(self, session: Session, req: Any, e: Exception) -> bytes:
         log(f"internal error in command {req.name!r}:\n" + traceback.format_exc())
@@ -779,7 +786,9 @@ class Server:
         else:
             conn = trio.socket.from_stdlib_socket(sock)
         stream = trio.SocketStream(conn)
-        session = QtestSession(self._step_job_clock)
+        # QEMU logs the protocol on stderr when no -qtest-log is given.
+        session = QtestSession(self._step_job_clock, log=sys.stderr)
+        session.opened()
         buf = b""
         try:
             while True:
@@ -789,12 +798,13 @@ class Server:
                 buf += data
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
-                    reply = session.handle(line.decode("utf-8", "replace"))
+                    reply = session.handle_logged(line.decode("utf-8", "replace"))
                     if reply:
                         await stream.send_all(reply.encode())
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return
         finally:
+            session.closed()
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 

@@ -132,3 +132,28 @@ def test_a_blkdebug_breakpoint_holds_a_job_until_removed(images, release):
         assert vm.event_wait("BLOCK_JOB_READY") is not None
     finally:
         vm.shutdown()
+
+
+def test_drive_mirror_into_larger_clusters_copies_whole_clusters(images, release):
+    """041 TestReadErrors.test_large_cluster: a target opened without the
+    backing file its image names, with clusters larger than the mirror's
+    granularity, gets whole clusters -- the part of a cluster the source's
+    own image does not hold is copied from below it too."""
+    base, top = images
+    target = iotests.file_path("dj-mirror-128k.qcow2")
+    iotests.qemu_img_create("-f", "qcow2", "-o", f"cluster_size=131072,backing_file={base}",
+                            "-F", "qcow2", target, "1M")
+    vm = iotests.VM(args=release + ["--host-writes"]).add_drive(top)
+    vm.launch()
+    try:
+        vm.command("drive-mirror", device="drive0", target=target, sync="top", mode="existing")
+        vm.event_wait("BLOCK_JOB_READY")
+        vm.command("block-job-cancel", device="drive0")
+        vm.event_wait("BLOCK_JOB_COMPLETED")
+    finally:
+        vm.shutdown()
+    # The top holds only 64k-128k, yet the target's cluster 0-128k is its own.
+    own = [(e["start"], e["length"]) for e in iotests.qemu_img_map("-f", "qcow2", target)
+           if e["depth"] == 0 and e["data"]]
+    assert own == [(0, 131072)]
+    assert _reads(target, "read -P 0x11 0 64k") and _reads(target, "read -P 0x22 64k 64k")

@@ -42,6 +42,8 @@ def _paused(h: Harness) -> None:
 
 def _ready(h: Harness) -> None:
     h.ok("block-commit", job_id="j", device="top", base_node="base")
+    # Ready after the command's reply: its dirty scan waits on I/O first.
+    h.step(0)
 
 
 def _standby(h: Harness) -> None:
@@ -283,6 +285,8 @@ def test_cancel_pending_aborts(h: Harness) -> None:
 
 def test_active_commit_ready_complete(h: Harness) -> None:
     h.ok("block-commit", job_id="a0", device="top", base_node="base", filter_node_name="cf")
+    assert not [d for n, d in h.events if n == "BLOCK_JOB_READY"]   # not before the reply
+    h.step(0)
     ready = [d for n, d in h.events if n == "BLOCK_JOB_READY"]
     assert ready == [{"device": "a0", "len": 1536 * 1024, "offset": 1536 * 1024, "speed": 0,
                       "type": "commit"}]
@@ -306,6 +310,7 @@ def test_active_commit_ready_complete(h: Harness) -> None:
 def test_active_commit_cancel_at_ready(h: Harness, verb: str, force: bool | None,
                                        final: str) -> None:
     h.ok("block-commit", job_id="a0", device="top", base_node="base")
+    h.step(0)
     if verb == "job-cancel":
         h.ok(verb, id="a0")
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -353,3 +354,24 @@ def test_device_option_short_booleans_and_sizes(short_tmp, version, warns, size_
                "deprecated", "Please use share-rw=on instead"]
     assert (lines[:2] == warning) is warns
     assert lines[-1] == f"qmpd: -device {dev}: {size_error}"
+
+
+def test_qtest_protocol_is_logged_on_stderr_as_qemu_logs_it(harness):
+    """Without -qtest-log QEMU logs the qtest connection on stderr; tests
+    strip exactly these lines from QEMU's log (041 compares what is left)."""
+    harness.launch()
+    harness.read()
+    harness.cmd("qmp_capabilities")
+    harness.accept_qtest()
+    assert harness.qtest("clock_step 1000") == "OK 1000\n"
+    harness.qt_sock.close()
+    harness.qt.close()
+    harness.qt = None
+    assert harness.cmd("quit") == {"return": {}}
+    assert harness.proc is not None and harness.proc.wait(WAIT) == 0
+    assert harness.proc.stderr is not None
+    lines = harness.proc.stderr.read().splitlines()
+    assert re.fullmatch(r"\[I \d+\.\d{6}\] OPENED", lines[0])
+    assert re.fullmatch(r"\[R \+\d+\.\d{6}\] clock_step 1000", lines[1])
+    assert re.fullmatch(r"\[S \+\d+\.\d{6}\] OK 1000", lines[2])
+    assert re.fullmatch(r"\[I \+\d+\.\d{6}\] CLOSED", lines[3])

@@ -47,6 +47,9 @@ def create_backend(g: BlockGraph, dev: Device, node: Node, tx: Transaction,
     others in the main context, so the node has to move there.
     """
     blk = BlockBackend(dev, backend_desc(dev))
+    # What a device's BlockBackend accounts failed and invalid requests in
+    # (blkconf's account-* properties are "auto": the release's default).
+    blk.stats.account_invalid = blk.stats.account_failed = g.profile.device_blk_accounting
     ctx = node.aio_context if iothread_aware else MAIN
     blk.aio_context = ctx
     if node.aio_context != ctx:

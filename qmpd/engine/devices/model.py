@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qmpd.engine.aio import MAIN
+from qmpd.engine.blockacct import BlockAcctStats
 from qmpd.engine.node import Edge, Parent
 
 
@@ -26,6 +27,8 @@ class BlockBackend(Parent):
         self.device = device
         self.aio_context = MAIN
         self.write_cache = True
+        # What its user accounted (query-blockstats).
+        self.stats = BlockAcctStats()
 
     @property
     def qdev_path(self) -> str:

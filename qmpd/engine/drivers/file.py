@@ -34,6 +34,10 @@ class FileState:
     blocks: int
     aio: str
     layer: Any = None
+    # BDRVRawState.stats: discards that reached the file (query-blockstats).
+    discard_nb_ok: int = 0
+    discard_nb_failed: int = 0
+    discard_bytes_ok: int = 0
 
 
 class FileDriver(Driver):
@@ -126,6 +130,9 @@ class FileDriver(Driver):
     def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
         if node.discard == "unmap":
             node.state.layer.punch(offset, length)
+            # raw_account_discard
+            node.state.discard_nb_ok += 1
+            node.state.discard_bytes_ok += length
 
     def block_status(self, g: BlockGraph, node: Node, offset: int,
                      length: int) -> list[tuple[int, int, bool, bool]]:

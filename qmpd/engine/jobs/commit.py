@@ -19,7 +19,14 @@ from qmpd.engine.drivers.base import Driver
 from qmpd.engine.drivers.registry import get_driver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import COMMIT_BUFFER, CopyError, allocated_above, copy_chunks, write_data
+from qmpd.engine.jobs.data import (
+    COMMIT_BUFFER,
+    CopyError,
+    allocated_above,
+    copy_chunks,
+    grow_base,
+    write_data,
+)
 from qmpd.engine.jobs.mirror import ActiveCommitJob, target_perm
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent, inherits_from_recursive
@@ -45,6 +52,9 @@ class CommitJob(JobDriver):
     def run(self, job: Job) -> Generator[Sleep, None, int]:
         g = job.mgr.g
         length = g.virtual_size(self.top)
+        ret = grow_base(g, self.base, length)
+        if ret < 0:
+            return ret
 
         def plan(offset: int, most: int) -> tuple[int, Callable[[], None] | None]:
             copy, n = allocated_above(g, self.top, self.base_overlay, offset, most)

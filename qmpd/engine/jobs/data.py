@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Generator
 
+from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.state import Job, Sleep
 from qmpd.engine.node import Node
@@ -102,3 +103,20 @@ def write_data(g: BlockGraph, dst: Node, offset: int, data: bytes) -> None:
         g.write_zeroes(dst, offset, n)
     else:
         g.write(dst, offset, data)
+
+
+def grow_base(g: BlockGraph, base: Node, length: int) -> int:
+    """commit_run / mirror_run (active commit): a base shorter than what is
+    committed into it grows to that length first (blk_truncate, no
+    preallocation); 0, or the -errno the job fails with."""
+    from qmpd.engine.resize import truncate
+
+    if g.virtual_size(base) >= length:
+        return 0
+    try:
+        truncate(g, base, length)
+    except BlockError:
+        return -errno.EPERM
+    except OSError as e:
+        return -(e.errno or errno.EIO)
+    return 0

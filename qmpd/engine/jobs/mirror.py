@@ -24,7 +24,7 @@ from qmpd.engine import perms, surgery
 from qmpd.engine.drivers.mirror_top import PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import CopyError, allocated_above, write_data
+from qmpd.engine.jobs.data import CopyError, allocated_above, grow_base, write_data
 from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR
@@ -51,8 +51,8 @@ class JobBitmap(bmod.DirtyBitmap):
 
 def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int, int], None],
                 buf_size: int = MIRROR_BUF_SIZE,
-                policies: tuple[str, str] = ("report", "report")
-                ) -> Generator[Sleep, None, None]:
+                policies: tuple[str, str] = ("report", "report"),
+                cow_cluster: int = 0) -> Generator[Sleep, None, None]:
     """mirror_run's main loop: copy dirty chunks at the job's rate, become
     ready when nothing is dirty, then wait (looking again every slice) until
     completed or cancelled.  ``copy(offset, length)`` raises CopyError on an
@@ -64,6 +64,7 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
     job.total = job.current + bm.count()
     delay = 0
     steady = False
+    cow: set[int] = set()   # s->cow_bitmap: chunks copied whole to the target
     while True:
         if steady:
             yield from job.sleep_ns(delay)
@@ -94,6 +95,11 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
         end = off + n
         while off < end:
             m = min(max_io, end - off)
+            if cow_cluster:
+                # mirror_cow_align: a read that starts or ends in a chunk not
+                # copied yet grows to whole target clusters (the target has
+                # no backing to fill the rest of a cluster it allocates).
+                off, m = _cow_align(cow, bm.granularity, cow_cluster, off, m, length)
             try:
                 copy(off, m)
             except CopyError as e:
@@ -104,9 +110,30 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
                     raise OSError(e.errno, os.strerror(e.errno)) from None
                 off += m
                 continue
+            if cow_cluster:
+                cow.update(range(off // bm.granularity, -(-(off + m) // bm.granularity)))
             job.progress(m)
             delay = job.rate_delay(m)
             off += m
+
+
+def _dirty_init_waits(job: Job) -> Generator[Sleep, None, None]:
+    """mirror_dirty_init's block-status queries wait on I/O: the job goes on
+    (to ready, when nothing is dirty) only after the command has replied.
+    sync=none has no dirty init and becomes ready before the reply."""
+    yield Sleep(job.now(), defer=True)
+    yield from job.pause_point()
+
+
+def _cow_align(cow: set[int], gran: int, cluster: int, off: int, n: int,
+               length: int) -> tuple[int, int]:
+    """mirror_cow_align: (offset, bytes) of the read, grown to the target's
+    clusters unless both its first and last chunks were copied already."""
+    if off // gran in cow and (off + n - 1) // gran in cow:
+        return off, n
+    start = off - off % cluster
+    end = min(-(-(off + n) // cluster) * cluster, length)
+    return start, end - start
 
 
 def status_above(g: BlockGraph, node: Node | None, offset: int,
@@ -182,10 +209,10 @@ class _MirrorDriver(JobDriver):
 
     def _loop(self, job: Job, bm: bmod.DirtyBitmap, length: int,
               copy: Callable[[int, int], None],
-              keep_error: bool) -> Generator[Sleep, None, int]:
+              keep_error: bool, cow_cluster: int = 0) -> Generator[Sleep, None, int]:
         try:
             yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE,
-                                   self.policies)
+                                   self.policies, cow_cluster)
         except OSError as e:
             if keep_error:
                 job.error = e.strerror or "Input/output error"
@@ -294,6 +321,7 @@ class MirrorJob(_MirrorDriver):
             # backing file (base_overlay is the node right above that base).
             overlay = surgery.skip_filters(self.bs) if self.sync == "top" else None
             _dirty_allocated(g, bm, self.bs, overlay, length)
+            yield from _dirty_init_waits(job)
 
         def copy(off: int, n: int) -> None:
             # mirror_iteration: zero areas of the source become zero writes.
@@ -306,7 +334,15 @@ class MirrorJob(_MirrorDriver):
                 else:
                     copy_checked(g, self.bs, self.target, o, m)
 
-        return (yield from self._loop(job, bm, length, copy, keep_error=True))
+        # mirror_run: a target whose image names a backing file it was not
+        # opened with (drive-mirror's mode=existing, sync=top) and whose
+        # clusters are larger than the granularity gets whole clusters.
+        info = g.get_info(self.target)
+        cluster = info[0] if info is not None and info[0] else 0
+        cow_cluster = cluster if (self.target.auto_backing_file and self.target.backing is None
+                                  and bm.granularity < cluster) else 0
+        return (yield from self._loop(job, bm, length, copy, keep_error=True,
+                                      cow_cluster=cow_cluster))
 
     def complete(self, job: Job) -> None:
         """mirror_complete: the node to replace is looked up by name now."""
@@ -341,9 +377,14 @@ class MirrorJob(_MirrorDriver):
                         # filter below hands its users to the target.
                         surgery.replace_node_noperm(g, to_replace, self.target, tx)
                         g.refresh_perms([self.target, to_replace], tx)
-                except BlockError:
+                except BlockError as e:
+                    job.mgr.error_report(g.profile.render_all(e.parts))
                     self.failed = True
             else:
+                job.mgr.error_report(f"Can no longer replace '{to_replace.name}' by "
+                               f"'{self.target.name}', because it can no longer be "
+                               "guaranteed that doing so would not lead to an abrupt "
+                               "change of visible data")
                 self.failed = True
         job.mgr.remove_all_bdrv(job)
         if self.mtop.alive:
@@ -366,6 +407,10 @@ class ActiveCommitJob(_MirrorDriver):
     def run(self, job: Job) -> Generator[Sleep, None, int]:
         g = job.mgr.g
         length = g.virtual_size(self.bs)
+        # mirror_run: an active commit grows a shorter base first.
+        ret = grow_base(g, self.base, length)
+        if ret < 0:
+            return ret
         overlay = surgery.find_overlay(self.bs, self.base)
         gran = bmod.default_granularity(g, self.base)
         if g.profile.mirror_bitmap_on_filter:
@@ -379,6 +424,7 @@ class ActiveCommitJob(_MirrorDriver):
             bm = self.bitmap = JobBitmap(self.bs, "", gran)
             self.bs.dirty_bitmaps.append(bm)
         _dirty_allocated(g, bm, self.bs, overlay, length)
+        yield from _dirty_init_waits(job)
 
         def copy(off: int, n: int) -> None:
             # mirror_iteration: what the chain above the base reads as zero

@@ -380,6 +380,10 @@ class Job:
         return self.limit.delay(n, self.now())
 
 
+def _no_report(msg: str) -> None:
+    pass
+
+
 class JobManager(DrainedSections):
     """The jobs of the daemon's graph, the events they emit, and the job verbs.
 
@@ -390,6 +394,9 @@ class JobManager(DrainedSections):
         self.emit = emit
         self.time = time
         self.g = g
+        # error_report(): what QEMU prints on stderr outside any reply (a
+        # mirror that can no longer replace its node); the daemon sets it.
+        self.error_report: Callable[[str], None] = _no_report
         # drained sections under way: nodes -> (the jobs each paused, its nodes)
         self._drained: dict[tuple[int, ...], list[tuple[list[Job], list[Node]]]] = {}
         # A transaction with completion-mode grouped: the group its jobs join.
