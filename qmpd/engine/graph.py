@@ -174,6 +174,11 @@ class BlockGraph:
                 return p.name
         return ""
 
+    def device_or_node_name(self, node: Node) -> str:
+        """bdrv_get_device_or_node_name: how errors about ``node`` name it
+        (a -drive's name, else the node name)."""
+        return self.device_name(node) or node.name
+
     def _forget(self, node: Node) -> None:
         if self.nodes.get(node.name) is node:
             del self.nodes[node.name]
@@ -689,18 +694,20 @@ class BlockGraph:
         for e in node.parents:
             err: BlockError | None = None
             if e.name == "backing" and isinstance(e.parent, Node):
-                err = BlockError.of("node.node-busy-node-used-backing", name=node.name,
+                err = BlockError.of("node.node-busy-node-used-backing",
+                                    name=self.device_or_node_name(node),
                                     parent=e.parent.name)
             elif e.parent in self.jobs:
-                err = BlockError.of("node.node-busy-block-device-use", name=node.name,
-                                    job=e.parent.type)
+                err = BlockError.of("node.node-busy-block-device-use",
+                                    name=self.device_or_node_name(node), job=e.parent.type)
             if err is not None and (newest is None or e.serial > newest[0]):
                 newest = (e.serial, err)
         if newest is None:
             for j in self.jobs:
                 if node in getattr(j, "nodes", ()):
                     newest = (0, BlockError.of("node.node-busy-block-device-use",
-                                               name=node.name, job=j.type))
+                                               name=self.device_or_node_name(node),
+                                               job=j.type))
                     break
         if newest is not None:
             raise newest[1]
