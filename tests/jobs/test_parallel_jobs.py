@@ -147,3 +147,38 @@ def test_stream_whose_new_link_is_refused_fails_with_eperm(h: Harness) -> None:
     edges = h.graph_edges()
     assert ("node4", "backing", "node3") in edges
     finish(h, "c")
+
+
+def test_blkdebug_breakpoint_suspends_one_request(tmp_path) -> None:
+    base = os.path.join(str(tmp_path), "b.qcow2")
+    top = os.path.join(str(tmp_path), "t.qcow2")
+    img("create", "-q", "-f", "qcow2", base, "4M")
+    img("io", "-c", "write -P 0x22 0 4M", base)
+    img("create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top)
+    h = Harness()
+    h.ok("blockdev-add", driver="qcow2", node_name="base",
+         file={"driver": "blkdebug", "node-name": "dbg",
+               "image": {"driver": "file", "filename": base}})
+    h.ok("blockdev-add", driver="qcow2", node_name="top", backing="base",
+         file={"driver": "file", "filename": top})
+
+    def hmp(cmd: str) -> str:
+        return h.ok("human-monitor-command", command_line=f'qemu-io base "{cmd}"')
+
+    assert hmp("break no_such_event bp") == \
+        "Could not set breakpoint: No such file or directory\n"
+    assert hmp("break read_aio bp") == ""
+    assert hmp("resume bp") == "Could not resume request: No such file or directory\n"
+    h.ok("block-stream", device="top", job_id="s")
+    hmp("wait_break bp")
+    h.step(10**9)
+    assert h.job("s")["offset"] == 0            # held at its first read
+    assert hmp("resume bp") == "blkdebug: Resuming request 'bp'\n"
+    # the breakpoint was used up: the stream runs to its end
+    for _ in range(100):
+        if not h.ok("query-block-jobs"):
+            break
+        h.step(10**9)
+    assert h.ok("query-block-jobs") == []
+    assert hmp("remove_break bp") == \
+        "Could not remove breakpoint bp: No such file or directory\n"

@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_f21_scenarios import (  # noqa: E402  (a sibling script, not a package)
     ex,
+    hmp,
     wait,
     write_all,
 )
@@ -268,11 +269,40 @@ def frozen_links() -> None:
              "refuses", setup, steps)
 
 
+def breakpoints() -> None:
+    setup = ["qemu-img create -q -f qcow2 $DIR/a.qcow2 1M"]
+    steps = [
+        ex("blockdev-add", driver="qcow2", node_name="top",
+           file={"driver": "blkdebug", "node-name": "dbg",
+                 "image": {"driver": "file", "filename": "$DIR/a.qcow2"}}),
+        ex("blockdev-add", driver="null-co", node_name="plain"),
+        hmp("top", "break no_such_event bp"),
+        hmp("top", "break read_aio"),
+        hmp("top", "break read_aio bp"),
+        hmp("top", "break write_aio bp"),
+        hmp("dbg", "break flush_to_disk other"),
+        hmp("top", "resume bp"),
+        hmp("top", "remove_break bp"),
+        hmp("top", "remove_break bp"),
+        hmp("top", "remove_break other"),
+        hmp("top", "resume nothing"),
+        hmp("plain", "break read_aio bp"),
+        hmp("plain", "remove_break bp"),
+        hmp("plain", "resume bp"),
+        hmp("top", "wait_break x y"),
+        hmp("top", "read 0 4k"),
+    ]
+    scenario("f22s-blkdebug-breakpoints", "qemu-io's blkdebug breakpoint commands without a "
+             "request to suspend: unknown events, one tag on several rules, remove_break and "
+             "resume of tags with nothing set or suspended, a node without blkdebug below",
+             setup, steps)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--outdir", default=OUT)
     args = ap.parse_args(argv)
-    for family in (parallel_ops, frozen_links):
+    for family in (parallel_ops, frozen_links, breakpoints):
         family()
     write_all(SCENARIOS, args.outdir)
     return 0
