@@ -197,7 +197,7 @@ def check_not_busy(g: BlockGraph, n: Node) -> None:
     j = job_using(g, n)
     if j is not None:
         raise BlockError.of("node.node-busy-block-device-use",
-                            name=g.device_or_node_name(n), job=j.type)
+                            name=g.device_name(n) or n.name, job=j.type)
 
 
 def op_blocker(g: BlockGraph, node: Node) -> None:

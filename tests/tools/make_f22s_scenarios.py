@@ -298,11 +298,60 @@ def breakpoints() -> None:
              setup, steps)
 
 
+def copy_on_read() -> None:
+    # iotests 216 and 310: reads through a copy-on-read filter copy the
+    # backing chain's data (down to bottom) into the node below the filter
+    setup = ["qemu-img create -q -f qcow2 $DIR/base.img 64M",
+             "qemu-io -f qcow2 -c 'write -P 1 0M 1M' -c 'write -P 1 3M 1M' $DIR/base.img",
+             "qemu-img create -q -f qcow2 -b $DIR/base.img -F qcow2 $DIR/mid.img",
+             "qemu-io -f qcow2 -c 'write -P 3 2M 1M' -c 'write -P 3 4M 1M' $DIR/mid.img",
+             "qemu-img create -q -f qcow2 -b $DIR/mid.img -F qcow2 $DIR/top.img",
+             "qemu-io -f qcow2 -c 'write -P 2 1M 1M' $DIR/top.img",
+             "qemu-img create -q -f qcow2 -b $DIR/mid.img -F qcow2 $DIR/top2.img",
+             "qemu-io -f qcow2 -c 'write -P 2 1M 1M' $DIR/top2.img"]
+
+    def chain(top: str, pre: str) -> dict[str, Json]:
+        return {"driver": "qcow2", "node-name": pre + "top",
+                "file": {"driver": "file", "filename": f"$DIR/{top}"},
+                "backing": {"node-name": pre + "mid", "driver": "qcow2",
+                            "file": {"driver": "file", "filename": "$DIR/mid.img"},
+                            "backing": {"node-name": pre + "base", "driver": "qcow2",
+                                        "file": {"driver": "file",
+                                                 "filename": "$DIR/base.img"}}}}
+    steps = [
+        ex("blockdev-add", node_name="cor", driver="copy-on-read", bottom="mid",
+           file=chain("top.img", "")),
+        hmp("top", "map"),
+        hmp("cor", "read -P 3 2M 1M"),
+        hmp("top", "map"),
+        hmp("cor", "read 0 5M"),
+        hmp("top", "map"),
+        hmp("top", "read -P 0 0 1M"),
+        hmp("top", "read -P 3 4M 1M"),
+        ex("blockdev-add", node_name="cor2", driver="copy-on-read",
+           file=chain("top2.img", "b-")),
+        hmp("cor2", "read 512 1k"),
+        hmp("b-top", "map"),
+        hmp("cor2", "read 8M 64k"),
+        hmp("b-top", "map"),
+        hmp("cor2", "read 0 6M"),
+        hmp("b-top", "map"),
+        ex("blockdev-add", node_name="cor3", driver="copy-on-read", bottom="b-top",
+           file="b-top"),
+        ex("blockdev-del", node_name="cor"),
+        ex("blockdev-del", node_name="cor2"),
+        QNF,
+    ]
+    scenario("f22s-copy-on-read", "iotests 216 and 310: qemu-io reads through copy-on-read "
+             "filters with and without bottom copy the chain's clusters into the node "
+             "below (maps before and after)", setup, steps)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--outdir", default=OUT)
     args = ap.parse_args(argv)
-    for family in (parallel_ops, frozen_links, breakpoints):
+    for family in (parallel_ops, frozen_links, breakpoints, copy_on_read):
         family()
     write_all(SCENARIOS, args.outdir)
     return 0
