@@ -80,6 +80,9 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         #: Where qemu-io output of human-monitor-command goes: "reply" or "stdout".
         self.hmp_output = "reply"
+        #: -qtest given: blkdebug prints nothing about suspended requests then
+        #: (qtest_enabled() in block/blkdebug.c).
+        self.qtest_enabled = False
         #: -name: what query-name reports.
         self.vm_name: str | None = None
         #: The largest reply (--max-output; None in process): qemu-io output

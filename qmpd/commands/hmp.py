@@ -333,9 +333,10 @@ def human_monitor_command(daemon: Any, args: dict) -> str:
 
 
 # qemu-io's blkdebug commands (break EVENT TAG, remove_break TAG, resume TAG,
-# wait_break TAG).  qmpd has no suspended requests: a breakpoint below a
-# block job's nodes holds the job (qmpd.engine.jobs.Job.at_breakpoint) until
-# it is removed or resumed.
+# wait_break TAG), as block/blkdebug.c: a breakpoint is a one-shot rule; the
+# first request of a block job that reaches the blkdebug node is suspended
+# there (qmpd.engine.jobs.state.Job.hit_breakpoint) until ``resume`` (one
+# request of the tag) or ``remove_break`` (the tag's rules and requests).
 _BREAK_COMMANDS = ("break", "remove_break", "resume", "wait_break")
 _BREAK_ARGS = {"break": 2, "remove_break": 1, "resume": 1, "wait_break": 1}
 
@@ -346,28 +347,61 @@ def _breakpoint_command(daemon: Any, node: Any, words: list[str]) -> str:
     if len(words) - 1 != want:
         return (f"bad argument count {len(words) - 1} to {name}, expected {want} "
                 "arguments\n")
+    # bdrv_debug_*: down the primary children to the first blkdebug node
     dbg = node
     while dbg is not None and dbg.driver.name != "blkdebug":
         dbg = dbg.driver.filtered(dbg) if dbg.driver.is_filter else (
             dbg.file.child if dbg.file is not None else None)
     if dbg is None or not isinstance(dbg.state, dict):
+        if name == "wait_break":
+            return ""       # bdrv_debug_is_suspended is false: QEMU polls forever
         what = {"break": "Could not set breakpoint", "remove_break":
-                "Could not remove breakpoint", "resume": "Could not resume request",
-                "wait_break": "Could not wait for breakpoint"}[name]
+                f"Could not remove breakpoint {words[1]}",
+                "resume": "Could not resume request"}[name]
         return f"{what}: Operation not supported\n"
-    bps = dbg.state.setdefault("breakpoints", {})
+    st = dbg.state
+    rules: list[tuple[str, str]] = st.setdefault("breakpoints", [])
+    suspended: list[tuple[str, Any]] = st.setdefault("suspended", [])
+    say = not daemon.qtest_enabled
     if name == "break":
-        bps[words[2]] = words[1]
+        events = daemon.schema.set.types.get("BlkdebugEvent", {}).get("enum", ())
+        if words[1] not in events:
+            return "Could not set breakpoint: No such file or directory\n"
+        rules.insert(0, (words[1], words[2]))
         return ""
     tag = words[1]
     if name == "wait_break":
-        return ""       # a request is "at" the breakpoint as soon as a job holds
-    if tag not in bps:
+        out = ""
+        if not any(t == tag for t, _ in suspended):
+            # the jobs' next requests reach the node: one of them stops there
+            for job in list(getattr(daemon.jobs, "jobs", ())):
+                if job.at_breakpoint() or job.co is None or job.deferred:
+                    continue
+                if dbg in job._blkdebug_below() and any(t == tag for _, t in rules):
+                    got = job.hit_breakpoint()
+                    if got is not None and say:
+                        out += f"blkdebug: Suspended request '{got}'\n"
+                    if any(t == tag for t, _ in suspended):
+                        break
+        return out
+    out = ""
+    found = False
+    if name == "remove_break":
+        kept = [r for r in rules if r[1] != tag]
+        found = len(kept) != len(rules)
+        rules[:] = kept
+    resumed = [e for e in suspended if e[0] == tag]
+    if name == "resume":
+        resumed = resumed[:1]
+    for e in resumed:
+        suspended.remove(e)
+        if say:
+            out += f"blkdebug: Resuming request '{tag}'\n"
+    if not found and not resumed:
         if name == "remove_break":
             return f"Could not remove breakpoint {tag}: No such file or directory\n"
         return "Could not resume request: No such file or directory\n"
-    del bps[tag]
     mgr = daemon.jobs
     if getattr(mgr, "wakeup", None) is not None:
         mgr.wakeup()
-    return ""
+    return out

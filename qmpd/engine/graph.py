@@ -686,13 +686,14 @@ class BlockGraph:
         QEMU reports the first blocker of the node's list, which is the newest:
         the backing parent or job whose link to the node was attached last."""
         newest: tuple[int, BlockError] | None = None
+        name = self.device_name(node) or node.name     # bdrv_get_device_or_node_name
         for e in node.parents:
             err: BlockError | None = None
             if e.name == "backing" and isinstance(e.parent, Node):
-                err = BlockError.of("node.node-busy-node-used-backing", name=node.name,
+                err = BlockError.of("node.node-busy-node-used-backing", name=name,
                                     parent=e.parent.name)
             elif e.parent in self.jobs:
-                err = BlockError.of("node.node-busy-block-device-use", name=node.name,
+                err = BlockError.of("node.node-busy-block-device-use", name=name,
                                     job=e.parent.type)
             if err is not None and (newest is None or e.serial > newest[0]):
                 newest = (e.serial, err)
@@ -700,7 +701,7 @@ class BlockGraph:
             for j in self.jobs:
                 if node in getattr(j, "nodes", ()):
                     newest = (0, BlockError.of("node.node-busy-block-device-use",
-                                               name=node.name, job=j.type))
+                                               name=name, job=j.type))
                     break
         if newest is not None:
             raise newest[1]

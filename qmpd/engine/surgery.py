@@ -196,7 +196,8 @@ def check_not_busy(g: BlockGraph, n: Node) -> None:
     """bdrv_op_is_blocked for a job's blocker: QEMU's "busy" error."""
     j = job_using(g, n)
     if j is not None:
-        raise BlockError.of("node.node-busy-block-device-use", name=n.name, job=j.type)
+        raise BlockError.of("node.node-busy-block-device-use",
+                            name=g.device_name(n) or n.name, job=j.type)
 
 
 def op_blocker(g: BlockGraph, node: Node) -> None:
@@ -205,10 +206,11 @@ def op_blocker(g: BlockGraph, node: Node) -> None:
     g.op_blocker(node)
 
 
-def check_chain_not_busy(g: BlockGraph, top: Node, base: Node | None) -> None:
-    """No job blocks a node from ``top`` down to ``base`` (exclusive)."""
+def check_chain_not_busy(g: BlockGraph, top: Node, end: Node | None) -> None:
+    """No job blocks a node from ``top`` down to ``end`` (exclusive; the
+    whole chain when ``end`` is None or not in it)."""
     n: Node | None = top
-    while n is not None and n is not base:
+    while n is not None and n is not end:
         check_not_busy(g, n)
         n = g.filter_or_cow(n)
 
@@ -366,8 +368,17 @@ def drop_filter(g: BlockGraph, filt: Node, tx: Transaction) -> None:
 # ---------------------------------------------------------------------------
 # frozen backing chains
 def freeze_chain(top: Node, base: Node | None, tx: Transaction) -> list[Edge]:
-    """bdrv_freeze_backing_chain: freeze the links from ``top`` down to ``base``."""
+    """bdrv_freeze_backing_chain: freeze the links from ``top`` down to
+    ``base``; refused, with nothing frozen, when one of them is frozen
+    already or leads to a job's own filter (which must stay droppable)."""
     out = chain_links(top, base)
+    for e in out:
+        if e.frozen:
+            raise BlockError.of("node.cannot-change-link-from", edge=e.name,
+                                node=e.parent.name, child=e.child.name)
+    for e in out:
+        if e.child.driver.never_freeze:
+            raise BlockError.of("node.cannot-freeze-link", edge=e.name, child=e.child.name)
     for e in out:
         e.frozen = True
 
@@ -387,10 +398,15 @@ def unfreeze_chain(top: Node, base: Node | None) -> None:
 # ---------------------------------------------------------------------------
 # backing files and read-only state
 def set_backing(g: BlockGraph, node: Node, new: Node | None, tx: Transaction,
-                backing_file: str | None = None) -> None:
-    """bdrv_set_backing_hd plus bdrv_change_backing_file's in-memory effect."""
+                backing_file: str | None = None, header_names: Node | None = None) -> None:
+    """bdrv_set_backing_hd plus bdrv_change_backing_file's in-memory effect.
+    The header names ``header_names`` (default ``new``): stream names the
+    node below the filters it links to."""
     old = node.backing
     if old is not None and new is not None and old.child is new:
+        # the link stays; the header is rewritten all the same
+        set_backing_string(g, node, header_names if header_names is not None else new,
+                           backing_file)
         return
     # A node from further down the chain that was opened through ``node``'s
     # options (inherited, maybe via the nodes in between) is ``node``'s own
@@ -408,7 +424,8 @@ def set_backing(g: BlockGraph, node: Node, new: Node | None, tx: Transaction,
             prev = new.inherits_from
             new.inherits_from = node
             tx.on_abort(lambda: setattr(new, "inherits_from", prev))
-    set_backing_string(g, node, new, backing_file)
+    set_backing_string(g, node, header_names if header_names is not None else new,
+                       backing_file)
 
 
 def _inherits_from_recursive(child: Node | None, parent: Node) -> bool:

@@ -82,6 +82,8 @@ BASE: dict[str, str] = {
     "node.not-found": "Node '{name}' not found",
     "node.device-nor-node-not-found": "Cannot find device='{device}' nor node-name='{node}'",
     "node.cannot-change-link": "Cannot change '{edge}' link to '{old}'",
+    "node.cannot-change-link-from": "Cannot change '{edge}' link from '{node}' to '{child}'",
+    "node.cannot-freeze-link": "Cannot freeze '{edge}' link to '{child}'",
     "node.backing-child-would-create-cycle": "Making '{top}' a backing child of '{new}' would "
         "create a cycle",
     # block/file-posix.c

@@ -828,6 +828,7 @@ class Server:
                 return
             root.start_soon(self._watch_signals)
             if qtest is not None or qtest_listener is not None:
+                self._daemon.qtest_enabled = True
                 root.start_soon(self._qtest_task, qtest, qtest_listener)
             async with trio.open_nursery() as clients:
                 async with trio.open_nursery() as accept:

@@ -49,6 +49,9 @@ class Driver:
     name = ""
     protocol = False        # opened by bdrv_file_open: no "file" child probing
     is_filter = False
+    # A job's own filter (commit_top, mirror_top): no chain may be frozen
+    # through a link to it, so that the job can always drop it.
+    never_freeze = False
     supports_backing = False
     can_reopen = True
     # Options the driver's reopen consumes and which may also be omitted.

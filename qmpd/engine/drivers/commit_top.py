@@ -21,6 +21,7 @@ class CommitTopDriver(Driver):
 
     name = "commit_top"
     is_filter = True
+    never_freeze = True
     can_reopen = False
 
     def child_perm(self, node: Node, edge: Edge, perm: int,

@@ -144,7 +144,8 @@ def start_commit(mgr: JobManager, args: dict) -> Job:
         # bdrv_find_base: the bottom of the chain (top itself if it has none).
         below = surgery.chain_below(g, top)
         base = below[-1] if below else top
-    surgery.check_chain_not_busy(g, top, base)
+    # The op blockers of the chain from top down to base inclusive.
+    surgery.check_chain_not_busy(g, top, g.filter_or_cow(base))
     if top is base:
         raise BlockError.of("commit.cannot-commit-image-into-itself")
     # Active commit when someone writes to top, or top is the active layer
@@ -159,6 +160,10 @@ def start_commit(mgr: JobManager, args: dict) -> Job:
             # the job is named after the device, even when top is below it
             args = {**args, "job-id": g.device_name(bs)}
         return _start_active(mgr, args, top, base)
+    # The node above top gets a new backing link: another job must not hold it.
+    overlay = surgery.find_overlay(bs, top)
+    if overlay is not None:
+        surgery.check_not_busy(g, overlay)
     return _start_intermediate(mgr, args, bs, top, base)
 
 

@@ -294,22 +294,39 @@ class Job:
             return False
         return w.deadline is not None and w.deadline <= now
 
-    def at_breakpoint(self) -> bool:
-        """A blkdebug breakpoint (qemu-io ``break``) below one of the job's
-        nodes holds its next request, as QEMU suspends the request there:
-        the job makes no progress until ``remove_break``/``resume``."""
+    def _blkdebug_below(self) -> list[Node]:
+        """The blkdebug nodes at or below the job's nodes (where its requests go)."""
         seen: set[int] = set()
+        found: list[Node] = []
         stack = [n for n in self.nodes if n.alive]
         while stack:
             n = stack.pop()
             if id(n) in seen:
                 continue
             seen.add(id(n))
-            st = n.state
-            if n.driver.name == "blkdebug" and isinstance(st, dict) and st.get("breakpoints"):
-                return True
+            if n.driver.name == "blkdebug" and isinstance(n.state, dict):
+                found.append(n)
             stack.extend(e.child for e in n.children)
-        return False
+        return found
+
+    def at_breakpoint(self) -> bool:
+        """A request of the job is suspended at a blkdebug breakpoint
+        (qemu-io ``break``): the job makes no progress until that request is
+        resumed (``resume``/``remove_break``)."""
+        return any(job is self for n in self._blkdebug_below()
+                   for _, job in n.state.get("suspended", ()))
+
+    def hit_breakpoint(self) -> str | None:
+        """The job's next request reaches a blkdebug node with a breakpoint:
+        the breakpoint is used up (a one-shot rule, as suspend_request removes
+        it) and the request suspended there.  Returns the breakpoint's tag."""
+        for n in self._blkdebug_below():
+            rules = n.state.get("breakpoints")
+            if rules:
+                _, tag = rules.pop(0)
+                n.state.setdefault("suspended", []).insert(0, (tag, self))
+                return tag  # type: ignore[no-any-return]
+        return None
 
     def enter(self) -> None:
         """Run the body until its next yield; on return, complete the job."""
@@ -318,8 +335,8 @@ class Job:
         # job_enter_cond: a cancelled job leaves its pause point even paused
         if self.waiting_on is PAUSED and self.should_pause() and not self.is_cancelled():
             return
-        if self.at_breakpoint() and not self.is_cancelled():
-            # Held at a blkdebug breakpoint: due again once it is removed.
+        if (self.at_breakpoint() or self.hit_breakpoint()) and not self.is_cancelled():
+            # Held at a blkdebug breakpoint: due again once resumed.
             if self.waiting_on is None or self.waiting_on.deadline is None:
                 self.waiting_on = Sleep(self.now())
             return
@@ -335,7 +352,8 @@ class Job:
                     w.seq = self.mgr.io_seq
                 if w is PAUSED or w.deadline is None or w.deadline > self.now() or w.defer:
                     break
-                if self.at_breakpoint() and not self.is_cancelled():
+                if (self.at_breakpoint() or self.hit_breakpoint()) and \
+                        not self.is_cancelled():
                     break
         except StopIteration as stop:
             self.ret = stop.value or 0

@@ -9,6 +9,7 @@ frozen.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -86,16 +87,28 @@ class StreamJob(JobDriver):
     def prepare(self, job: Job) -> int:
         g = job.mgr.g
         surgery.unfreeze_chain(self.cor, self.base_overlay)
-        with surgery.all_or_nothing() as tx:
-            if not self.in_place:
+        if not self.in_place:
+            with surgery.all_or_nothing() as tx:
                 surgery.drop_filter(g, self.cor, tx)
-            top = surgery.skip_filters(self.top)
-            base = g.filter_or_cow(self.above_base)
-            if top is not None and surgery.cow_bs(top) is not None:
-                surgery.unfreeze_chain(top, None)
-                surgery.set_backing(g, top, base, tx, self.backing_file)
+        ret = 0
+        top = surgery.skip_filters(self.top)
+        base = g.filter_or_cow(self.above_base)
+        if top is not None and surgery.cow_bs(top) is not None:
+            surgery.unfreeze_chain(top, None)
+            # stream_prepare: the header names the base below its filters
+            named = surgery.skip_filters(base)
+            try:
+                with surgery.all_or_nothing() as tx:
+                    surgery.set_backing(g, top, base, tx, self.backing_file,
+                                        header_names=named)
+            except BlockError:
+                # The new link is refused (another job's permissions on the
+                # base): QEMU reports it on stderr, rewrites the image's
+                # backing file name all the same, and the job fails with EPERM.
+                surgery.set_backing_string(g, top, named, self.backing_file)
+                ret = -errno.EPERM
         self._restore_read_only(g)
-        return 0
+        return ret
 
     def _restore_read_only(self, g: BlockGraph) -> None:
         if self.restore_read_only and self.top.alive:
@@ -147,7 +160,8 @@ def start_stream(mgr: JobManager, args: dict) -> Job:
             raise BlockError.of("stream.node-filter-use-non-filter", bottom=bottom.name)
         if not g.chain_contains(bs, bottom):
             raise BlockError.of("stream.node-not-chain-starting", bottom=bottom.name, bs=bs.name)
-    surgery.check_chain_not_busy(g, bs, base)
+    # The op blockers of the chain from bs down to base, or to bottom inclusive.
+    surgery.check_chain_not_busy(g, bs, g.filter_or_cow(bottom) if bottom is not None else base)
     if base is None and "backing-file" in args:
         raise BlockError.of("stream.backing-file-specified-streaming-entire")
 
