@@ -110,6 +110,15 @@ class Profile:
     #: under the graph write lock (bdrv_graph_wrlock_drained), so a job there
     #: pauses and resumes twice each time.
     qemu_io_blk_drains: ClassVar[int] = 1
+    #: The drained sections over a stream's top node (with its copy-on-read
+    #: filter) that other jobs there see, as pause/resume pairs: when the
+    #: filter goes in (block_stream: bdrv_insert_node), and when the job
+    #: completes (measured on 7.2: the filter dropped, the backing link
+    #: changed, the job's BlockBackend removed, one more in finalization; a
+    #: read-only top reopened read-only again adds its own).  None: the
+    #: release's are not modelled (10.0's graph write lock drains everything
+    #: many times over), so the stream drains nothing.
+    stream_drains: ClassVar[tuple[int, int] | None] = (1, 4)
 
     #: qemu-io's help rows the release adds or words differently from 7.2's
     #: table (qmpd.img.qemu_io_help): name -> (altname, args, summary, extended help).

@@ -69,6 +69,7 @@ class Qemu100(Profile):
     device_props_typed = True
     transaction_commits_newest_first = True
     qemu_io_blk_drains = 2
+    stream_drains = None
     messages = {
         **BASE,
         # 8.0's parse_uint rejects a leading '-' with ERANGE, which

@@ -317,3 +317,24 @@ def test_random_block_ops_never_break_the_daemon(seed: int, d: str) -> None:
                 assert e in e.child.parents
             for e in node.parents:
                 assert e.child is node
+
+
+def test_backup_paused_before_its_last_request_completes_stays_paused(s: Session, d: str) -> None:
+    # The pause reaches the backup while its last request is in flight: QEMU's
+    # backup_loop stops at job_yield's pause point with everything copied, and
+    # goes on to complete only when resumed.
+    qmpd_img("create", "-q", "-f", "qcow2", f"{d}/t1.qcow2", "1M")
+    add_qcow2(s, "disk", f"{d}/base.qcow2")
+    add_qcow2(s, "tgt", f"{d}/t1.qcow2")
+    s.io("disk", "write -P 1 0 128k")
+    s("blockdev-backup", device="disk", target="tgt", sync="full", **{"job-id": "bk"})
+    s("job-pause", id="bk")
+    s.settle()
+    [job] = s("query-block-jobs")
+    assert (job["status"], job["paused"], job["offset"], job["len"]) == \
+        ("paused", True, 1048576, 1048576)
+    assert not [e for e in s.events if e[0] == "BLOCK_JOB_COMPLETED"]
+    s("job-resume", id="bk")
+    s.settle()
+    assert [e[1]["device"] for e in s.events if e[0] == "BLOCK_JOB_COMPLETED"] == ["bk"]
+    assert s("query-block-jobs") == []

@@ -231,6 +231,27 @@ def reopen_file_swap_failed() -> None:
              HD_SETUP + spare, steps)
 
 
+def stream_drains() -> None:
+    """A throttled backup of the top while a stream of the same chain starts
+    and completes: the stream's graph changes drain the top, and the backup
+    pauses and resumes for each (the filter's insertion; at completion the
+    filter dropped, the backing link changed, the job's BlockBackend gone...)."""
+    setup = HD_SETUP + ["qemu-img create -q -f qcow2 $DIR/t.qcow2 3M"]
+    head = [add(chain3()),
+            ex("blockdev-add", driver="qcow2", node_name="t",
+               file={"driver": "file", "filename": "$DIR/t.qcow2"}),
+            ex("blockdev-backup", job_id="b", device="hd0", target="t", sync="full", speed=65536),
+            {"sleep": 0.2}]
+    tail = [{"sleep": 0.3}, QBJ, ex("block-job-cancel", device="b", force=True), wait("b", "null")]
+    for name, extra in (("all", {}), ("base", {"base-node": "hd2"}),
+                        ("filter", {"filter-node-name": "cor"})):
+        scenario(f"f21b-stream-drains-{name}",
+                 "block-stream of the top while a throttled backup of it runs: the backup's "
+                 "pauses around the stream's graph changes",
+                 setup, head + [ex("block-stream", job_id="s", device="hd0", **extra),
+                                wait("s", "null")] + tail)
+
+
 # --------------------------------------------------------------------------
 # blockdev-del of nodes with parents of different kinds
 
@@ -641,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--outdir", default=OUT)
     args = ap.parse_args(argv)
-    for family in (jobs_two, reopen_nested, reopen_file_swap_failed, del_parents, devices, bitmaps, mirror,
+    for family in (jobs_two, reopen_nested, reopen_file_swap_failed, stream_drains, del_parents, devices, bitmaps, mirror,
                    commit_sizes, job_events):
         family()
     write_all(SCENARIOS, args.outdir)

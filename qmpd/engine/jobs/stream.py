@@ -116,6 +116,7 @@ class StreamJob(JobDriver):
             self.restore_read_only = False
 
     def clean(self, job: Job) -> None:
+        _drain(job.mgr, self.top, 1, extra=int(self.bs_read_only))
         surgery.unfreeze_chain(self.cor, self.base_overlay)
         if self.in_place:
             self._restore_read_only(job.mgr.g)
@@ -126,6 +127,18 @@ class StreamJob(JobDriver):
             # the job's write permission goes first (blk_set_perm), then the reopen
             job.mgr.remove_all_bdrv(job)
             surgery.set_read_only(job.mgr.g, self.top, True)
+
+
+def _drain(mgr: JobManager, top: Node, when: int, extra: int = 0) -> None:
+    """The drained sections over ``top`` of the filter's insertion (``when``
+    0) or of the job's completion (1), as the profile counts them: each
+    pauses and resumes the other jobs there (Profile.stream_drains)."""
+    counts = mgr.g.profile.stream_drains
+    if counts is None or not top.alive:
+        return
+    for _ in range(counts[when] + extra):
+        mgr.drained([top], True)
+        mgr.drained([top], False)
 
 
 def _copy_into_top(g: BlockGraph, top: Node, offset: int, n: int) -> None:
@@ -220,6 +233,7 @@ def _create(mgr: JobManager, g: BlockGraph, args: dict, bs: Node, base_overlay: 
             raise e.prefixed(Message("stream.create-node-failed-prefix")) from None
         cor.implicit = fname is None
         surgery.replace_node(g, bs, cor, tx, skip=lambda e: e.parent is cor)
+        _drain(mgr, bs, 0)
         surgery.freeze_chain(cor, base_overlay, tx)
         job = mgr.create(args.get("job-id"), "stream", args, cor, 0, perms.ALL, tx)
         basic = CR | WU
