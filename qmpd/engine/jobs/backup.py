@@ -23,7 +23,7 @@ from qmpd.engine import perms, surgery
 from qmpd.engine.drivers.copy_before_write import CopyBeforeWriteDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import CopyError, is_allocated
+from qmpd.engine.jobs.data import CopyError, allocated_above, is_allocated
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node
 from qmpd.engine.transaction import Transaction
@@ -133,9 +133,12 @@ class BackupJob(JobDriver):
                 count += 1
             off = first << self.shift
             n = min(count * cs, size - off)
-            status = g.block_status(self.source, off, n)
-            if status and status[0][1] < n:
-                num = status[0][1]
+            # block_copy_block_status: bdrv_block_status_above down the whole
+            # chain (sync=top: the source alone), so a run ends where the
+            # layer holding the data changes.
+            bottom = self.source if self.sync == "top" else None
+            _, num = allocated_above(g, self.source, bottom, off, n)
+            if num < n:
                 n = cs if num < cs else (num - num % cs)
             delay = job.rate_delay(0)
             if delay > 0:
