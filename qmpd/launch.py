@@ -230,7 +230,9 @@ def _as_bool(text: str, what: str) -> bool:
 
 
 def _at(d: Any, path: str) -> tuple[Any, Any] | None:
-    """The container holding the value at dotted ``path`` and its key/index."""
+    """The container holding the value at dotted ``path`` and its key/index
+    (list members as the schema errors name them, ``a[0].b``, or ``a.0.b``)."""
+    path = re.sub(r"\[(\d+)\]", r".\1", path)
     keys = path.split(".") if path else []
     node = d
     for k in keys[:-1]:

@@ -74,6 +74,16 @@ def test_keyval_values_take_the_schema_types():
                     "file": {"driver": "null-co", "size": 1 << 20, "node-name": "n,1"}}
 
 
+def test_keyval_members_of_lists_take_the_schema_types():
+    # iotest stream-error-on-reset's -blockdev: blkdebug rules as a list
+    args = typed_keyval("blockdev-add", keyval(
+        "driver=blkdebug,node-name=dbg,inject-error.0.event=pwritev,"
+        "inject-error.0.immediately=true,inject-error.0.once=on,"
+        "inject-error.0.errno=5,image.driver=null-co"))
+    assert args["inject-error"] == [{"event": "pwritev", "immediately": True, "once": True,
+                                     "errno": 5}]
+
+
 def test_keyval_implied_key_and_lists():
     assert keyval("iothread,id=io0", implied="qom-type") == {"qom-type": "iothread",
                                                             "id": "io0"}
