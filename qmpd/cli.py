@@ -50,15 +50,18 @@ def _flag(key: str, value: str, where: str) -> bool:
 
 
 def _socket_endpoint(path: str, opts: list[str], where: str,
-                     allowed: tuple[str, ...] = ()) -> Endpoint:
+                     allowed: tuple[str, ...] = (), fd_ok: bool = False) -> Endpoint:
     """QEMU's socket chardev options: a server qmpd listens on, or (without
     ``server=on``) a client socket qmpd connects out to, as QEMU does."""
     server = False
+    fd = ""
     for opt in opts:
         key, eq, value = opt.partition("=")
         if key in allowed:
             continue
-        if key == "server":
+        if key == "fd" and fd_ok:
+            fd = value
+        elif key == "server":
             server = _flag(key, value, where) if eq else True
         elif key == "nowait" and not eq:
             pass
@@ -66,6 +69,12 @@ def _socket_endpoint(path: str, opts: list[str], where: str,
             _flag(key, value, where)  # qmpd has nothing to wait for: either is fine
         else:
             raise UsageError(f"{where}: option '{opt}' is not supported by qmpd")
+    if fd:
+        # an inherited socket (QEMU 9.1+ iotests pass a socketpair end)
+        if path or server or not fd.isdigit():
+            raise UsageError(f"{where}: fd= takes a connected socket's number, "
+                             "without path= or server=on")
+        return Endpoint("fd", fd)
     if not path:
         raise UsageError(f"{where}: missing socket path")
     return Endpoint("unix" if server else "connect", path)
@@ -96,14 +105,43 @@ def _unix_path(text: str) -> tuple[str, list[str]]:
     return path, rest
 
 
-def parse_qtest_spec(spec: str) -> Endpoint:
+def parse_qtest_spec(spec: str, chardevs: list[str] | None = None) -> Endpoint:
     """``-qtest unix:path=P``: the qtest protocol on a socket qmpd connects to
-    (or listens on, with server=on)."""
+    (or listens on, with server=on); ``-qtest chardev:ID`` on a -chardev's socket."""
     where = f"-qtest {spec}"
+    if spec.startswith("chardev:"):
+        for dev_spec in chardevs or ():
+            dev_id, ep = _chardev(dev_spec)
+            if dev_id == spec[len("chardev:"):]:
+                if ep.kind not in ("connect", "unix", "fd"):
+                    raise UsageError(f"{where}: qmpd speaks qtest only on socket chardevs")
+                return ep
+        raise UsageError(f"{where}: no -chardev with id={spec[len('chardev:'):]}")
     if not spec.startswith("unix:"):
         raise UsageError(f"{where}: qmpd speaks qtest only on 'unix:PATH' sockets")
     path, rest = _unix_path(spec[5:])
     return _socket_endpoint(path, rest, where)
+
+
+def _chardev(spec: str) -> tuple[str, Endpoint]:
+    """One ``-chardev``: its id and where it leads."""
+    where = f"-chardev {spec}"
+    parts = split_qemu_opts(spec)
+    backend, rest = parts[0], parts[1:]
+    kv = dict(p.partition("=")[::2] for p in rest)
+    dev_id = kv.get("id")
+    if not dev_id:
+        raise UsageError(f"{where}: missing id=")
+    if backend == "socket":
+        path = kv.get("path", "")
+        return dev_id, _socket_endpoint(path, rest, where, allowed=("id", "path"), fd_ok=True)
+    if backend == "stdio":
+        if set(kv) - {"id", "signal"}:
+            raise UsageError(f"{where}: only id= is supported for stdio")
+        return dev_id, Endpoint("stdio")
+    if backend == "null":
+        return dev_id, Endpoint("null")
+    raise UsageError(f"{where}: qmpd supports only socket, stdio and null chardevs")
 
 
 def parse_chardevs(chardevs: list[str], mons: list[str],
@@ -111,24 +149,8 @@ def parse_chardevs(chardevs: list[str], mons: list[str],
     """libvirt's ``-chardev socket,id=X,path=P,server=on,wait=off -mon chardev=X,mode=control``."""
     devs: dict[str, Endpoint] = {}
     for spec in chardevs:
-        where = f"-chardev {spec}"
-        parts = split_qemu_opts(spec)
-        backend, rest = parts[0], parts[1:]
-        kv = dict(p.partition("=")[::2] for p in rest)
-        dev_id = kv.get("id")
-        if not dev_id:
-            raise UsageError(f"{where}: missing id=")
-        if backend == "socket":
-            path = kv.get("path", "")
-            devs[dev_id] = _socket_endpoint(path, rest, where, allowed=("id", "path"))
-        elif backend == "stdio":
-            if set(kv) - {"id", "signal"}:
-                raise UsageError(f"{where}: only id= is supported for stdio")
-            devs[dev_id] = Endpoint("stdio")
-        elif backend == "null":
-            devs[dev_id] = Endpoint("null")
-        else:
-            raise UsageError(f"{where}: qmpd supports only socket, stdio and null chardevs")
+        dev_id, ep = _chardev(spec)
+        devs[dev_id] = ep
     endpoints: list[Endpoint] = []
     used: set[str] = set()
     for spec in mons:
@@ -281,8 +303,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                              "use -serial null")
     endpoints = [Endpoint("unix", path) for path in args.socket]
     endpoints += [parse_qmp_spec(spec) for spec in args.qmp]
+    if args.qtest and args.qtest.startswith("chardev:"):
+        serial_ids.append(args.qtest[len("chardev:"):])    # used by -qtest, not a -mon
     endpoints += parse_chardevs(args.chardev, args.mon, tuple(serial_ids))
-    qtest = parse_qtest_spec(args.qtest) if args.qtest else None
+    qtest = parse_qtest_spec(args.qtest, args.chardev) if args.qtest else None
     qtest_accel = any("qtest" in split_qemu_opts(a)[0].split(":") for a in args.accel) or any(
         "accel=qtest" in m for m in args.machine)
     startup = [launch.object_item(t) for t in args.object]

@@ -26,7 +26,8 @@ class Endpoint:
 
     def __init__(self, kind: str, path: str = "") -> None:
         # "unix" (qmpd listens), "connect" (qmpd connects out, as QEMU's client
-        # chardevs), "stdio", or "null" (a null chardev)
+        # chardevs), "fd" (an inherited connected socket; path is its number),
+        # "stdio", or "null" (a null chardev)
         self.kind = kind
         self.path = path
 

@@ -62,6 +62,14 @@ def connect_out(path: str, where: str) -> socket.socket:
     return sock
 
 
+def inherited(fd: str, where: str) -> socket.socket:
+    """A socket chardev's ``fd=``: a connected socket the harness passed down."""
+    try:
+        return socket.socket(fileno=int(fd))
+    except OSError as e:
+        raise ListenError(f"{where}: fd {fd} is not a socket: {e.strerror}") from None
+
+
 def prepare(config: ServerConfig, prep: Prepared) -> bool:
     """Create the sockets and the pid file; False (after saying why) on failure."""
     try:
@@ -70,10 +78,14 @@ def prepare(config: ServerConfig, prep: Prepared) -> bool:
                 prep.listeners.append(UnixListener(ep.path, config.socket_mode))
             elif ep.kind == "connect":
                 prep.connected.append(connect_out(ep.path, f"-chardev path={ep.path}"))
+            elif ep.kind == "fd":
+                prep.connected.append(inherited(ep.path, f"-chardev fd={ep.path}"))
         qt = config.qtest
         if qt is not None:
             if qt.kind == "connect":
                 prep.qtest = connect_out(qt.path, f"-qtest unix:path={qt.path}")
+            elif qt.kind == "fd":
+                prep.qtest = inherited(qt.path, f"-chardev fd={qt.path}")
             else:
                 prep.qtest_listener = UnixListener(qt.path, config.socket_mode)
     except ListenError as e:

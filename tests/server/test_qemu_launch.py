@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from qmpd.cli import UsageError, parse_args
 from qmpd.launch import keyval, typed_keyval
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -199,6 +200,46 @@ def test_connects_out_to_monitor_and_qtest_and_serves_both(harness, short_tmp):
     assert harness.qtest("readb 0x1000") == "FAIL Unknown command 'readb'\n"
     assert harness.cmd("quit") == {"return": {}}
     assert harness.proc is not None and harness.proc.wait(WAIT) == 0
+
+
+def test_monitor_and_qtest_on_inherited_socket_fds():
+    # QEMU 10.0's iotests: socketpair ends passed down as -chardev fd=N,
+    # the qtest one named by -qtest chardev:ID.
+    mon, mon_peer = socket.socketpair()
+    qt, qt_peer = socket.socketpair()
+    fds = [mon_peer.fileno(), qt_peer.fileno()]
+    argv = [sys.executable, "-m", "qmpd", "--qemu-version", "10.0.2", "-display", "none",
+            "-chardev", f"socket,id=mon,fd={fds[0]}", "-mon", "chardev=mon,mode=control",
+            "-chardev", f"socket,id=qtest,fd={fds[1]}", "-qtest", "chardev:qtest",
+            "-accel", "qtest", "-nodefaults"]
+    proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, pass_fds=fds)
+    try:
+        mon_peer.close()
+        qt_peer.close()
+        for s in (mon, qt):
+            s.settimeout(WAIT)
+        mf, qf = mon.makefile("rw"), qt.makefile("rw")
+        assert json.loads(mf.readline())["QMP"]["version"]["qemu"]["major"] == 10
+        mf.write('{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n')
+        mf.flush()
+        qf.write("clock_step 1000\n")
+        qf.flush()
+        assert qf.readline() == "OK 1000\n"
+        replies = [m for m in (json.loads(line) for line in mf) if "event" not in m]
+        assert replies == [{"return": {}}, {"return": {}}]     # capabilities, quit
+        assert proc.wait(WAIT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        mon.close()
+        qt.close()
+
+
+def test_chardev_fd_refuses_a_path_as_well():
+    with pytest.raises(UsageError, match="fd= takes a connected socket"):
+        parse_args(["-chardev", "socket,id=m,fd=3,path=/tmp/x", "-mon", "chardev=m,mode=control"])
 
 
 def test_failing_blockdev_stops_qmpd_with_qemus_message(harness):
