@@ -34,9 +34,10 @@ class DrainedSections:
         raise NotImplementedError
 
     @staticmethod
-    def _drain_area(nodes: list[Node]) -> set[int]:
-        """What a drained section over ``nodes`` quiesces: their subtrees and
-        their ancestors."""
+    def _drain_area(nodes: list[Node], subtree: bool = True) -> set[int]:
+        """What a drained section over ``nodes`` quiesces: their subtrees
+        (bdrv_subtree_drained_begin; a plain bdrv_drained_begin quiesces the
+        nodes themselves only) and their ancestors."""
         area: set[int] = set()
         stack = list(nodes)
         while stack:
@@ -44,7 +45,8 @@ class DrainedSections:
             if id(n) in area:
                 continue
             area.add(id(n))
-            stack.extend(e.child for e in n.children)
+            if subtree:
+                stack.extend(e.child for e in n.children)
         up = list(nodes)
         while up:
             n = up.pop()
@@ -88,9 +90,12 @@ class DrainedSections:
         reached = sorted((j for j in jobs if id(j) in pos), key=lambda j: pos[id(j)])
         return reached + [j for j in jobs if id(j) not in pos]
 
-    def drained(self, nodes: list[Node], begin: bool, direct: bool = False) -> None:
+    def drained(self, nodes: list[Node], begin: bool, direct: bool = False,
+                subtree: bool = True) -> None:
         """A drained section over ``nodes``: every job with a node there pauses,
-        then resumes at the end (bdrv_drained_begin/end, child_job_drained_*)."""
+        then resumes at the end (bdrv_drained_begin/end, child_job_drained_*).
+        Without ``subtree`` the nodes' children are not drained (jobs below
+        them go on)."""
         key = tuple(id(n) for n in nodes)
         if not begin:
             # The jobs the section paused resume, even when the graph changed
@@ -106,7 +111,7 @@ class DrainedSections:
             return
         paused: list[Job] = []
         if self.jobs:
-            area = self._drain_area(nodes)
+            area = self._drain_area(nodes, subtree)
             held = [job for job in self.jobs
                     if not (job.deferred or job.co is None) and self._holds(job, area)]
             for job in self._notify_order(held, nodes, True, direct):

@@ -93,6 +93,11 @@ class StreamJob(JobDriver):
         ret = 0
         top = surgery.skip_filters(self.top)
         base = g.filter_or_cow(self.above_base)
+        # bdrv_subtree_drained_begin(above_base): the jobs on the chain from
+        # the top down pause (and, resumed, copy on) once
+        subtree = g.profile.stream_drains is not None and self.above_base.alive
+        if subtree:
+            job.mgr.drained([self.above_base], True)
         if top is not None and surgery.cow_bs(top) is not None:
             surgery.unfreeze_chain(top, None)
             # stream_prepare: the header names the base below its filters
@@ -107,6 +112,8 @@ class StreamJob(JobDriver):
                 # backing file name all the same, and the job fails with EPERM.
                 surgery.set_backing_string(g, top, named, self.backing_file)
                 ret = -errno.EPERM
+        if subtree:
+            job.mgr.drained([self.above_base], False)
         self._restore_read_only(g)
         return ret
 
@@ -116,7 +123,7 @@ class StreamJob(JobDriver):
             self.restore_read_only = False
 
     def clean(self, job: Job) -> None:
-        _drain(job.mgr, self.top, 1, extra=int(self.bs_read_only))
+        _drain(job.mgr, self.top, 1, extra=int(self.bs_read_only) - 1)
         surgery.unfreeze_chain(self.cor, self.base_overlay)
         if self.in_place:
             self._restore_read_only(job.mgr.g)
@@ -132,13 +139,15 @@ class StreamJob(JobDriver):
 def _drain(mgr: JobManager, top: Node, when: int, extra: int = 0) -> None:
     """The drained sections over ``top`` of the filter's insertion (``when``
     0) or of the job's completion (1), as the profile counts them: each
-    pauses and resumes the other jobs there (Profile.stream_drains)."""
+    pauses and resumes the other jobs there (Profile.stream_drains).  They
+    drain ``top`` and what is above it, not the chain below (one of the
+    completion's is stream_prepare's subtree drain, :meth:`StreamJob.prepare`)."""
     counts = mgr.g.profile.stream_drains
     if counts is None or not top.alive:
         return
     for _ in range(counts[when] + extra):
-        mgr.drained([top], True)
-        mgr.drained([top], False)
+        mgr.drained([top], True, subtree=False)
+        mgr.drained([top], False, subtree=False)
 
 
 def _copy_into_top(g: BlockGraph, top: Node, offset: int, n: int) -> None:
