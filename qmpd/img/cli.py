@@ -1,4 +1,5 @@
-"""Command line of ``qmpd-img``: ``create`` (qemu-img create) and ``io`` (qemu-io).
+"""Command line of ``qmpd-img``: qemu-img's create, info, map, compare, check,
+bitmap, rebase and resize, and ``io`` (qemu-io).
 
     qmpd-img create [-q] -f qcow2|raw [-b BACKING [-F FMT]] [-u] [-o opt=val,...] FILE [SIZE]
     qmpd-img io [-f FMT] [-r] FILE -c 'CMD' [-c 'CMD' ...]
@@ -17,6 +18,8 @@ from qmpd.img.getopt import getopt_long as _getopt_long
 from qmpd.img.images import ImageOpenError, open_image
 from qmpd.img.inspect import run as run_inspect
 from qmpd.img.qemu_io import run_commands
+from qmpd.img.rebase import rebase as run_rebase
+from qmpd.img.rebase import resize as run_resize
 from qmpd.img.sizes import SizeError, parse_size
 
 USAGE = """\
@@ -39,6 +42,9 @@ Stand-in for the qemu-img and qemu-io commands qmpd's tests and scenarios use
   qmpd-img compare [-f FMT] [-F FMT] [-s] [-q] FILE1 FILE2
   qmpd-img check [-f FMT] [--output=human|json] [-q] FILE
       consistency of a qcow2 image, as qemu-img check (no repairs).
+  qmpd-img rebase [-f FMT] [-q] [-U] [-u] [-b BACKING] [-F BACKING_FMT] FILE
+      a new backing file; without -u the data that would change is copied first.
+  qmpd-img resize [-f FMT] [-q] [--shrink] FILE [+|-]SIZE
 
 Supported formats: qcow2 raw (qmpd itself also opens blkdebug blkverify compress
 copy-on-read file null-aio null-co preallocate quorum throttle)
@@ -163,9 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_io(rest)
     if cmd == "bitmap":
         return cmd_bitmap(rest, _getopt_long)
-    if cmd in ("info", "map", "compare", "check"):
+    if cmd in ("info", "map", "compare", "check", "rebase", "resize"):
         if cmd == "check":
             status, out, err = run_check(rest)
+        elif cmd == "rebase":
+            status, out, err = run_rebase(rest)
+        elif cmd == "resize":
+            status, out, err = run_resize(rest)
         else:
             status, out, err = run_inspect(cmd, rest)
         # qemu-img reports errors at once on stderr; its stdout (a pipe under

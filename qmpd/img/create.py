@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from qmpd.img.images import ImageOpenError, open_image
+from qmpd.img.images import ImageOpenError, has_protocol, open_image
 from qmpd.img.sizes import SizeError, parse_size
 from qmpd.qcow2 import Qcow2FormatError, create_qcow2
 
@@ -184,8 +184,10 @@ def format_line(filename: str, fmt: str, opts: dict[str, Opt]) -> str:
 
 
 def full_backing_name(filename: str, backing: str) -> str:
-    """bdrv_get_full_backing_filename_from_filename for plain paths."""
-    if os.path.isabs(backing) or not os.path.dirname(filename):
+    """bdrv_get_full_backing_filename_from_filename: protocol names
+    (``null-co://``, ``blkdebug:...``) and absolute paths as they are, others
+    relative to the directory of the image naming them."""
+    if os.path.isabs(backing) or has_protocol(backing) or not os.path.dirname(filename):
         return backing
     return os.path.join(os.path.dirname(filename), backing)
 
@@ -237,7 +239,7 @@ def img_create(
     if bfile is not None and not unsafe:
         full = full_backing_name(filename, bfile)
         try:
-            opened = open_image(full, bfmt, read_only=True)
+            opened = open_image(full, bfmt, read_only=True, size_only=True)
         except ImageOpenError as exc:
             raise CreateError(str(exc), "Could not open backing image.\n") from None
         try:

@@ -233,11 +233,70 @@ class Qcow2Adapter:
         return self.image.is_allocated_extents()
 
 
+class NullImage:
+    """``null-co://`` / ``null-aio://``: 1 GiB (null's default size) that reads as
+    zeros and takes every write (as read-zeroes=on; QEMU 7.2's default leaves
+    the read buffer as it was, which qemu-io shows as zeros for a fresh one)."""
+
+    fmt = "raw"
+
+    def __init__(self, read_only: bool) -> None:
+        self.read_only = read_only
+
+    def length(self) -> int:
+        return 1 << 30
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(length)
+
+    def is_zero(self, offset: int, length: int) -> bool:
+        return True
+
+    def write(self, offset: int, data: bytes) -> None:
+        pass
+
+    def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
+        pass
+
+    def discard(self, offset: int, length: int) -> None:
+        pass
+
+    def write_compressed(self, offset: int, data: bytes) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    def truncate(self, size: int, prealloc: str) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    def allocation(self) -> list[tuple[int, int, bool]]:
+        return [(0, self.length(), True)]
+
+
+def has_protocol(name: str) -> bool:
+    """path_has_protocol: a ``:`` before any ``/`` (``null-co://``, ``blkdebug:...``)."""
+    for ch in name:
+        if ch == "/":
+            return False
+        if ch == ":":
+            return True
+    return False
+
+
+def _blkdebug_rules(config: str) -> bool:
+    """True when a blkdebug config file injects errors or sets states."""
+    try:
+        with open(config, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ImageOpenError(f"Could not read blkdebug config file: {_os_error_text(exc)}"
+                             ) from None
+    return any(line.strip().startswith("[") for line in text.splitlines())
+
+
 @dataclass
 class OpenedImage:
     """What open_image returns: the top image and every file it opened."""
 
-    top: RawImage | Qcow2Adapter
+    top: RawImage | Qcow2Adapter | NullImage
     stores: list[FileStore] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -254,17 +313,41 @@ def _os_error_text(exc: OSError) -> str:
 
 
 def open_image(path: str, fmt: str | None, *, read_only: bool = False,
-               unmap: bool = True, _depth: int = 0, _stores: list[FileStore] | None = None,
+               unmap: bool = True, no_backing: bool = False, size_only: bool = False,
+               _depth: int = 0,
+               _stores: list[FileStore] | None = None,
                _warnings: list[str] | None = None) -> OpenedImage:
     """Open ``path`` like qemu-io does (raises :class:`ImageOpenError`).
 
     ``unmap`` is BDRV_O_UNMAP (qemu-io's default; ``-d ignore`` clears it):
-    guest discards reach the qcow2 image's file.
+    guest discards reach the qcow2 image's file.  ``no_backing`` is
+    BDRV_O_NO_BACKING (``qemu-img rebase -u``): the backing file named in the
+    header is not opened, so it need not exist.  ``size_only``: the caller
+    only asks the length (qemu-img create's backing file), so a blkdebug
+    config's error rules, which qmpd-img does not run, do not matter.
+    Protocol names (``null-co://``, ``blkdebug:CONFIG:IMAGE``, ``file:``) open
+    what they name.
     """
     stores: list[FileStore] = [] if _stores is None else _stores
     warnings: list[str] = [] if _warnings is None else _warnings
     if _depth > 16:
         raise ImageOpenError("Backing chain too deep")
+    if has_protocol(path):
+        protocol = path.partition(":")[0]
+        if protocol in ("null-co", "null-aio") and fmt in (None, "raw"):
+            return OpenedImage(NullImage(read_only), stores, warnings)
+        if protocol == "blkdebug":
+            # blkdebug:[CONFIG]:IMAGE, the format (if any) on top of it.
+            config, _, inner = path[len("blkdebug:"):].partition(":")
+            if config and _blkdebug_rules(config) and not size_only:
+                raise ImageOpenError(
+                    "qmpd-img: blkdebug error injection is not supported")
+            return open_image(inner, fmt, read_only=read_only, unmap=unmap,
+                              no_backing=no_backing, size_only=size_only,
+                              _depth=_depth, _stores=stores, _warnings=warnings)
+        if protocol != "file":
+            raise ImageOpenError(f"Unknown protocol '{protocol}'")
+        path = path[len("file:"):]
     try:
         store = FileStore(path, writable=not read_only)
     except OSError as exc:
@@ -288,9 +371,10 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
     except Qcow2FormatError as exc:
         raise ImageOpenError(exc.desc) from None
     chain: list[object] = []
-    if probe.backing_file:
+    if probe.backing_file and not no_backing:
         name = probe.backing_file
-        full = name if os.path.isabs(name) else os.path.join(os.path.dirname(path), name)
+        full = name if os.path.isabs(name) or has_protocol(name) else os.path.join(
+            os.path.dirname(path), name)
         try:
             sub = open_image(full, probe.backing_format, read_only=True, _depth=_depth + 1,
                              _stores=stores, _warnings=warnings)

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from qmpd.img.create import full_backing_name
 from qmpd.img.getopt import getopt_long
 from qmpd.img.images import ImageOpenError, OpenedImage, Qcow2Adapter, RawImage, open_image
 from qmpd.qcow2.entries import subcluster_type
@@ -82,8 +83,7 @@ def _layers(path: str, opened: OpenedImage) -> list[tuple[str, Any]]:
         out.append((name, img))
         if isinstance(img, Qcow2Adapter) and img.chain:
             bname = img.image.backing_file or ""
-            name = bname if os.path.isabs(bname) else os.path.join(os.path.dirname(name),
-                                                                     bname)
+            name = full_backing_name(name, bname)
             img = img.chain[0]
         else:
             img = None
@@ -107,8 +107,7 @@ def _image_info(name: str, img: Any) -> dict[str, Any]:
         info["cluster-size"] = im.geo.cluster_size
         if im.backing_file:
             info["backing-filename"] = im.backing_file
-            full = im.backing_file if os.path.isabs(im.backing_file) else \
-                os.path.join(os.path.dirname(name), im.backing_file)
+            full = full_backing_name(name, im.backing_file)
             info["full-backing-filename"] = full
             if im.backing_format:
                 info["backing-filename-format"] = im.backing_format
@@ -152,7 +151,9 @@ def _human_info(info: dict[str, Any]) -> str:
 
 
 def cmd_info(path: str, fmt: str | None, output: str, backing_chain: bool) -> tuple[int, str]:
-    opened = open_image(path, fmt, read_only=True)
+    # collect_image_info_list opens the image with BDRV_O_NO_BACKING: its
+    # backing file is opened (and must exist) only for --backing-chain.
+    opened = open_image(path, fmt, read_only=True, no_backing=not backing_chain)
     try:
         layers = _layers(path, opened)
         if not backing_chain:
@@ -216,7 +217,9 @@ def _status(layers: list[tuple[str, Any]], offset: int, end: int
                 e.update(present=True, zero=False, data=True)
             elif kind in (SC_ZERO_PLAIN, SC_ZERO_ALLOC):
                 e.update(present=True, zero=True, data=False)
-            elif depth == last:
+            elif depth == last or offset >= layers[depth + 1][1].length():
+                # Unallocated with no backing file, or past the backing
+                # file's end: bdrv_co_block_status says zero at this depth.
                 e.update(present=False, zero=True, data=False)
             else:
                 continue

@@ -796,6 +796,10 @@ def dump_lines(data: bytes, offset: int) -> str:
     return out
 
 
+# qemu-io.c's quit_cmd and its alias (argmin/argmax -1: any arguments).
+QUIT_WORDS = ("quit", "q")
+
+
 def run_commands(image: IoTarget, commands: list[str],
                  out: TextIO | None = None, err: TextIO | None = None) -> bool:
     """Run every command (qemu-io keeps going after failures); True if all passed."""
@@ -804,6 +808,11 @@ def run_commands(image: IoTarget, commands: list[str],
     io = QemuIo(image, out, err)
     ok = True
     for line in commands:
+        words = line.split()
+        if words and words[0] in QUIT_WORDS:
+            # qemu-io's own quit (not a qemu-io-cmds.c command, so not under
+            # HMP): the remaining -c commands are not run.
+            break
         if not io.run(line):
             ok = False
         out.flush()
