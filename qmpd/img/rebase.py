@@ -199,6 +199,8 @@ def _change_backing_file(top: Qcow2Adapter | RawImage, backing: str | None,
 
 def resize(argv: list[str]) -> tuple[int, str, str]:
     """``qmpd-img resize ARGS`` -> (status, stdout, stderr)."""
+    if len(argv) < 2:
+        return _usage_error("Not enough arguments")
     # A size like -1G would read as an option: img_resize moves it out of the way.
     if len(argv) >= 1 and argv[-1].startswith("-") and argv[-1][1:2].isdigit():
         argv = argv[:-1] + ["--", argv[-1]]
@@ -230,7 +232,10 @@ def resize(argv: list[str]) -> tuple[int, str, str]:
     try:
         amount = parse_size(size_text[1:] if relative else size_text)
     except SizeError:
-        return 1, "", "qemu-img: Invalid size specified.\n"
+        # qemu_opt_set of BLOCK_OPT_SIZE, in QemuOpts' words.
+        return 1, "", ("qemu-img: Parameter 'size' expects a non-negative number below 2^64\n"
+                       "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, "
+                       "peta-\nand exabytes, respectively.\n")
     try:
         opened = open_image(filename, fmt, no_backing=True)
     except ImageOpenError as exc:
