@@ -24,7 +24,7 @@ from qmpd.qcow2.entries import (
     subcluster_type,
 )
 from qmpd.qcow2.header import build_header_cluster, parse_qcow2_header
-from qmpd.qcow2.mapping import HostMapper
+from qmpd.qcow2.mapping import HostAllocation, HostMapper
 from qmpd.qcow2.refcount import RefcountTable
 from qmpd.qcow2.spec import (
     CLUSTER_COMPRESSED,
@@ -286,6 +286,21 @@ class Qcow2Image:
         data = self.read(offset, end - offset) if end > offset else b""
         return data + bytes(length - len(data))
 
+    def _cow_read(self, m: HostAllocation) -> bytes:
+        """The old guest data of an allocation's COW regions, read as
+        perform_cow reads them: both regions in one request when the data
+        between them is at most 16 KiB, else each on its own (none when
+        empty).  The count matters to a blkdebug backing file, whose state
+        moves on every read.  The data region in between reads as zeros."""
+        start_len = m.cow_start_to - m.cow_start_from
+        end_len = m.cow_end_to - m.cow_end_from
+        if start_len and end_len and m.cow_end_from - m.cow_start_to <= 16384:
+            return self._guest_view(m.offset + m.cow_start_from,
+                                    m.cow_end_to - m.cow_start_from)
+        head = self._guest_view(m.offset + m.cow_start_from, start_len) if start_len else b""
+        tail = self._guest_view(m.offset + m.cow_end_from, end_len) if end_len else b""
+        return head + bytes(m.cow_end_from - m.cow_start_to) + tail
+
     def write(self, offset: int, data: bytes) -> None:
         """Guest write (qcow2_co_pwritev_part)."""
         self._check_writable()
@@ -300,8 +315,8 @@ class Qcow2Image:
                     self.before_data_write()
                 for m in metas:
                     # COW: old guest data around the written bytes, in one write.
-                    lo, hi = m.offset + m.cow_start_from, m.offset + m.cow_end_to
-                    buf = bytearray(self._guest_view(lo, hi - lo))
+                    lo = m.offset + m.cow_start_from
+                    buf = bytearray(self._cow_read(m))
                     buf[m.data_start - lo : m.data_end - lo] = chunk[m.data_start - goff :
                                                                      m.data_end - goff]
                     self.store.write(m.alloc_offset + m.cow_start_from, bytes(buf))

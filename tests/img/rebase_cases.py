@@ -87,6 +87,15 @@ CASES: list[list[str]] = [
     ["printf '[inject-error]\\nevent = \"read_aio\"\\n' > bd.conf",
      "IMG create -f qcow2 -o backing_file=blkdebug:bd.conf:base.img,backing_fmt=raw n.qcow2",
      "IMG info n.qcow2"],
+    # qemu-io over a blkdebug backing file (iotest 041's TestReadErrors): the
+    # rules fire on the reads qcow2's copy-on-write makes, one event per read
+    ["IMG create -f raw big.img 4M", "IO -f raw -c 'write -P 7 0 4M' big.img",
+     "IMG create -f qcow2 -o backing_file=blkdebug:rw.conf:big.img,backing_fmt=raw t.qcow2",
+     "IO -c 'write 1114112 512' t.qcow2", "IO -c 'read -P 7 1M 512' t.qcow2",
+     "IO -c 'read -P 7 0 512' -c 'read -P 7 1M 512' -c 'read -P 7 1M 512' t.qcow2",
+     "IO -c 'write 1048576 512' t.qcow2", "IO -c 'read 0 2M' -c 'read 0 2M' t.qcow2",
+     "IO -c 'write 1040k 40k' t.qcow2",
+     "IO -c 'write 1020k 8k' -c 'write 2M 1k' -c 'read 1M 4k' t.qcow2"],
     # qemu-io's quit ends the -c list (iotest 245's O_DIRECT probe)
     ["IO -f raw -t none -c quit -c 'read 0 512' base.img"],
     ["IO -f raw -c 'read -P 0x11 0 512' -c 'q' -c 'read 0 512' base.img"],
@@ -96,7 +105,32 @@ _TIMING = re.compile(r"^(\S+ \S+, \d+ ops; ).*$", re.M)
 _DISK_SIZE = re.compile(r"^disk size: .*$", re.M)
 
 
+# iotest 041's blkdebug config for TestReadErrors (one read error at 1 MiB,
+# armed in state 1; every read_aio event flips the state).
+READ_ERROR_CONF = """
+[inject-error]
+state = "1"
+event = "read_aio"
+errno = "5"
+immediately = "off"
+once = "on"
+sector = "2048"
+
+[set-state]
+state = "1"
+event = "read_aio"
+new_state = "2"
+
+[set-state]
+state = "2"
+event = "read_aio"
+new_state = "1"
+"""
+
+
 def make_images(folder: str, img: list[str]) -> None:
+    with open(os.path.join(folder, "rw.conf"), "w") as f:
+        f.write(READ_ERROR_CONF)
     for args in SETUP:
         subprocess.run([*img, *args], cwd=folder, check=True, capture_output=True)
 
