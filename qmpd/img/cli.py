@@ -33,7 +33,7 @@ Stand-in for the qemu-img and qemu-io commands qmpd's tests and scenarios use
       OPTIONS: cluster_size, compat, lazy_refcounts, refcount_bits, extended_l2,
       compression_type, backing_file, backing_fmt, preallocation (off/metadata).
   qmpd-img io [-f FMT] [-r] FILE -c CMD [-c CMD ...]
-      CMD is a qemu-io command: read, write, discard, length, map, flush.
+      CMD is a qemu-io command: read, write, discard, length, map, flush, quit...
   qmpd-img bitmap (--add | --remove | --clear | --enable | --disable | --merge SRC)...
            [-g GRANULARITY] [-b SRC_FILE [-F SRC_FMT]] [-f FMT] FILE BITMAP
       persistent bitmaps of a qcow2 image, as qemu-img bitmap.
@@ -49,6 +49,10 @@ Stand-in for the qemu-img and qemu-io commands qmpd's tests and scenarios use
 Supported formats: qcow2 raw (qmpd itself also opens blkdebug blkverify compress
 copy-on-read file null-aio null-co preallocate quorum throttle)
 """
+
+
+# bdrv_parse_cache_mode's names (qmpd-img does its I/O the same way for all).
+CACHE_MODES = ("none", "off", "directsync", "writeback", "unsafe", "writethrough")
 
 
 def _img_error(text: str) -> int:
@@ -131,6 +135,9 @@ def cmd_io(argv: list[str]) -> int:
         return 0
     last = dict(opts)
     fmt = last.get("f")
+    if last.get("t", "writeback") not in CACHE_MODES:
+        sys.stderr.write(f"qemu-io: Invalid cache option: {last['t']}\n")
+        return 1
     read_only = "r" in last
     unmap = last.get("d", "unmap") in ("on", "unmap")
     commands = [value for key, value in opts if key == "c"]

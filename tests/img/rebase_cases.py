@@ -99,6 +99,7 @@ CASES: list[list[str]] = [
     # qemu-io's quit ends the -c list (iotest 245's O_DIRECT probe)
     ["IO -f raw -t none -c quit -c 'read 0 512' base.img"],
     ["IO -f raw -c 'read -P 0x11 0 512' -c 'q' -c 'read 0 512' base.img"],
+    ["IO -f raw -t bogus -c 'read 0 512' base.img"],
 ]
 
 _TIMING = re.compile(r"^(\S+ \S+, \d+ ops; ).*$", re.M)
