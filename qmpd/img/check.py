@@ -75,6 +75,7 @@ def run(argv: list[str]) -> tuple[int, str, str]:
     fmt = None
     output = None
     quiet = False
+    force_share = False
     for k, v in opts:
         if k == "f":
             fmt = v
@@ -82,6 +83,8 @@ def run(argv: list[str]) -> tuple[int, str, str]:
             output = v
         elif k == "q":
             quiet = True
+        elif k == "U":
+            force_share = True
         elif k == "r":
             if v not in ("leaks", "all"):
                 return 1, "", ("qemu-img: Unknown option value for -r (expecting 'leaks' or "
@@ -93,7 +96,7 @@ def run(argv: list[str]) -> tuple[int, str, str]:
         return 1, "", "qemu-img: --output must be used with human or json as argument.\n"
     path = operands[0]
     try:
-        opened = open_image(path, fmt, read_only=True)
+        opened = open_image(path, fmt, read_only=True, force_share=force_share)
     except ImageOpenError as e:
         return 1, "", f"qemu-img: Could not open '{path}': {e}\n"
     try:

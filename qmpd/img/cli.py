@@ -149,8 +149,14 @@ def cmd_io(argv: list[str]) -> int:
         sys.stderr.write("qmpd-img io: an image file is required\n")
         return 1
     path = operands[0]
+    force_share = "U" in last
+    if force_share and not read_only:
+        sys.stderr.write(f"qemu-io: can't open device {path}: force-share=on can only be "
+                         "used with read-only images\n")
+        return 1
     try:
-        opened = open_image(path, fmt, read_only=read_only, unmap=unmap)
+        opened = open_image(path, fmt, read_only=read_only, unmap=unmap,
+                            force_share=force_share)
     except ImageOpenError as exc:
         sys.stderr.write(f"qemu-io: can't open device {path}: {exc}\n")
         return 1

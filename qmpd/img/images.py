@@ -11,7 +11,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
+import struct
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -50,6 +52,21 @@ def _load_fallocate() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
 
 
 _fallocate = _load_fallocate()
+
+
+# file-posix's permission lock bytes (RAW_LOCK_PERM_BASE / RAW_LOCK_SHARED_BASE)
+# and the permissions, in bit order, as QEMU 7.2 names them in its messages.
+LOCK_PERM_BASE = 100
+LOCK_SHARED_BASE = 200
+PERM_NAMES = ("consistent read", "write", "write unchanged", "resize")
+PERM_CONSISTENT_READ, PERM_WRITE, PERM_WRITE_UNCHANGED, PERM_RESIZE = 1, 2, 4, 8
+PERM_ALL = 0xF
+_FLOCK = "hhxxxxqqixxxx"        # struct flock on x86_64 / aarch64 Linux
+
+
+def _ofd_lock(fd: int, cmd: int, ltype: int, offset: int) -> int:
+    arg = struct.pack(_FLOCK, ltype, os.SEEK_SET, offset, 1, 0)
+    return struct.unpack(_FLOCK, fcntl.fcntl(fd, cmd, arg))[0]
 
 
 class ImageOpenError(Exception):
@@ -120,6 +137,36 @@ class FileStore:
             return min(length, data - offset), True
         hole = os.lseek(self.fd, offset, os.SEEK_HOLE)
         return min(length, hole - offset), False
+
+    def lock(self, path: str, perm: int, shared: int) -> None:
+        """raw_check_lock_bytes then raw_apply_lock_bytes: fail as QEMU does when
+        another process holds a lock that conflicts (one that unshares a
+        permission taken here, or holds one not shared here), else hold read
+        locks on the bytes of the permissions taken and of those not shared,
+        as qemu-img and qemu-io do, so that a QEMU (or qmpd) opening the file
+        meanwhile sees them.  Without OFD locks (other systems) nothing is
+        checked, as file-posix's locking=auto."""
+        getlk = getattr(fcntl, "F_OFD_GETLK", None)
+        setlk = getattr(fcntl, "F_OFD_SETLK", None)
+        if getlk is None or setlk is None:
+            return
+        hint = f"\nIs another process using the image [{path}]?"
+        try:
+            for i, name in enumerate(PERM_NAMES):
+                if perm & (1 << i) and _ofd_lock(self.fd, getlk, fcntl.F_WRLCK,
+                                                 LOCK_SHARED_BASE + i) != fcntl.F_UNLCK:
+                    raise ImageOpenError(f'Failed to get "{name}" lock{hint}')
+            for i, name in enumerate(PERM_NAMES):
+                if not shared & (1 << i) and _ofd_lock(self.fd, getlk, fcntl.F_WRLCK,
+                                                       LOCK_PERM_BASE + i) != fcntl.F_UNLCK:
+                    raise ImageOpenError(f'Failed to get shared "{name}" lock{hint}')
+            for i in range(len(PERM_NAMES)):
+                if perm & (1 << i):
+                    _ofd_lock(self.fd, setlk, fcntl.F_RDLCK, LOCK_PERM_BASE + i)
+                if not shared & (1 << i):
+                    _ofd_lock(self.fd, setlk, fcntl.F_RDLCK, LOCK_SHARED_BASE + i)
+        except OSError:
+            return
 
     def close(self) -> None:
         os.close(self.fd)
@@ -351,13 +398,19 @@ class OpenedImage:
             store.close()
 
 
+def _raw_perm(read_only: bool) -> int:
+    """What the raw format passes down of its user's permissions (blk_new_open:
+    consistent read, and write when read-write)."""
+    return PERM_CONSISTENT_READ | (0 if read_only else PERM_WRITE)
+
+
 def _os_error_text(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def open_image(path: str, fmt: str | None, *, read_only: bool = False,
                unmap: bool = True, no_backing: bool = False, size_only: bool = False,
-               _depth: int = 0,
+               force_share: bool = False, _depth: int = 0,
                _stores: list[FileStore] | None = None,
                _warnings: list[str] | None = None) -> OpenedImage:
     """Open ``path`` like qemu-io does (raises :class:`ImageOpenError`).
@@ -370,6 +423,12 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
     config's error rules, which qmpd-img does not run, do not matter.
     Protocol names (``null-co://``, ``blkdebug:CONFIG:IMAGE``, ``file:``) open
     what they name.
+
+    Every file is locked as QEMU's file driver locks it (see
+    :meth:`FileStore.lock`): a qcow2 image's file as soon as it is opened
+    (the format takes write and resize when writable and shares neither), a
+    raw one with what the user of the image asks (read, and write unless
+    read-only; everything shared).  ``force_share`` (``-U``) takes no locks.
     """
     stores: list[FileStore] = [] if _stores is None else _stores
     warnings: list[str] = [] if _warnings is None else _warnings
@@ -390,6 +449,8 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
                     raise ImageOpenError(
                         f"Could not open '{inner}': {_os_error_text(exc)}") from None
                 stores.append(store)
+                if not force_share:
+                    store.lock(inner, _raw_perm(read_only), PERM_ALL)
                 return OpenedImage(BlkdebugRawImage(store, read_only, sections), stores, warnings)
             if sections and not size_only:
                 # Other formats send their own events (l2_load, cow_read...)
@@ -399,7 +460,8 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
                     "are not supported")
             return open_image(inner, fmt, read_only=read_only, unmap=unmap,
                               no_backing=no_backing, size_only=size_only,
-                              _depth=_depth, _stores=stores, _warnings=warnings)
+                              force_share=force_share, _depth=_depth, _stores=stores,
+                              _warnings=warnings)
         if protocol != "file":
             raise ImageOpenError(f"Unknown protocol '{protocol}'")
         path = path[len("file:"):]
@@ -417,9 +479,17 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
         if fmt == "raw" and _depth == 0:
             warnings.append(PROBE_WARNING.format(name=path))
     if fmt == "raw":
+        if not force_share:
+            store.lock(path, _raw_perm(read_only), PERM_ALL)
         return OpenedImage(RawImage(store, read_only), stores, warnings)
     if fmt != "qcow2":
         raise ImageOpenError(f"Unknown driver '{fmt}'")
+    if not force_share:
+        # bdrv_default_perms_for_storage: metadata is written and the file may
+        # grow; nobody else may write or resize it.
+        writable = 0 if read_only else PERM_WRITE | PERM_RESIZE
+        store.lock(path, PERM_CONSISTENT_READ | writable,
+                   PERM_ALL & ~(PERM_WRITE | PERM_RESIZE))
     backing: BackingReader | None = None
     try:
         probe = Qcow2Image(store, read_only=True)
@@ -431,7 +501,8 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
         full = name if os.path.isabs(name) or has_protocol(name) else os.path.join(
             os.path.dirname(path), name)
         try:
-            sub = open_image(full, probe.backing_format, read_only=True, _depth=_depth + 1,
+            sub = open_image(full, probe.backing_format, read_only=True,
+                             force_share=force_share, _depth=_depth + 1,
                              _stores=stores, _warnings=warnings)
         except ImageOpenError as exc:
             raise ImageOpenError(f"Could not open backing file: {exc}") from None

@@ -150,10 +150,12 @@ def _human_info(info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cmd_info(path: str, fmt: str | None, output: str, backing_chain: bool) -> tuple[int, str]:
+def cmd_info(path: str, fmt: str | None, output: str, backing_chain: bool,
+             force_share: bool = False) -> tuple[int, str]:
     # collect_image_info_list opens the image with BDRV_O_NO_BACKING: its
     # backing file is opened (and must exist) only for --backing-chain.
-    opened = open_image(path, fmt, read_only=True, no_backing=not backing_chain)
+    opened = open_image(path, fmt, read_only=True, no_backing=not backing_chain,
+                        force_share=force_share)
     try:
         layers = _layers(path, opened)
         if not backing_chain:
@@ -260,8 +262,9 @@ def map_entries(layers: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def cmd_map(path: str, fmt: str | None, output: str) -> tuple[int, str, str]:
-    opened = open_image(path, fmt, read_only=True)
+def cmd_map(path: str, fmt: str | None, output: str,
+            force_share: bool = False) -> tuple[int, str, str]:
+    opened = open_image(path, fmt, read_only=True, force_share=force_share)
     try:
         entries = map_entries(_layers(path, opened))
     finally:
@@ -317,13 +320,13 @@ def _first_nonzero(a: bytes) -> int | None:
 
 
 def cmd_compare(path1: str, path2: str, fmt1: str | None, fmt2: str | None,
-                strict: bool) -> tuple[int, str, str]:
+                strict: bool, force_share: bool = False) -> tuple[int, str, str]:
     try:
-        o1 = open_image(path1, fmt1, read_only=True)
+        o1 = open_image(path1, fmt1, read_only=True, force_share=force_share)
     except ImageOpenError as e:
         return 2, "", f"qemu-img: Could not open '{path1}': {e}\n"
     try:
-        o2 = open_image(path2, fmt2, read_only=True)
+        o2 = open_image(path2, fmt2, read_only=True, force_share=force_share)
     except ImageOpenError as e:
         o1.close()
         return 2, "", f"qemu-img: Could not open '{path2}': {e}\n"
@@ -394,7 +397,7 @@ def run(command: str, argv: list[str]) -> tuple[int, str, str]:
         if len(operands) != 2:
             return _usage_error("Expecting two image file names")
         rc, out, err = cmd_compare(operands[0], operands[1], given.get("f"), given.get("F"),
-                                   "s" in given)
+                                   "s" in given, "U" in given)
         return rc, "" if "q" in given else out, err
     output = given.get("o", "human")
     if output not in ("human", "json"):
@@ -404,9 +407,9 @@ def run(command: str, argv: list[str]) -> tuple[int, str, str]:
     path = operands[0]
     try:
         if command == "info":
-            rc, out = cmd_info(path, given.get("f"), output, "b" in given)
+            rc, out = cmd_info(path, given.get("f"), output, "b" in given, "U" in given)
             return rc, out, ""
-        return cmd_map(path, given.get("f"), output)
+        return cmd_map(path, given.get("f"), output, "U" in given)
     except ImageOpenError as e:
         # bdrv_open's message, prefixed once more by img_open's own.
         return 1, "", f"qemu-img: Could not open '{path}': {e}\n"
