@@ -80,8 +80,8 @@ def make_images(folder: str) -> None:
 
 
 def start_holder(argv: list[str], folder: str) -> subprocess.Popen:
-    """Start a holder with a QMP socket in ``folder`` and wait until it listens
-    (its images are open and locked by then)."""
+    """Start a holder with a QMP socket in ``folder`` and wait until its
+    nodes exist (so its images are open and locked)."""
     sock = os.path.join(folder, "holder.sock")
     args = [a.replace("DIR", folder) for a in HOLDER_ARGS]
     proc = subprocess.Popen([*argv, "-machine", "none", "-nodefaults", "-display", "none",
@@ -92,8 +92,8 @@ def start_holder(argv: list[str], folder: str) -> subprocess.Popen:
             with socket.socket(socket.AF_UNIX) as s:
                 try:
                     s.connect(sock)
-                    s.recv(4096)    # the greeting
-                    return proc
+                    if _has_nodes(s.makefile("rw")):
+                        return proc
                 except OSError:
                     pass
         if proc.poll() is not None:
@@ -101,6 +101,20 @@ def start_holder(argv: list[str], folder: str) -> subprocess.Popen:
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("holder did not start")
+
+
+def _has_nodes(f: object) -> bool:
+    """Negotiate, then ask for the named nodes until the holder's last one is there."""
+    f.readline()    # type: ignore[attr-defined]  # the greeting
+    for request in ('{"execute": "qmp_capabilities"}',
+                    '{"execute": "query-named-block-nodes"}'):
+        f.write(request + "\n")    # type: ignore[attr-defined]
+        f.flush()    # type: ignore[attr-defined]
+        while True:
+            reply = json.loads(f.readline())    # type: ignore[attr-defined]
+            if "return" in reply or "error" in reply:
+                break
+    return any(n.get("node-name") == "r" for n in reply.get("return", []))
 
 
 def run_cases(img: str, io: str, folder: str) -> list[dict]:
