@@ -175,6 +175,9 @@ def format_line(filename: str, fmt: str, opts: dict[str, Opt]) -> str:
         if name in opts:
             opt = opts[name]
             value = str(opt.value) if kind in ("size", "number") else opt.text
+            if kind == "str":
+                # qemu_opts_print's escaped_print: a comma in a string is doubled
+                value = value.replace(",", ",,")
         elif default is not None:
             value = default
         else:

@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import json
 import os
 import struct
 from dataclasses import dataclass, field
@@ -398,6 +399,70 @@ class OpenedImage:
             store.close()
 
 
+def _unflatten(opts: dict) -> dict:
+    """qdict_crumple: ``file.filename`` keys as nested dicts."""
+    out: dict = {}
+    for key, value in opts.items():
+        node = out
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ImageOpenError(f"Cannot mix {part} and {key}")
+        node[last] = _unflatten(value) if isinstance(value, dict) else value
+    return out
+
+
+def display_name(path: str) -> str:
+    """The name qemu-img shows for an image it opened by ``path``: what a
+    ``json:`` filename names (bdrv_refresh_filename's plain filename when
+    the options are only a format over a file), else ``path``."""
+    if path.startswith("json:"):
+        try:
+            return _json_filename(path, None)[1]
+        except ImageOpenError:
+            return path
+    return path
+
+
+def _json_filename(name: str, fmt: str | None) -> tuple[str | None, str]:
+    """A ``json:{...}`` filename as (format, plain or protocol name), for what
+    qmpd-img opens: qcow2 or raw (or no format) over a file, null-co or
+    blkdebug node."""
+    try:
+        opts = json.loads(name[len("json:"):])
+    except ValueError:
+        raise ImageOpenError("Could not parse the JSON options") from None
+    if not isinstance(opts, dict):
+        raise ImageOpenError("Invalid JSON object given")
+    opts = _unflatten(opts)
+    driver = opts.get("driver")
+    if driver in ("qcow2", "raw"):
+        if fmt is not None and fmt != driver:
+            raise ImageOpenError("Cannot override driver")
+        fmt, child = driver, opts.get("file")
+    else:
+        child = opts
+    if isinstance(child, str):
+        return fmt, child
+    if isinstance(child, dict) and isinstance(child.get("filename"), str):
+        proto = child.get("driver", "file")
+        if proto == "file":
+            return fmt or "raw", child["filename"]
+        if proto in ("null-co", "null-aio"):
+            return fmt or "raw", f"{proto}://"
+    if isinstance(child, dict) and child.get("driver") in ("null-co", "null-aio"):
+        return fmt or "raw", f"{child['driver']}://"
+    if isinstance(child, dict) and child.get("driver") == "blkdebug":
+        image = child.get("image")
+        inner = image.get("filename") if isinstance(image, dict) else image
+        if isinstance(inner, str) and (not isinstance(image, dict)
+                                       or image.get("driver", "file") == "file"):
+            return fmt or "raw", f"blkdebug:{child.get('config', '')}:{inner}"
+    raise ImageOpenError("qmpd-img: this json: filename names nodes qmpd-img does not "
+                         "open (it opens qcow2 and raw over file, null-co and blkdebug)")
+
+
 def _raw_perm(read_only: bool) -> int:
     """What the raw format passes down of its user's permissions (blk_new_open:
     consistent read, and write when read-write)."""
@@ -421,8 +486,8 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
     header is not opened, so it need not exist.  ``size_only``: the caller
     only asks the length (qemu-img create's backing file), so a blkdebug
     config's error rules, which qmpd-img does not run, do not matter.
-    Protocol names (``null-co://``, ``blkdebug:CONFIG:IMAGE``, ``file:``) open
-    what they name.
+    Protocol names (``null-co://``, ``blkdebug:CONFIG:IMAGE``, ``file:``) and
+    ``json:{...}`` filenames open what they name.
 
     Every file is locked as QEMU's file driver locks it (see
     :meth:`FileStore.lock`): a qcow2 image's file as soon as it is opened
@@ -434,6 +499,8 @@ def open_image(path: str, fmt: str | None, *, read_only: bool = False,
     warnings: list[str] = [] if _warnings is None else _warnings
     if _depth > 16:
         raise ImageOpenError("Backing chain too deep")
+    if path.startswith("json:"):
+        fmt, path = _json_filename(path, fmt)
     if has_protocol(path):
         protocol = path.partition(":")[0]
         if protocol in ("null-co", "null-aio") and fmt in (None, "raw"):

@@ -22,7 +22,14 @@ from typing import Any
 
 from qmpd.img.create import full_backing_name
 from qmpd.img.getopt import getopt_long
-from qmpd.img.images import ImageOpenError, OpenedImage, Qcow2Adapter, RawImage, open_image
+from qmpd.img.images import (
+    ImageOpenError,
+    OpenedImage,
+    Qcow2Adapter,
+    RawImage,
+    display_name,
+    open_image,
+)
 from qmpd.qcow2.entries import subcluster_type
 from qmpd.qcow2.spec import (
     L2E_OFFSET_MASK,
@@ -157,7 +164,7 @@ def cmd_info(path: str, fmt: str | None, output: str, backing_chain: bool,
     opened = open_image(path, fmt, read_only=True, no_backing=not backing_chain,
                         force_share=force_share)
     try:
-        layers = _layers(path, opened)
+        layers = _layers(display_name(path), opened)
         if not backing_chain:
             layers = layers[:1]
         infos = [_image_info(n, i) for n, i in layers]

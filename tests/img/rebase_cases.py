@@ -1,5 +1,6 @@
-"""Cases for qemu-img rebase / resize, create over protocol backing files and
-qemu-io's quit, recorded from the real QEMU 7.2 tools.
+"""Cases for qemu-img rebase / resize, create over protocol and json: backing
+files, qemu-io over blkdebug and qemu-io's quit, recorded from the real QEMU
+7.2 tools.
 
 ``python -m tests.img.rebase_cases record QEMU_IMG QEMU_IO`` makes the same
 images with qmpd-img in a fresh folder per case, runs the case's command
@@ -87,6 +88,15 @@ CASES: list[list[str]] = [
     ["printf '[inject-error]\\nevent = \"read_aio\"\\n' > bd.conf",
      "IMG create -f qcow2 -o backing_file=blkdebug:bd.conf:base.img,backing_fmt=raw n.qcow2",
      "IMG info n.qcow2"],
+    # json: filenames (a format over a file, flat or nested; commas doubled
+    # in the Formatting line)
+    ["IMG create -f qcow2 -b 'json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\","
+     "\"filename\":\"base.img\"}}' -F raw j.qcow2", "IMG info j.qcow2",
+     "IO -c 'read -P 0x11 0 64k' j.qcow2",
+     "IO -c 'read -P 1 0 64k' 'json:{\"driver\":\"qcow2\",\"file.driver\":\"file\","
+     "\"file.filename\":\"plain.qcow2\"}'",
+     "IMG info 'json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\","
+     "\"filename\":\"plain.qcow2\"}}'"],
     # qemu-io over a blkdebug backing file (iotest 041's TestReadErrors): the
     # rules fire on the reads qcow2's copy-on-write makes, one event per read
     ["IMG create -f raw big.img 4M", "IO -f raw -c 'write -P 7 0 4M' big.img",
