@@ -135,6 +135,9 @@ def cmd_io(argv: list[str]) -> int:
         return 0
     last = dict(opts)
     fmt = last.get("f")
+    if "o" in last or "O" in last:
+        sys.stderr.write("qmpd-img io: --image-opts and --object are not supported\n")
+        return 1
     if last.get("t", "writeback") not in CACHE_MODES:
         sys.stderr.write(f"qemu-io: Invalid cache option: {last['t']}\n")
         return 1
