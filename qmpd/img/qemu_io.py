@@ -798,6 +798,9 @@ def dump_lines(data: bytes, offset: int) -> str:
 
 # qemu-io.c's quit_cmd and its alias (argmin/argmax -1: any arguments).
 QUIT_WORDS = ("quit", "q")
+# The tool's own commands in its help (qemu-io.c adds them to the table; not
+# under HMP).  Of them qmpd-img runs quit; open and close are not offered.
+TOOL_HELP_ROWS = {"quit": ("q", None, "exit the program", "")}
 
 
 def run_commands(image: IoTarget, commands: list[str],
@@ -805,7 +808,7 @@ def run_commands(image: IoTarget, commands: list[str],
     """Run every command (qemu-io keeps going after failures); True if all passed."""
     out = out or sys.stdout
     err = err or sys.stderr
-    io = QemuIo(image, out, err)
+    io = QemuIo(image, out, err, help_rows=TOOL_HELP_ROWS)
     ok = True
     for line in commands:
         words = line.split()

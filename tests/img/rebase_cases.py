@@ -110,6 +110,7 @@ CASES: list[list[str]] = [
     ["IO -f raw -t none -c quit -c 'read 0 512' base.img"],
     ["IO -f raw -c 'read -P 0x11 0 512' -c 'q' -c 'read 0 512' base.img"],
     ["IO -f raw -t bogus -c 'read 0 512' base.img"],
+    ["IO -f raw -c 'help quit' -c 'help q' base.img"],
 ]
 
 _TIMING = re.compile(r"^(\S+ \S+, \d+ ops; ).*$", re.M)
