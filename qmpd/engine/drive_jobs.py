@@ -163,7 +163,7 @@ def start_drive_mirror(mgr: Any, args: dict) -> Any:
     # allocated areas.
     zero_target = sync == "full" and mode == "existing"
     try:
-        job = start_mirror(mgr, margs, zero_target=zero_target)
+        job = start_mirror(mgr, margs, zero_target=zero_target, backing_mode=backing_mode)
     except BlockError:
         _drop(g, target)
         raise

@@ -1,7 +1,10 @@
 """Block permissions as QEMU's block layer computes them.
 
 Permissions are bit sets over ``consistent-read, write, write-unchanged,
-resize`` (QEMU 7.2's BlockPermission).  The functions here are QEMU's
+resize`` (QEMU 7.2's BlockPermission) and ``graph-mod``, which releases
+before 6.0 had: the functions here compute it as QEMU 5.2 did, and a
+release without it never takes it (its profile's ``graph_mod_perm`` is 0)
+nor shows it (:func:`names_reversed`'s mask).  The functions here are QEMU's
 ``bdrv_default_perms`` family: given the role of a child edge and the
 cumulative permissions of the parent, they say what the parent needs from
 the child and what it lets others do.
@@ -13,8 +16,13 @@ CONSISTENT_READ = 1
 WRITE = 2
 WRITE_UNCHANGED = 4
 RESIZE = 8
-ALL = 15
-NAMES = ("consistent-read", "write", "write-unchanged", "resize")
+# BLK_PERM_GRAPH_MOD (removed in 6.1): only users that change the graph take it.
+GRAPH_MOD = 16
+ALL = 31
+# DEFAULT_PERM_PASSTHROUGH: what a filter passes on; the rest (graph-mod) it
+# always shares (DEFAULT_PERM_UNCHANGED).
+PASSTHROUGH = 15
+NAMES = ("consistent-read", "write", "write-unchanged", "resize", "graph-mod")
 
 # Child roles (BdrvChildRole bits).
 ROLE_DATA = 1
@@ -26,7 +34,7 @@ ROLE_IMAGE = ROLE_DATA | ROLE_METADATA | ROLE_PRIMARY
 
 
 # bdrv_perm_names: error texts spell the permissions with spaces.
-TEXT_NAMES = ("consistent read", "write", "write unchanged", "resize")
+TEXT_NAMES = ("consistent read", "write", "write unchanged", "resize", "change children")
 
 
 def names(perm: int) -> str:
@@ -34,13 +42,15 @@ def names(perm: int) -> str:
     return ", ".join(n for i, n in enumerate(TEXT_NAMES) if perm & (1 << i))
 
 
-def names_reversed(perm: int) -> list[str]:
-    """The list x-debug-query-block-graph shows (reverse enum order)."""
-    return [n for i, n in reversed(list(enumerate(NAMES))) if perm & (1 << i)]
+def names_reversed(perm: int, mask: int = ALL) -> list[str]:
+    """The list x-debug-query-block-graph shows (reverse enum order), of
+    the permissions in ``mask`` (the release's)."""
+    return [n for i, n in reversed(list(enumerate(NAMES))) if perm & mask & (1 << i)]
 
 
 def filter_default(perm: int, shared: int) -> tuple[int, int]:
-    return perm & ALL, shared & ALL
+    """bdrv_filter_default_perms."""
+    return perm & PASSTHROUGH, (shared & PASSTHROUGH) | (ALL & ~PASSTHROUGH)
 
 
 def for_storage(role: int, writable: bool, perm: int, shared: int) -> tuple[int, int]:
@@ -62,7 +72,7 @@ def for_storage(role: int, writable: bool, perm: int, shared: int) -> tuple[int,
 def for_cow(perm: int, shared: int) -> tuple[int, int]:
     perm &= CONSISTENT_READ
     shared = (WRITE | RESIZE) if shared & WRITE else 0
-    shared |= CONSISTENT_READ | WRITE_UNCHANGED
+    shared |= CONSISTENT_READ | WRITE_UNCHANGED | GRAPH_MOD
     return perm, shared
 
 

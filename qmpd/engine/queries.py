@@ -56,7 +56,7 @@ def block_device_info(g: BlockGraph, node: Node, flat: bool,
     info["drv"] = node.driver.name
     b = node.backing
     # QEMU prints bs->backing_file, which the jobs' filters never set.
-    if b is not None and node.driver.name not in ("mirror_top", "commit_top"):
+    if b is not None and node.driver.reports_backing_file:
         info["backing_file"] = g.filename_info(b.child)[0]
     info["backing_file_depth"] = 0
     if g.profile.node_activation:
@@ -119,31 +119,30 @@ def block_graph(g: BlockGraph) -> dict[str, Any]:
     def add_node(obj: object, kind: str, name: str) -> None:
         nodes.append({"id": num(obj), "type": kind, "name": name})
 
-    def add_edge(parent: object, e: Any, kind: str) -> None:
-        more_perm, more_shared = extra_perms(kind)
+    def add_edge(parent: object, e: Any) -> None:
         edges.append({"parent": num(parent), "child": num(e.child), "name": e.name,
-                      "perm": more_perm + perms.names_reversed(e.perm),
-                      "shared-perm": more_shared + perms.names_reversed(e.shared)})
+                      "perm": perms.names_reversed(e.perm, mask),
+                      "shared-perm": perms.names_reversed(e.shared, mask)})
 
-    # Permissions the release has and qmpd does not model (5.2's graph-mod).
-    extra_perms = g.profile.graph_edge_extra_perms
+    # graph-mod only where the release has it.
+    mask = perms.ALL if g.profile.graph_mod_perm else perms.PASSTHROUGH
 
     for b in g.backends:
         # A device's BlockBackend has no name: it shows the device id or QOM path.
         gname = getattr(b, "graph_name", None)
         add_node(b, "block-backend", gname() if gname is not None else b.name)
         for e in b.children:
-            add_edge(b, e, b.kind)
+            add_edge(b, e)
     for j in reversed(g.jobs):   # block_job_next: newest first
         if not getattr(j, "block_job", True):
             continue    # only block jobs are graph parents
         add_node(j, "block-job", j.id)
         for e in j.edges:
-            add_edge(j, e, "job")
+            add_edge(j, e)
     for n in g.nodes.values():
         add_node(n, "block-driver", n.name)
         for e in reversed(n.children):
-            add_edge(n, e, "node")
+            add_edge(n, e)
     nodes.reverse()
     edges.reverse()
     return {"nodes": nodes, "edges": edges}

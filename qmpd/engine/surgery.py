@@ -289,7 +289,14 @@ def replace_node(g: BlockGraph, old: Node, new: Node, tx: Transaction,
     for e in list(old.parents):
         if e.parent is not new and not skip(e):
             _move_parent(e, old, new, tx)
-    g.refresh_perms([new, old], tx)
+    refresh_replaced(g, new, old, tx)
+
+
+def refresh_replaced(g: BlockGraph, new: Node, old: Node, tx: Transaction) -> None:
+    """The permission refresh after bdrv_replace_node: both nodes (6.0+), or
+    only ``new`` and what is below it (before: ``old`` keeps what its old
+    parents asked of its children until something refreshes it again)."""
+    g.refresh_perms([new, old] if g.profile.replace_node_refreshes_old else [new], tx)
 
 
 def _should_update(g: BlockGraph, e: Edge, to: Node) -> bool:

@@ -153,10 +153,40 @@ class Profile:
     #: node ...") or "newcomer" (before 6.0: the newest user against each
     #: other parent, "Conflicts with use by ...").
     perm_conflicts: ClassVar[str] = "pairwise"
-    #: Permission names the release has beyond qmpd's four, which every user
-    #: shares and none takes (5.2's ``graph-mod``), except a block job's own
-    #: links: x-debug-query-block-graph lists them.
-    shared_only_perms: ClassVar[tuple[str, ...]] = ()
+    #: The release has BLK_PERM_GRAPH_MOD (before 6.1): users that change
+    #: the graph take it, the others share it, and x-debug-query-block-graph
+    #: lists it (qmpd.engine.perms computes it always; without it nobody
+    #: takes it and no list shows it).
+    graph_mod_perm: ClassVar[bool] = False
+    #: Every block job holds a BlockBackend of its own on its main node with
+    #: the job's permissions (block_job_create before 6.0: blk_new_with_bs,
+    #: an unnamed block-backend parent), its "main node" link taking nothing
+    #: and sharing everything; else (6.0+) that link carries the permissions.
+    job_main_backend: ClassVar[bool] = False
+    #: The mirror_top filter (mirror and active commit) takes from its child
+    #: only the write its users need and shares everything (before 6.0), or
+    #: passes permissions on as a filter does (an active commit's needing no
+    #: consistent read and sharing write).
+    mirror_top_forwards_writes_only: ClassVar[bool] = False
+    #: bdrv_replace_node refreshes the permissions of the node it replaced
+    #: (6.0+); before, only the new node's (and so of what is below it), and
+    #: the old node keeps asking its children for what its old parents
+    #: needed (a mirror's source after the pivot holds its image's write).
+    replace_node_refreshes_old: ClassVar[bool] = True
+    #: job_complete refuses a job with pauses pending (job->pause_count:
+    #: job-pause, a drained section), before 6.0: "cannot be completed".
+    complete_refuses_paused: ClassVar[bool] = False
+    #: Job verbs whose states (JobVerbTable) differ from 7.2's: verb -> the
+    #: statuses that accept it.
+    job_verbs: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: A backup's filter is ``backup-top`` with the source as its backing
+    #: child and no bitmaps of its own (before 6.0), not ``copy-before-write``
+    #: with a ``file`` child.
+    backup_filter_is_backup_top: ClassVar[bool] = False
+    #: A backup copies cluster by cluster, with a (rate-limit) sleep before
+    #: each (backup_loop before 6.0), rather than block-copy's tasks of up
+    #: to 1 MiB: its progress moves a cluster at a time.
+    backup_copies_by_cluster: ClassVar[bool] = False
     #: Whether block-stream puts a copy-on-read filter node above the active
     #: node (6.0+, ``filter-node-name``), or turns copy-on-read on in the
     #: active node itself, under the job's own BlockBackend (before).
@@ -206,19 +236,6 @@ class Profile:
 
     def __init__(self, version: tuple[int, int, int]) -> None:
         self.version = version
-
-    def graph_edge_extra_perms(self, parent_kind: str) -> tuple[list[str], list[str]]:
-        """(perm, shared-perm) names to put in front of an edge's lists in
-        x-debug-query-block-graph, for permissions qmpd does not model
-        (``parent_kind``: "node", "job", or a backend kind such as
-        "device-backend" / "job-backend")."""
-        if not self.shared_only_perms:
-            return [], []
-        if parent_kind == "job":
-            return [], []
-        if parent_kind == "job-backend":
-            return list(self.shared_only_perms), []
-        return [], list(self.shared_only_perms)
 
     def render(self, text: Text) -> str:
         """``text`` in this release's words."""

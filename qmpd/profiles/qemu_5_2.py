@@ -109,7 +109,15 @@ class Qemu52(Profile):
     block_device_info_extras = {"encryption_key_missing": False}
     reopen_replaces_file = False
     perm_conflicts = "newcomer"
-    shared_only_perms = ("graph-mod",)
+    graph_mod_perm = True
+    job_main_backend = True
+    mirror_top_forwards_writes_only = True
+    replace_node_refreshes_old = False
+    complete_refuses_paused = True
+    # job.c JobVerbTable: complete on a ready job only (6.1 allowed standby)
+    job_verbs = {"complete": ("ready",)}
+    backup_filter_is_backup_top = True
+    backup_copies_by_cluster = True
     stream_inserts_filter = False
     job_pause_wakes = False
     # 5.2 has no JSON -device: '{"driver":...' is the driver's name.

@@ -26,7 +26,7 @@ def device_perms(read_only: bool, resizable: bool, share_rw: bool) -> tuple[int,
     perm = perms.CONSISTENT_READ
     if not read_only:
         perm |= perms.WRITE
-    shared = perms.CONSISTENT_READ | perms.WRITE_UNCHANGED
+    shared = perms.CONSISTENT_READ | perms.WRITE_UNCHANGED | perms.GRAPH_MOD
     if resizable:
         shared |= perms.RESIZE
     if share_rw:

@@ -61,6 +61,9 @@ class Driver:
     # Options the driver takes (flat keys); others stay for comparison.
     has_get_info = False
     variable_length = False   # has_variable_length: length asked again each time
+    # bs->backing_file is set (query-named-block-nodes' backing_file from the
+    # backing child); the filters jobs insert above a backing child never set it.
+    reports_backing_file = True
 
     def open(self, g: BlockGraph, node: Node, opts: dict, tx: Transaction) -> None:
         pass

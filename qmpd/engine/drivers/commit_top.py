@@ -22,6 +22,7 @@ class CommitTopDriver(Driver):
     name = "commit_top"
     is_filter = True
     never_freeze = True
+    reports_backing_file = False
     can_reopen = False
 
     def child_perm(self, node: Node, edge: Edge, perm: int,

@@ -34,6 +34,10 @@ class CopyBeforeWriteDriver(Driver):
     is_filter = True
     can_reopen = False
 
+    # The source's link: "file" (copy-before-write); 5.2's backup-top had
+    # the source as its backing child.
+    source_child = "file"
+
     def __init__(self, always_reads_source: bool = False) -> None:
         # The release's cbw_child_perm (Profile.cbw_always_reads_source).
         self.always_reads_source = always_reads_source
@@ -52,11 +56,11 @@ class CopyBeforeWriteDriver(Driver):
         return p, s
 
     def virtual_size(self, g: BlockGraph, node: Node) -> int:
-        f = node.file
+        f = node.child(self.source_child)
         return g.virtual_size(f.child) if f else 0
 
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
-        f = node.file
+        f = node.child(self.source_child)
         return g.read(f.child, offset, length) if f else bytes(length)
 
     def _before_write(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
@@ -67,20 +71,20 @@ class CopyBeforeWriteDriver(Driver):
 
     def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
         self._before_write(g, node, offset, len(data))
-        f = node.file
+        f = node.child(self.source_child)
         if f is not None:
             g.write(f.child, offset, data)
 
     def write_zeroes(self, g: BlockGraph, node: Node, offset: int, length: int,
                      unmap: bool) -> None:
         self._before_write(g, node, offset, length)
-        f = node.file
+        f = node.child(self.source_child)
         if f is not None:
             g.write_zeroes(f.child, offset, length, unmap)
 
     def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
         self._before_write(g, node, offset, length)
-        f = node.file
+        f = node.child(self.source_child)
         if f is not None:
             g.discard(f.child, offset, length)
 
@@ -88,13 +92,23 @@ class CopyBeforeWriteDriver(Driver):
                        generate_json: bool) -> str:
         # cbw_refresh_filename: the source's filename, json: or not (10.0
         # recorded it so for a source with a json: name; 7.2 has the same code).
-        f = node.file
+        f = node.child(self.source_child)
         if f is None:
             return ""
         return g.filename_info(f.child)[0]
 
     def gather_children(self, g: BlockGraph, node: Node, opts: dict,
                         backing_overridden: bool) -> None:
-        f = node.file
+        f = node.child(self.source_child)
         if f is not None:
-            opts["file"] = g.filename_info(f.child)[2]
+            opts[self.source_child] = g.filename_info(f.child)[2]
+
+
+class BackupTopDriver(CopyBeforeWriteDriver):
+    """block/backup-top.c (before 6.0, Profile.backup_filter_is_backup_top):
+    the same filter, named ``backup-top``, with the source as its ``backing``
+    child (bdrv_append); it has no bitmaps of its own."""
+
+    name = "backup-top"
+    source_child = "backing"
+    reports_backing_file = False

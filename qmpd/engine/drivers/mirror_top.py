@@ -5,7 +5,8 @@ Only jobs insert it (never ``blockdev-add``), in two flavours, as QEMU's
 commit (it needs no consistent read and lets others write), and
 :class:`PlainMirrorTopDriver` for ``blockdev-mirror`` (the default filter
 permissions).  Once the job stops (``node.state == "stop"``) either takes
-nothing and shares everything.
+nothing and shares everything.  Releases before 6.0 had one flavour for both
+(:class:`ForwardWritesMirrorTopDriver`, Profile.mirror_top_forwards_writes_only).
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ class PlainMirrorTopDriver(MirrorTopDriver):
     def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
         super().discard(g, node, offset, length)
         _passed(node, offset, length, lambda t: g.discard(t, offset, length))
+
+
+class ForwardWritesMirrorTopDriver(PlainMirrorTopDriver):
+    """bdrv_mirror_top before 6.0 (mirror and active commit alike): it takes
+    only the write its users need, to forward guest writes, and shares
+    everything; the consistent read its users get is the job's own."""
+
+    def child_perm(self, node: Node, edge: Edge, perm: int,
+                   shared: int) -> tuple[int, int]:
+        if node.state == "stop":
+            return 0, perms.ALL
+        return perm & perms.WRITE, perms.ALL
 
 
 def _passed(node: Node, offset: int, length: int, copy: Callable[[Node], None]) -> None:

@@ -57,10 +57,12 @@ class QuorumDriver(Driver):
             raise BlockError.of("quorum.could-not-refresh-total-sector")
 
     def child_perm(self, node: Node, edge: Edge, perm: int, shared: int) -> tuple[int, int]:
-        p = perm & perms.ALL
+        p = perm & perms.PASSTHROUGH
         if node.state and node.state.get("rewrite"):
             p |= perms.WRITE
-        s = shared & (perms.CONSISTENT_READ | perms.WRITE_UNCHANGED)
+        # Never resize or write: the children would differ from each other
+        # (graph-mod, DEFAULT_PERM_UNCHANGED, always shared).
+        s = (shared & (perms.CONSISTENT_READ | perms.WRITE_UNCHANGED)) | perms.GRAPH_MOD
         return p, s
 
     def _children(self, node: Node) -> list[Node]:

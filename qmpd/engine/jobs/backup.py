@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from qmpd.engine import bitmaps as bmod
 from qmpd.engine import perms, surgery
-from qmpd.engine.drivers.copy_before_write import CopyBeforeWriteDriver
+from qmpd.engine.drivers.copy_before_write import BackupTopDriver, CopyBeforeWriteDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.data import CopyError, allocated_above, is_allocated
@@ -30,6 +30,7 @@ from qmpd.engine.transaction import Transaction
 
 CBW = CopyBeforeWriteDriver()
 CBW_ALWAYS_READS = CopyBeforeWriteDriver(always_reads_source=True)
+BACKUP_TOP = BackupTopDriver()
 DEFAULT_CLUSTER = 65536          # BLOCK_COPY_CLUSTER_SIZE_DEFAULT
 BLOCK_COPY_MAX_BUFFER = 1 << 20
 # How long after a backup's last request goes out its completion comes back
@@ -52,6 +53,8 @@ class BackupJob(JobDriver):
     dirty: set[int] = field(default_factory=set)   # the block-copy bitmap, in clusters
     job: Job | None = None
     copy_bitmap: bmod.DirtyBitmap | None = None
+    # copy-before-write's done_bitmap (none on 5.2's backup-top)
+    done_bitmap: bmod.DirtyBitmap | None = None
     on_source_error: str = "report"
     on_target_error: str = "report"
 
@@ -119,6 +122,8 @@ class BackupJob(JobDriver):
                     self.dirty.discard(i)
             job.total = len(self.dirty) << self.shift
         yield from job.pause_point()
+        if g.profile.backup_copies_by_cluster:
+            return (yield from self._loop_by_cluster(job, size))
         # block_copy_dirty_clusters: tasks of up to BLOCK_COPY_MAX_BUFFER of
         # contiguous dirty clusters, cut where the source's block status
         # changes; with a speed, a task waits while the rate limit says so.
@@ -179,6 +184,52 @@ class BackupJob(JobDriver):
         yield from job.pause_point()
         return 0
 
+    def _loop_by_cluster(self, job: Job, size: int) -> Generator[Sleep, None, int]:
+        """backup_loop before 6.0: the dirty clusters in order, one block_copy
+        each, and before each a yield_and_check (a sleep, of what the rate
+        limit asks for the bytes copied since the last one, or none); a
+        failed cluster is tried again until its policy says report."""
+        cs = self.cluster
+        bytes_read = 0
+        pos = 0
+        while True:
+            ahead = [i for i in self.dirty if i >= pos]
+            if not ahead:
+                break
+            i = min(ahead)
+            while True:
+                if job.is_cancelled():
+                    return 0
+                delay = job.rate_delay(bytes_read)
+                bytes_read = 0
+                yield from job.sleep_ns(delay)
+                if job.is_cancelled():
+                    return 0
+                if i not in self.dirty:
+                    break       # a guest write copied it meanwhile
+                off = i << self.shift
+                n = min(cs, size - off)
+                self.dirty.discard(i)
+                try:
+                    self._copy(job.mgr.g, off, n)
+                except CopyError as e:
+                    yield Sleep(job.now(), defer=True, failed=True)
+                    self.dirty.add(i)
+                    action = job.error_action(e.is_read, e.errno, self.on_source_error
+                                              if e.is_read else self.on_target_error)
+                    if action == "report":
+                        job.error = os.strerror(e.errno)
+                        return -e.errno
+                    if action == "stop":
+                        yield from job.pause_point()
+                    continue
+                job.progress(n)
+                bytes_read += n
+                break
+            pos = i + 1
+        yield Sleep(job.now(), defer=True)
+        return 0
+
     def _cleanup_sync_bitmap(self, ret: int) -> None:
         bm = self.bitmap
         if bm is None:
@@ -213,9 +264,25 @@ class BackupJob(JobDriver):
         job.mgr.remove_all_bdrv(job)
 
 
+def _insert_backup_top(g: BlockGraph, source: Node, target: Node, name: str | None,
+                       tx: Transaction) -> Node:
+    """bdrv_backup_top_append (before 6.0): the target child first, then
+    bdrv_append puts the filter above the source, its backing child."""
+    top = Node(BACKUP_TOP)
+    g._assign_name(top, name, tx)
+    top.read_only = False       # bdrv_new_open_driver(..., BDRV_O_RDWR)
+    top.options = {"driver": BACKUP_TOP.name, "backing": source.name, "target": target.name}
+    te = g.link(top, target, "target", perms.ROLE_DATA, tx)
+    g.refresh_perms([top], tx, new_edge=te)
+    surgery.append(g, top, source, tx)
+    return top
+
+
 def _insert_cbw(g: BlockGraph, source: Node, target: Node, name: str | None,
                 tx: Transaction) -> Node:
     """bdrv_cbw_append -> bdrv_insert_node: the filter takes the source's place."""
+    if g.profile.backup_filter_is_backup_top:
+        return _insert_backup_top(g, source, target, name, tx)
     cbw = Node(CBW_ALWAYS_READS if g.profile.cbw_always_reads_source else CBW)
     g._assign_name(cbw, name, tx)
     cbw.options = {"driver": CBW.name, "file": source.name, "target": target.name}
@@ -332,13 +399,15 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
     copy.bits = drv.dirty
     for b in (done, access, copy):
         b.disabled = True
-    cbw.dirty_bitmaps = [access, done]
+    if not g.profile.backup_filter_is_backup_top:
+        # backup-top had no bitmaps of its own.
+        cbw.dirty_bitmaps = [access, done]
+        drv.done_bitmap = done
     if on_filter:
         cbw.dirty_bitmaps.append(copy)
     else:
         bs.dirty_bitmaps.insert(0, copy)
     drv.copy_bitmap = copy
-    drv.done_bitmap = done
     tx.on_abort(lambda: bmod._release(copy))
     cbw.state = drv
     mgr.add_bdrv(job, "target", target, 0, perms.ALL, tx)

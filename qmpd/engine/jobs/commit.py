@@ -27,7 +27,7 @@ from qmpd.engine.jobs.data import (
     grow_base,
     write_data,
 )
-from qmpd.engine.jobs.mirror import ActiveCommitJob, target_perm
+from qmpd.engine.jobs.mirror import ActiveCommitJob, mirror_top_driver, target_perm
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent, inherits_from_recursive
 from qmpd.engine.perms import CONSISTENT_READ as CR
@@ -228,7 +228,7 @@ def _start_intermediate(mgr: JobManager, args: dict, bs: Node, top: Node,
         surgery.freeze_chain(ct, base, tx)
         mgr.add_bdrv(job, "base", base, 0, perms.ALL, tx)
         base_blk = mgr.add_backend(job, base, target_perm(g, base, top, CR | W),
-                                   CR | WU, tx)
+                                   CR | WU | perms.GRAPH_MOD, tx)
         top_blk = mgr.add_backend(job, top, 0, perms.ALL, tx)
     mgr.start(job, CommitJob(top, base, ct, overlay, base_blk, top_blk, base_ro,
                              args.get("backing-file")))
@@ -244,12 +244,15 @@ def _start_active(mgr: JobManager, args: dict, bs: Node, base: Node) -> Job:
         if base.read_only:
             surgery.set_read_only(g, base, False, quiet=False)
             tx.on_abort(lambda: surgery.set_read_only(g, base, True))
-        mt = surgery.new_filter_node(g, _job_filter("mirror_top"), args.get("filter-node-name"), tx)
+        mt = surgery.new_filter_node(g, mirror_top_driver(g, _job_filter("mirror_top")),
+                                     args.get("filter-node-name"), tx)
         mt.total = g.virtual_size(bs)
         g.attach(mt, bs, "backing", perms.ROLE_FILTERED | perms.ROLE_PRIMARY, tx)
         surgery.replace_node(g, bs, mt, tx, skip=lambda e: e.parent is mt)
-        job = mgr.create(args.get("job-id"), "commit", args, mt, CR, CR | WU | W, tx)
-        blk = mgr.add_backend(job, base, target_perm(g, base, bs, W), WU | CR | W, tx)
+        job = mgr.create(args.get("job-id"), "commit", args, mt, CR,
+                         CR | WU | W | perms.GRAPH_MOD, tx)
+        blk = mgr.add_backend(job, base, target_perm(g, base, bs, W),
+                              WU | CR | W | perms.GRAPH_MOD, tx)
         mgr.add_bdrv(job, "source", bs, 0, WU | W | CR, tx)
         mgr.add_bdrv(job, "target", base, 0, perms.ALL, tx)
         _block_intermediates(mgr, job, g.filter_or_cow(bs), bs, base, tx)

@@ -21,7 +21,8 @@ from typing import Any
 
 from qmpd.engine import bitmaps as bmod
 from qmpd.engine import perms, surgery
-from qmpd.engine.drivers.mirror_top import PlainMirrorTopDriver
+from qmpd.engine.drivers.base import Driver
+from qmpd.engine.drivers.mirror_top import ForwardWritesMirrorTopDriver, PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.data import CopyError, allocated_above, grow_base, write_data
@@ -38,6 +39,8 @@ MIRROR_BUF_SIZE = 1 << 24       # DEFAULT_MIRROR_BUF_SIZE
 MIRROR_MAX_IN_FLIGHT = 16
 # The filter a mirror job inserts (bdrv_mirror_top without is_commit).
 MIRROR_TOP = PlainMirrorTopDriver()
+# mirror_top before 6.0, for mirrors and active commits alike.
+FORWARD_WRITES_MIRROR_TOP = ForwardWritesMirrorTopDriver()
 
 
 class JobBitmap(bmod.DirtyBitmap):
@@ -376,7 +379,7 @@ class MirrorJob(_MirrorDriver):
                         # itself the filter's link moves too, so dropping the
                         # filter below hands its users to the target.
                         surgery.replace_node_noperm(g, to_replace, self.target, tx)
-                        g.refresh_perms([self.target, to_replace], tx)
+                        surgery.refresh_replaced(g, self.target, to_replace, tx)
                 except BlockError as e:
                     job.mgr.error_report(g.profile.render_all(e.parts))
                     self.failed = True
@@ -474,7 +477,7 @@ class ActiveCommitJob(_MirrorDriver):
                 surgery.set_read_only(g, self.base, self.bs.read_only)
             with surgery.all_or_nothing() as tx:
                 surgery.replace_node_noperm(g, self.bs, self.base, tx)
-                g.refresh_perms([self.base, self.bs], tx)
+                surgery.refresh_replaced(g, self.base, self.bs, tx)
         job.mgr.remove_all_bdrv(job)
         if self.mtop.alive:
             with surgery.all_or_nothing() as tx:
@@ -517,10 +520,19 @@ def target_perm(g: BlockGraph, target: Node, source: Node, perm: int) -> int:
     return perm | RS if g.virtual_size(target) < g.virtual_size(source) else perm
 
 
-def start_mirror(mgr: JobManager, args: dict, zero_target: bool | None = None) -> Job:
+def mirror_top_driver(g: BlockGraph, flavour: Driver) -> Driver:
+    """The release's mirror_top for a mirror (or, ``flavour``, an active commit)."""
+    return FORWARD_WRITES_MIRROR_TOP if g.profile.mirror_top_forwards_writes_only else flavour
+
+
+def start_mirror(mgr: JobManager, args: dict, zero_target: bool | None = None,
+                 backing_mode: str = "leave") -> Job:
     """qmp_blockdev_mirror and mirror_start_job.
 
-    ``zero_target`` is drive-mirror's (None: blockdev-mirror's, sync=full)."""
+    ``zero_target`` is drive-mirror's (None: blockdev-mirror's, sync=full);
+    ``backing_mode`` drive-mirror's too (a target whose backing chain the
+    job changes at the end is a graph change: its BlockBackend takes
+    graph-mod where the release has it)."""
     g = mgr.g
     device = args["device"]
     bs = surgery.lookup_bs(g, device, device)
@@ -563,11 +575,16 @@ def start_mirror(mgr: JobManager, args: dict, zero_target: bool | None = None) -
     if surgery.skip_filters(bs) is surgery.skip_filters(target):
         raise BlockError.of("mirror.mirror-node-into-itself")
     with surgery.all_or_nothing() as tx:
-        mt = surgery.new_filter_node(g, MIRROR_TOP, args.get("filter-node-name"), tx)
+        mt = surgery.new_filter_node(g, mirror_top_driver(g, MIRROR_TOP),
+                                     args.get("filter-node-name"), tx)
         mt.total = g.virtual_size(bs)
         surgery.append(g, mt, bs, tx)
-        job = mgr.create(args.get("job-id"), "mirror", args, mt, CR, CR | WU | W, tx)
-        blk = mgr.add_backend(job, target, target_perm(g, target, bs, W), WU, tx)
+        job = mgr.create(args.get("job-id"), "mirror", args, mt, CR,
+                         CR | WU | W | perms.GRAPH_MOD, tx)
+        tperm = target_perm(g, target, bs, W)
+        if backing_mode != "leave":
+            tperm |= mgr.graph_mod
+        blk = mgr.add_backend(job, target, tperm, WU, tx)
         if not gran:
             gran = bmod.default_granularity(g, target)
         if g.profile.mirror_bitmap_on_filter:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from qmpd.engine import perms
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.drains import DrainedSections
@@ -205,6 +206,8 @@ class Job:
         self.children = self.edges    # what graph code walks on a parent
         self.nodes: list[Node] = []
         self.backends: list[Parent] = []
+        # Profile.job_main_backend: the job's own BlockBackend on its main node.
+        self.main_blk: Parent | None = None
         self.co: Generator[Sleep, None, int] | None = None
         self.waiting_on: Sleep | None = None
         self.deferred = False         # body finished, completion not yet run
@@ -226,7 +229,8 @@ class Job:
             self.mgr.emit("JOB_STATUS_CHANGE", {"status": new, "id": self.id})
 
     def apply_verb(self, verb: str) -> None:
-        if self.status not in VERBS[verb]:
+        allowed = self.mgr.g.profile.job_verbs.get(verb) or VERBS[verb]
+        if self.status not in allowed:
             raise BlockError.of("job.verb-not-allowed", id=self.id,
                                 status=self.status, verb=verb)
 
@@ -440,6 +444,11 @@ class JobManager(DrainedSections):
     def jobs(self) -> list[Job]:
         return self.g.jobs
 
+    @property
+    def graph_mod(self) -> int:
+        """GRAPH_MOD where the release has it (a permission a job takes), else 0."""
+        return perms.GRAPH_MOD if self.g.profile.graph_mod_perm else 0
+
     # -- lookup ----------------------------------------------------------------
     def find(self, jid: str) -> Job | None:
         for j in self.jobs:
@@ -479,9 +488,19 @@ class JobManager(DrainedSections):
                perm: int, shared: int, tx: Transaction) -> Job:
         """block_job_create: the job and its link to ``main``; undone with ``tx``."""
         # block_job_create: without an id, the node's BlockBackend name.
-        job = self.create_job(self.g.device_name(main) if jid is None else jid, jtype, args)
-        tx.on_abort(lambda: self.early_fail(job))
-        self.add_bdrv(job, "main node", main, perm, shared, tx)
+        jid = self.g.device_name(main) if jid is None else jid
+        if not self.g.profile.job_main_backend:
+            job = self.create_job(jid, jtype, args)
+            tx.on_abort(lambda: self.early_fail(job))
+            self.add_bdrv(job, "main node", main, perm, shared, tx)
+        else:
+            # Before 6.0 the permissions are the job's own BlockBackend's,
+            # taken before the job exists (blk_new_with_bs, then job_create).
+            blk = self._new_backend(main, perm, shared, tx)
+            job = self.create_job(jid, jtype, args)
+            tx.on_abort(lambda: self.early_fail(job))
+            job.main_blk = blk
+            self.add_bdrv(job, "main node", main, 0, perms.ALL, tx)
         speed = args.get("speed", 0)
         if speed < 0:
             raise BlockError.of("job.speed-negative")
@@ -506,11 +525,15 @@ class JobManager(DrainedSections):
 
     def add_backend(self, job: Job, node: Node, perm: int, shared: int,
                     tx: Transaction) -> Parent:
+        blk = self._new_backend(node, perm, shared, tx)
+        job.backends.append(blk)
+        return blk
+
+    def _new_backend(self, node: Node, perm: int, shared: int, tx: Transaction) -> Parent:
         blk = Parent("job-backend", "", "an unnamed block device")
         self.g.backends.append(blk)
         tx.on_abort(lambda: self.g.backends.remove(blk))
         attach_fixed(self.g, blk, node, "root", perm, shared, tx)
-        job.backends.append(blk)
         return blk
 
     def remove_backend(self, job: Job, blk: Parent) -> None:
@@ -524,6 +547,12 @@ class JobManager(DrainedSections):
     def remove_all_bdrv(self, job: Job) -> None:
         with all_or_nothing() as tx:
             release_children(self.g, job, tx)
+            blk = job.main_blk
+            if blk is not None:
+                job.main_blk = None
+                release_children(self.g, blk, tx)
+                if blk in self.g.backends:
+                    self.g.backends.remove(blk)
         job.nodes.clear()
 
     def start(self, job: Job, driver: JobDriver) -> None:
@@ -723,8 +752,14 @@ class JobManager(DrainedSections):
         job.pause_count -= 1
         if job.pause_count:
             return
-        if job.waiting_on is not None and not job.busy:
-            job.enter()
+        w = job.waiting_on
+        if w is not None and not job.busy:
+            # job_resume kicks only a job without a timer pending: where a
+            # pause does not wake a sleeping job (Profile.job_pause_wakes),
+            # one still in its timed sleep is left to its timer.
+            if (self.g.profile.job_pause_wakes or w is PAUSED or w.deadline is None
+                    or w.defer or w.deadline <= job.now()):
+                job.enter()
         self.wakeup()
 
     def set_speed(self, job: Job, speed: int) -> None:
@@ -741,7 +776,10 @@ class JobManager(DrainedSections):
 
     def complete(self, job: Job) -> None:
         job.apply_verb("complete")
-        if job.cancelled or not job.driver.can_complete:
+        # Before 6.0 a job asked to pause (still ready until it does) could
+        # not be completed either (Profile.complete_refuses_paused).
+        paused = job.pause_count > 0 and self.g.profile.complete_refuses_paused
+        if job.cancelled or not job.driver.can_complete or paused:
             raise BlockError.of("job.cannot-complete", id=job.id)
         job.driver.complete(job)
         job.enter_if_sleeping()

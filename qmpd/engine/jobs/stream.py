@@ -269,9 +269,11 @@ def _start_stream_in_place(mgr: JobManager, args: dict, bs: Node, base_overlay: 
         if was_ro:
             surgery.set_read_only(g, bs, False, quiet=False)
             tx.on_abort(lambda: surgery.set_read_only(g, bs, True))
-        job = mgr.create(args.get("job-id"), "stream", args, bs, 0, perms.ALL, tx)
+        # block_job_create's own BlockBackend (Profile.job_main_backend) takes
+        # graph-mod too.
         basic = CR | WU
-        mgr.add_backend(job, bs, basic, basic | W, tx)
+        job = mgr.create(args.get("job-id"), "stream", args, bs, basic | perms.GRAPH_MOD,
+                         basic | W, tx)
         stop = g.filter_or_cow(above_base)
         it = g.filter_or_cow(bs)
         while it is not None and it is not stop:
