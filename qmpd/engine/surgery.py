@@ -422,8 +422,11 @@ def set_backing(g: BlockGraph, node: Node, new: Node | None, tx: Transaction,
         _inherits_from_recursive(new, node)
     if old is not None:
         # bdrv_remove_child does not refresh the old child: its own links keep
-        # the permissions they had until something else refreshes them.
+        # the permissions they had until something else refreshes them
+        # (before 6.0, bdrv_unref_child did: Profile.unref_child_refreshes_old).
         g.detach(old, tx)
+        if g.profile.unref_child_refreshes_old and old.child.alive:
+            g.refresh_perms([old.child], tx)
         g.unref(old.child, tx)
     if new is not None:
         g.attach(node, new, "backing", perms.ROLE_COW, tx)

@@ -173,6 +173,10 @@ class Profile:
     #: the old node keeps asking its children for what its old parents
     #: needed (a mirror's source after the pivot holds its image's write).
     replace_node_refreshes_old: ClassVar[bool] = True
+    #: A backing child that bdrv_set_backing_hd lets go of has its
+    #: permissions refreshed (bdrv_unref_child -> bdrv_replace_child, before
+    #: 6.0); 6.0+'s bdrv_remove_child leaves them as they were.
+    unref_child_refreshes_old: ClassVar[bool] = False
     #: job_complete refuses a job with pauses pending (job->pause_count:
     #: job-pause, a drained section), before 6.0: "cannot be completed".
     complete_refuses_paused: ClassVar[bool] = False

@@ -113,6 +113,7 @@ class Qemu52(Profile):
     job_main_backend = True
     mirror_top_forwards_writes_only = True
     replace_node_refreshes_old = False
+    unref_child_refreshes_old = True
     complete_refuses_paused = True
     # job.c JobVerbTable: complete on a ready job only (6.1 allowed standby)
     job_verbs = {"complete": ("ready",)}

@@ -581,10 +581,15 @@ def start_mirror(mgr: JobManager, args: dict, zero_target: bool | None = None,
         surgery.append(g, mt, bs, tx)
         job = mgr.create(args.get("job-id"), "mirror", args, mt, CR,
                          CR | WU | W | perms.GRAPH_MOD, tx)
-        tperm = target_perm(g, target, bs, W)
+        # mirror_start_job: a target in the source's backing chain may be
+        # resized to the source's length, and others may read and write it.
+        tperm, tshared = W, WU
+        if g.chain_contains(bs, target):
+            tperm = target_perm(g, target, bs, W)
+            tshared |= CR | W | perms.GRAPH_MOD
         if backing_mode != "leave":
             tperm |= mgr.graph_mod
-        blk = mgr.add_backend(job, target, tperm, WU, tx)
+        blk = mgr.add_backend(job, target, tperm, tshared, tx)
         if not gran:
             gran = bmod.default_granularity(g, target)
         if g.profile.mirror_bitmap_on_filter:

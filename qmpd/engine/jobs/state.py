@@ -544,6 +544,17 @@ class JobManager(DrainedSections):
         if blk in job.backends:
             job.backends.remove(blk)
 
+    def drop_main_perms(self, job: Job) -> None:
+        """blk_set_perm(job->blk, 0, BLK_PERM_ALL): the job's own BlockBackend
+        (Profile.job_main_backend) takes nothing any more."""
+        blk = job.main_blk
+        if blk is None or not blk.children:
+            return
+        e = blk.children[0]
+        e.perm, e.shared = 0, perms.ALL
+        with all_or_nothing() as tx:
+            self.g.refresh_perms([e.child], tx)
+
     def remove_all_bdrv(self, job: Job) -> None:
         with all_or_nothing() as tx:
             release_children(self.g, job, tx)
@@ -918,7 +929,9 @@ class JobManager(DrainedSections):
             if not j.block_job:
                 continue    # blockdev-create's job is not a block job
             d: dict[str, Any] = {"type": j.type, "device": j.id, "len": j.total,
-                                 "offset": j.current, "busy": j.busy, "paused": j.paused,
+                                 "offset": j.current, "busy": j.busy,
+                                 # block_job_query: pauses asked for, taken or not
+                                 "paused": j.pause_count > 0,
                                  "speed": j.speed, "io-status": j.io_status,
                                  "ready": j.ready_flag,
                                  "status": j.status, "auto-finalize": j.auto_finalize,

@@ -114,11 +114,15 @@ class StreamJob(JobDriver):
                 ret = -errno.EPERM
         if subtree:
             job.mgr.drained([self.above_base], False)
-        self._restore_read_only(g)
+        self._restore_read_only(job)
         return ret
 
-    def _restore_read_only(self, g: BlockGraph) -> None:
+    def _restore_read_only(self, job: Job) -> None:
+        g = job.mgr.g
         if self.restore_read_only and self.top.alive:
+            # stream_clean: "Give up write permissions before making it
+            # read-only" (the job's own BlockBackend, blk_set_perm).
+            job.mgr.drop_main_perms(job)
             surgery.set_read_only(g, self.top, True)
             self.restore_read_only = False
 
@@ -126,7 +130,7 @@ class StreamJob(JobDriver):
         _drain(job.mgr, self.top, 1, extra=int(self.bs_read_only) - 1)
         surgery.unfreeze_chain(self.cor, self.base_overlay)
         if self.in_place:
-            self._restore_read_only(job.mgr.g)
+            self._restore_read_only(job)
         elif self.cor.alive:
             with surgery.all_or_nothing() as tx:
                 surgery.drop_filter(job.mgr.g, self.cor, tx)
