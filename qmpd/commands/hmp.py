@@ -262,7 +262,7 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
         if need & ~edge.perm:
             edge.perm |= need
             try:
-                g.refresh_perms([node], tx)
+                g.refresh_perms([node], tx, changed=edge)
             except BlockError as e:
                 return _mon(daemon.profile.render_all(e.parts) + "\n")
         profile = daemon.profile

@@ -543,8 +543,12 @@ class BlockGraph:
     def refresh_perms(self, roots: list[Node], tx: Transaction,
                       new_edge: Edge | None = None,
                       writable: Callable[[Node], bool] | None = None,
-                      ro_now: Callable[[Node], bool] | None = None) -> None:
-        """bdrv_refresh_perms over ``roots`` and everything below them."""
+                      ro_now: Callable[[Node], bool] | None = None,
+                      changed: Edge | None = None) -> None:
+        """bdrv_refresh_perms over ``roots`` and everything below them.
+
+        ``changed``: a parent link whose own permissions were just changed
+        (blk_set_perm); before 6.0 it is the user checked against the others."""
         if writable is None:
             writable = self._writable_now
         order = self.topological(roots)
@@ -556,7 +560,8 @@ class BlockGraph:
             cp, cs = self.cumulative(p)
             new_edge.perm, new_edge.shared = self._child_perm_w(p, new_edge, cp, cs, writable)
         for n in order:
-            self._parent_conflicts(n)
+            self._parent_conflicts(n, changed if changed is not None and changed.child is n
+                                   else None)
             cp, cs = self.cumulative(n)
             if cp & (perms.WRITE | perms.WRITE_UNCHANGED) and not writable(n):
                 if not self._writable_now(n):
@@ -594,15 +599,18 @@ class BlockGraph:
         # bdrv_is_writable: read-write and not handed away (BDRV_O_INACTIVE).
         return not n.read_only and n.active
 
-    def _parent_conflicts(self, n: Node) -> None:
+    def _parent_conflicts(self, n: Node, changed: Edge | None = None) -> None:
         ps = list(reversed(n.parents))   # QEMU's parent list is newest first
         if len(ps) < 2:
             return
         if self.profile.perm_conflicts == "newcomer":
             # Before 6.0 a user's permissions were checked when it came (or
-            # changed) against each other parent in turn: the newest one here.
-            b = ps[0]
-            for a in ps[1:]:
+            # changed) against each other parent in turn: the one whose
+            # permissions changed, else the newest one.
+            b = changed if changed is not None and changed in ps else ps[0]
+            for a in ps:
+                if a is b:
+                    continue
                 if b.perm & ~a.shared:
                     raise BlockError.of("node.conflicts-with-use-denied", user=a.user_name(),
                                         role=a.name, perms=perms.names(b.perm & ~a.shared),
