@@ -697,7 +697,9 @@ class BlockGraph:
         name = self.device_name(node) or node.name     # bdrv_get_device_or_node_name
         for e in node.parents:
             err: BlockError | None = None
-            if e.name == "backing" and isinstance(e.parent, Node):
+            # bdrv_backing_attach blocks the node's operations only for a
+            # COW backing child, not a filter's (mirror_top, backup-top).
+            if e.name == "backing" and isinstance(e.parent, Node) and e.role & perms.ROLE_COW:
                 err = BlockError.of("node.node-busy-node-used-backing", name=name,
                                     parent=e.parent.name)
             elif e.parent in self.jobs:

@@ -19,6 +19,8 @@ a node that becomes a new child elsewhere in the same transaction survives.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 from qmpd.engine import perms
@@ -214,6 +216,12 @@ def _prepare(g: BlockGraph, st: ReopenState, queue: dict[int, ReopenState],
     # bdrv_can_set_read_only
     if st.read_only and not node.read_only and node.copy_on_read:
         raise BlockError.of("reopen.ro-copy-on-read", name=node.name)
+    # bdrv_reopen_prepare: "Flush here so that the flush won't happen at a
+    # bad time during the reopen" (what a job wrote is on disk afterwards).
+    try:
+        g.flush(node)
+    except OSError as e:
+        raise BlockError(f"Error flushing drive: {os.strerror(e.errno or errno.EIO)}") from None
     if not drv.can_reopen:
         raise BlockError.of("reopen.block-format-used-node-does", drv=drv.name, node=node.name)
     # bdrv_reset_options_allowed

@@ -342,8 +342,11 @@ def new_filter_node(g: BlockGraph, driver: Driver, name: str | None,
     return node
 
 
-def drop_filter(g: BlockGraph, filt: Node, tx: Transaction) -> None:
-    """bdrv_drop_filter (a job's filter going away): its users use its child."""
+def drop_filter(g: BlockGraph, filt: Node, tx: Transaction, keep: Any = None) -> None:
+    """bdrv_drop_filter (a job's filter going away): its users use its child.
+
+    ``keep``: a parent that stays on the filter (a job's own BlockBackend,
+    put back there before 6.0): the filter then keeps its child too."""
     e = filter_or_cow_edge(filt)
     if e is None:
         return
@@ -357,11 +360,15 @@ def drop_filter(g: BlockGraph, filt: Node, tx: Transaction) -> None:
     # its children go before permissions are refreshed (the filter would
     # otherwise still unshare what the moved users need).
     for pe in list(filt.parents):
-        if pe.parent is child or is_job_link(pe):
+        if pe.parent is child or pe.parent is keep or is_job_link(pe):
             continue
         if pe.frozen:
             raise BlockError.of("node.cannot-change-link", edge=pe.name, old=filt.name)
         move_edge(pe, child, tx)
+    if keep is not None and any(pe.parent is keep for pe in filt.parents):
+        g.refresh_perms([filt], tx)
+        g.refresh_perms([child], tx)
+        return
     for fe in list(filt.children):
         g.detach(fe, tx)
     g.refresh_perms([child], tx)

@@ -183,8 +183,10 @@ class Gen:
             elif a == "del":
                 self.steps.append(ex("blockdev-del", node_name=self.pick(layers)))
             elif a == "second":
+                # with a speed too: one that starts stays held (no race
+                # between its copying and the next command)
                 self.steps.append(ex(self.pick(["block-stream", "block-commit"]),
-                                     job_id="j2", device=layers[-1]))
+                                     job_id="j2", device=layers[-1], speed=SPEED))
             elif a == "graph":
                 self.steps.append(G)
             elif a == "nodes":

@@ -258,10 +258,35 @@ class BackupJob(JobDriver):
         self.cbw.state = None
         if self.copy_bitmap is not None:
             bmod._release(self.copy_bitmap)
+        g = job.mgr.g
+        if g.profile.backup_filter_is_backup_top:
+            # backup_clean before 6.0: bdrv_backup_top_drop only; the job
+            # keeps its links (and so the filter, with its target) until it
+            # is freed.
+            if self.cbw.alive:
+                with surgery.all_or_nothing() as tx:
+                    _drop_backup_top(g, self.cbw, tx)
+            return
         if self.cbw.alive:
             with surgery.all_or_nothing() as tx:
-                surgery.drop_filter(job.mgr.g, self.cbw, tx)
+                surgery.drop_filter(g, self.cbw, tx)
         job.mgr.remove_all_bdrv(job)
+
+
+def _drop_backup_top(g: BlockGraph, top: Node, tx: Transaction) -> None:
+    """bdrv_backup_top_drop: its users (all but the job's own links) move to
+    the source, which it lets go of (bdrv_set_backing_hd(NULL))."""
+    e = top.child(BACKUP_TOP.source_child)
+    if e is None:
+        return
+    source = e.child
+    for pe in list(top.parents):
+        if pe.parent is source or surgery.is_job_link(pe):
+            continue
+        surgery.move_edge(pe, source, tx)
+    g.detach(e, tx)
+    g.refresh_perms([source], tx)
+    g.refresh_perms([top], tx)
 
 
 def _insert_backup_top(g: BlockGraph, source: Node, target: Node, name: str | None,

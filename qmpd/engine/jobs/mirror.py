@@ -55,7 +55,8 @@ class JobBitmap(bmod.DirtyBitmap):
 def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int, int], None],
                 buf_size: int = MIRROR_BUF_SIZE,
                 policies: tuple[str, str] = ("report", "report"),
-                cow_cluster: int = 0) -> Generator[Sleep, None, None]:
+                cow_cluster: int = 0,
+                flush: Callable[[], bool] = lambda: True) -> Generator[Sleep, None, None]:
     """mirror_run's main loop: copy dirty chunks at the job's rate, become
     ready when nothing is dirty, then wait (looking again every slice) until
     completed or cancelled.  ``copy(offset, length)`` raises CopyError on an
@@ -80,6 +81,11 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
         job.total = job.current + bm.count()
         if not ranges:
             if not job.ready_flag:
+                # mirror_flush: a target with writes to flush is I/O the job
+                # waits for; it is ready only after the command that woke it
+                # (with nothing to flush, at once).
+                if flush():
+                    yield Sleep(job.now(), defer=True)
                 job.mgr.set_ready(job)
             if job.should_complete:
                 return
@@ -183,6 +189,14 @@ def copy_checked(g: BlockGraph, src: Node, dst: Node, offset: int, n: int) -> No
         raise CopyError(e, False) from None
 
 
+def _unflushed(node: Node) -> bool:
+    """Whether a flush of ``node`` has writes to send to the disk (its own,
+    or those of a child it writes to)."""
+    if node.write_gen != node.flushed_gen and not node.cache_no_flush:
+        return True
+    return any(_unflushed(e.child) for e in node.children if e.perm & (W | WU))
+
+
 def _clear_range(bm: bmod.DirtyBitmap, offset: int, length: int) -> None:
     first = offset >> bm.shift
     last = (offset + length - 1) >> bm.shift
@@ -215,7 +229,7 @@ class _MirrorDriver(JobDriver):
               keep_error: bool, cow_cluster: int = 0) -> Generator[Sleep, None, int]:
         try:
             yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE,
-                                   self.policies, cow_cluster)
+                                   self.policies, cow_cluster, lambda: self.flush_target(job))
         except OSError as e:
             if keep_error:
                 job.error = e.strerror or "Input/output error"
@@ -224,6 +238,22 @@ class _MirrorDriver(JobDriver):
 
     def cancel(self, job: Job, force: bool) -> bool:
         return force or not job.ready_flag
+
+    def target_node(self) -> Node | None:
+        raise NotImplementedError
+
+    def flush_target(self, job: Job) -> bool:
+        """mirror_flush before the job is ready: flush the target; whether
+        it had writes to flush (bdrv_co_flush then waits for the disk)."""
+        t = self.target_node()
+        if t is None or not t.alive:
+            return False
+        pending = _unflushed(t)
+        try:
+            job.mgr.g.flush(t)
+        except OSError:
+            pass
+        return pending
 
     def _exit(self, job: Job, pivot: bool) -> None:
         raise NotImplementedError
@@ -261,6 +291,9 @@ class MirrorJob(_MirrorDriver):
     # ("leave" for blockdev-mirror; see qmpd.engine.drive_jobs).
     backing_mode: str = "leave"
     backing_base: Node | None = None
+
+    def target_node(self) -> Node | None:
+        return self.target
 
     def prepare(self, job: Job) -> int:
         if self.backing_mode != "leave":
@@ -389,11 +422,7 @@ class MirrorJob(_MirrorDriver):
                                "guaranteed that doing so would not lead to an abrupt "
                                "change of visible data")
                 self.failed = True
-        job.mgr.remove_all_bdrv(job)
-        if self.mtop.alive:
-            with surgery.all_or_nothing() as tx:
-                self.mtop.state = "stop"
-                surgery.drop_filter(g, self.mtop, tx)
+        _drop_mirror_top(job, self.mtop)
 
 
 @dataclass(eq=False)
@@ -406,6 +435,9 @@ class ActiveCommitJob(_MirrorDriver):
     mtop: Node
     target_blk: Parent
     bitmap: JobBitmap | None = None
+
+    def target_node(self) -> Node | None:
+        return self.base
 
     def run(self, job: Job) -> Generator[Sleep, None, int]:
         g = job.mgr.g
@@ -478,11 +510,19 @@ class ActiveCommitJob(_MirrorDriver):
             with surgery.all_or_nothing() as tx:
                 surgery.replace_node_noperm(g, self.bs, self.base, tx)
                 surgery.refresh_replaced(g, self.base, self.bs, tx)
-        job.mgr.remove_all_bdrv(job)
-        if self.mtop.alive:
-            with surgery.all_or_nothing() as tx:
-                self.mtop.state = "stop"
-                surgery.drop_filter(g, self.mtop, tx)
+        _drop_mirror_top(job, self.mtop)
+
+
+def _drop_mirror_top(job: Job, mtop: Node) -> None:
+    """mirror_exit_common's end: the job lets go of its nodes and the filter
+    goes; before 6.0 the job's own BlockBackend, now taking nothing, is put
+    back on the filter, which stays (with its child) until the job is freed."""
+    job.mgr.remove_all_bdrv(job)
+    job.mgr.drop_main_perms(job)
+    if mtop.alive:
+        with surgery.all_or_nothing() as tx:
+            mtop.state = "stop"
+            surgery.drop_filter(job.mgr.g, mtop, tx, keep=job.main_blk)
 
 
 def can_replace(bs: Node, to_replace: Node) -> bool:

@@ -558,13 +558,19 @@ class JobManager(DrainedSections):
     def remove_all_bdrv(self, job: Job) -> None:
         with all_or_nothing() as tx:
             release_children(self.g, job, tx)
-            blk = job.main_blk
-            if blk is not None:
-                job.main_blk = None
-                release_children(self.g, blk, tx)
-                if blk in self.g.backends:
-                    self.g.backends.remove(blk)
         job.nodes.clear()
+
+    def free_main_backend(self, job: Job) -> None:
+        """block_job_free: the job's own BlockBackend (Profile.job_main_backend)
+        goes with the job, and with it a filter only it still held."""
+        blk = job.main_blk
+        if blk is None:
+            return
+        job.main_blk = None
+        with all_or_nothing() as tx:
+            release_children(self.g, blk, tx)
+        if blk in self.g.backends:
+            self.g.backends.remove(blk)
 
     def start(self, job: Job, driver: JobDriver) -> None:
         """job_start: the kind's body runs at once up to its first yield."""
@@ -726,6 +732,7 @@ class JobManager(DrainedSections):
         job.transition("null")
         # block_job_free: the job's links go when the job does.
         self.remove_all_bdrv(job)
+        self.free_main_backend(job)
         if job in self.jobs:
             self.jobs.remove(job)
 
@@ -933,7 +940,8 @@ class JobManager(DrainedSections):
                                  # block_job_query: pauses asked for, taken or not
                                  "paused": j.pause_count > 0,
                                  "speed": j.speed, "io-status": j.io_status,
-                                 "ready": j.ready_flag,
+                                 # job_is_ready: by the status, not once-ready
+                                 "ready": j.status in ("ready", "standby"),
                                  "status": j.status, "auto-finalize": j.auto_finalize,
                                  "auto-dismiss": j.auto_dismiss}
             if j.ret and j.error is not None:
