@@ -168,6 +168,7 @@ def start_drive_mirror(mgr: Any, args: dict) -> Any:
         _drop(g, target)
         raise
     job.driver.backing_mode = backing_mode
+    job.driver.unmap = args.get("unmap", True)
     job.driver.backing_base = (bs if sync == "none" else
                                target_backing if sync == "top" else None)
     return job

@@ -291,6 +291,8 @@ class MirrorJob(_MirrorDriver):
     # ("leave" for blockdev-mirror; see qmpd.engine.drive_jobs).
     backing_mode: str = "leave"
     backing_base: Node | None = None
+    # s->unmap: drive-mirror's "unmap" (blockdev-mirror: always)
+    unmap: bool = True
 
     def target_node(self) -> Node | None:
         return self.target
@@ -360,11 +362,12 @@ class MirrorJob(_MirrorDriver):
             yield from _dirty_init_waits(job)
 
         def copy(off: int, n: int) -> None:
-            # mirror_iteration: zero areas of the source become zero writes.
+            # mirror_iteration: zero areas of the source become zero writes
+            # (BDRV_REQ_MAY_UNMAP with the job's unmap, on by default).
             for o, m, _alloc, zero in g.block_status(self.bs, off, n):
                 if zero:
                     try:
-                        g.write_zeroes(self.target, o, m, False)
+                        g.write_zeroes(self.target, o, m, self.unmap)
                     except OSError as e:
                         raise CopyError(e, False) from None
                 else:
