@@ -191,6 +191,9 @@ class Profile:
     #: each (backup_loop before 6.0), rather than block-copy's tasks of up
     #: to 1 MiB: its progress moves a cluster at a time.
     backup_copies_by_cluster: ClassVar[bool] = False
+    #: BLOCK_JOB_COMPLETED's and query-block-jobs' error is strerror of the
+    #: job's return value (before 6.0), not its message (query-jobs has that).
+    block_job_error_strerror: ClassVar[bool] = False
     #: Whether block-stream puts a copy-on-read filter node above the active
     #: node (6.0+, ``filter-node-name``), or turns copy-on-read on in the
     #: active node itself, under the job's own BlockBackend (before).

@@ -119,6 +119,7 @@ class Qemu52(Profile):
     job_verbs = {"complete": ("ready",)}
     backup_filter_is_backup_top = True
     backup_copies_by_cluster = True
+    block_job_error_strerror = True
     stream_inserts_filter = False
     job_pause_wakes = False
     # 5.2 has no JSON -device: '{"driver":...' is the driver's name.

@@ -716,13 +716,21 @@ class JobManager(DrainedSections):
             self.emit("BLOCK_JOB_CANCELLED", data)
         else:
             if job.ret:
-                data["error"] = job.error or os.strerror(-job.ret)
+                data["error"] = self.block_job_error(job)
             self.emit("BLOCK_JOB_COMPLETED", data)
         if job in job.txn.jobs:
             job.txn.jobs.remove(job)
         job.transition("concluded")
         if job.auto_dismiss:
             self.dismiss(job)
+
+    def block_job_error(self, job: Job) -> str:
+        """A failed block job's error in BLOCK_JOB_COMPLETED and BlockJobInfo:
+        the job's message, or (Profile.block_job_error_strerror) the text
+        of its errno."""
+        if self.g.profile.block_job_error_strerror:
+            return os.strerror(-job.ret)
+        return job.error or os.strerror(-job.ret)
 
     def completion_data(self, job: Job) -> dict:
         return {"device": job.id, "len": job.total, "offset": job.current,
@@ -945,7 +953,7 @@ class JobManager(DrainedSections):
                                  "status": j.status, "auto-finalize": j.auto_finalize,
                                  "auto-dismiss": j.auto_dismiss}
             if j.ret and j.error is not None:
-                d["error"] = j.error
+                d["error"] = self.block_job_error(j)
             synced = getattr(j.driver, "actively_synced", None)
             if synced is not None and self.g.profile.mirror_reports_actively_synced:
                 d["actively-synced"] = synced(j)
