@@ -186,3 +186,85 @@ def test_52_raw_with_an_offset_takes_write_and_resize_on_its_file(tmp_path: Path
         perm[v] = edge["perm"]
     assert perm == {"5.2.0": ["resize", "write-unchanged", "write"],
                     "7.2.22": ["write-unchanged"]}
+
+
+def _chain(d: Dispatcher, tmp_path: Path) -> None:
+    """base <- top (qcow2, 1 MiB) and a spare qcow2 target ``t``."""
+    from qmpd.img.cli import main as qemu_img
+
+    for name in ("base", "t"):
+        assert qemu_img(["create", "-q", "-f", "qcow2", str(tmp_path / f"{name}.qcow2"),
+                         "1M"]) == 0
+    base = str(tmp_path / "base.qcow2")
+    top = str(tmp_path / "top.qcow2")
+    if not Path(top).exists():
+        assert qemu_img(["create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top]) == 0
+    for name in ("base", "top", "t"):
+        args: dict = {"driver": "qcow2", "node-name": name,
+                      "file": {"driver": "file", "node-name": f"{name}-file",
+                               "filename": str(tmp_path / f"{name}.qcow2")}}
+        if name == "base":
+            args["backing"] = None
+        elif name == "top":
+            args["backing"] = "base"
+        else:
+            args["backing"] = None
+        d.execute("blockdev-add", args)
+
+
+def _edges(d: Dispatcher) -> dict[tuple[str, str, str], tuple[list[str], list[str]]]:
+    g = d.execute("x-debug-query-block-graph", {})
+    names = {n["id"]: (n["name"] or f"<{n['type']}>") for n in g["nodes"]}
+    return {(names[e["parent"]], e["name"], names[e["child"]]): (e["perm"], e["shared-perm"])
+            for e in g["edges"]}
+
+
+@pytest.mark.parametrize("version", ["5.2.0", "7.2.22"])
+def test_52_jobs_hold_their_own_block_backend(tmp_path: Path, version: str) -> None:
+    # block_job_create before 6.0: the job's permissions are those of an
+    # unnamed BlockBackend on its main node; its own "main node" link takes
+    # nothing and shares everything.  mirror_top passes on only writes.
+    d = _daemon(version)
+    _chain(d, tmp_path)
+    d.execute("blockdev-mirror", {"job-id": "m", "device": "top", "target": "t",
+                                  "sync": "full", "filter-node-name": "mt", "speed": 65536})
+    edges = _edges(d)
+    main = edges[("m", "main node", "mt")]
+    if version == "5.2.0":
+        assert main == ([], ["graph-mod", "resize", "write-unchanged", "write",
+                             "consistent-read"])
+        assert edges[("<block-backend>", "root", "mt")] == (
+            ["consistent-read"], ["graph-mod", "write-unchanged", "write", "consistent-read"])
+        assert edges[("mt", "backing", "top")][0] == []
+    else:
+        assert main == (["consistent-read"], ["write-unchanged", "write", "consistent-read"])
+        assert ("<block-backend>", "root", "mt") not in edges
+        assert edges[("mt", "backing", "top")][0] == ["consistent-read"]
+
+
+@pytest.mark.parametrize("version, filter_, child", [
+    ("5.2.0", "backup-top", "backing"), ("7.2.22", "copy-before-write", "file")])
+def test_52_backup_inserts_backup_top_over_a_backing_child(
+        tmp_path: Path, version: str, filter_: str, child: str) -> None:
+    d = _daemon(version)
+    _chain(d, tmp_path)
+    d.execute("blockdev-backup", {"job-id": "b", "device": "top", "target": "t",
+                                  "sync": "full", "filter-node-name": "bf", "speed": 65536})
+    (node,) = [n for n in d.execute("query-named-block-nodes", {}) if n["node-name"] == "bf"]
+    assert node["drv"] == filter_
+    assert ("bf", child, "top") in _edges(d)
+    # 5.2's backup copies a 64 KiB cluster, then the rate limit holds it
+    (job,) = d.execute("query-block-jobs", {})
+    assert job["offset"] == (65536 if version == "5.2.0" else 1 << 20)
+
+
+def test_52_qemu_io_conflicting_with_a_job_names_the_job(tmp_path: Path) -> None:
+    d = _daemon("5.2.0")
+    _chain(d, tmp_path)
+    d.execute("human-monitor-command", {"command-line": 'qemu-io base "write -P 2 0 1M"'})
+    d.execute("block-stream", {"job-id": "s", "device": "top", "speed": 65536})
+    assert d.execute("query-block-jobs", {})[0]["status"] == "running"
+    out = d.execute("human-monitor-command",
+                    {"command-line": 'qemu-io base "write -P 1 0 64k"'})
+    assert out == ("Conflicts with use by stream job 's' as 'intermediate node', which "
+                   "does not allow 'write' on base\r\n")

@@ -218,6 +218,10 @@ class Job:
         # child_job_get_parent_desc
         return f"{self.type} job '{self.id}'"
 
+    def user_name(self) -> str:
+        # bdrv_child_user_desc (5.2's "Conflicts with use by ..." texts)
+        return self.user_desc()
+
     def label(self) -> str:
         return self.id
 
