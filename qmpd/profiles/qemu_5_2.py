@@ -22,7 +22,19 @@ the real 5.2 (corpus ``tests/data/*/qemu-5.2/``) and traced to its sources:
 * its texts: :data:`MESSAGES` for situations the engine raises by key, and
   :data:`REWORDINGS` for the texts that reach the profile as finished strings
   (QAPI visitor and lookup texts that read the same everywhere they occur);
+* its block jobs (blockjob.c, block/mirror.c, block/backup*.c, block/stream.c
+  of 5.2): the ``graph-mod`` permission taken where 5.2 takes it; every job's
+  own BlockBackend on its main node, kept until the job is freed (and with it
+  mirror_top, put back under it); mirror_top passing on only writes;
+  ``backup-top`` over a ``backing`` child, copying a cluster at a time;
+  ``bdrv_replace_node`` leaving the replaced node's permissions as they were;
+  ``complete`` only on a ready job with no pause pending; a resumed job left
+  in its timed sleep; a block job's error told by its errno;
 * its semantics, as the switches below that the engine and commands read.
+
+Where 5.2 itself hangs or crashes (a ``backing`` reference to the node being
+added, ``ops-snapshot``'s abort, iothread moves), qmpd answers as 7.2 does:
+those steps stay in ``tests/conformance/known_differences-5.2.json``.
 """
 
 from __future__ import annotations
