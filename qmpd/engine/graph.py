@@ -545,10 +545,7 @@ class BlockGraph:
                       writable: Callable[[Node], bool] | None = None,
                       ro_now: Callable[[Node], bool] | None = None,
                       changed: Edge | None = None) -> None:
-        """bdrv_refresh_perms over ``roots`` and everything below them.
-
-        ``changed``: a parent link whose own permissions were just changed
-        (blk_set_perm); before 6.0 it is the user checked against the others."""
+        """bdrv_refresh_perms over ``roots`` and all below (``changed``: a user's new perms)."""
         if writable is None:
             writable = self._writable_now
         order = self.topological(roots)
@@ -560,8 +557,7 @@ class BlockGraph:
             cp, cs = self.cumulative(p)
             new_edge.perm, new_edge.shared = self._child_perm_w(p, new_edge, cp, cs, writable)
         for n in order:
-            self._parent_conflicts(n, changed if changed is not None and changed.child is n
-                                   else None)
+            self._parent_conflicts(n, changed)
             cp, cs = self.cumulative(n)
             if cp & (perms.WRITE | perms.WRITE_UNCHANGED) and not writable(n):
                 if not self._writable_now(n):
@@ -604,13 +600,9 @@ class BlockGraph:
         if len(ps) < 2:
             return
         if self.profile.perm_conflicts == "newcomer":
-            # Before 6.0 a user's permissions were checked when it came (or
-            # changed) against each other parent in turn: the one whose
-            # permissions changed, else the newest one.
-            b = changed if changed is not None and changed in ps else ps[0]
-            for a in ps:
-                if a is b:
-                    continue
+            # Before 6.0: the user coming (newest) or changing, against each other.
+            b = changed if changed in ps else ps[0]
+            for a in (p for p in ps if p is not b):
                 if b.perm & ~a.shared:
                     raise BlockError.of("node.conflicts-with-use-denied", user=a.user_name(),
                                         role=a.name, perms=perms.names(b.perm & ~a.shared),
@@ -635,8 +627,6 @@ class BlockGraph:
         st = n.state
         if n.driver.name != "file" or st is None or not st.locking:
             return
-        if n.force_share:
-            pass
         self.lock_check(st.layer, perm, shared, exclude=n)
         layer = st.layer
         if getattr(layer, "direct", False):
@@ -697,8 +687,7 @@ class BlockGraph:
         name = self.device_name(node) or node.name     # bdrv_get_device_or_node_name
         for e in node.parents:
             err: BlockError | None = None
-            # bdrv_backing_attach blocks the node's operations only for a
-            # COW backing child, not a filter's (mirror_top, backup-top).
+            # bdrv_backing_attach: only a COW backing child blocks (not a filter's)
             if e.name == "backing" and isinstance(e.parent, Node) and e.role & perms.ROLE_COW:
                 err = BlockError.of("node.node-busy-node-used-backing", name=name,
                                     parent=e.parent.name)
