@@ -24,7 +24,7 @@ from qmpd.engine import perms, surgery
 from qmpd.engine.drivers.mirror_top import PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import CopyError, allocated_above, grow_base, write_data
+from qmpd.engine.jobs.data import CopyError, allocated_above, grow_base
 from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR
@@ -52,7 +52,8 @@ class JobBitmap(bmod.DirtyBitmap):
 def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int, int], None],
                 buf_size: int = MIRROR_BUF_SIZE,
                 policies: tuple[str, str] = ("report", "report"),
-                cow_cluster: int = 0) -> Generator[Sleep, None, None]:
+                cow_cluster: int = 0, flush: Callable[[], None] | None = None
+                ) -> Generator[Sleep, None, None]:
     """mirror_run's main loop: copy dirty chunks at the job's rate, become
     ready when nothing is dirty, then wait (looking again every slice) until
     completed or cancelled.  ``copy(offset, length)`` raises CopyError on an
@@ -60,11 +61,17 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
     the policy of the side that failed (``policies``: on-source-error,
     on-target-error) acts, as mirror_read_complete / mirror_write_complete:
     ``stop`` pauses the job, ``ignore`` copies the area again later,
-    ``report`` ends the job with the error."""
+    ``report`` ends the job with the error.  ``flush`` (mirror_flush) flushes
+    the target before the job becomes ready and before it completes."""
     job.total = job.current + bm.count()
     delay = 0
     steady = False
     cow: set[int] = set()   # s->cow_bitmap: chunks copied whole to the target
+    if bm.count():
+        # The first requests wait on I/O (the thread pool): whatever the
+        # command that started the job does, it replies before they complete.
+        yield Sleep(job.now(), defer=True)
+        yield from job.pause_point()
     while True:
         if steady:
             yield from job.sleep_ns(delay)
@@ -76,6 +83,15 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
         ranges = bm.byte_ranges()
         job.total = job.current + bm.count()
         if not ranges:
+            if flush is not None and (not job.ready_flag or job.should_complete):
+                try:
+                    flush()
+                except OSError as e:
+                    if job.error_action(False, e.errno, policies[1]) == "report":
+                        raise
+                    # mirror_flush failed: go round again (a stop has paused the job)
+                    delay, steady = SLICE_NS, True
+                    continue
             if not job.ready_flag:
                 job.mgr.set_ready(job)
             if job.should_complete:
@@ -169,13 +185,15 @@ def status_above(g: BlockGraph, node: Node | None, offset: int,
 
 
 def copy_checked(g: BlockGraph, src: Node, dst: Node, offset: int, n: int) -> None:
-    """copy_range, its I/O errors saying whether the read or the write failed."""
+    """mirror's MIRROR_METHOD_COPY: it writes what it read, zero bytes or not
+    (only the block status makes zero writes); its I/O errors say whether the
+    read or the write failed."""
     try:
         data = g.read(src, offset, n)
     except OSError as e:
         raise CopyError(e, True) from None
     try:
-        write_data(g, dst, offset, data)
+        g.write(dst, offset, data)
     except OSError as e:
         raise CopyError(e, False) from None
 
@@ -208,11 +226,12 @@ class _MirrorDriver(JobDriver):
     policies = ("report", "report")
 
     def _loop(self, job: Job, bm: bmod.DirtyBitmap, length: int,
-              copy: Callable[[int, int], None],
-              keep_error: bool, cow_cluster: int = 0) -> Generator[Sleep, None, int]:
+              copy: Callable[[int, int], None], keep_error: bool, target: Node,
+              cow_cluster: int = 0) -> Generator[Sleep, None, int]:
+        g = job.mgr.g
         try:
             yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE,
-                                   self.policies, cow_cluster)
+                                   self.policies, cow_cluster, lambda: g.flush(target))
         except OSError as e:
             if keep_error:
                 job.error = e.strerror or "Input/output error"
@@ -341,7 +360,7 @@ class MirrorJob(_MirrorDriver):
         cluster = info[0] if info is not None and info[0] else 0
         cow_cluster = cluster if (self.target.auto_backing_file and self.target.backing is None
                                   and bm.granularity < cluster) else 0
-        return (yield from self._loop(job, bm, length, copy, keep_error=True,
+        return (yield from self._loop(job, bm, length, copy, keep_error=True, target=self.target,
                                       cow_cluster=cow_cluster))
 
     def complete(self, job: Job) -> None:
@@ -448,7 +467,7 @@ class ActiveCommitJob(_MirrorDriver):
                 except OSError as e:
                     raise CopyError(e, False) from None
 
-        return (yield from self._loop(job, bm, length, copy, keep_error=False))
+        return (yield from self._loop(job, bm, length, copy, keep_error=False, target=self.base))
 
     def write_passed(self, job: Job, offset: int, length: int,
                      copy: Callable[[Node], None]) -> None:
