@@ -31,7 +31,7 @@ DEFAULT_TESTS = ("245", "reopen-file", "mirror-top-perms@raw", "030", "040", "04
                  "056", "124", "155", "257",
                  # bash tests (common.qemu's -qmp stdio) and more jobs, all passing
                  "095", "132", "141", "144", "152", "156", "218", "224", "229", "235",
-                 "247", "249", "255", "258", "312", "313")
+                 "247", "248", "249", "255", "258", "312", "313")
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
