@@ -67,11 +67,10 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
     delay = 0
     steady = False
     cow: set[int] = set()   # s->cow_bitmap: chunks copied whole to the target
-    if bm.count():
-        # The first requests wait on I/O (the thread pool): whatever the
-        # command that started the job does, it replies before they complete.
-        yield Sleep(job.now(), defer=True)
-        yield from job.pause_point()
+    # The first request waits on I/O (the thread pool): it is issued under
+    # the command that started the job, which replies before it completes
+    # (its progress, or its error's event, come after the reply).
+    first = True
     while True:
         if steady:
             yield from job.sleep_ns(delay)
@@ -116,9 +115,16 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
                 # copied yet grows to whole target clusters (the target has
                 # no backing to fill the rest of a cluster it allocates).
                 off, m = _cow_align(cow, bm.granularity, cow_cluster, off, m, length)
+            failure: CopyError | None = None
             try:
                 copy(off, m)
             except CopyError as e:
+                failure = e
+            if first:
+                first = False
+                yield Sleep(job.now(), defer=True)
+            if failure is not None:
+                e = failure
                 bm.set_range(off, m)
                 action = job.error_action(e.is_read, e.errno,
                                           policies[0] if e.is_read else policies[1])
