@@ -67,17 +67,20 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
     delay = 0
     steady = False
     cow: set[int] = set()   # s->cow_bitmap: chunks copied whole to the target
-    # The first request waits on I/O (the thread pool): it is issued under
-    # the command that started the job, which replies before it completes
-    # (its progress, or its error's event, come after the reply).
-    first = True
+    # The first requests wait on I/O (the thread pool): they are issued under
+    # the command that started the job, which replies before they complete
+    # (their progress, or an error's event, come after the reply), and a
+    # cancel that comes meanwhile still lets them finish.
+    first = bool(bm.count())
+    if first:
+        yield Sleep(job.now(), defer=True)
     while True:
         if steady:
             yield from job.sleep_ns(delay)
         else:
             yield from job.rate_sleep(delay)
         steady = False
-        if job.cancelled:
+        if job.cancelled and not first:
             return
         ranges = bm.byte_ranges()
         job.total = job.current + bm.count()
@@ -115,16 +118,9 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
                 # copied yet grows to whole target clusters (the target has
                 # no backing to fill the rest of a cluster it allocates).
                 off, m = _cow_align(cow, bm.granularity, cow_cluster, off, m, length)
-            failure: CopyError | None = None
             try:
                 copy(off, m)
             except CopyError as e:
-                failure = e
-            if first:
-                first = False
-                yield Sleep(job.now(), defer=True)
-            if failure is not None:
-                e = failure
                 bm.set_range(off, m)
                 action = job.error_action(e.is_read, e.errno,
                                           policies[0] if e.is_read else policies[1])
@@ -137,6 +133,7 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
             job.progress(m)
             delay = job.rate_delay(m)
             off += m
+        first = False
 
 
 def _dirty_init_waits(job: Job) -> Generator[Sleep, None, None]:
