@@ -28,7 +28,10 @@ from pathlib import Path
 # TEST@FMT runs TEST with another image format than IOTESTS_FORMAT (mirror-top-perms
 # supports only raw).
 DEFAULT_TESTS = ("245", "reopen-file", "mirror-top-perms@raw", "030", "040", "041",
-                 "056", "124", "155", "257")
+                 "056", "124", "155", "257",
+                 # bash tests (common.qemu's -qmp stdio) and more jobs, all passing
+                 "095", "132", "141", "144", "152", "156", "218", "224", "229", "235",
+                 "247", "248", "249", "255", "258", "312", "313")
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent

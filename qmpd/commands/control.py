@@ -50,10 +50,15 @@ def query_qmp_schema(daemon: Any, args: dict) -> list[dict]:
 
 @command("quit")
 def quit_(daemon: Any, args: dict) -> dict:
-    # QEMU sends SHUTDOWN before the reply, then closes the connection and exits;
-    # the server does the closing when it sees quit_requested.
+    # QEMU sends SHUTDOWN before the reply on a socket monitor, after it on
+    # stdio (quit_reply_first), then closes the connection and exits; the
+    # server does the closing when it sees quit_requested.
     daemon.quit_requested = True
-    daemon.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
+    data = {"guest": False, "reason": "host-qmp-quit"}
+    if daemon.quit_reply_first:
+        daemon.after_reply(lambda: daemon.emit("SHUTDOWN", data))
+    else:
+        daemon.emit("SHUTDOWN", data)
     return {}
 
 

@@ -75,6 +75,9 @@ class Daemon:
         #: "prelaunch" (-S until the first cont), "paused" (after stop) or "running".
         self.run_state = "running"
         self.quit_requested = False
+        #: quit's reply goes out before SHUTDOWN (the server sets it for a
+        #: monitor on stdio).
+        self.quit_reply_first = False
         self.event_sink: EventSink | None = None
         #: Set by the Dispatcher built on this daemon (query-commands reads its table).
         self.dispatcher: Dispatcher | None = None

@@ -52,8 +52,16 @@ def drive_new(daemon: Any, opts: dict[str, str]) -> None:
     g = daemon.graph
     iface = opts.get("if", "ide")
     drive_id = opts.get("id")
+    # drive_new: the first unit no drive of this interface has yet (with or
+    # without an id), unless unit= names one; it numbers the automatic id.
+    taken = {b.drive_slot[1] for b in g.backends
+             if isinstance(b, BlockBackend) and b.drive_slot and b.drive_slot[0] == iface}
+    unit = int(opts["unit"]) if opts.get("unit", "").isdigit() else 0
+    if "unit" not in opts:
+        while unit in taken:
+            unit += 1
     if drive_id is None:
-        drive_id = {"virtio": "virtio", "none": "none"}.get(iface, iface) + "0"
+        drive_id = {"virtio": "virtio", "none": "none"}.get(iface, iface) + str(unit)
     if not id_wellformed(drive_id):
         raise QMPError(f"Invalid ID '{drive_id}'")   # not reached for QEMU's own ids
     if g.named_backend(drive_id) is not None:
@@ -112,6 +120,7 @@ def drive_new(daemon: Any, opts: dict[str, str]) -> None:
 
     blk = BlockBackend(None, f"block device '{drive_id}'", drive_id)
     blk.write_cache = write_cache
+    blk.drive_slot = (iface, unit)
     # blockdev_init: block_acct_setup with stats-account-* (default on).
     blk.stats.account_invalid = _bool("stats-account-invalid",
                                       opts.get("stats-account-invalid", "on"))

@@ -136,6 +136,10 @@ class Client:
         self.rstream = rstream
         self.wstream = wstream
         self.session = Session(server.version_info)
+        # A monitor on stdio (-qmp stdio) hears quit's reply before SHUTDOWN
+        # (QEMU runs it in the main loop; socket monitors, in their I/O thread,
+        # see the shutdown's events first).
+        self.stdio = False
         self.buf = bytearray()
         # Pieces of long replies (and whatever was in buf before them), sent
         # before buf; ``queued`` is their size.
@@ -510,6 +514,8 @@ class Server:
         self._running_for = client
         try:
             run = self._execute or self._load_dispatcher()
+            if req.name == "quit":
+                self._daemon.quit_reply_first = client.stdio
             result = run(req.name, req.arguments, oob=req.oob, preencoded=True, stepwise=True)
             if result.__class__ is Stepwise:
                 return result
@@ -571,11 +577,17 @@ class Server:
         limit = self.config.max_output
         if len(reply) > limit:
             reply = session.error(req, "GenericError", _too_large(len(reply), limit))
-        if self._daemon.quit_requested:
-            # Daemon-side cleanup first (QEMU cancels its block jobs): its
-            # events still reach the clients, ahead of the quit reply.
-            self._daemon.jobs.cancel_all()
-            self.request_shutdown()
+        daemon = self._daemon
+        if daemon.quit_requested:
+            # Daemon-side cleanup (QEMU cancels its block jobs): its events
+            # reach socket clients ahead of the quit reply, a stdio client after.
+            def cleanup() -> None:
+                daemon.jobs.cancel_all()
+                self.request_shutdown()
+            if daemon.quit_reply_first:
+                daemon.after_reply(cleanup)
+            else:
+                cleanup()
         return reply
 
     async def run_long(self, client: Client, req: Any, work: Stepwise) -> bytes | list[bytes]:
@@ -663,10 +675,11 @@ class Server:
         self.quitting = True
         self._shutdown.set()
 
-    async def _client_task(self, rstream: Any, wstream: Any,
-                           rfd: int = -1, wfd: int = -1, greeted: bool = False) -> None:
+    async def _client_task(self, rstream: Any, wstream: Any, rfd: int = -1, wfd: int = -1,
+                           greeted: bool = False, stdio: bool = False) -> None:
         self._next_cid += 1
         client = Client(self, self._next_cid, rstream, wstream, rfd, wfd)
+        client.stdio = stdio
         self.clients.add(client)
         if self.tracer is not None:
             self.tracer.log(client.cid, "connect", b"")
@@ -724,7 +737,8 @@ class Server:
     async def _serve_stdio(self) -> None:
         rstream = trio.lowlevel.FdStream(os.dup(0))
         wstream = trio.lowlevel.FdStream(os.dup(1))
-        await self._client_task(rstream, wstream, rstream.fileno(), wstream.fileno())
+        await self._client_task(rstream, wstream, rstream.fileno(), wstream.fileno(),
+                                stdio=True)
         if not self.unix_endpoints:
             # The only client is gone: nothing left to serve.
             self.request_shutdown()

@@ -234,6 +234,9 @@ def test_mirror_pivots_on_complete(s: Session, d: str) -> None:
     add_qcow2(s, "tgt", f"{d}/t1.qcow2")
     s.io("disk", "write -P 7 0 64k")
     s("blockdev-mirror", device="disk", target="tgt", sync="full", **{"job-id": "m0"})
+    # The copy's I/O completes after the command's reply.
+    assert not any(e[0] == "BLOCK_JOB_READY" for e in s.events)
+    s.settle()
     assert any(e[0] == "BLOCK_JOB_READY" for e in s.events)
     s("job-complete", id="m0")
     assert any(e[0] == "BLOCK_JOB_COMPLETED" for e in s.events)

@@ -13,7 +13,7 @@ from qmpd.profiles import select
 
 def test_replacing_a_quorum_child_exported_meanwhile_fails_with_a_report(capsys) -> None:
     clock = VirtualClock()
-    daemon = Daemon(select("7.2.22"), job_time=clock)
+    daemon = Daemon(select("7.2.22"), job_time=clock, extensions=True)
     events: list[tuple[str, Any]] = []
     daemon.event_sink = lambda name, data, ts: events.append((name, data))
     d = Dispatcher(daemon)
@@ -29,11 +29,11 @@ def test_replacing_a_quorum_child_exported_meanwhile_fails_with_a_report(capsys)
         replaces="img1")
     qmp("nbd-server-start", addr={"type": "unix", "data": {"path": "/nonexistent/nbd.sock"}})
     qmp("nbd-server-add", device="img1")
-    clock.step(10**9)
+    qmp("x-qmpd-clock-step", ns=10**9)
     assert ("BLOCK_JOB_READY", {"device": "mirror", "len": 1 << 20, "offset": 1 << 20,
                                 "speed": 0, "type": "mirror"}) in events
     qmp("block-job-complete", device="mirror")
-    clock.step(10**9)
+    qmp("x-qmpd-clock-step", ns=10**9)
     done = [data for name, data in events if name == "BLOCK_JOB_COMPLETED"]
     assert done and done[0]["error"] == "Operation not permitted"
     assert capsys.readouterr().err == (

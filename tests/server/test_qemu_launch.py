@@ -426,3 +426,32 @@ def test_qtest_protocol_is_logged_on_stderr_as_qemu_logs_it(harness):
     assert re.fullmatch(r"\[R \+\d+\.\d{6}\] clock_step 1000", lines[1])
     assert re.fullmatch(r"\[S \+\d+\.\d{6}\] OK 1000", lines[2])
     assert re.fullmatch(r"\[I \+\d+\.\d{6}\] CLOSED", lines[3])
+
+
+def test_stdio_monitor_hears_quits_reply_before_shutdown(short_tmp):
+    """iotests' common.qemu (-monitor none -qmp stdio): QEMU answers quit on
+    its stdio monitor before it sends SHUTDOWN (156, 185 and 247 expect so)."""
+    script = '{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n'
+    proc = subprocess.run([sys.executable, "-m", "qmpd", "--qemu-version", "7.2.22",
+                           "-nographic", "-serial", "none", "-monitor", "none",
+                           "-qmp", "stdio", "-nodefaults", "-display", "none"],
+                          cwd=REPO, input=script, capture_output=True, text=True,
+                          timeout=WAIT)
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [m.get("event", "return" if "return" in m else "?") for m in lines[1:]] == \
+        ["return", "return", "SHUTDOWN"]
+
+
+def test_drives_without_id_are_numbered_per_interface(short_tmp):
+    """drive_new: the first free unit of the interface names the drive."""
+    script = ('{"execute": "qmp_capabilities"}\n{"execute": "query-block"}\n'
+              '{"execute": "quit"}\n')
+    proc = subprocess.run([sys.executable, "-m", "qmpd", "--qemu-version", "7.2.22",
+                           "-monitor", "none", "-qmp", "stdio", "-nodefaults",
+                           "-drive", "if=none,driver=null-co",
+                           "-drive", "if=none,id=mine,driver=null-co",
+                           "-drive", "if=none,driver=null-co"],
+                          cwd=REPO, input=script, capture_output=True, text=True,
+                          timeout=WAIT)
+    block = json.loads(proc.stdout.splitlines()[2])["return"]
+    assert [b["device"] for b in block] == ["none0", "mine", "none2"]

@@ -29,6 +29,8 @@ class BlockBackend(Parent):
         self.write_cache = True
         # What its user accounted (query-blockstats).
         self.stats = BlockAcctStats()
+        # A -drive's interface and unit (DriveInfo's type and unit), else None.
+        self.drive_slot: tuple[str, int] | None = None
 
     @property
     def qdev_path(self) -> str:

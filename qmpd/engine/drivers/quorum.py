@@ -89,6 +89,21 @@ class QuorumDriver(Driver):
         for c in self._children(node):
             g.write(c, offset, data)
 
+    def block_status(self, g: BlockGraph, node: Node, offset: int,
+                     length: int) -> list[tuple[int, int, bool, bool]]:
+        """quorum_co_block_status: data where any child has data (as far as the
+        longest such run), zero only where every child reads zero (as far as
+        the shortest zero run)."""
+        out: list[tuple[int, int, bool, bool]] = []
+        pos, end = offset, offset + length
+        while pos < end:
+            runs = [_status_above(g, c, pos, end - pos) for c in self._children(node)]
+            data = [n for n, zero in runs if not zero]
+            n = max(data) if data else min(n for n, _ in runs)
+            out.append((pos, n, True, not data))
+            pos += n
+        return out
+
     def gather_children(self, g: BlockGraph, node: Node, opts: dict,
                         backing_overridden: bool) -> None:
         opts["children"] = [g.filename_info(c)[2] for c in self._children(node)]
@@ -96,3 +111,17 @@ class QuorumDriver(Driver):
     def exact_filename(self, g: BlockGraph, node: Node, full_opts: dict,
                        generate_json: bool) -> str:
         return ""
+
+
+def _status_above(g: BlockGraph, node: Node, offset: int, length: int) -> tuple[int, bool]:
+    """bdrv_co_common_block_status_above(child, NULL): the first run at
+    ``offset`` through the child's backing chain: (length, reads as zero)."""
+    o, n, alloc, zero = g.block_status(node, offset, length)[0]
+    n = min(o + n, offset + length) - offset
+    if alloc:
+        return n, zero
+    below = g.filter_or_cow(node)
+    if below is None or offset >= g.virtual_size(below):
+        return n, True
+    m, zero = _status_above(g, below, offset, n)
+    return m, zero

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -110,6 +112,7 @@ class RawDriver(Driver):
         return g.read(f, node.state.offset + offset, length)
 
     def write(self, g: BlockGraph, node: Node, offset: int, data: bytes) -> None:
+        _check_room(node, offset, len(data))
         f = self.primary(node)
         if f is not None:
             f.driver.debug_event(f, "write_aio")    # raw_co_pwritev's BLKDBG_EVENT
@@ -117,11 +120,13 @@ class RawDriver(Driver):
 
     def write_zeroes(self, g: BlockGraph, node: Node, offset: int, length: int,
                      unmap: bool) -> None:
+        _check_room(node, offset, length)
         f = self.primary(node)
         if f is not None:
             g.write_zeroes(f, node.state.offset + offset, length, unmap)
 
     def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
+        _check_room(node, offset, length)
         f = self.primary(node)
         if f is not None:
             g.discard(f, node.state.offset + offset, length)
@@ -133,3 +138,11 @@ class RawDriver(Driver):
             return [(offset, length, True, False)]
         base = node.state.offset
         return [(o - base, n, a, z) for o, n, a, z in g.block_status(f, base + offset, length)]
+
+
+def _check_room(node: Node, offset: int, length: int) -> None:
+    """raw_adjust_offset for writes: nothing reaches the file past the
+    ``size`` option's end (ENOSPC: 248 runs a mirror into such a target)."""
+    st = node.state
+    if st.has_size and (offset > st.size or length > st.size - offset):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -25,7 +25,7 @@ from qmpd.engine.drivers.base import Driver
 from qmpd.engine.drivers.mirror_top import ForwardWritesMirrorTopDriver, PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import CopyError, allocated_above, grow_base, write_data
+from qmpd.engine.jobs.data import CopyError, allocated_above, grow_base
 from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR
@@ -56,7 +56,7 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
                 buf_size: int = MIRROR_BUF_SIZE,
                 policies: tuple[str, str] = ("report", "report"),
                 cow_cluster: int = 0,
-                flush: Callable[[], bool] = lambda: True) -> Generator[Sleep, None, None]:
+                flush: Callable[[], bool] = lambda: False) -> Generator[Sleep, None, None]:
     """mirror_run's main loop: copy dirty chunks at the job's rate, become
     ready when nothing is dirty, then wait (looking again every slice) until
     completed or cancelled.  ``copy(offset, length)`` raises CopyError on an
@@ -64,29 +64,46 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
     the policy of the side that failed (``policies``: on-source-error,
     on-target-error) acts, as mirror_read_complete / mirror_write_complete:
     ``stop`` pauses the job, ``ignore`` copies the area again later,
-    ``report`` ends the job with the error."""
+    ``report`` ends the job with the error.  ``flush`` (mirror_flush) flushes
+    the target before the job becomes ready and before it completes."""
     job.total = job.current + bm.count()
     delay = 0
     steady = False
     cow: set[int] = set()   # s->cow_bitmap: chunks copied whole to the target
+    # The first requests wait on I/O (the thread pool): they are issued under
+    # the command that started the job, which replies before they complete
+    # (their progress, or an error's event, come after the reply), and a
+    # cancel that comes meanwhile still lets them finish.
+    first = bool(bm.count())
+    if first:
+        yield Sleep(job.now(), defer=True)
     while True:
         if steady:
             yield from job.sleep_ns(delay)
         else:
             yield from job.rate_sleep(delay)
         steady = False
-        if job.cancelled:
+        if job.cancelled and not first:
             return
         ranges = bm.byte_ranges()
         job.total = job.current + bm.count()
         if not ranges:
-            if not job.ready_flag:
-                # mirror_flush: a target with writes to flush is I/O the job
-                # waits for; it is ready only after the command that woke it
-                # (with nothing to flush, at once; under the virtual clock
-                # I/O takes no time).
-                if flush() and not job.mgr.time.virtual:
+            if not job.ready_flag or job.should_complete:
+                # mirror_flush, before ready and before completing: a target
+                # with writes to flush is I/O the job waits for (it is ready
+                # only after the command that woke it; with nothing to flush,
+                # at once; under the virtual clock I/O takes no time).
+                try:
+                    pending = flush()
+                except OSError as e:
+                    if job.error_action(False, e.errno, policies[1]) == "report":
+                        raise
+                    # mirror_flush failed: go round again (a stop has paused the job)
+                    delay, steady = SLICE_NS, True
+                    continue
+                if not job.ready_flag and pending and not job.mgr.time.virtual:
                     yield Sleep(job.now(), defer=True)
+            if not job.ready_flag:
                 job.mgr.set_ready(job)
             if job.should_complete:
                 return
@@ -125,6 +142,7 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
             job.progress(m)
             delay = job.rate_delay(m)
             off += m
+        first = False
 
 
 def _dirty_init_waits(job: Job) -> Generator[Sleep, None, None]:
@@ -179,13 +197,15 @@ def status_above(g: BlockGraph, node: Node | None, offset: int,
 
 
 def copy_checked(g: BlockGraph, src: Node, dst: Node, offset: int, n: int) -> None:
-    """copy_range, its I/O errors saying whether the read or the write failed."""
+    """mirror's MIRROR_METHOD_COPY: it writes what it read, zero bytes or not
+    (only the block status makes zero writes); its I/O errors say whether the
+    read or the write failed."""
     try:
         data = g.read(src, offset, n)
     except OSError as e:
         raise CopyError(e, True) from None
     try:
-        write_data(g, dst, offset, data)
+        g.write(dst, offset, data)
     except OSError as e:
         raise CopyError(e, False) from None
 
@@ -226,11 +246,12 @@ class _MirrorDriver(JobDriver):
     policies = ("report", "report")
 
     def _loop(self, job: Job, bm: bmod.DirtyBitmap, length: int,
-              copy: Callable[[int, int], None],
-              keep_error: bool, cow_cluster: int = 0) -> Generator[Sleep, None, int]:
+              copy: Callable[[int, int], None], keep_error: bool, target: Node,
+              cow_cluster: int = 0) -> Generator[Sleep, None, int]:
         try:
             yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE,
-                                   self.policies, cow_cluster, lambda: self.flush_target(job))
+                                   self.policies, cow_cluster,
+                                   lambda: self.flush_target(job, target))
         except OSError as e:
             if keep_error:
                 job.error = e.strerror or "Input/output error"
@@ -243,17 +264,14 @@ class _MirrorDriver(JobDriver):
     def target_node(self) -> Node | None:
         raise NotImplementedError
 
-    def flush_target(self, job: Job) -> bool:
-        """mirror_flush before the job is ready: flush the target; whether
-        it had writes to flush (bdrv_co_flush then waits for the disk)."""
-        t = self.target_node()
-        if t is None or not t.alive:
+    def flush_target(self, job: Job, target: Node) -> bool:
+        """mirror_flush: flush the target; whether it had writes to flush
+        (bdrv_co_flush then waits for the disk).  Raises OSError as the
+        flush fails (the job's on-target-error decides)."""
+        if not target.alive:
             return False
-        pending = _unflushed(t)
-        try:
-            job.mgr.g.flush(t)
-        except OSError:
-            pass
+        pending = _unflushed(target)
+        job.mgr.g.flush(target)
         return pending
 
     def _exit(self, job: Job, pivot: bool) -> None:
@@ -381,7 +399,7 @@ class MirrorJob(_MirrorDriver):
         cluster = info[0] if info is not None and info[0] else 0
         cow_cluster = cluster if (self.target.auto_backing_file and self.target.backing is None
                                   and bm.granularity < cluster) else 0
-        return (yield from self._loop(job, bm, length, copy, keep_error=True,
+        return (yield from self._loop(job, bm, length, copy, keep_error=True, target=self.target,
                                       cow_cluster=cow_cluster))
 
     def complete(self, job: Job) -> None:
@@ -487,7 +505,7 @@ class ActiveCommitJob(_MirrorDriver):
                 except OSError as e:
                     raise CopyError(e, False) from None
 
-        return (yield from self._loop(job, bm, length, copy, keep_error=False))
+        return (yield from self._loop(job, bm, length, copy, keep_error=False, target=self.base))
 
     def write_passed(self, job: Job, offset: int, length: int,
                      copy: Callable[[Node], None]) -> None:
