@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qmpd.engine import perms
+from qmpd.engine.allocation import allocated_above, is_allocated
 from qmpd.engine.drivers.base import FilterDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.node import Edge, Node
@@ -53,10 +54,10 @@ class CopyOnReadDriver(FilterDriver):
             if bottom is None:
                 _copy_on_read(g, f, pos, end - pos)
                 break
-            alloc, n = _is_allocated(g, f, pos, end - pos)
+            alloc, n = is_allocated(g, f, pos, end - pos)
             if not alloc:
                 below = g.filter_or_cow(f) if not f.driver.is_filter else None
-                above, n = _allocated_above(g, below, bottom, pos, n)
+                above, n = allocated_above(g, below, bottom, pos, n)
                 if n == 0:
                     break
                 if above:
@@ -80,13 +81,13 @@ def _copy_on_read(g: BlockGraph, bs: Node, offset: int, length: int) -> None:
     end = min(-(-(offset + length) // cluster) * cluster, g.virtual_size(bs))
     pos = start
     while pos < end:
-        alloc, n = _is_allocated(g, bs, pos, end - pos)
+        alloc, n = is_allocated(g, bs, pos, end - pos)
         n = max(n, 1)
         if not alloc:
             # the whole unallocated run at once (up to the bounce buffer's
             # size): written as zeroes only if all of it reads as zeroes
             while pos + n < end and n < MAX_BOUNCE_BUFFER:
-                more, m = _is_allocated(g, bs, pos + n, end - pos - n)
+                more, m = is_allocated(g, bs, pos + n, end - pos - n)
                 if more:
                     break
                 n += max(m, 1)
@@ -97,32 +98,3 @@ def _copy_on_read(g: BlockGraph, bs: Node, offset: int, length: int) -> None:
             else:
                 g.write(bs, pos, data)
         pos += n
-
-
-def _is_allocated(g: BlockGraph, n: Node, offset: int, length: int) -> tuple[bool, int]:
-    """bdrv_is_allocated (as qmpd.engine.jobs.data has it; the drivers may
-    not import the jobs)."""
-    for off, ln, alloc, _zero in g.block_status(n, offset, length):
-        if off <= offset < off + ln:
-            return alloc, min(off + ln - offset, length)
-    return False, length
-
-
-def _allocated_above(g: BlockGraph, top: Node | None, bottom: Node, offset: int,
-                     length: int) -> tuple[bool, int]:
-    """bdrv_is_allocated_above(top, bottom, include_base=True)."""
-    n = length
-    node = top
-    while node is not None:
-        if node.driver.is_filter:
-            node = node.driver.filtered(node)
-            continue
-        if offset < g.virtual_size(node):
-            alloc, pn = _is_allocated(g, node, offset, n)
-            if alloc:
-                return True, pn
-            n = min(n, pn)
-        if node is bottom:
-            break
-        node = node.backing.child if node.backing is not None else None
-    return False, n

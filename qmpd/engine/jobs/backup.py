@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 from qmpd.engine import bitmaps as bmod
 from qmpd.engine import perms, surgery
+from qmpd.engine.allocation import allocated_above, is_allocated
 from qmpd.engine.drivers.copy_before_write import BackupTopDriver, CopyBeforeWriteDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import CopyError, allocated_above, is_allocated
+from qmpd.engine.jobs.data import CopyError
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node
 from qmpd.engine.transaction import Transaction

@@ -15,18 +15,12 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from qmpd.engine import perms, surgery
+from qmpd.engine.allocation import allocated_above
 from qmpd.engine.drivers.base import Driver
 from qmpd.engine.drivers.registry import get_driver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import (
-    COMMIT_BUFFER,
-    CopyError,
-    allocated_above,
-    copy_chunks,
-    grow_base,
-    write_data,
-)
+from qmpd.engine.jobs.data import COMMIT_BUFFER, CopyError, copy_chunks, grow_base, write_data
 from qmpd.engine.jobs.mirror import ActiveCommitJob, mirror_top_driver, target_perm
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent, inherits_from_recursive

@@ -1,5 +1,5 @@
-"""The data side the job kinds share: allocation status down a backing chain
-(QEMU 7.2 block/io.c bdrv_is_allocated, bdrv_is_allocated_above), copying a
+"""The data side the job kinds share (allocation status lives in
+:mod:`qmpd.engine.allocation`): copying a
 range with zero detection (what stream, commit and mirror write), and the
 chunk loop of stream and commit with the on-error policies."""
 
@@ -12,7 +12,6 @@ from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.state import Job, Sleep
 from qmpd.engine.node import Node
-from qmpd.engine.surgery import cow_bs
 
 # The chunk loops' steps (stream.c's STREAM_CHUNK, commit.c's COMMIT_BUFFER).
 STREAM_CHUNK = 512 * 1024
@@ -60,36 +59,6 @@ def copy_chunks(job: Job, length: int, chunk: int, plan: Plan,
         delay = job.rate_delay(n) if copy is not None else 0
         offset += n
     return error
-
-
-def is_allocated(g: BlockGraph, n: Node, offset: int, length: int) -> tuple[bool, int]:
-    """bdrv_is_allocated: whether ``n`` itself has the data at ``offset``, and
-    for how many bytes that answer holds."""
-    for off, ln, alloc, _zero in g.block_status(n, offset, length):
-        if off <= offset < off + ln:
-            return alloc, min(off + ln - offset, length)
-    return False, length
-
-
-def allocated_above(g: BlockGraph, top: Node | None, bottom: Node | None, offset: int,
-                    length: int) -> tuple[bool, int]:
-    """bdrv_is_allocated_above(top, bottom, include_base=True)."""
-    n = length
-    node = top
-    while node is not None:
-        if node.driver.is_filter:
-            node = node.driver.filtered(node)
-            continue
-        size = g.virtual_size(node)
-        if offset < size:
-            alloc, pn = is_allocated(g, node, offset, n)
-            if alloc:
-                return True, pn
-            n = min(n, pn)
-        if node is bottom:
-            break
-        node = cow_bs(node)
-    return False, n
 
 
 def copy_range(g: BlockGraph, src: Node, dst: Node, offset: int, n: int) -> None:

@@ -21,11 +21,12 @@ from typing import Any
 
 from qmpd.engine import bitmaps as bmod
 from qmpd.engine import perms, surgery
+from qmpd.engine.allocation import allocated_above
 from qmpd.engine.drivers.base import Driver
 from qmpd.engine.drivers.mirror_top import ForwardWritesMirrorTopDriver, PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import CopyError, allocated_above, grow_base
+from qmpd.engine.jobs.data import CopyError, grow_base
 from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR

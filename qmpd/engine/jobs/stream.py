@@ -15,16 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmpd.engine import perms, surgery
+from qmpd.engine.allocation import allocated_above, is_allocated
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import (
-    STREAM_CHUNK,
-    CopyError,
-    allocated_above,
-    copy_chunks,
-    copy_range,
-    is_allocated,
-)
+from qmpd.engine.jobs.data import STREAM_CHUNK, CopyError, copy_chunks, copy_range
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node
 from qmpd.engine.perms import CONSISTENT_READ as CR

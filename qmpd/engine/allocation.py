@@ -1,0 +1,43 @@
+"""Allocation status down a backing chain (QEMU 7.2 block/io.c
+bdrv_is_allocated, bdrv_is_allocated_above): what the block jobs and the
+copy-on-read filter ask before they copy.  Below the drivers and the jobs,
+so that both can use it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qmpd.engine.graph import BlockGraph
+    from qmpd.engine.node import Node
+
+
+def is_allocated(g: BlockGraph, n: Node, offset: int, length: int) -> tuple[bool, int]:
+    """bdrv_is_allocated: whether ``n`` itself has the data at ``offset``, and
+    for how many bytes that answer holds."""
+    for off, ln, alloc, _zero in g.block_status(n, offset, length):
+        if off <= offset < off + ln:
+            return alloc, min(off + ln - offset, length)
+    return False, length
+
+
+def allocated_above(g: BlockGraph, top: Node | None, bottom: Node | None, offset: int,
+                    length: int) -> tuple[bool, int]:
+    """bdrv_is_allocated_above(top, bottom, include_base=True): filters are
+    passed through, and a layer shorter than ``offset`` answers nothing."""
+    n = length
+    node = top
+    while node is not None:
+        if node.driver.is_filter:
+            node = node.driver.filtered(node)
+            continue
+        if offset < g.virtual_size(node):
+            alloc, pn = is_allocated(g, node, offset, n)
+            if alloc:
+                return True, pn
+            n = min(n, pn)
+        if node is bottom:
+            break
+        # bdrv_cow_bs: the format node's backing node
+        node = node.backing.child if node.backing is not None else None
+    return False, n
