@@ -18,7 +18,6 @@ writes (4 KiB file-system blocks), so ``actual-size`` moves as QEMU's does.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -31,18 +30,26 @@ from qmpd.engine.errors import BlockError
 BLOCK = 4096
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
-_libc = None
+_fallocate: Callable[[int, int, int, int], int] | None = None
 
 
-def _punch_hole(fd: int, offset: int, length: int) -> bool:
-    """fallocate(PUNCH_HOLE | KEEP_SIZE); False where the host cannot."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
-                                    ctypes.c_int64]
-    return _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE,
-                           offset, length) == 0
+def punch_hole(fd: int, offset: int, length: int) -> bool:
+    """fallocate(PUNCH_HOLE | KEEP_SIZE); False where the host cannot.
+
+    libc's fallocate through ctypes, looked up on first use in the symbols
+    the interpreter already has (``CDLL(None)``): ``ctypes.util`` (which
+    imports subprocess, shutil, tempfile) would cost every qmpd-img run some
+    25 ms of imports."""
+    global _fallocate
+    if _fallocate is None:
+        try:
+            func = ctypes.CDLL(None, use_errno=True).fallocate
+        except (OSError, AttributeError):
+            return False
+        func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        func.restype = ctypes.c_int
+        _fallocate = func
+    return _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0
 # One shared all-zero block: zero-filled writes (qcow2 COW areas, write -z)
 # cost a dict slot, not 4 KiB each.
 ZERO_BLOCK = bytes(BLOCK)
@@ -293,7 +300,7 @@ class HostLayer:
         """fallocate(PUNCH_HOLE): whole blocks are freed, partial ones zeroed."""
         end = min(offset + length, self.size)
         if self.direct and self._wfd() >= 0:
-            if end > offset and not _punch_hole(self._fd, offset, end - offset):
+            if end > offset and not punch_hole(self._fd, offset, end - offset):
                 os.pwrite(self._fd, bytes(end - offset), offset)
             self._direct_done()
             return

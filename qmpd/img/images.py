@@ -8,8 +8,6 @@ qemu's texts.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import json
@@ -19,8 +17,9 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from qmpd.engine.drivers.blkdebug import BlkdebugDriver
-from qmpd.engine.drivers.blkdebug import _parse_config as blkdebug_config
+from qmpd.engine.drivers.blkdebug import parse_config as blkdebug_config
 from qmpd.engine.errors import BlockError
+from qmpd.engine.hostfiles import punch_hole
 from qmpd.qcow2 import (
     BackingReader,
     Qcow2FormatError,
@@ -37,22 +36,6 @@ PROBE_WARNING = (
 )
 
 
-_FALLOC_FL_KEEP_SIZE = 0x01
-_FALLOC_FL_PUNCH_HOLE = 0x02
-
-
-def _load_fallocate() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        func = libc.fallocate
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    func.restype = ctypes.c_int
-    return func
-
-
-_fallocate = _load_fallocate()
 
 
 # file-posix's permission lock bytes (RAW_LOCK_PERM_BASE / RAW_LOCK_SHARED_BASE)
@@ -112,8 +95,7 @@ class FileStore:
         end = min(offset + length, self.size())
         if end <= offset:
             return
-        if _fallocate is not None and _fallocate(
-                self.fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, end - offset) == 0:
+        if punch_hole(self.fd, offset, end - offset):
             return
         self.write(offset, bytes(end - offset))
 

@@ -50,7 +50,7 @@ class BlkdebugDriver(Driver):
             except OSError as e:
                 raise BlockError.of("blkdebug.could-not-read-blkdebug-config",
                                     error=os.strerror(e.errno or errno.EIO)) from None
-            from_file = _parse_config(text)
+            from_file = parse_config(text)
         bits = {n: 1 << i for i, n in enumerate(perms.NAMES)}
         take = 0
         unshare = 0
@@ -192,7 +192,7 @@ def _flag(v: object) -> bool:
     return bool(v)
 
 
-def _parse_config(text: str) -> list[tuple[str, dict]]:
+def parse_config(text: str) -> list[tuple[str, dict]]:
     """qemu_config_parse: ``[inject-error]`` / ``[set-state]`` sections of
     ``key = "value"`` lines (comments start with #); other sections are
     ignored, as blkdebug's config groups have only these two."""
