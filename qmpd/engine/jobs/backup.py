@@ -156,21 +156,9 @@ class BackupJob(JobDriver):
             try:
                 self._copy(g, off, min(n, size - off))
             except CopyError as e:
-                # The failed request completes in the background: the job acts
-                # on it after the command that started it has replied (other
-                # jobs of its transaction have started and copied meanwhile).
-                yield Sleep(job.now(), defer=True, failed=True)
-                # block_copy_task_end: the task's clusters are dirty again;
-                # backup_loop asks the policy of the side that failed.
-                for i in range(first, first + -(-n // cs)):
-                    self.dirty.add(i)
-                action = job.error_action(e.is_read, e.errno, self.on_source_error
-                                          if e.is_read else self.on_target_error)
-                if action == "report":
-                    job.error = os.strerror(e.errno)
-                    return -e.errno
-                if action == "stop":
-                    yield from job.pause_point()
+                ret = yield from self._failed(job, e, range(first, first + -(-n // cs)))
+                if ret is not None:
+                    return ret
                 continue
             job.progress(min(n, size - off))
         # The last request's completion, too, is seen after the reply, and
@@ -214,15 +202,9 @@ class BackupJob(JobDriver):
                 try:
                     self._copy(job.mgr.g, off, n)
                 except CopyError as e:
-                    yield Sleep(job.now(), defer=True, failed=True)
-                    self.dirty.add(i)
-                    action = job.error_action(e.is_read, e.errno, self.on_source_error
-                                              if e.is_read else self.on_target_error)
-                    if action == "report":
-                        job.error = os.strerror(e.errno)
-                        return -e.errno
-                    if action == "stop":
-                        yield from job.pause_point()
+                    ret = yield from self._failed(job, e, range(i, i + 1))
+                    if ret is not None:
+                        return ret
                     continue
                 job.progress(n)
                 bytes_read += n
@@ -230,6 +212,24 @@ class BackupJob(JobDriver):
             pos = i + 1
         yield Sleep(job.now(), defer=True)
         return 0
+
+    def _failed(self, job: Job, e: CopyError, clusters: range) -> Generator[Sleep, None, int | None]:
+        """A request that failed.  It completes in the background: the job acts
+        on it after the command that started it has replied (other jobs of its
+        transaction have started and copied meanwhile).  Then, as
+        block_copy_task_end and backup_loop: its clusters are dirty again and
+        the policy of the side that failed decides.  The job's result when
+        the error is reported, else None (go on; a stop has paused the job)."""
+        yield Sleep(job.now(), defer=True, failed=True)
+        self.dirty.update(clusters)
+        action = job.error_action(e.is_read, e.errno, self.on_source_error
+                                  if e.is_read else self.on_target_error)
+        if action == "report":
+            job.error = os.strerror(e.errno)
+            return -e.errno
+        if action == "stop":
+            yield from job.pause_point()
+        return None
 
     def _cleanup_sync_bitmap(self, ret: int) -> None:
         bm = self.bitmap
