@@ -75,6 +75,9 @@ READ_SIZE = 65536
 # commands in a row may skip trio's scheduler before a real checkpoint.
 FAST_WAIT_MS = 1
 FAST_BUDGET = 16
+# How many scheduler turns a command waits at most for a kicked job runner
+# (Server.give_loop_turn); it normally needs one or two.
+GIVE_TURN_LIMIT = 200
 # Adaptive busy-polling on that path, as QEMU's AioContext polling
 # (poll-max-ns): before sleeping in poll(), keep trying to read for a short
 # while, because waking a sleeping process costs tens of microseconds on
@@ -265,6 +268,8 @@ class Client:
                         else:
                             if server.long is not None and server.long_client is not self:
                                 await server.wait_beside_long(self, item)
+                            if server.loop_turn_wanted():
+                                await server.give_loop_turn()
                             out = execute(self, item)
                             if out.__class__ is not bytes:
                                 out = await server.run_long(self, item, out)
@@ -565,6 +570,20 @@ class Server:
         after-reply callback): a client's fast path must not read its next
         command first, or jobs would stand still while commands stream in."""
         return bool(self.after_pending) or self.job_runner.wants_turn()
+
+    async def give_loop_turn(self) -> None:
+        """Let the work that waits for the event loop run before the next
+        command: QEMU's monitor yields to the main loop between two commands,
+        so a job kicked (or a timer expired) by one command has moved before
+        the next is dispatched.  Without this, a command already read when the
+        job runner became runnable raced it in trio's (randomised) batch order:
+        a query after drive-mirror saw the first copies or not, by chance."""
+        # Bounded: the runner's timer may round a hair later than the job
+        # clock's deadline; a few hundred turns are far longer than that.
+        for _ in range(GIVE_TURN_LIMIT):
+            await trio.lowlevel.checkpoint()
+            if not self.loop_turn_wanted():
+                return
 
     def _internal_error(self, session: Session, req: Any, e: Exception) -> bytes:
         log(f"internal error in command {req.name!r}:\n" + traceback.format_exc())
