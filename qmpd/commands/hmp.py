@@ -39,6 +39,7 @@ from qmpd.engine.graph import Transaction
 from qmpd.engine.io import NodeIO
 from qmpd.engine.node import Parent
 from qmpd.img.qemu_io import OutputTooLarge, QemuIo, find_command
+from qmpd.img.qemu_io_reopen import ReopenFailed
 from qmpd.protocol.encode import PreencodedParts, quote
 
 QEMU_IO_HELP = ('qemu-io [-d] [device] "[command]" -- run a qemu-io command on a block device'
@@ -232,6 +233,33 @@ class _BackendAccounting:
         self.stats.invalid(kind, self.clock.now())
 
 
+class _MonitorNodeIO(NodeIO):
+    """A node as HMP's qemu-io sees it: through a BlockBackend (a drive's or
+    device's own, else a temporary one), errors in the release's words."""
+
+    def __init__(self, daemon: Any, node: Any, edge: Any, blk: BlockBackend | None) -> None:
+        super().__init__(daemon.graph, node, edge)
+        self._profile = daemon.profile
+        self._blk = blk
+
+    def write_cache(self) -> tuple[bool, bool]:
+        # A temporary BlockBackend has the write cache on (blk_new) and no device.
+        blk = self._blk
+        if blk is None:
+            return True, False
+        return blk.write_cache, blk.device is not None
+
+    def set_write_cache(self, enabled: bool) -> None:
+        if self._blk is not None:
+            self._blk.write_cache = enabled
+
+    def reopen(self, options: dict) -> None:
+        try:
+            super().reopen(options)
+        except BlockError as e:
+            raise ReopenFailed(self._profile.render_all(e.parts)) from None
+
+
 def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
                    need: int) -> Generator[None, None, str | PreencodedParts]:
     """hmp_qemu_io(): a temporary BlockBackend on ``node`` (or the device's
@@ -266,7 +294,10 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
             except BlockError as e:
                 return _mon(daemon.profile.render_all(e.parts) + "\n")
         profile = daemon.profile
-        qio = QemuIo(NodeIO(g, node, edge), out, out, help_rows=profile.qemu_io_help,
+        blk_parent = dev_edge.parent if dev_edge is not None else None
+        target = _MonitorNodeIO(daemon, node, edge,
+                                blk_parent if isinstance(blk_parent, BlockBackend) else None)
+        qio = QemuIo(target, out, out, help_rows=profile.qemu_io_help,
                      dump_prefix_on_monitor=profile.qemu_io_dump_prefix_on_monitor,
                      truncate_prealloc=profile.qemu_io_truncate_prealloc,
                      strtosz_negative_erange=profile.strtosz_negative_erange)

@@ -13,6 +13,7 @@ import errno
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.node import Edge, Node
+from qmpd.engine.reopen import reopen_keep_old
 from qmpd.engine.resize import truncate
 
 # qemu-io fills its buffers with this byte before a read (qemu_io_alloc), so
@@ -86,6 +87,24 @@ class NodeIO:
             per_l1 = h.cluster_size * l2_entries
             vm_state = -(-h.virtual_size // per_l1) * per_l1
         return drv.name, proto, (gi[0] if gi else None), vm_state, (fs or {}).get("data")
+
+    def open_flags(self) -> tuple[bool, bool, bool]:
+        """The node's read-only, cache.direct and cache.no-flush (what
+        qemu-io's ``reopen`` keeps unless told otherwise)."""
+        n = self.node
+        return n.read_only, n.cache_direct, n.cache_no_flush
+
+    def drain(self) -> None:
+        """bdrv_drain of the node: jobs there pause and resume."""
+        hook = self.g.drain_hook
+        if hook is not None:
+            hook([self.node], True)
+            hook([self.node], False)
+
+    def reopen(self, options: dict) -> None:
+        """bdrv_reopen of the node with ``options`` (flat keys), the others
+        kept; BlockError if refused."""
+        reopen_keep_old(self.g, self.node, options)
 
     def truncate(self, size: int, prealloc: str) -> None:
         try:

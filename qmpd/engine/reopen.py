@@ -135,6 +135,58 @@ def queue_child(queue: dict[int, ReopenState], node: Node, options: dict | None,
         queue_child(queue, child, child_opts, e.role, options, child_keep)
 
 
+def reopen_keep_old(g: BlockGraph, node: Node, options: dict) -> None:
+    """bdrv_reopen(bs, options, keep_old_opts=true), as qemu-io's ``reopen``
+    calls it: ``options`` (flat keys) change what they name, every other
+    option keeps its value, and the node's subtree is drained meanwhile."""
+    for key in _order(list(options)):
+        # QemuOpts strings (qemu-io's -o) are parsed where QEMU absorbs them
+        # (bdrv_runtime_opts in bdrv_reopen_prepare, the driver's own runtime
+        # options); the engine's drivers take them typed, as blockdev-add's.
+        value = options[key]
+        if not isinstance(value, str):
+            continue
+        last = key.rpartition(".")[2]
+        generic = next((b for b in _RUNTIME_BOOLS if key == b or key.endswith("." + b)), None)
+        if generic is not None or last in _DRIVER_BOOLS:
+            options[key] = _parse_bool(generic or last, value)
+        elif last in _DRIVER_NUMBERS and value.isdigit():
+            options[key] = int(value)
+    queue: dict[int, ReopenState] = {}
+    drain = g.drain_hook
+    if drain is not None:
+        drain([node], True)
+    try:
+        queue_child(queue, node, options, 0, None, True)
+        tx = Transaction()
+        try:
+            _run(g, queue, tx)
+        except BaseException:
+            tx.abort()
+            raise
+        tx.commit()
+    finally:
+        if drain is not None:
+            drain([node], False)
+
+
+# bdrv_runtime_opts' booleans; the drivers' reopenable booleans and numbers.
+_RUNTIME_BOOLS = ("read-only", "auto-read-only", "cache.direct", "cache.no-flush", "force-share")
+_DRIVER_BOOLS = frozenset(("lazy-refcounts", "pass-discard-request", "pass-discard-snapshot",
+                           "pass-discard-other", "x-check-cache-dropped"))
+_DRIVER_NUMBERS = frozenset(("cache-size", "l2-cache-size", "l2-cache-entry-size",
+                             "refcount-cache-size", "cache-clean-interval", "offset", "size"))
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    """qapi_bool_parse, QemuOpts' reading of a boolean."""
+    if value in ("on", "yes", "true", "y"):
+        return True
+    if value in ("off", "no", "false", "n"):
+        return False
+    raise BlockError(f"Parameter '{key}' expects 'on' or 'off'")
+
+
 def reopen(g: BlockGraph, entries: list[dict]) -> None:
     """blockdev-reopen of ``entries`` (validated BlockdevOptions dicts)."""
     queue: dict[int, ReopenState] = {}

@@ -2,7 +2,8 @@
 
 Supported: read, readv, aio_read, write (-P, -z, -u, -c, -q, -C), writev,
 aio_write, aio_flush, discard, alloc, length, map, info, flush, truncate and
-help, plus their qemu-io aliases.  Output text, what goes to stdout versus stderr,
+help, plus their qemu-io aliases; under HMP also ``reopen``
+(:mod:`qmpd.img.qemu_io_reopen`).  Output text, what goes to stdout versus stderr,
 and the exit status (1 when any command failed) follow QEMU 7.2's qemu-io.
 
 Requests move data a chunk at a time (:meth:`QemuIo.run_steps` yields
@@ -27,6 +28,7 @@ from typing import Any, NoReturn, Protocol, TextIO, TypeVar
 
 from qmpd.img.images import Qcow2Adapter
 from qmpd.img.qemu_io_help import BODIES, TABLE
+from qmpd.img.qemu_io_reopen import Reopenable, ReopenUsage, reopen_f
 from qmpd.img.sizes import SizeError, cvtstr, parse_size
 from qmpd.qcow2.spec import BDRV_MAX_LENGTH, REQUEST_MAX_BYTES
 from qmpd.qobject import key_order
@@ -127,6 +129,7 @@ COMMANDS = {c.name: c for c in (
     _command("aio_read", 2, -1), _command("aio_write", 2, -1, ("write",)),
     _command("aio_flush", 0, 0), _command("alloc", 1, 2), _command("info", 0, 0),
     _command("truncate", 1, 3, ("write", "resize")), _command("help", 0, 1),
+    _command("reopen", 0, -1),
 )}
 
 ALIASES = {c.altname: c.name for c in COMMANDS.values() if c.altname}
@@ -166,6 +169,10 @@ class QemuIo:
         # out of range ("argument too large"), not a parse error.
         self.strtosz_negative_erange = strtosz_negative_erange
         self.commands = dict(COMMANDS)
+        if not isinstance(image, Reopenable):
+            # ``reopen`` needs a node of a block graph (HMP's qemu-io);
+            # qmpd-img's own images are opened once and for all.
+            del self.commands["reopen"]
         if not truncate_prealloc:
             self.commands["truncate"] = dataclasses.replace(
                 COMMANDS["truncate"], argmax=1, args=self.help_table["truncate"][1])
@@ -727,6 +734,16 @@ class QemuIo:
         except OSError as exc:
             self._error_report(_strerror(exc) if exc.strerror is None else exc.strerror)
             raise CommandFailed() from None
+
+    def cmd_reopen(self, cmd: Command, args: list[str]) -> None:
+        assert isinstance(self.image, Reopenable)
+        opts, rest = self._getopt(cmd, args, "c:o:rw")
+        try:
+            ok = reopen_f(self.image, opts, rest, self._error_report)
+        except ReopenUsage:
+            self._usage(cmd)
+        if not ok:
+            raise CommandFailed()
 
     def cmd_help(self, cmd: Command, args: list[str]) -> None:
         def oneline(name: str, cmd_args: str | None, summary: str) -> str:

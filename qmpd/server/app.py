@@ -58,6 +58,14 @@ from qmpd.profiles.registry import load as load_profile
 from qmpd.protocol.encode import PreencodedParts, encode_event
 from qmpd.protocol.session import Session
 from qmpd.server.config import Endpoint, ServerConfig
+from qmpd.server.flow import (
+    FEED_SLICE,
+    HIGH_WATER,
+    READ_SIZE,
+    SMALL_REPLY,
+    reply_too_large,
+    slices,
+)
 from qmpd.server.greeting import refusal_bytes
 from qmpd.server.listener import UnixListener
 from qmpd.server.qtest import QtestSession
@@ -65,11 +73,6 @@ from qmpd.server.trace import Tracer
 
 perf = time.perf_counter
 
-# A client's own commands are paused while more than this many bytes of its
-# output are unsent (TCP-like backpressure for clients that pipeline faster
-# than they read).
-HIGH_WATER = 1024 * 1024
-READ_SIZE = 65536
 # Sequential fast path (see Client._receive): how long the event loop may
 # block in poll() waiting for the only client's next command, and how many
 # commands in a row may skip trio's scheduler before a real checkpoint.
@@ -88,35 +91,11 @@ GIVE_TURN_LIMIT = 200
 # With a single CPU the client cannot run while qmpd spins: no spinning then.
 SPIN_MIN_S = 4e-6
 SPIN_MAX_S = 200e-6 if len(os.sched_getaffinity(0)) > 1 else 0.0
-# With other clients connected, input is parsed in slices of at most this
-# many bytes, the others served in between (see Client._reader).
-FEED_SLICE = 8192
-# A reply in pieces up to this size is joined and sent as any other.
-SMALL_REPLY = 65536
 # On shutdown, a client gets what is queued for it (SHUTDOWN last) as long as
 # it keeps reading: it is dropped after FLUSH_TIMEOUT seconds without taking
 # a byte, or SHUTDOWN_CAP seconds in all.
 FLUSH_TIMEOUT = 2.0
 SHUTDOWN_CAP = 10.0
-
-
-def _slices(data: bytes) -> list[bytes]:
-    """``data`` in pieces of at most FEED_SLICE bytes, cut after a newline
-    where there is one (a message per line keeps the parser's fast path).
-
-    >>> [len(p) for p in _slices(b"x" * 10000 + b"\\n" + b"y" * 20000)]
-    [8192, 1809, 8192, 8192, 3616]
-    """
-    out = []
-    start, n = 0, len(data)
-    while n - start > FEED_SLICE:
-        cut = data.rfind(b"\n", start, start + FEED_SLICE) + 1
-        if cut <= start:
-            cut = start + FEED_SLICE
-        out.append(data[start:cut])
-        start = cut
-    out.append(data[start:])
-    return out
 
 
 def log(msg: str) -> None:
@@ -247,7 +226,7 @@ class Client:
                 # Parsing costs about a microsecond per token: a read full of
                 # tiny tokens (a flood, a huge argument) is parsed a slice at
                 # a time, and the other clients are served in between.
-                pieces = _slices(data)
+                pieces = slices(data)
             else:
                 pieces = (data,)
             for k, piece in enumerate(pieces):
@@ -595,7 +574,7 @@ class Server:
         cleanup."""
         limit = self.config.max_output
         if len(reply) > limit:
-            reply = session.error(req, "GenericError", _too_large(len(reply), limit))
+            reply = session.error(req, "GenericError", reply_too_large(len(reply), limit))
         daemon = self._daemon
         if daemon.quit_requested:
             # Daemon-side cleanup (QEMU cancels its block jobs): its events
@@ -629,7 +608,7 @@ class Server:
             if result.__class__ is PreencodedParts:
                 if result.size > self.config.max_output:
                     return session.error(req, "GenericError",
-                                         _too_large(result.size, self.config.max_output))
+                                         reply_too_large(result.size, self.config.max_output))
                 parts = session.reply_parts(req, result)
                 if result.size > SMALL_REPLY:
                     return parts
@@ -884,11 +863,6 @@ class Server:
                 # Client._send); this bounds the whole flush.
                 clients.cancel_scope.deadline = trio.current_time() + SHUTDOWN_CAP
             root.cancel_scope.cancel()
-
-
-def _too_large(size: int, limit: int) -> str:
-    return (f"Reply too large: {size} bytes, more than qmpd's --max-output limit "
-            f"of {limit} bytes")
 
 
 def serve(config: ServerConfig, listeners: list[UnixListener],
