@@ -58,6 +58,8 @@ class BackupJob(JobDriver):
     done_bitmap: bmod.DirtyBitmap | None = None
     on_source_error: str = "report"
     on_target_error: str = "report"
+    # x-perf's max-chunk: the longest block-copy task (0: no limit of its own)
+    max_chunk: int = 0
 
     @property
     def shift(self) -> int:
@@ -129,7 +131,10 @@ class BackupJob(JobDriver):
         # contiguous dirty clusters, cut where the source's block status
         # changes; with a speed, a task waits while the rate limit says so.
         cs = self.cluster
+        # block_copy_task_create: MIN_NON_ZERO(block_copy_chunk_size, max_chunk)
         chunk = max(cs, BLOCK_COPY_MAX_BUFFER)
+        if self.max_chunk:
+            chunk = min(chunk, self.max_chunk)
         while self.dirty:
             if job.is_cancelled():
                 return 0
@@ -398,7 +403,8 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
     tx.on_abort(cancel_created)
     drv = BackupJob(bs, target, cbw, sync, bm, mode, cluster,
                     on_source_error=args.get("on-source-error", "report"),
-                    on_target_error=args.get("on-target-error", "report"))
+                    on_target_error=args.get("on-target-error", "report"),
+                    max_chunk=chunk)
     drv.job = job
     # backup_init_bcs_bitmap
     nclusters = -(-size // cluster)
