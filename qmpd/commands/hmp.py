@@ -21,6 +21,7 @@ starts, with a ``GenericError`` saying so.
 from __future__ import annotations
 
 import io
+import os
 import re
 import sys
 from collections.abc import Generator
@@ -34,9 +35,11 @@ from qmpd.cstrings import cstring
 from qmpd.engine import perms
 from qmpd.engine.blockacct import BlockAcctStats, Cookie
 from qmpd.engine.devices.model import BlockBackend
+from qmpd.engine.drive_jobs import skip_filters, skip_implicit_filters
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import Transaction
 from qmpd.engine.io import NodeIO
+from qmpd.engine.layer_commit import commit_layer
 from qmpd.engine.node import Parent
 from qmpd.img.qemu_io import OutputTooLarge, QemuIo, find_command
 from qmpd.img.qemu_io_reopen import ReopenFailed
@@ -327,6 +330,45 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
     return PreencodedParts([quote(monitor_text)[:-1].encode("ascii"), *out.parts, b'"'])
 
 
+def _commit(daemon: Any, args: str) -> str:
+    """hmp_commit: ``commit DEVICE`` (a drive's node, implicit filters
+    skipped) or ``commit all`` (every BlockBackend's node with a backing
+    file, filters skipped), each a bdrv_commit (qmpd.engine.layer_commit)."""
+    device, rest = _get_str(args)
+    if device is None:
+        return _mon('commit: block device name expected\nTry "help commit" for more information\n')
+    if rest.strip(_SPACE):
+        return _mon("commit: extraneous characters at the end of line\n"
+                    'Try "help commit" for more information\n')
+    g = daemon.graph
+    out: list[str] = []
+
+    def report(e: BlockError) -> None:
+        out.append(daemon.profile.render_all(e.parts) + "\n")
+
+    ret = 0
+    if device == "all":
+        for blk in list(g.backends):
+            top = skip_filters(g, blk.children[0].child) if blk.children else None
+            if top is None or top.driver.is_filter or top.backing is None:
+                continue
+            ret = commit_layer(g, top, report)
+            if ret < 0:
+                break
+    else:
+        blk = g.named_backend(device)
+        if blk is None:
+            return _mon(f"Device '{device}' not found\n")
+        if not blk.children:
+            return _mon(f"Device '{device}' has no medium\n")
+        top = skip_implicit_filters(g, blk.children[0].child)
+        assert top is not None
+        ret = commit_layer(g, top, report)
+    if ret < 0:
+        out.append(f"'commit' error for '{device}': {os.strerror(-ret)}\n")
+    return _mon("".join(out))
+
+
 def _info(daemon: Any, sub: str, line: str) -> str:
     if sub == "version":
         major, minor, micro = daemon.qemu_version
@@ -351,6 +393,8 @@ def human_monitor_command(daemon: Any, args: dict) -> str:
     rest = p[name_end:]
     if name == "qemu-io":
         return _qemu_io(daemon, rest)
+    if name == "commit":
+        return _commit(daemon, rest)
     if name == "info":
         sub, _ = _get_str(rest)
         if sub is None:

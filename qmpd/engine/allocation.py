@@ -24,9 +24,13 @@ def is_allocated(g: BlockGraph, n: Node, offset: int, length: int) -> tuple[bool
 def allocated_above(g: BlockGraph, top: Node | None, bottom: Node | None, offset: int,
                     length: int) -> tuple[bool, int]:
     """bdrv_is_allocated_above(top, bottom, include_base=True): filters are
-    passed through, and a layer shorter than ``offset`` answers nothing."""
+    passed through; a layer below the top that ends before ``offset`` holds
+    the zeroes read there (QEMU 6.0+), or answers nothing (before; the
+    release's ``Profile.short_layer_allocated``)."""
     n = length
     node = top
+    short_allocated = g.profile.short_layer_allocated
+    first = True
     while node is not None:
         if node.driver.is_filter:
             node = node.driver.filtered(node)
@@ -36,6 +40,9 @@ def allocated_above(g: BlockGraph, top: Node | None, bottom: Node | None, offset
             if alloc:
                 return True, pn
             n = min(n, pn)
+        elif short_allocated and not first:
+            return True, n
+        first = False
         if node is bottom:
             break
         # bdrv_cow_bs: the format node's backing node

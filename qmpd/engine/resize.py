@@ -67,7 +67,12 @@ def truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> Non
             raise BlockError.of("resize.image-format-driver-does-not")
         truncate(g, f, size + st.offset, prealloc)
     elif drv == "qcow2":
-        _qcow2_truncate(g, node, size, prealloc)
+        # bdrv_co_truncate: when a backing file longer than the image would
+        # show through the new area, the area is zeroed (BDRV_REQ_ZERO_WRITE).
+        backing = node.backing
+        zero_new = backing is not None and \
+            g.virtual_size(backing.child) > node.state.header.virtual_size
+        _qcow2_truncate(g, node, size, prealloc, zero_new)
     elif drv in ("blkdebug",):
         f = node.file
         assert f is not None
@@ -85,7 +90,8 @@ def truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> Non
     bitmaps.truncate(node, g.virtual_size(node))
 
 
-def _qcow2_truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off") -> None:
+def _qcow2_truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off",
+                    zero_new: bool = False) -> None:
     st = node.state
     h = st.header
     if size % 512:
@@ -106,6 +112,10 @@ def _qcow2_truncate(g: BlockGraph, node: Node, size: int, prealloc: str = "off")
             preallocate_metadata(im, size, old)
         elif prealloc in ("falloc", "full"):
             preallocate_space(im, size, old)
+        if zero_new:
+            # qcow2_co_truncate with BDRV_REQ_ZERO_WRITE: zero clusters from
+            # the first whole subcluster, explicit zeroes before it.
+            im.write_zeroes(old, size - old)
     elif size < old:
         # Shrinking: QEMU discards the clusters past the end and cuts the
         # file after its last used cluster; qmpd keeps the table sizes.

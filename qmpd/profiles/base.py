@@ -77,6 +77,10 @@ class Profile:
     driver_lengths_vary: ClassVar[bool] = True
     #: A reopened node asks its driver for its length again at commit.
     reopen_refreshes_length: ClassVar[bool] = False
+    #: bdrv_is_allocated_above: a layer below the top that ends before the
+    #: offset holds the zeroes read there (6.0+: allocated), or answers
+    #: nothing (before: the layers further down decide).
+    short_layer_allocated: ClassVar[bool] = True
     #: A mirror job's dirty bitmap sits on its mirror_top filter, disabled, and
     #: the filter marks the writes passing through it (else: an enabled bitmap
     #: on the source, which every write to the source marks).

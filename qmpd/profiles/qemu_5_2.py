@@ -126,6 +126,7 @@ class Qemu52(Profile):
     mirror_top_forwards_writes_only = True
     replace_node_refreshes_old = False
     unref_child_refreshes_old = True
+    short_layer_allocated = False
     complete_refuses_paused = True
     # job.c JobVerbTable: complete on a ready job only (6.1 allowed standby)
     job_verbs = {"complete": ("ready",)}

@@ -18,6 +18,7 @@ the common base of the filters whose one child is ``file``.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,10 @@ class Driver:
         f = self.primary(node)
         if f is not None:
             g.write_zeroes(f, offset, length, unmap)
+
+    def make_empty(self, g: BlockGraph, node: Node) -> None:
+        """bdrv_make_empty: the node's own layer emptied (after a commit)."""
+        raise OSError(errno.ENOTSUP, "Operation not supported")
 
     def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
         f = self.primary(node)

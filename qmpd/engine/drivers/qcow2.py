@@ -28,6 +28,7 @@ from qmpd.qcow2 import (
     parse_qcow2_header,
 )
 from qmpd.qcow2 import bitmaps as qb
+from qmpd.qcow2.empty import make_empty
 
 if TYPE_CHECKING:
     from qmpd.engine.graph import BlockGraph, Transaction
@@ -438,6 +439,18 @@ class Qcow2Driver(Driver):
             im.write_compressed(offset, data)
             im.flush()
         self._io(g, node, w)
+
+    def make_empty(self, g: BlockGraph, node: Node) -> None:
+        """qcow2_make_empty (qmpd.qcow2.empty): the layer reads through to
+        its backing file again."""
+        if self._io(g, node, make_empty):
+            # Rebuilt from scratch: the cached tables and header are stale.
+            st = node.state
+            st.image = None
+            h = st.header
+            cs = 1 << h.cluster_bits
+            h.l1_table_offset, h.refcount_table_offset = 3 * cs, cs
+            h.refcount_table_clusters = 1
 
     def discard(self, g: BlockGraph, node: Node, offset: int, length: int) -> None:
         def w(im: Any) -> None:
