@@ -712,7 +712,8 @@ class Gen:
                 self.vary(n, e)
             self.maybe_mutate(e)
             entries.append(e)
-        if count > 1 and r.random() < 0.3:
+        if count > 1 and r.random() < 0.3 and "driver" in entries[-1]:
+            # (a mutation may have dropped the driver: the entry fails anyway)
             self.vary_bad(chosen[-1], entries[-1], entries[-1]["driver"])  # fails half-way
         if self.mutate and r.random() < 0.2:
             # an auto-named node as an entry of its own, as the public fuzz scenarios do
