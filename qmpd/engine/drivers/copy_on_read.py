@@ -92,9 +92,18 @@ def _copy_on_read(g: BlockGraph, bs: Node, offset: int, length: int) -> None:
                     break
                 n += max(m, 1)
             n = min(n, MAX_BOUNCE_BUFFER)
-            data = g.read(bs, pos, n)
-            if data.count(0) == n:
-                g.write_zeroes(bs, pos, n)
-            else:
-                g.write(bs, pos, data)
+            write_copied(g, bs, pos, g.read(bs, pos, n))
         pos += n
+
+
+def write_copied(g: BlockGraph, bs: Node, offset: int, data: bytes) -> None:
+    """bdrv_co_do_copy_on_readv's write of what it read into ``bs``: zeroes
+    as zeroes.  It goes straight to the driver (bdrv_driver_pwritev,
+    bdrv_co_do_pwrite_zeroes), not through bdrv_co_pwritev: the data does not
+    change, so ``bs``'s own dirty bitmaps, write threshold, write generation
+    and highest offset never see it (its children's, written through, do)."""
+    n = len(data)
+    if data.count(0) == n:
+        bs.driver.write_zeroes(g, bs, offset, n, False)
+    else:
+        bs.driver.write(g, bs, offset, data)

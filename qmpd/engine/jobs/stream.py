@@ -16,9 +16,10 @@ from typing import Any
 
 from qmpd.engine import perms, surgery
 from qmpd.engine.allocation import allocated_above, is_allocated
+from qmpd.engine.drivers.copy_on_read import write_copied
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import STREAM_CHUNK, CopyError, copy_chunks, copy_range
+from qmpd.engine.jobs.data import STREAM_CHUNK, CopyError, copy_chunks
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node
 from qmpd.engine.perms import CONSISTENT_READ as CR
@@ -149,9 +150,10 @@ def _drain(mgr: JobManager, top: Node, when: int, extra: int = 0) -> None:
 
 
 def _copy_into_top(g: BlockGraph, top: Node, offset: int, n: int) -> None:
-    """Copy-on-read of the chunk: the data below ``top`` into ``top``."""
+    """Copy-on-read of the chunk: the data below ``top`` into ``top``
+    (stream_populate reads with BDRV_REQ_COPY_ON_READ)."""
     try:
-        copy_range(g, top, top, offset, n)
+        write_copied(g, top, offset, g.read(top, offset, n))
     except OSError as e:
         raise CopyError(e, is_read=True) from None
 
