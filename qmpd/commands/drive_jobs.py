@@ -15,7 +15,7 @@ from qmpd.commands.snapshot import Phases, action, cmd_transaction
 from qmpd.engine.drive_jobs import drive_backup_target, start_drive_mirror
 from qmpd.engine.graph import Transaction
 from qmpd.engine.jobs.backup import create_backup
-from qmpd.engine.surgery import lookup_bs
+from qmpd.engine.surgery import check_not_busy, lookup_bs
 
 
 @command("drive-mirror")
@@ -33,11 +33,25 @@ def _drive_backup(daemon: Any, data: dict, tx: Transaction) -> Phases:
     # that section, so it pauses and resumes (as blockdev-backup's does).
     source = lookup_bs(g, data["device"], data["device"])
     mgr.drained([source], True)
-    tx.on_abort(lambda: mgr.drained([source], False))
+
+    def end_drain() -> None:
+        mgr.drained([source], False)
+
+    # Before 6.0 .clean ended the section only once the target was open
+    # (Profile.drive_backup_leaks_drain): an error before that leaves the
+    # source drained for good.
+    leaks = g.profile.drive_backup_leaks_drain
+    if not leaks:
+        tx.on_abort(end_drain)
+    # "Early check to avoid creating target": a busy source fails before
+    # its image is made.
+    check_not_busy(g, source)
     bargs, target = drive_backup_target(g, data, tx)
+    if leaks:
+        tx.on_abort(end_drain)
     job = create_backup(mgr, bargs, tx)
     # drive_backup_commit: job_start; drive_backup_clean: the drain ends
-    return Phases(lambda: mgr.start(job, job.driver), lambda: mgr.drained([source], False))
+    return Phases(lambda: mgr.start(job, job.driver), end_drain)
 
 
 @command("drive-backup")

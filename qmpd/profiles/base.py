@@ -198,6 +198,13 @@ class Profile:
     #: BLOCK_JOB_COMPLETED's and query-block-jobs' error is strerror of the
     #: job's return value (before 6.0), not its message (query-jobs has that).
     block_job_error_strerror: ClassVar[bool] = False
+    #: drive-backup's transaction action drains its source and ends the
+    #: section in .clean only once state->bs is set, which 5.2's
+    #: drive_backup_prepare did after the target was open: any error before
+    #: (a busy source, the image not made or not opened) leaves the source
+    #: drained for good -- a job there stays paused, I/O to it waits.  6.0+
+    #: sets state->bs before it drains.
+    drive_backup_leaks_drain: ClassVar[bool] = False
     #: Whether block-stream puts a copy-on-read filter node above the active
     #: node (6.0+, ``filter-node-name``), or turns copy-on-read on in the
     #: active node itself, under the job's own BlockBackend (before).

@@ -149,6 +149,7 @@ class Qemu52(Profile):
     raw_trims_child_perms = False
     device_blk_accounting = False
     export_deleted_after_reply = True
+    drive_backup_leaks_drain = True
 
     def render(self, text: Text) -> str:
         out = super().render(text)

@@ -111,6 +111,9 @@ class BackupJob(JobDriver):
     def run(self, job: Job) -> Generator[Sleep, None, int]:
         g = job.mgr.g
         size = g.virtual_size(self.source)
+        # backup_init_bcs_bitmap: the progress's total is set here, not at
+        # creation (a job started paused shows 0 until it runs).
+        job.total = len(self.dirty) << self.shift
         if self.sync == "none":
             # Only old data before guest writes is copied, until cancelled.
             while not job.is_cancelled():
@@ -415,8 +418,6 @@ def create_backup(mgr: JobManager, args: dict, tx: Transaction) -> Job:
             drv.dirty.update(i for i in range(first, last + 1) if i < nclusters)
     else:
         drv.dirty = set(range(nclusters))
-    # job_progress_set_remaining(bdrv_get_dirty_count(bcs bitmap))
-    job.total = len(drv.dirty) << drv.shift
     # The anonymous, disabled bitmaps QEMU shows: the filter's access_bitmap
     # (all set) and done_bitmap (newest first), and block-copy's copy bitmap
     # on the source, which is what is left to copy.

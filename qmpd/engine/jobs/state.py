@@ -119,6 +119,14 @@ def _in_flight(job: Job) -> bool:
     return w is not None and w.defer and w.deadline is not None and job.runnable(w.deadline)
 
 
+def _co_entry(job: Job, driver: JobDriver) -> Generator[Sleep, None, int]:
+    """job_co_entry: a pause point before the kind's body, so a job started
+    inside a drained section pauses before its run callback has set up
+    anything (its progress still 0 of 0)."""
+    yield from job.pause_point()
+    return (yield from driver.run(job))
+
+
 class JobDriver:
     """A job kind's callbacks (job.h JobDriver): ``run`` is the job's body;
     at completion ``prepare`` (may still fail the job), then ``commit`` or
@@ -536,7 +544,7 @@ class JobManager(DrainedSections, JobBackends):
     def start(self, job: Job, driver: JobDriver) -> None:
         """job_start: the kind's body runs at once up to its first yield."""
         job.driver = driver
-        job.co = driver.run(job)
+        job.co = _co_entry(job, driver)
         job.pause_count -= 1
         if self._drained:
             self._enter_drained(job)
@@ -838,6 +846,7 @@ class JobManager(DrainedSections, JobBackends):
             job.co = None
         self.jobs.clear()
         self._exits.clear()
+        self._drained.clear()     # a section 5.2's drive-backup never ended
         self._bind(g)
         self.time.reset()
 
