@@ -239,12 +239,45 @@ def _run(g: BlockGraph, queue: dict[int, ReopenState], tx: Transaction) -> None:
     g.refresh_perms(roots, tx, writable=writable)
     for st in reversed(states):
         _commit(g, st, tx)
+    if g.profile.reopen_detach_closes_queued_fds:
+        _close_detached_fds(states, tx)
     # Old children nobody holds any more go now, after the new links exist.
     for st in states:
         for old in st.old_children:
             g.unref(old, tx)
             if old.alive:
                 g.refresh_perms([old], tx)
+
+
+def _close_detached_fds(states: list[ReopenState], tx: Transaction) -> None:
+    """Before 6.0 every queued file node took a new descriptor in prepare,
+    which its permission check kept as perm_change_fd; the commits run
+    children first, so the file nodes already use it when a parent's commit
+    aborts the permission update of the backing node it detaches, and of
+    everything below: raw_abort_perm_update (no reopen_state any more)
+    closes perm_change_fd, the node's own descriptor.  Such a node goes on
+    with a closed descriptor (fstat fails: no actual-size).  A reopen that
+    queues it again opens the file anew (the dup fails, qemu_open)."""
+    queued = {id(st.node) for st in states}
+    files = [st.node for st in states if hasattr(st.node.state, "fd_closed")]
+    for n in files:
+        if n.state.fd_closed:
+            tx.on_abort(lambda n=n: setattr(n.state, "fd_closed", True))
+            n.state.fd_closed = False
+    for st in states:
+        if "backing" not in st.replaced:
+            continue
+        stack = list(st.old_children)
+        seen: set[int] = set()
+        while stack:
+            n = stack.pop()
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            stack.extend(e.child for e in n.children)
+            if id(n) in queued and hasattr(n.state, "fd_closed") and not n.state.fd_closed:
+                tx.on_abort(lambda n=n: setattr(n.state, "fd_closed", False))
+                n.state.fd_closed = True
 
 
 def _prepare(g: BlockGraph, st: ReopenState, queue: dict[int, ReopenState],
@@ -373,7 +406,10 @@ def _parse_child(g: BlockGraph, st: ReopenState, opts: dict, name: str,
         role = old_edge.role
     update_inherits = new is not None and inherits_from_recursive(new, node)
     if old_edge is not None:
-        if old is not None and old.inherits_from is node:
+        # bdrv_unset_inherits_from: only when no other link of the node
+        # still reaches the old child (a file that was also the backing).
+        if old is not None and old.inherits_from is node and not any(
+                e is not old_edge and e.child is old for e in node.children):
             old.inherits_from = None
             tx.on_abort(lambda o=old: setattr(o, "inherits_from", node))
         _replace_edge(g, node, old_edge, tx)

@@ -205,6 +205,12 @@ class Profile:
     #: drained for good -- a job there stays paused, I/O to it waits.  6.0+
     #: sets state->bs before it drains.
     drive_backup_leaks_drain: ClassVar[bool] = False
+    #: A reopen that detaches a backing node closes the descriptor of every
+    #: queued file node in that node's subtree (before 6.0: file-posix's
+    #: perm_change_fd closed by the abort of the detached node's permission
+    #: update, after the file node's commit had made it its own): fstat on
+    #: the node fails from then on, so it shows no ``actual-size``.
+    reopen_detach_closes_queued_fds: ClassVar[bool] = False
     #: Whether block-stream puts a copy-on-read filter node above the active
     #: node (6.0+, ``filter-node-name``), or turns copy-on-read on in the
     #: active node itself, under the job's own BlockBackend (before).

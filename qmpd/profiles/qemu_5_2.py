@@ -150,6 +150,7 @@ class Qemu52(Profile):
     device_blk_accounting = False
     export_deleted_after_reply = True
     drive_backup_leaks_drain = True
+    reopen_detach_closes_queued_fds = True
 
     def render(self, text: Text) -> str:
         out = super().render(text)

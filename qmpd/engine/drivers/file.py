@@ -38,6 +38,9 @@ class FileState:
     discard_nb_ok: int = 0
     discard_nb_failed: int = 0
     discard_bytes_ok: int = 0
+    # The descriptor was closed under the node (5.2's reopen:
+    # Profile.reopen_detach_closes_queued_fds): fstat fails.
+    fd_closed: bool = False
 
 
 class FileDriver(Driver):
@@ -98,6 +101,8 @@ class FileDriver(Driver):
         return node.state.layer.size
 
     def actual_size(self, g: BlockGraph, node: Node) -> int | None:
+        if node.state.fd_closed:
+            return None     # raw_get_allocated_file_size: fstat fails (EBADF)
         return node.state.layer.allocated()
 
     def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
