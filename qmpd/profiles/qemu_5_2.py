@@ -29,7 +29,11 @@ the real 5.2 (corpus ``tests/data/*/qemu-5.2/``) and traced to its sources:
   ``backup-top`` over a ``backing`` child, copying a cluster at a time;
   ``bdrv_replace_node`` leaving the replaced node's permissions as they were;
   ``complete`` only on a ready job with no pause pending; a resumed job left
-  in its timed sleep; a block job's error told by its errno;
+  in its timed sleep; a block job's error told by its errno; a
+  ``drive-backup`` that fails before its target is open leaving its source
+  drained for good (drive_backup_prepare set state->bs too late);
+* its file-posix reopen: a reopen that detaches a backing node closes the
+  descriptor of the queued file nodes below it (their ``actual-size`` goes);
 * its semantics, as the switches below that the engine and commands read.
 
 Where 5.2 itself hangs or crashes (a ``backing`` reference to the node being
