@@ -270,13 +270,12 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
     g = daemon.graph
     to_stdout = daemon.hmp_output == "stdout"
     limit = daemon.max_output
-    # A node's temporary BlockBackend drains the node when it is inserted and
-    # again when it goes (blk_insert_bs, blk_remove_bs): jobs there pause and
-    # resume, as often as the release drains (Profile.qemu_io_blk_drains).
+    # A node's temporary BlockBackend drains the node as often as the release
+    # does before the command and when it goes (blk_unref, blk_remove_bs):
+    # jobs there pause and resume (Profile.qemu_io_drains_before/_after).
     drain = g.drain_hook if dev_edge is None else None
-    drains = daemon.profile.qemu_io_blk_drains
     if drain is not None:
-        for _ in range(drains):
+        for _ in range(daemon.profile.qemu_io_drains_before):
             drain([node], True)
             drain([node], False)
     tx = Transaction()
@@ -317,7 +316,7 @@ def _qemu_io_steps(daemon: Any, node: Any, dev_edge: Any, cmd: str,
     finally:
         tx.abort()      # the temporary BlockBackend goes away again
         if drain is not None and node.alive:
-            for _ in range(drains):
+            for _ in range(daemon.profile.qemu_io_drains_after):
                 drain([node], True)
                 drain([node], False)
     monitor_text = _mon(mon.getvalue())

@@ -109,11 +109,13 @@ class Profile:
     #: backups in one transaction start in the reverse order.
     transaction_commits_newest_first: ClassVar[bool] = False
     #: How many drained sections over the node HMP ``qemu-io``'s temporary
-    #: BlockBackend makes when it is inserted, and again when it goes: 7.2's
-    #: blk_insert_bs/blk_remove_bs drain the node once; 10.0 drains it again
-    #: under the graph write lock (bdrv_graph_wrlock_drained), so a job there
-    #: pauses and resumes twice each time.
-    qemu_io_blk_drains: ClassVar[int] = 1
+    #: BlockBackend makes before its command runs, and after it: 5.2's and
+    #: 7.2's blk_insert_bs drains nothing, and the BlockBackend goes with two
+    #: (blk_unref's blk_drain, then blk_remove_bs's), both after the write;
+    #: 10.0 drains under the graph write lock too (bdrv_graph_wrlock), so a
+    #: job there pauses and resumes twice on each side.
+    qemu_io_drains_before: ClassVar[int] = 0
+    qemu_io_drains_after: ClassVar[int] = 2
     #: The drained sections over a stream's top node (with its copy-on-read
     #: filter) that other jobs there see, as pause/resume pairs: when the
     #: filter goes in (block_stream: bdrv_insert_node), and when the job

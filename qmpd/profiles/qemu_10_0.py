@@ -68,7 +68,7 @@ class Qemu100(Profile):
     qemu_io_dump_prefix_on_monitor = True
     device_props_typed = True
     transaction_commits_newest_first = True
-    qemu_io_blk_drains = 2
+    qemu_io_drains_before = 2
     stream_drains = None
     messages = {
         **BASE,

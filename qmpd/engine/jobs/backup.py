@@ -34,10 +34,6 @@ CBW_ALWAYS_READS = CopyBeforeWriteDriver(always_reads_source=True)
 BACKUP_TOP = BackupTopDriver()
 DEFAULT_CLUSTER = 65536          # BLOCK_COPY_CLUSTER_SIZE_DEFAULT
 BLOCK_COPY_MAX_BUFFER = 1 << 20
-# How long after a backup's last request goes out its completion comes back
-# (QEMU: the thread pool's copy, milliseconds for megabytes): commands a
-# client sends right behind the reply see the job still busy.
-IO_COMPLETION_NS = 20_000_000
 
 
 @dataclass(eq=False)
@@ -176,8 +172,7 @@ class BackupJob(JobDriver):
         # copied, not yet done).
         # (Under a virtual job clock, at once: the clock then moves only when
         # told, and QEMU's I/O does not wait on qtest's clock.)
-        latency = 0 if job.mgr.time.virtual else IO_COMPLETION_NS
-        yield Sleep(job.now() + latency, defer=True)
+        yield job.slow_io()
         yield from job.pause_point()
         return 0
 

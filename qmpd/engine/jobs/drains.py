@@ -117,12 +117,12 @@ class DrainedSections:
             for job in self._notify_order(held, nodes, True, direct):
                 self._pause(job)
                 paused.append(job)
-                # bdrv_drained_begin polls until the job stops: before 6.0
-                # (a pause that does not wake a job) one waiting for its I/O
-                # (busy) gets it and goes on to its pause point.
+                # bdrv_drained_begin polls until the job stops
+                # (child_job_drained_poll): one waiting for its I/O (busy,
+                # which a pause does not wake) gets it and goes on to its
+                # pause point.
                 w = job.waiting_on
-                if (not self.g.profile.job_pause_wakes and job.busy and w is not None
-                        and getattr(w, "defer", False)):
+                if job.busy and w is not None and getattr(w, "defer", False):
                     job.enter()
         # the nodes, for a job started inside the section (_enter_drained)
         self._drained.setdefault(key, []).append((paused, list(nodes)))

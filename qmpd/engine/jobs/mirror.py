@@ -27,7 +27,7 @@ from qmpd.engine.drivers.mirror_top import ForwardWritesMirrorTopDriver, PlainMi
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.data import CopyError, grow_base
-from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
+from qmpd.engine.jobs.state import FLUSH_NS, SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR
 from qmpd.engine.perms import RESIZE as RS
@@ -91,9 +91,9 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
         if not ranges:
             if not job.ready_flag or job.should_complete:
                 # mirror_flush, before ready and before completing: a target
-                # with writes to flush is I/O the job waits for (it is ready
-                # only after the command that woke it; with nothing to flush,
-                # at once; under the virtual clock I/O takes no time).
+                # with writes to flush is slow I/O the job waits for (it is
+                # ready only a while after the command that woke it, or in
+                # the next drain; with nothing to flush, at once).
                 try:
                     pending = flush()
                 except OSError as e:
@@ -103,7 +103,7 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
                     delay, steady = SLICE_NS, True
                     continue
                 if not job.ready_flag and pending and not job.mgr.time.virtual:
-                    yield Sleep(job.now(), defer=True)
+                    yield job.slow_io(FLUSH_NS)
             if not job.ready_flag:
                 job.mgr.set_ready(job)
             if job.should_complete:
