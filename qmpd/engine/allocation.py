@@ -48,3 +48,25 @@ def allocated_above(g: BlockGraph, top: Node | None, bottom: Node | None, offset
         # bdrv_cow_bs: the format node's backing node
         node = node.backing.child if node.backing is not None else None
     return False, n
+
+
+def status_above(g: BlockGraph, top: Node | None, offset: int,
+                 length: int) -> tuple[int, bool, bool]:
+    """bdrv_block_status_above(top, NULL): the first run at ``offset`` that one
+    layer of the chain answers for, as (bytes, data, zero): data where a
+    layer has it (even if it is zeroes), zero where the first layer that has
+    the range has a zero cluster or a hole, or where no layer has it."""
+    node = top
+    n = length
+    while node is not None:
+        if node.driver.is_filter:
+            node = node.driver.filtered(node)
+            continue
+        o, m, alloc, zero = g.block_status(node, offset, n)[0]
+        n = max(min(o + m, offset + n) - offset, 1)
+        if alloc:
+            return n, not zero, zero
+        node = node.backing.child if node.backing is not None else None
+        if node is not None and offset >= g.virtual_size(node):
+            break
+    return n, False, True

@@ -78,6 +78,10 @@ class DirtyBitmap:
         last = (offset + length - 1) >> self.shift
         return any(i in self.bits for i in range(first, last + 1))
 
+    def next_dirty(self, chunk: int) -> int | None:
+        """bdrv_dirty_iter_next: the first dirty chunk at or after ``chunk``."""
+        return min((i for i in self.bits if i >= chunk), default=None)
+
     def byte_ranges(self) -> list[tuple[int, int]]:
         """The dirty areas as (offset, length) in bytes, merged, ascending."""
         out: list[tuple[int, int]] = []

@@ -15,7 +15,7 @@ import pytest
 
 from qmpd.engine.jobs.state import RateLimit
 from tests.conformance import qmpreplay
-from tests.jobs.jobtools import Harness, MiB, make_chain
+from tests.jobs.jobtools import Harness, MiB, img, make_chain
 
 SECOND = 1_000_000_000
 # 524288 / 6553 slices of 100 ms: the wait after the first 512 KiB chunk at 64 KiB/s.
@@ -300,6 +300,34 @@ def test_active_commit_ready_complete(h: Harness) -> None:
                                      "concluded", "null"]
     assert h.read("base", 0x22, MiB, MiB) and h.read("base", 0x33, 3 * MiB, 512 * 1024)
     assert "cf" not in h.daemon.graph.nodes
+
+
+@pytest.mark.parametrize("discard,ready_after", [("unmap", 2), ("ignore", 34)])
+def test_mirror_zero_runs_cost_the_rate_limit_nothing_where_the_target_unmaps(
+        tmp_path: Path, discard: str, ready_after: int) -> None:
+    """mirror_iteration copies a data run and writes a zero run as zeroes;
+    the rate limit counts the zero write only where the target cannot write
+    zeroes by unmapping (bdrv_can_write_zeroes_with_unmap): 64 KiB of data
+    and 2 MiB of zero clusters at 64 KiB/s are ready after the second the
+    data took (the delay is asked for the last request), or after 33."""
+    src, tgt = str(tmp_path / "src.qcow2"), str(tmp_path / "tgt.qcow2")
+    img("create", "-q", "-f", "qcow2", src, "4M")
+    img("io", "-c", "write -P 0x55 0 64k", "-c", "write -z 64k 2M", src)
+    img("create", "-q", "-f", "qcow2", tgt, "4M")
+    h = Harness()
+    h.ok("blockdev-add", driver="qcow2", node_name="src",
+         file={"driver": "file", "filename": src})
+    h.ok("blockdev-add", driver="qcow2", node_name="tgt", discard=discard,
+         file={"driver": "file", "filename": tgt})
+    # sync=top without a backing file: everything allocated, and no zeroing
+    # of the target first (blockdev-mirror's zero_target is for sync=full)
+    h.ok("blockdev-mirror", job_id="j", device="src", target="tgt", sync="top", speed=65536)
+    h.step(0)
+    h.step((ready_after - 1) * SECOND)
+    assert "BLOCK_JOB_READY" not in h.statuses("j")
+    h.step(SECOND)
+    assert "BLOCK_JOB_READY" in h.statuses("j")
+    assert h.read("tgt", 0x55, 0, 65536) and h.read("tgt", 0, 65536, 2 * MiB)
 
 
 @pytest.mark.parametrize("verb,force,final", [

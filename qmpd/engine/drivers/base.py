@@ -97,6 +97,11 @@ class Driver:
         f = self.filtered(node)
         return g.get_info(f) if f else None
 
+    def zeroes_may_unmap(self, g: BlockGraph, node: Node) -> bool:
+        """Whether ``BDRV_REQ_MAY_UNMAP`` is among the node's
+        supported_zero_flags (zero writes may deallocate)."""
+        return False
+
     def format_specific(self, g: BlockGraph, node: Node) -> dict | None:
         return None
 

@@ -108,6 +108,9 @@ class FileDriver(Driver):
     def get_info(self, g: BlockGraph, node: Node) -> tuple[int, bool] | None:
         return (0, False)
 
+    def zeroes_may_unmap(self, g: BlockGraph, node: Node) -> bool:
+        return True     # raw_open_common
+
     def format_specific(self, g: BlockGraph, node: Node) -> dict | None:
         # file-posix's ImageInfoSpecificFile, in releases that have it (the
         # extent size hint is absent: tmpfs/ext4 report none).

@@ -348,6 +348,9 @@ class Qcow2Driver(Driver):
         h = node.state.header
         return (h.cluster_size, bool(h.dirty))
 
+    def zeroes_may_unmap(self, g: BlockGraph, node: Node) -> bool:
+        return bool(node.state.header.version >= 3)    # qcow2_do_open
+
     def format_specific(self, g: BlockGraph, node: Node) -> dict | None:
         h = node.state.header
         if h.version == 2:

@@ -104,6 +104,11 @@ class RawDriver(Driver):
         f = self.primary(node)
         return g.get_info(f) if f else None
 
+    def zeroes_may_unmap(self, g: BlockGraph, node: Node) -> bool:
+        # raw_open: the file's flags pass through
+        f = self.primary(node)
+        return f is not None and f.driver.zeroes_may_unmap(g, f)
+
     def read(self, g: BlockGraph, node: Node, offset: int, length: int) -> bytes:
         f = self.primary(node)
         if f is None:

@@ -24,7 +24,7 @@ from qmpd.engine.allocation import allocated_above, is_allocated
 from qmpd.engine.drivers.copy_before_write import BackupTopDriver, CopyBeforeWriteDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import CopyError
+from qmpd.engine.jobs.data import IO_COMPLETION_NS, CopyError
 from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node
 from qmpd.engine.transaction import Transaction
@@ -172,7 +172,7 @@ class BackupJob(JobDriver):
         # copied, not yet done).
         # (Under a virtual job clock, at once: the clock then moves only when
         # told, and QEMU's I/O does not wait on qtest's clock.)
-        yield job.slow_io()
+        yield job.slow_io(IO_COMPLETION_NS)
         yield from job.pause_point()
         return 0
 

@@ -22,6 +22,7 @@ class DrainedSections:
     # JobManager's, which this mixin works on
     _drained: dict[tuple[int, ...], list[tuple[list[Job], list[Node]]]]
     g: Any
+    time: Any
 
     @property
     def jobs(self) -> list[Job]:
@@ -120,9 +121,12 @@ class DrainedSections:
                 # bdrv_drained_begin polls until the job stops
                 # (child_job_drained_poll): one waiting for its I/O (busy,
                 # which a pause does not wake) gets it and goes on to its
-                # pause point.
+                # pause point.  Under the virtual clock job work waits for
+                # the clock's next step, except before 6.0, where the pause
+                # itself would otherwise never be reached.
                 w = job.waiting_on
-                if job.busy and w is not None and getattr(w, "defer", False):
+                if job.busy and w is not None and getattr(w, "defer", False) and (
+                        not self.time.virtual or not self.g.profile.job_pause_wakes):
                     job.enter()
         # the nodes, for a job started inside the section (_enter_drained)
         self._drained.setdefault(key, []).append((paused, list(nodes)))

@@ -16,18 +16,18 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qmpd.engine import bitmaps as bmod
 from qmpd.engine import perms, surgery
-from qmpd.engine.allocation import allocated_above
+from qmpd.engine.allocation import allocated_above, status_above
 from qmpd.engine.drivers.base import Driver
 from qmpd.engine.drivers.mirror_top import ForwardWritesMirrorTopDriver, PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import CopyError, grow_base
-from qmpd.engine.jobs.state import FLUSH_NS, SLICE_NS, Job, JobDriver, JobManager, Sleep
+from qmpd.engine.jobs.data import FLUSH_NS, CopyError, grow_base
+from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR
 from qmpd.engine.perms import RESIZE as RS
@@ -38,6 +38,7 @@ from qmpd.engine.transaction import Transaction
 MIRROR_CHUNK = 1024 * 1024      # mirror's MAX_IO_BYTES
 MIRROR_BUF_SIZE = 1 << 24       # DEFAULT_MIRROR_BUF_SIZE
 MIRROR_MAX_IN_FLIGHT = 16
+MIRROR_MAX_IOV = 1024           # IOV_MAX: a read takes at most this many chunks
 # The filter a mirror job inserts (bdrv_mirror_top without is_commit).
 MIRROR_TOP = PlainMirrorTopDriver()
 # mirror_top before 6.0, for mirrors and active commits alike.
@@ -53,24 +54,46 @@ class JobBitmap(bmod.DirtyBitmap):
         return d
 
 
-def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int, int], None],
+@dataclass(eq=False)
+class MirrorOps:
+    """How a mirror_iteration reaches its nodes: the source's block status
+    (bdrv_block_status_above(source, NULL): bytes, data, zero), the three
+    MirrorMethods on the target (``copy`` raises CopyError, the zero and
+    discard writes OSError), and what the target says about itself."""
+
+    status: Callable[[int, int], tuple[int, bool, bool]]
+    copy: Callable[[int, int], None]
+    write_zeroes: Callable[[int, int], None]
+    discard: Callable[[int, int], None]
+    # bdrv_get_info(target)'s cluster size (0: none, any range is aligned)
+    target_cluster: int = 0
+    # bdrv_can_write_zeroes_with_unmap(target): zero and discard requests
+    # then cost the rate limit nothing.
+    zeroes_free: bool = False
+    # mirror_run's cow_bitmap: reads grow to the target's clusters (0: no),
+    # except where both ends are in chunks copied whole already (``cow``)
+    cow_cluster: int = 0
+    cow: set[int] = field(default_factory=set)
+
+
+def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, ops: MirrorOps,
                 buf_size: int = MIRROR_BUF_SIZE,
                 policies: tuple[str, str] = ("report", "report"),
-                cow_cluster: int = 0,
                 flush: Callable[[], bool] = lambda: False) -> Generator[Sleep, None, None]:
-    """mirror_run's main loop: copy dirty chunks at the job's rate, become
-    ready when nothing is dirty, then wait (looking again every slice) until
-    completed or cancelled.  ``copy(offset, length)`` raises CopyError on an
-    I/O error (or OSError, which ends the job): the area is dirty again and
-    the policy of the side that failed (``policies``: on-source-error,
-    on-target-error) acts, as mirror_read_complete / mirror_write_complete:
-    ``stop`` pauses the job, ``ignore`` copies the area again later,
-    ``report`` ends the job with the error.  ``flush`` (mirror_flush) flushes
-    the target before the job becomes ready and before it completes."""
+    """mirror_run's main loop: each pass copies the next dirty area
+    (mirror_iteration) and sleeps as long as the rate limit asks for its last
+    request; with nothing dirty the job becomes ready, then looks again
+    every slice -- and, ready, goes on at once while anything is dirty (the
+    rate limit no longer holds it) -- until completed or cancelled.  An
+    I/O error makes the area dirty again and the policy of the side that
+    failed (``policies``: on-source-error, on-target-error) acts, as
+    mirror_read_complete / mirror_write_complete: ``stop`` pauses the job,
+    ``ignore`` copies the area again later, ``report`` ends the job with the
+    error (OSError).  ``flush`` (mirror_flush) flushes the target before the
+    job becomes ready and before it completes; it says whether the target
+    had writes to flush."""
     job.total = job.current + bm.count()
-    delay = 0
-    steady = False
-    cow: set[int] = set()   # s->cow_bitmap: chunks copied whole to the target
+    cursor = 0      # s->dbi: where the next iteration looks for dirty chunks
     # The first requests wait on I/O (the thread pool): they are issued under
     # the command that started the job, which replies before they complete
     # (their progress, or an error's event, come after the reply), and a
@@ -79,71 +102,152 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, copy: Callable[[int
     if first:
         yield Sleep(job.now(), defer=True)
     while True:
-        if steady:
-            yield from job.sleep_ns(delay)
-        else:
-            yield from job.rate_sleep(delay)
-        steady = False
-        if job.cancelled and not first:
+        yield from job.pause_point()
+        if job.is_cancelled() and not first:
             return
-        ranges = bm.byte_ranges()
-        job.total = job.current + bm.count()
-        if not ranges:
-            if not job.ready_flag or job.should_complete:
-                # mirror_flush, before ready and before completing: a target
-                # with writes to flush is slow I/O the job waits for (it is
-                # ready only a while after the command that woke it, or in
-                # the next drain; with nothing to flush, at once).
+        cnt = bm.count()
+        job.total = job.current + cnt
+        delay = 0
+        failed = False
+        if cnt:
+            delay, cursor, failed = _iteration(job, bm, length, ops, cursor, buf_size, policies)
+        first = False
+        should_complete = False
+        if cnt == 0:
+            if not job.ready_flag:
                 try:
                     pending = flush()
                 except OSError as e:
                     if job.error_action(False, e.errno, policies[1]) == "report":
                         raise
-                    # mirror_flush failed: go round again (a stop has paused the job)
-                    delay, steady = SLICE_NS, True
+                    # mirror_flush failed: go round again (a stop has paused
+                    # the job)
+                    yield from job.sleep_ns(SLICE_NS)
                     continue
-                if not job.ready_flag and pending and not job.mgr.time.virtual:
+                # A target with writes to flush is slow I/O the job waits for
+                # (ready only a while after the command that woke it, or in
+                # the next drain); with nothing to flush, at once.
+                if pending and not job.mgr.time.virtual:
                     yield job.slow_io(FLUSH_NS)
-            if not job.ready_flag:
                 job.mgr.set_ready(job)
-            if job.should_complete:
-                return
-            # Steady state: look again every slice (guest writes dirty it).
-            delay = SLICE_NS
-            steady = True
-            continue
-        # mirror_iteration: the consecutive dirty chunks from the first one,
-        # up to the buffer size, copied in operations of up to
-        # max(buf_size / MAX_IN_FLIGHT, 1 MiB); the rate limit counts them all
-        # and the job sleeps once, after the iteration.
-        off, n = ranges[0]
-        n = min(n, max(buf_size, bm.granularity), length - off)
-        _clear_range(bm, off, n)
-        max_io = max(buf_size // MIRROR_MAX_IN_FLIGHT, MIRROR_CHUNK)
-        end = off + n
-        while off < end:
-            m = min(max_io, end - off)
-            if cow_cluster:
-                # mirror_cow_align: a read that starts or ends in a chunk not
-                # copied yet grows to whole target clusters (the target has
-                # no backing to fill the rest of a cluster it allocates).
-                off, m = _cow_align(cow, bm.granularity, cow_cluster, off, m, length)
+            should_complete = job.should_complete or job.cancelled
+            cnt = bm.count()
+        if cnt == 0 and should_complete:
+            # bdrv_drained_begin(bs), then one more look and mirror_flush
             try:
-                copy(off, m)
-            except CopyError as e:
-                bm.set_range(off, m)
-                action = job.error_action(e.is_read, e.errno,
-                                          policies[0] if e.is_read else policies[1])
-                if action == "report":
-                    raise OSError(e.errno, os.strerror(e.errno)) from None
-                off += m
+                flush()
+            except OSError as e:
+                if job.error_action(False, e.errno, policies[1]) == "report":
+                    raise
+                yield from job.sleep_ns(SLICE_NS)
                 continue
-            if cow_cluster:
-                cow.update(range(off // bm.granularity, -(-(off + m) // bm.granularity)))
-            job.progress(m)
-            delay = job.rate_delay(m)
-            off += m
-        first = False
+            return
+        if failed:
+            # A request failed and its area is dirty again (a stop has paused
+            # the job): QEMU's I/O takes time before the next try, qmpd's
+            # none, so the next try waits a slice rather than spin.
+            yield from job.sleep_ns(max(delay, SLICE_NS))
+            continue
+        if job.ready_flag and not should_complete:
+            # Ready, the job goes round again at once while anything was
+            # dirty (its rate limit no longer holds it), else after a slice;
+            # where the release sleeps through block_job_ratelimit_sleep
+            # (8.0+), not even through a zero timer.
+            if cnt == 0:
+                yield from job.sleep_ns(SLICE_NS)
+            elif not job.mgr.g.profile.ratelimit_sleep_rechecks:
+                yield from job.sleep_ns(0)
+            continue
+        yield from job.rate_sleep(delay)
+
+
+def _iteration(job: Job, bm: bmod.DirtyBitmap, length: int, ops: MirrorOps, cursor: int,
+               buf_size: int, policies: tuple[str, str]) -> tuple[int, int, bool]:
+    """mirror_iteration: the consecutive dirty chunks from the next dirty one
+    (from ``cursor``, else from the start), up to the buffer size, cleared,
+    then copied in requests that each cover one run of the source's block
+    status -- data in operations of up to max(buf_size / MAX_IN_FLIGHT, 1 MiB),
+    a zero run (aligned to the target's clusters) as one zero write.  Each
+    request is counted by the rate limit (zero writes not, where the target
+    writes zeroes by unmapping) and the delay is what the limit asked for the
+    last one.  Returns (delay, the new cursor, whether a request failed)."""
+    gran = bm.granularity
+    chunk = bm.next_dirty(cursor >> bm.shift)
+    if chunk is None:
+        chunk = bm.next_dirty(0)
+    assert chunk is not None
+    offset = chunk << bm.shift
+    nb = 1
+    while nb * gran < buf_size:
+        nxt = offset + nb * gran
+        if nxt >= length or (nxt >> bm.shift) not in bm.bits:
+            break
+        nb += 1
+    cursor = offset + nb * gran
+    _clear_range(bm, offset, nb * gran)
+    max_io = max(buf_size // MIRROR_MAX_IN_FLIGHT, MIRROR_CHUNK)
+    delay = 0
+    failed = False
+    while nb > 0 and offset < length:
+        try:
+            io, data, zero = ops.status(offset, nb * gran)
+            failed = False
+        except OSError:
+            io, data, zero, failed = min(nb * gran, max_io), True, False, True
+        if data and not failed:
+            io = min(io, max_io)
+        io -= io % gran
+        method = "copy"
+        if io < gran:
+            io = gran
+        elif not failed and not data and _cluster_aligned(ops.target_cluster, offset, io):
+            method = "zero" if zero else "discard"
+        io = min(io, length - offset)
+        done, ok = _perform(job, bm, ops, offset, io, method, buf_size, length, policies)
+        failed |= not ok
+        offset += done
+        nb -= -(-done // gran)
+        delay = job.rate_delay(0 if method != "copy" and ops.zeroes_free else done)
+    return delay, cursor, failed
+
+
+def _cluster_aligned(cluster: int, offset: int, n: int) -> bool:
+    """bdrv_round_to_clusters leaves the range as it is."""
+    return not cluster or (offset % cluster == 0 and n % cluster == 0)
+
+
+def _perform(job: Job, bm: bmod.DirtyBitmap, ops: MirrorOps, offset: int, n: int,
+             method: str, buf_size: int, length: int,
+             policies: tuple[str, str]) -> tuple[int, bool]:
+    """mirror_perform: one request; returns the bytes it handled from
+    ``offset`` on (a copy grown to the target's clusters handles more), and
+    whether it succeeded."""
+    handled = n
+    if method == "copy":
+        # mirror_co_read: no more than the buffer (and max_iov chunks)
+        n = handled = min(buf_size, bm.granularity * MIRROR_MAX_IOV, n)
+        if ops.cow_cluster:
+            start, size = _cow_align(ops.cow, bm.granularity, ops.cow_cluster, offset, n, length)
+            handled = start + size - offset
+            offset, n = start, size
+    try:
+        if method == "copy":
+            ops.copy(offset, n)
+        else:
+            try:
+                (ops.write_zeroes if method == "zero" else ops.discard)(offset, n)
+            except OSError as e:
+                raise CopyError(e, False) from None
+    except CopyError as e:
+        bm.set_range(offset, n)
+        action = job.error_action(e.is_read, e.errno, policies[0] if e.is_read else policies[1])
+        if action == "report":
+            raise OSError(e.errno, os.strerror(e.errno)) from None
+        return handled, False
+    if ops.cow_cluster:
+        ops.cow.update(range(offset // bm.granularity, -(-(offset + n) // bm.granularity)))
+    job.progress(n)
+    return handled, True
 
 
 def _dirty_init_waits(job: Job) -> Generator[Sleep, None, None]:
@@ -163,38 +267,6 @@ def _cow_align(cow: set[int], gran: int, cluster: int, off: int, n: int,
     start = off - off % cluster
     end = min(-(-(off + n) // cluster) * cluster, length)
     return start, end - start
-
-
-def status_above(g: BlockGraph, node: Node | None, offset: int,
-                 length: int) -> list[tuple[int, int, bool]]:
-    """bdrv_block_status_above(node, NULL): [(offset, length, zero)], where
-    zero is a zero cluster of the first node that has the range, or a range
-    no node of the chain has; data anywhere else (even if it is zeroes)."""
-    while node is not None and node.driver.is_filter:
-        node = node.driver.filtered(node)
-    if node is None:
-        return [(offset, length, True)]
-    out: list[tuple[int, int, bool]] = []
-    for o, m, alloc, zero in g.block_status(node, offset, length):
-        o_end = min(o + m, offset + length)
-        o = max(o, offset)
-        if o >= o_end:
-            continue
-        if alloc:
-            parts = [(o, o_end - o, zero)]
-        else:
-            below = surgery.cow_bs(node)
-            if below is None or o >= g.virtual_size(below):
-                parts = [(o, o_end - o, True)]
-            else:
-                parts = status_above(g, below, o, o_end - o)
-        for p in parts:
-            last = out[-1] if out else None
-            if last is not None and last[2] == p[2] and last[0] + last[1] == p[0]:
-                out[-1] = (last[0], last[1] + p[1], last[2])
-            else:
-                out.append(p)
-    return out or [(offset, length, True)]
 
 
 def copy_checked(g: BlockGraph, src: Node, dst: Node, offset: int, n: int) -> None:
@@ -246,13 +318,29 @@ class _MirrorDriver(JobDriver):
     # on-source-error, on-target-error (an active commit's on-error for both)
     policies = ("report", "report")
 
-    def _loop(self, job: Job, bm: bmod.DirtyBitmap, length: int,
-              copy: Callable[[int, int], None], keep_error: bool, target: Node,
+    def _loop(self, job: Job, bm: bmod.DirtyBitmap, length: int, source: Node,
+              target: Node, copy: Callable[[int, int], None], unmap: bool, keep_error: bool,
               cow_cluster: int = 0) -> Generator[Sleep, None, int]:
+        """mirror_run's loop from ``source`` (the filter's child) into
+        ``target``: ``copy`` is MIRROR_METHOD_COPY, zero writes unmap with
+        ``unmap`` (s->unmap)."""
+        g = job.mgr.g
+        info = g.get_info(target)
+
+        def write_zeroes(off: int, n: int) -> None:
+            g.write_zeroes(target, off, n, unmap)
+
+        def discard(off: int, n: int) -> None:
+            g.discard(target, off, n)
+
+        ops = MirrorOps(status=lambda off, n: status_above(g, source, off, n),
+                        copy=copy, write_zeroes=write_zeroes, discard=discard,
+                        target_cluster=info[0] if info is not None else 0,
+                        zeroes_free=can_write_zeroes_with_unmap(g, target),
+                        cow_cluster=cow_cluster)
         try:
-            yield from mirror_loop(job, bm, length, copy, self.buf_size or MIRROR_BUF_SIZE,
-                                   self.policies, cow_cluster,
-                                   lambda: self.flush_target(job, target))
+            yield from mirror_loop(job, bm, length, ops, self.buf_size or MIRROR_BUF_SIZE,
+                                   self.policies, lambda: self.flush_target(job, target))
         except OSError as e:
             if keep_error:
                 job.error = e.strerror or "Input/output error"
@@ -369,7 +457,7 @@ class MirrorJob(_MirrorDriver):
             job.error = "Source and target image have different sizes"
             return -errno.EINVAL
         bm = self.bitmap
-        if self.zero_target and self.target.discard != "unmap":
+        if self.zero_target and not can_write_zeroes_with_unmap(g, self.target):
             # mirror_dirty_init: a target that cannot write zeroes with unmap
             # is copied in full.
             bm.set_range(0, length)
@@ -382,16 +470,7 @@ class MirrorJob(_MirrorDriver):
             yield from _dirty_init_waits(job)
 
         def copy(off: int, n: int) -> None:
-            # mirror_iteration: zero areas of the source become zero writes
-            # (BDRV_REQ_MAY_UNMAP with the job's unmap, on by default).
-            for o, m, _alloc, zero in g.block_status(self.bs, off, n):
-                if zero:
-                    try:
-                        g.write_zeroes(self.target, o, m, self.unmap)
-                    except OSError as e:
-                        raise CopyError(e, False) from None
-                else:
-                    copy_checked(g, self.bs, self.target, o, m)
+            copy_checked(g, self.bs, self.target, off, n)
 
         # mirror_run: a target whose image names a backing file it was not
         # opened with (drive-mirror's mode=existing, sync=top) and whose
@@ -400,8 +479,8 @@ class MirrorJob(_MirrorDriver):
         cluster = info[0] if info is not None and info[0] else 0
         cow_cluster = cluster if (self.target.auto_backing_file and self.target.backing is None
                                   and bm.granularity < cluster) else 0
-        return (yield from self._loop(job, bm, length, copy, keep_error=True, target=self.target,
-                                      cow_cluster=cow_cluster))
+        return (yield from self._loop(job, bm, length, self.bs, self.target, copy, self.unmap,
+                                      keep_error=True, cow_cluster=cow_cluster))
 
     def complete(self, job: Job) -> None:
         """mirror_complete: the node to replace is looked up by name now."""
@@ -485,28 +564,11 @@ class ActiveCommitJob(_MirrorDriver):
         yield from _dirty_init_waits(job)
 
         def copy(off: int, n: int) -> None:
-            # mirror_iteration: what the chain above the base reads as zero
-            # (bdrv_block_status_above: a zero cluster, or nothing allocated)
-            # becomes a zero write (unmap on); the rest is copied.
-            # MIRROR_METHOD_COPY writes what it read, zero bytes or not.
-            # An I/O error says which side failed (the on-error policies).
-            for o, m, zero in status_above(g, self.bs, off, n):
-                if zero:
-                    try:
-                        g.write_zeroes(self.base, o, m, True)
-                    except OSError as e:
-                        raise CopyError(e, False) from None
-                    continue
-                try:
-                    data = g.read(self.bs, o, m)
-                except OSError as e:
-                    raise CopyError(e, True) from None
-                try:
-                    g.write(self.base, o, data)
-                except OSError as e:
-                    raise CopyError(e, False) from None
+            copy_checked(g, self.bs, self.base, off, n)
 
-        return (yield from self._loop(job, bm, length, copy, keep_error=False, target=self.base))
+        # commit_active_start: the job unmaps (mirror_start_job's unmap)
+        return (yield from self._loop(job, bm, length, self.bs, self.base, copy, True,
+                                      keep_error=False))
 
     def write_passed(self, job: Job, offset: int, length: int,
                      copy: Callable[[Node], None]) -> None:
@@ -576,6 +638,12 @@ def check_to_replace_node(g: BlockGraph, bs: Node, name: str) -> Node:
                          "because it cannot be guaranteed that doing so would not lead to an "
                          "abrupt change of visible data")
     return node
+
+
+def can_write_zeroes_with_unmap(g: BlockGraph, node: Node) -> bool:
+    """bdrv_can_write_zeroes_with_unmap: the node was opened with
+    discard=unmap and its zero writes may deallocate."""
+    return node.discard == "unmap" and node.driver.zeroes_may_unmap(g, node)
 
 
 def target_perm(g: BlockGraph, target: Node, source: Node, perm: int) -> int:

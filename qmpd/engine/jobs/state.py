@@ -64,14 +64,6 @@ VERBS: dict[str, tuple[str, ...]] = {
 }
 
 SLICE_NS = 100_000_000          # BLOCK_JOB_SLICE_TIME
-# How long a request that has data to move to the disk takes to come back
-# (QEMU: the thread pool's copy, or a flush's metadata writes and fdatasync,
-# 2-12 ms measured on 7.2 for a mirror's first flush): commands a client
-# sends right behind the reply see the job still waiting on it; a drain
-# waits for it (Job.slow_io).  Longer than QEMU's, so that a client slowed
-# down by a busy machine still gets its next few commands in first.
-IO_COMPLETION_NS = 20_000_000
-FLUSH_NS = 50_000_000
 
 
 class RateLimit:
@@ -300,10 +292,9 @@ class Job:
             delay = self.limit.delay(0, self.now())
             yield from self.sleep_ns(delay)
 
-    def slow_io(self, ns: int = IO_COMPLETION_NS) -> Sleep:
-        """The wait on a request with data to move to the disk: due after
-        ``ns`` (at once under the virtual clock, where QEMU's I/O does not
-        wait on qtest's clock)."""
+    def slow_io(self, ns: int) -> Sleep:
+        """The wait on a request with data to move to the disk (see
+        jobs.data.IO_COMPLETION_NS): none under the virtual clock."""
         return Sleep(self.now() + (0 if self.mgr.time.virtual else ns), defer=True)
 
     def yield_idle(self) -> Generator[Sleep, None, None]:
@@ -375,13 +366,10 @@ class Job:
         self.mgr.g.generation += 1    # the job may change what queries show
         try:
             # A zero-length sleep is a timer: it fires in the main loop's
-            # next turn, before the monitor reads the next command (the
-            # runner goes on through it), but not inside the command that
-            # entered the job -- a drain's end, resume, set-speed -- which
-            # runs to its end first (qemu-io's second drain then finds the
-            # job asleep after one step).  Under the virtual clock nothing
-            # else would run it: it goes on at once.
-            goes_on = self.mgr.in_runner or self.mgr.time.virtual
+            # next turn (the runner goes on through it), not inside the
+            # command that entered the job (a drain's end, resume), whose
+            # next drain finds the job asleep.  The virtual clock: at once.
+            goes_on = self.mgr._in_runner or self.mgr.time.virtual
             while True:
                 w = self.waiting_on = next(self.co)
                 if w.defer:
@@ -576,12 +564,6 @@ class JobManager(DrainedSections, JobBackends):
         self.wakeup()
 
     # -- completion (job_completed and the txn functions) -------------------------
-    @property
-    def in_runner(self) -> bool:
-        """Whether jobs run from the main loop's turn (the runner, quit's
-        cancel), not from inside a command."""
-        return self._in_runner
-
     def body_done(self, job: Job) -> None:
         """job_co_entry: the body is over and job_exit runs in a bottom half,
         so when a command ran the job (a drain's end, resume, set-speed,
