@@ -20,7 +20,7 @@ from qmpd.engine.node import Node
 # waits for it (Job.slow_io).  Longer than QEMU's, so that a client slowed
 # down by a busy machine still gets its next few commands in first.
 IO_COMPLETION_NS = 20_000_000
-FLUSH_NS = 50_000_000
+FLUSH_NS = 100_000_000
 # The chunk loops' steps (stream.c's STREAM_CHUNK, commit.c's COMMIT_BUFFER).
 STREAM_CHUNK = 512 * 1024
 COMMIT_BUFFER = 512 * 1024
