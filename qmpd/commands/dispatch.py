@@ -172,7 +172,7 @@ class Dispatcher:
         args = {} if arguments is None else arguments
         # The main loop runs pending bottom halves (a job's exit) before the
         # monitor dispatches the next command.
-        self.daemon.jobs.flush_exits()
+        self.daemon.jobs.command_begins()
         try:
             self.validate(name, args)
             if not info.pure:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qmpd.engine.jobs.state import RateLimit
+from qmpd.engine.jobs.ratelimit import RateLimit
 from tests.conformance import qmpreplay
 from tests.jobs.jobtools import Harness, MiB, img, make_chain
 

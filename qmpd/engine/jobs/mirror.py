@@ -26,8 +26,9 @@ from qmpd.engine.drivers.base import Driver
 from qmpd.engine.drivers.mirror_top import ForwardWritesMirrorTopDriver, PlainMirrorTopDriver
 from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
-from qmpd.engine.jobs.data import FLUSH_NS, CopyError, grow_base
-from qmpd.engine.jobs.state import SLICE_NS, Job, JobDriver, JobManager, Sleep
+from qmpd.engine.jobs.data import FLUSH_COMMANDS, FLUSH_NS, CopyError, grow_base
+from qmpd.engine.jobs.ratelimit import SLICE_NS
+from qmpd.engine.jobs.state import Job, JobDriver, JobManager, Sleep
 from qmpd.engine.node import Node, Parent
 from qmpd.engine.perms import CONSISTENT_READ as CR
 from qmpd.engine.perms import RESIZE as RS
@@ -128,7 +129,7 @@ def mirror_loop(job: Job, bm: bmod.DirtyBitmap, length: int, ops: MirrorOps,
                 # (ready only a while after the command that woke it, or in
                 # the next drain); with nothing to flush, at once.
                 if pending and not job.mgr.time.virtual:
-                    yield job.slow_io(FLUSH_NS)
+                    yield job.slow_io(FLUSH_NS, FLUSH_COMMANDS)
                 job.mgr.set_ready(job)
             should_complete = job.should_complete or job.cancelled
             cnt = bm.count()

@@ -1,6 +1,6 @@
 """The job state machine (QEMU 7.2 job.c and the generic part of blockjob.c):
 statuses and their transitions, the verbs and the states that accept them,
-the rate limiter (util/ratelimit), job creation, completion (the one-job
+the rate limiter (util/ratelimit, in :mod:`qmpd.engine.jobs.ratelimit`), job creation, completion (the one-job
 transaction: prepare, commit or abort, clean), drains, and the query views.
 
 A job kind (stream.py, commit.py, mirror.py, backup.py, create.py in this
@@ -28,6 +28,7 @@ from qmpd.engine.errors import BlockError
 from qmpd.engine.graph import BlockGraph
 from qmpd.engine.jobs.backends import JobBackends
 from qmpd.engine.jobs.drains import DrainedSections
+from qmpd.engine.jobs.ratelimit import RateLimit
 from qmpd.engine.jobs.txn import COMPLETED, JobTxn, completion_order
 from qmpd.engine.node import Edge, Node, Parent, id_wellformed
 from qmpd.engine.surgery import all_or_nothing, attach_fixed, release_children
@@ -63,37 +64,6 @@ VERBS: dict[str, tuple[str, ...]] = {
     "change": ("created", "running", "paused", "ready", "standby"),
 }
 
-SLICE_NS = 100_000_000          # BLOCK_JOB_SLICE_TIME
-
-
-class RateLimit:
-    """util/ratelimit.h, with an explicit clock."""
-
-    def __init__(self) -> None:
-        self.slice_quota = 0
-        self.slice_ns = SLICE_NS
-        self.slice_start = 0
-        self.slice_end = 0
-        self.dispatched = 0
-
-    def set_speed(self, speed: int) -> None:
-        self.slice_quota = 0 if speed == 0 else max(int(speed * self.slice_ns / 1e9), 1)
-
-    def delay(self, n: int, now: int) -> int:
-        if not self.slice_quota:
-            return 0
-        if self.slice_end < now:
-            self.slice_start = now
-            self.slice_end = now + self.slice_ns
-            self.dispatched = 0
-        self.dispatched += n
-        if self.dispatched < self.slice_quota:
-            return 0
-        slices = self.dispatched / self.slice_quota
-        self.slice_end = self.slice_start + int(slices * self.slice_ns)
-        return self.slice_end - now
-
-
 @dataclass
 class Sleep:
     deadline: int | None     # None: wait until entered
@@ -107,6 +77,9 @@ class Sleep:
     # comes back before them, oldest first.
     seq: int = 0
     failed: bool = False
+    # A slow request also ends once the monitor has dispatched this many
+    # commands (JobManager.commands), if that comes before its deadline.
+    commands: int | None = None
 
 
 PAUSED = Sleep(None)
@@ -292,10 +265,14 @@ class Job:
             delay = self.limit.delay(0, self.now())
             yield from self.sleep_ns(delay)
 
-    def slow_io(self, ns: int) -> Sleep:
+    def slow_io(self, ns: int, commands: int | None = None) -> Sleep:
         """The wait on a request with data to move to the disk (see
-        jobs.data.IO_COMPLETION_NS): none under the virtual clock."""
-        return Sleep(self.now() + (0 if self.mgr.time.virtual else ns), defer=True)
+        jobs.data.IO_COMPLETION_NS): ``ns``, or until ``commands`` more
+        commands were dispatched; none under the virtual clock."""
+        if self.mgr.time.virtual:
+            return Sleep(self.now(), defer=True)
+        return Sleep(self.now() + ns, defer=True,
+                     commands=None if commands is None else self.mgr.commands + commands)
 
     def yield_idle(self) -> Generator[Sleep, None, None]:
         """job_yield: wait until entered (used by other job drivers, e.g. backup)."""
@@ -314,6 +291,8 @@ class Job:
             return False
         if self.at_breakpoint():
             return False
+        if w.commands is not None and self.mgr.commands >= w.commands:
+            return True
         return w.deadline is not None and w.deadline <= now
 
     def _blkdebug_below(self) -> list[Node]:
@@ -450,6 +429,7 @@ class JobManager(DrainedSections, JobBackends):
         self._exits: list[Job] = []
         self._in_runner = False
         self.io_seq = 0     # numbers the deferred sleeps (Sleep.seq)
+        self.commands = 0   # the commands dispatched (Sleep.commands)
         self._bind(g)
         time.serve(self)
 
@@ -573,6 +553,16 @@ class JobManager(DrainedSections, JobBackends):
             self.completed(job)
         else:
             self._exits.append(job)
+            self.wakeup()
+
+    def command_begins(self) -> None:
+        """The monitor dispatches a command: the pending job exits run
+        first, and a slow request that has waited its commands out ends in
+        the main loop's turn after this one (the runner is woken)."""
+        self.commands += 1
+        self.flush_exits()
+        if any(j.waiting_on is not None and j.waiting_on.commands is not None
+               for j in self.jobs):
             self.wakeup()
 
     def flush_exits(self) -> None:
