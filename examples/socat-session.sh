@@ -1,6 +1,7 @@
 #!/bin/sh
 # A raw QMP session with socat: start qmpd, send a few commands, print the
-# bytes qmpd answers (exactly what QEMU 7.2 would send), let `quit` end it.
+# bytes qmpd answers (exactly what QEMU would send: 10.0, qmpd's default
+# release, or the one --qemu-version picks), let `quit` end it.
 #
 #   sh examples/socat-session.sh          (from the repository root, after `make install`)
 set -eu
