@@ -29,7 +29,14 @@ test: install
 	@# Bytecode once, up front: with PYTHONDONTWRITEBYTECODE set (as on some CI
 	@# images) every daemon a test starts would compile qmpd again.
 	$(BIN)/python -m compileall -q qmpd tests > /dev/null
-	$(BIN)/python -m pytest
+	@# The conformance replays mostly wait (scenario sleeps, quiet periods),
+	@# so they run beside the other tests; their report follows those.
+	@log=$$(mktemp); \
+	$(BIN)/python -m pytest -m conformance -p no:cacheprovider > $$log 2>&1 & pid=$$!; \
+	$(BIN)/python -m pytest -m "not conformance"; rest=$$?; \
+	wait $$pid; conf=$$?; \
+	echo "---- the conformance replays (pytest -m conformance) ----"; cat $$log; rm -f $$log; \
+	[ $$rest -eq 0 ] && [ $$conf -eq 0 ]
 
 # qmpd against QEMU 7.2's recordings: the oracle's table and summary line.
 conformance: install
