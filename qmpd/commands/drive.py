@@ -23,6 +23,7 @@ from qmpd.engine.devices.backends import remove_backend
 from qmpd.engine.devices.model import BlockBackend
 from qmpd.engine.errors import BlockError
 from qmpd.engine.node import id_wellformed
+from qmpd.engine.reopen import RUNTIME_BOOLS, parse_bool
 from qmpd.engine.transaction import Transaction
 
 # cache= mode -> (cache.direct, cache.no-flush, BlockBackend write cache)
@@ -34,17 +35,13 @@ _DRIVE_ONLY = ("if", "id", "file", "format", "cache", "media", "index", "bus", "
                "werror", "rerror", "serial", "snapshot", "readonly", "copy-on-read",
                "addr", "boot", "trans", "cyls", "heads", "secs", "stats-account-invalid",
                "stats-account-failed")
-_BOOL_OPTS = ("read-only", "auto-read-only", "force-share", "cache.direct",
-              "cache.no-flush")
-_TRUE = ("on", "yes", "true", "y")
 
 
 def _bool(key: str, value: str) -> bool:
-    if value in _TRUE:
-        return True
-    if value in ("off", "no", "false", "n"):
-        return False
-    raise QMPError(f"Parameter '{key}' expects 'on' or 'off'")
+    try:
+        return parse_bool(key, value)
+    except BlockError as e:
+        raise QMPError(e.desc) from None
 
 
 def drive_new(daemon: Any, opts: dict[str, str]) -> None:
@@ -83,7 +80,7 @@ def drive_new(daemon: Any, opts: dict[str, str]) -> None:
     has_node_options = "driver" in node_opts or "format" in opts or any(
         "." in k and not k.startswith("cache.") for k in node_opts)
     for key in list(node_opts):
-        if key in _BOOL_OPTS:
+        if key in RUNTIME_BOOLS:
             node_opts[key] = _bool(key, node_opts[key])
         elif re.fullmatch(r"[0-9]+", node_opts[key]) and not key.endswith(
                 ("node-name", "filename", "file", "backing", "config")):

@@ -157,6 +157,11 @@ def _reads_change_data(node: Any) -> bool:
     return False
 
 
+def _bad_args(command: str, what: str) -> str:
+    """monitor_parse_arguments' failure: what is wrong, then the hint."""
+    return _mon(f'{command}: {what}\nTry "help {command}" for more information\n')
+
+
 def _qemu_io(daemon: Any, args: str) -> str | Stepwise:
     rest = args
     qdev = False
@@ -166,17 +171,15 @@ def _qemu_io(daemon: Any, args: str) -> str | Stepwise:
             qdev = True
             rest = stripped[2:]
         else:
-            return _mon(f"qemu-io: unsupported option -{stripped[1:2]}\n"
-                        'Try "help qemu-io" for more information\n')
+            return _bad_args("qemu-io", f"unsupported option -{stripped[1:2]}")
     device, rest = _get_str(rest)
     if device is None:
-        return _mon('qemu-io: block device name expected\nTry "help qemu-io" for more information\n')
+        return _bad_args("qemu-io", "block device name expected")
     cmd, rest = _get_str(rest)
     if cmd is None:
-        return _mon('qemu-io: string expected\nTry "help qemu-io" for more information\n')
+        return _bad_args("qemu-io", "string expected")
     if rest.strip(_SPACE):
-        return _mon("qemu-io: extraneous characters at the end of line\n"
-                    'Try "help qemu-io" for more information\n')
+        return _bad_args("qemu-io", "extraneous characters at the end of line")
     g = daemon.graph
     dev_edge = None
     if qdev:
@@ -335,10 +338,9 @@ def _commit(daemon: Any, args: str) -> str:
     file, filters skipped), each a bdrv_commit (qmpd.engine.layer_commit)."""
     device, rest = _get_str(args)
     if device is None:
-        return _mon('commit: block device name expected\nTry "help commit" for more information\n')
+        return _bad_args("commit", "block device name expected")
     if rest.strip(_SPACE):
-        return _mon("commit: extraneous characters at the end of line\n"
-                    'Try "help commit" for more information\n')
+        return _bad_args("commit", "extraneous characters at the end of line")
     g = daemon.graph
     out: list[str] = []
 

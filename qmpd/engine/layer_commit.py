@@ -58,12 +58,16 @@ def commit_layer(g: BlockGraph, bs: Node, report: Callable[[BlockError], None]) 
 
 def _copy(g: BlockGraph, bs: Node, base: Node, tx: Transaction,
           report: Callable[[BlockError], None]) -> int:
-    try:
-        # src: blk_new(CONSISTENT_READ | WRITE_UNCHANGED, ALL) on the node
-        surgery.attach_fixed(g, Parent("commit"), bs, "root",
-                             perms.CONSISTENT_READ | perms.WRITE_UNCHANGED, perms.ALL, tx)
-    except BlockError as e:
-        report(e)
+    def insert_backend(node: Node, perm: int) -> bool:
+        """blk_new(perm, ALL) + blk_insert_bs; a conflict is reported."""
+        try:
+            surgery.attach_fixed(g, Parent("commit"), node, "root", perm, perms.ALL, tx)
+        except BlockError as e:
+            report(e)
+            return False
+        return True
+
+    if not insert_backend(bs, perms.CONSISTENT_READ | perms.WRITE_UNCHANGED):
         return -errno.EPERM
     top_driver = get_driver("commit_top")
     assert top_driver is not None
@@ -73,12 +77,7 @@ def _copy(g: BlockGraph, bs: Node, base: Node, tx: Transaction,
     assert bs.backing is not None
     surgery.move_edge(bs.backing, commit_top, tx)
     g.refresh_perms([commit_top, base], tx)
-    try:
-        # backing: blk_new(WRITE | RESIZE, ALL) on the backing file
-        surgery.attach_fixed(g, Parent("commit"), base, "root",
-                             perms.WRITE | perms.RESIZE, perms.ALL, tx)
-    except BlockError as e:
-        report(e)
+    if not insert_backend(base, perms.WRITE | perms.RESIZE):
         return -errno.EPERM
     length = g.virtual_size(bs)
     if length > g.virtual_size(base):

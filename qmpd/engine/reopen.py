@@ -147,9 +147,9 @@ def reopen_keep_old(g: BlockGraph, node: Node, options: dict) -> None:
         if not isinstance(value, str):
             continue
         last = key.rpartition(".")[2]
-        generic = next((b for b in _RUNTIME_BOOLS if key == b or key.endswith("." + b)), None)
+        generic = next((b for b in RUNTIME_BOOLS if key == b or key.endswith("." + b)), None)
         if generic is not None or last in _DRIVER_BOOLS:
-            options[key] = _parse_bool(generic or last, value)
+            options[key] = parse_bool(generic or last, value)
         elif last in _DRIVER_NUMBERS and value.isdigit():
             options[key] = int(value)
     queue: dict[int, ReopenState] = {}
@@ -158,28 +158,22 @@ def reopen_keep_old(g: BlockGraph, node: Node, options: dict) -> None:
         drain([node], True)
     try:
         queue_child(queue, node, options, 0, None, True)
-        tx = Transaction()
-        try:
-            _run(g, queue, tx)
-        except BaseException:
-            tx.abort()
-            raise
-        tx.commit()
+        run_queue(g, queue)
     finally:
         if drain is not None:
             drain([node], False)
 
 
 # bdrv_runtime_opts' booleans; the drivers' reopenable booleans and numbers.
-_RUNTIME_BOOLS = ("read-only", "auto-read-only", "cache.direct", "cache.no-flush", "force-share")
+RUNTIME_BOOLS = ("read-only", "auto-read-only", "cache.direct", "cache.no-flush", "force-share")
 _DRIVER_BOOLS = frozenset(("lazy-refcounts", "pass-discard-request", "pass-discard-snapshot",
                            "pass-discard-other", "x-check-cache-dropped"))
 _DRIVER_NUMBERS = frozenset(("cache-size", "l2-cache-size", "l2-cache-entry-size",
                              "refcount-cache-size", "cache-clean-interval", "offset", "size"))
 
 
-def _parse_bool(key: str, value: str) -> bool:
-    """qapi_bool_parse, QemuOpts' reading of a boolean."""
+def parse_bool(key: str, value: str) -> bool:
+    """qapi_bool_parse, QemuOpts' reading of a boolean (option ``key``)."""
     if value in ("on", "yes", "true", "y"):
         return True
     if value in ("off", "no", "false", "n"):
@@ -205,19 +199,24 @@ def reopen(g: BlockGraph, entries: list[dict]) -> None:
                 g.drain_hook([node], True)
                 drained.append(node)
             queue_child(queue, node, flatten(entry), 0, None, False)
-        if not queue:
-            return
-        tx = Transaction()
-        try:
-            _run(g, queue, tx)
-        except BaseException:
-            tx.abort()
-            raise
-        tx.commit()
+        if queue:
+            run_queue(g, queue)
     finally:
         if g.drain_hook is not None:
             for node in drained:
                 g.drain_hook([node], False)
+
+
+def run_queue(g: BlockGraph, queue: dict[int, ReopenState]) -> None:
+    """bdrv_reopen_multiple over a queue: committed, or undone whole if any
+    step fails (the error is raised again)."""
+    tx = Transaction()
+    try:
+        _run(g, queue, tx)
+    except BaseException:
+        tx.abort()
+        raise
+    tx.commit()
 
 
 def _run(g: BlockGraph, queue: dict[int, ReopenState], tx: Transaction) -> None:

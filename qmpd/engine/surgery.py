@@ -483,12 +483,9 @@ def set_read_only(g: BlockGraph, node: Node, read_only: bool = True,
         return
     queue: dict[int, rp.ReopenState] = {}
     rp.queue_child(queue, node, {"read-only": read_only}, 0, None, True)
-    tx = Transaction()
     try:
-        rp._run(g, queue, tx)
+        rp.run_queue(g, queue)
     except BlockError:
-        tx.abort()
         if quiet:
             return
         raise
-    tx.commit()
